@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The error base of `owner_tools`; subclasses are grouped by who is at fault."""
+
+from __future__ import annotations
+
+
+class OwnerToolsError(Exception):
+    """Base of every error this package raises on purpose.
+
+    The CLI catches it once and prints `str(error)` as one line.
+    """
+
+
+class UsageError(OwnerToolsError):
+    """The caller asked for something impossible (bad flag combination, bad value)."""
+
+
+class InputError(OwnerToolsError):
+    """A file or value the caller supplied is missing, unreadable or invalid."""
+
+
+class ExternalError(OwnerToolsError):
+    """Something outside our control failed (network, service, device, disk)."""

@@ -1,0 +1,35 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The error base of `package_format`, grouped by who is at fault.
+
+Every module raises a subclass of one of these groups, so callers can catch a
+group (`IntegrityError`) or a precise case (`SegmentTagError`), and the CLIs
+catch `PackageFormatError` once to print one line.
+"""
+
+from __future__ import annotations
+
+
+class PackageFormatError(Exception):
+    """Base of every error this package raises."""
+
+
+# Hostile or broken input: the data is at fault.
+class FormatError(PackageFormatError):
+    """Input does not follow the format (bad magic, bad encoding, bad field)."""
+
+
+class IntegrityError(PackageFormatError):
+    """Input is well-formed but fails authentication (signature, tag, digest, CRC)."""
+
+
+class UnsupportedVersionError(FormatError):
+    """Input declares a format version this code does not implement."""
+
+
+class LimitExceededError(FormatError):
+    """Input exceeds a size or count limit set for untrusted data."""
+
+
+class PolicyError(PackageFormatError):
+    """Input is authentic but a rule forbids using it (expired, not yet valid, revoked)."""
