@@ -1,0 +1,162 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The owner's `bundle.toml` (specs/bundle-format.md §5.5): TOML text in, `BundleConfig` out.
+
+Pure: the text is passed in; pack adds the file table and the creation time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from package_format.bundle.errors import ManifestConfigError
+from package_format.bundle.manifest import (
+    Entrypoint,
+    OutputPolicy,
+    check_name,
+    check_version,
+)
+from package_format.errors import PackageFormatError
+
+TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
+            "encryption_context", "exclude"}  # fmt: skip
+ENTRY_KEYS = {"path", "name", "runtime", "allow_args"}
+OUTPUT_KEYS = {"stdout", "stderr", "files", "max_files_size"}
+MAX_TOML_SIZE = 1 << 20
+
+
+@dataclass(frozen=True)
+class BundleConfig:
+    """What `bundle.toml` says; every field can be overridden by pack's flags."""
+
+    name: str | None = None
+    version: str | None = None
+    entrypoints: tuple[Entrypoint, ...] = ()
+    output: OutputPolicy = field(default_factory=OutputPolicy)
+    not_before: int | None = None
+    expires: int | None = None
+    encryption_context: dict[str, str] = field(default_factory=dict)
+    exclude: tuple[str, ...] = ()
+
+
+def default_runtime(path: str) -> str:
+    """Return `python` for `*.py` entrypoints, `exec` otherwise (§5.2)."""
+    return "python" if path.endswith(".py") else "exec"
+
+
+def _check_keys(table: object, allowed: set[str], where: str) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ManifestConfigError(f"{where}: expected a table")
+    unknown = set(table) - allowed
+    if unknown:
+        raise ManifestConfigError(f"{where}: unknown key {min(unknown)!r}")
+    return table
+
+
+def _typed(table: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    value = table[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ManifestConfigError(f"{where}: {key} must be a {kind.__name__}")
+    return value
+
+
+def _time(table: dict[str, Any], key: str) -> int | None:
+    """A TOML offset date-time, or a local date (midnight UTC), as Unix seconds."""
+    if key not in table:
+        return None
+    value = table[key]
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ManifestConfigError(f"bundle.toml: {key} needs a time zone (e.g. ...Z)")
+        return int(value.timestamp())
+    if isinstance(value, dt.date):
+        return int(dt.datetime.combine(value, dt.time(), dt.UTC).timestamp())
+    raise ManifestConfigError(f"bundle.toml: {key} must be a TOML date or date-time")
+
+
+def parse_entrypoint(obj: object, where: str) -> Entrypoint:
+    """Build an entrypoint from a `[[entrypoints]]` table.
+
+    Raises:
+        ManifestConfigError: The table does not follow §5.5.
+    """
+    table = _check_keys(obj, ENTRY_KEYS, where)
+    if "path" not in table:
+        raise ManifestConfigError(f"{where}: path is required")
+    path = _typed(table, "path", str, where)
+    try:
+        return Entrypoint(
+            name=_typed(table, "name", str, where) if "name" in table else path,
+            path=path,
+            runtime=_typed(table, "runtime", str, where)
+            if "runtime" in table
+            else default_runtime(path),
+            allow_args=_typed(table, "allow_args", bool, where) if "allow_args" in table else True,
+        )
+    except PackageFormatError as exc:
+        raise ManifestConfigError(f"bundle.toml: {exc}") from exc
+
+
+def parse_bundle_toml(text: str) -> BundleConfig:
+    """Parse the text of `bundle.toml` (§5.5).
+
+    Raises:
+        ManifestConfigError: Not TOML, unknown keys, wrong types or invalid values.
+    """
+    if len(text) > MAX_TOML_SIZE:
+        raise ManifestConfigError("bundle.toml: larger than 1 MiB")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestConfigError(f"bundle.toml: not valid toml ({exc})") from exc
+    top = _check_keys(data, TOP_KEYS, "bundle.toml")
+    try:
+        return _parse_top(top)
+    except ManifestConfigError:
+        raise
+    except PackageFormatError as exc:
+        raise ManifestConfigError(f"bundle.toml: {exc}") from exc
+
+
+def _parse_top(top: dict[str, Any]) -> BundleConfig:
+    where = "bundle.toml"
+    name = check_name(_typed(top, "name", str, where), where) if "name" in top else None
+    version = check_version(_typed(top, "version", str, where), where) if "version" in top else None
+    entries_raw = _typed(top, "entrypoints", list, where) if "entrypoints" in top else []
+    entries = tuple(
+        parse_entrypoint(e, f"bundle.toml: entrypoints[{i}]") for i, e in enumerate(entries_raw)
+    )
+    context = top.get("encryption_context", {})
+    if not isinstance(context, dict) or not all(isinstance(v, str) for v in context.values()):
+        raise ManifestConfigError(f"{where}: encryption_context values must be strings")
+    exclude = _typed(top, "exclude", list, where) if "exclude" in top else []
+    if not all(isinstance(p, str) and p for p in exclude):
+        raise ManifestConfigError(f"{where}: exclude must be a list of glob patterns")
+    return BundleConfig(
+        name=name,
+        version=version,
+        entrypoints=entries,
+        output=_parse_output(top.get("output", {})),
+        not_before=_time(top, "not_before"),
+        expires=_time(top, "expires"),
+        encryption_context=dict(context),
+        exclude=tuple(exclude),
+    )
+
+
+def _parse_output(obj: object) -> OutputPolicy:
+    where = "bundle.toml: output"
+    table = _check_keys(obj, OUTPUT_KEYS, where)
+    files = _typed(table, "files", bool, where) if "files" in table else True
+    default_cap = OutputPolicy().max_files_size if files else 0
+    return OutputPolicy(
+        stdout=_typed(table, "stdout", bool, where) if "stdout" in table else True,
+        stderr=_typed(table, "stderr", bool, where) if "stderr" in table else True,
+        files=files,
+        max_files_size=_typed(table, "max_files_size", int, where)
+        if "max_files_size" in table
+        else default_cap,
+    )

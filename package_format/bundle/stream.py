@@ -1,0 +1,158 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""STREAM sealing of the payload with AES-256-GCM (specs/bundle-format.md §7).
+
+Segment i (0-based) of n carries min(segment_size, rest) plaintext bytes plus a
+16-byte tag; nonce = uint88be(i) || (0x01 if i == n-1 else 0x00); AAD = SHA-256
+of the signed header bytes. Keys come from HKDF-SHA256(data key, salt) with
+distinct labels, one for the payload key and one for the key commitment.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from package_format.bundle.errors import (
+    KeyCommitmentError,
+    SegmentAuthenticationError,
+    SegmentOrderError,
+)
+from package_format.bundle.limits import (
+    COMMITMENT_INFO,
+    DATA_KEY_SIZE,
+    PAYLOAD_KEY_INFO,
+    SALT_SIZE,
+    TAG_SIZE,
+)
+
+MAX_COUNTER = (1 << 88) - 1
+# On a failed tag, how many other positions we try to tell "moved" from "modified".
+ORDER_PROBE_LIMIT = 4096
+
+
+def _hkdf(data_key: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=info).derive(data_key)
+
+
+def derive_payload_key(data_key: bytes, salt: bytes) -> bytes:
+    """Return the AES-256-GCM payload key: HKDF-SHA256(data key, salt, label) (§7.1).
+
+    Raises:
+        ValueError: The data key or salt has the wrong size.
+    """
+    if len(data_key) != DATA_KEY_SIZE or len(salt) != SALT_SIZE:
+        raise ValueError("data key and salt must be 32 bytes each")
+    return _hkdf(data_key, salt, PAYLOAD_KEY_INFO)
+
+
+def key_commitment(data_key: bytes, salt: bytes) -> bytes:
+    """Return the 32-byte key commitment stored in the header (§7.2).
+
+    Raises:
+        ValueError: The data key or salt has the wrong size.
+    """
+    if len(data_key) != DATA_KEY_SIZE or len(salt) != SALT_SIZE:
+        raise ValueError("data key and salt must be 32 bytes each")
+    return _hkdf(data_key, salt, COMMITMENT_INFO)
+
+
+def check_commitment(data_key: bytes, salt: bytes, commitment: bytes) -> None:
+    """Compare the data key's commitment with the header's, in constant time (§7.2).
+
+    Raises:
+        KeyCommitmentError: The key does not match (wrong key, or a spliced wrapped key).
+    """
+    if len(data_key) != DATA_KEY_SIZE:
+        raise KeyCommitmentError("bundle: data key must be 32 bytes")
+    if not hmac.compare_digest(key_commitment(data_key, salt), commitment):
+        raise KeyCommitmentError("bundle: data key does not match the header's key commitment")
+
+
+def segment_count(payload_size: int, segment_size: int) -> int:
+    """Return the number of segments: ceil(size / segment size), at least 1 (§7.3)."""
+    return max(1, -(-payload_size // segment_size))
+
+
+def nonce(counter: int, last: bool) -> bytes:
+    """Return the 12-byte nonce of segment `counter` (§7.3)."""
+    return counter.to_bytes(11, "big") + (b"\x01" if last else b"\x00")
+
+
+class SegmentSealer:
+    """Encrypts segments in order into one reusable output buffer."""
+
+    def __init__(
+        self, payload_key: bytes, aad: bytes, payload_size: int, segment_size: int
+    ) -> None:
+        self._aead = AESGCM(payload_key)
+        self._aad = aad
+        self._count = segment_count(payload_size, segment_size)
+        self._next = 0
+        self._out = bytearray(segment_size + TAG_SIZE)
+
+    def seal(self, plaintext: memoryview) -> memoryview:
+        """Encrypt the next segment; the result is valid until the next call."""
+        counter = self._next
+        if counter >= self._count:
+            raise ValueError("more segments than the header declares")
+        self._next += 1
+        size = len(plaintext) + TAG_SIZE
+        out = memoryview(self._out)[:size]
+        self._aead.encrypt_into(
+            nonce(counter, counter == self._count - 1), plaintext, self._aad, out
+        )
+        return out
+
+
+class SegmentOpener:
+    """Decrypts segments in order into one reusable output buffer."""
+
+    def __init__(
+        self, payload_key: bytes, aad: bytes, payload_size: int, segment_size: int
+    ) -> None:
+        self._aead = AESGCM(payload_key)
+        self._aad = aad
+        self.count = segment_count(payload_size, segment_size)
+        self._out = bytearray(segment_size)
+
+    def open(self, counter: int, sealed: memoryview) -> memoryview:
+        """Decrypt segment `counter`; the result is valid until the next call.
+
+        Raises:
+            SegmentOrderError: The segment is authentic for another position.
+            SegmentAuthenticationError: The segment fails authentication.
+        """
+        last = counter == self.count - 1
+        out = memoryview(self._out)[: len(sealed) - TAG_SIZE]
+        try:
+            self._aead.decrypt_into(nonce(counter, last), sealed, self._aad, out)
+        except InvalidTag:
+            self._diagnose(counter, sealed, out)
+            raise SegmentAuthenticationError(
+                f"payload: segment {counter} failed authentication"
+            ) from None
+        return out
+
+    def _diagnose(self, counter: int, sealed: memoryview, out: memoryview) -> None:
+        """Raise SegmentOrderError when the segment opens at another (position, flag)."""
+        lo = max(0, counter - ORDER_PROBE_LIMIT // 2)
+        hi = min(self.count, lo + ORDER_PROBE_LIMIT)
+        for other in range(lo, hi):
+            for last in (False, True):
+                if other == counter and last == (counter == self.count - 1):
+                    continue
+                try:
+                    self._aead.decrypt_into(nonce(other, last), sealed, self._aad, out)
+                except InvalidTag:
+                    continue
+                where = "the final segment" if last else f"segment {other}"
+                raise SegmentOrderError(
+                    f"payload: segment {counter} is authentic but belongs at {where}"
+                    if other != counter
+                    else f"payload: segment {counter} has the wrong last-segment flag"
+                )
