@@ -1,12 +1,213 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `owner-tools` app (placeholder until implemented)."""
+"""`owner-tools keygen | pack | inspect | verify` (specs/bundle-format.md §12)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
 import typer
+
+KMS_ENDPOINT_ENV = "NB_KMS_ENDPOINT"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    del app
+    app.command("keygen")(keygen)
+    app.command("pack")(pack)
+    app.command("inspect")(inspect)
+    app.command("verify")(verify)
+
+
+def keygen(
+    output: Path = typer.Option(..., "-o", "--output", help="Writes OUTPUT.key and OUTPUT.pub."),
+) -> None:
+    """Create an Ed25519 owner signing key pair (private file mode 0600)."""
+    from owner_tools.keys import keygen as make_keys
+    from package_format.bundle.signing import fingerprint, load_public_key
+
+    private, public = make_keys(output)
+    print(f"{private}\n{public}")
+    key = load_public_key(public.read_text())
+    print(f"owner key {fingerprint(key)}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar on stderr when stderr is a terminal; otherwise nothing."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    with typer.progressbar(length=max(total, 1), label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _created() -> int:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is None:
+        return int(time.time())
+    if not epoch.isdigit():
+        raise typer.BadParameter("SOURCE_DATE_EPOCH must be a number of seconds")
+    return int(epoch)
+
+
+def pack(
+    *,
+    app_dir: Path = typer.Argument(..., help="The app folder to pack."),
+    output: Path = typer.Option(..., "-o", "--output", help="Bundle file to write."),
+    key_id: str = typer.Option(..., "--key-id", help="KMS key id, ARN or alias."),
+    signing_key: Path = typer.Option(..., "--signing-key", help="Owner private key file."),
+    manifest: Path | None = typer.Option(
+        None, "-m", "--manifest", help="bundle.toml (default APP_DIR/bundle.toml)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Override the bundle name."),
+    version: str | None = typer.Option(None, "--version", help="Override the version."),
+    entrypoint: list[str] | None = typer.Option(
+        None, "--entrypoint", help="Override the entrypoints (repeatable; path in APP_DIR)."
+    ),
+    kms_endpoint: str | None = typer.Option(
+        None, "--kms-endpoint", envvar=KMS_ENDPOINT_ENV, help="KMS endpoint URL."
+    ),
+    region: str | None = typer.Option(None, "--region", help="AWS region."),
+    segment_size: int = typer.Option(
+        1 << 20, "--segment-size", help="Plaintext bytes per sealed segment.", hidden=True
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+) -> None:
+    """Pack APP_DIR into a signed, encrypted bundle."""
+    from owner_tools.keys import load_signing_key
+    from owner_tools.kms.aws import AwsKms
+    from owner_tools.pack import Overrides, load_config
+    from owner_tools.pack import pack as run_pack
+    from owner_tools.verify import describe
+    from package_format.bundle.limits import DEFAULT_LIMITS
+
+    if not DEFAULT_LIMITS.min_segment_size <= segment_size <= DEFAULT_LIMITS.max_segment_size:
+        raise typer.BadParameter("out of range", param_hint="--segment-size")
+    manifest_path = manifest if manifest is not None else app_dir / "bundle.toml"
+    config = load_config(manifest_path, Overrides(name, version, tuple(entrypoint or ())))
+    seed = load_signing_key(signing_key)
+    kms = AwsKms(kms_endpoint, region)
+    total = sum(p.stat().st_size for p in app_dir.rglob("*") if p.is_file())
+    with _progress(total, "packing") as progress:
+        result = run_pack(
+            app_dir,
+            output,
+            config=config,
+            key_id=key_id,
+            signing_key=seed,
+            kms=kms,
+            created=_created(),
+            manifest_path=manifest_path,
+            segment_size=segment_size,
+            force=force,
+            progress=progress,
+        )
+    info = describe(result.header, result.bundle_size)
+    if as_json:
+        summary = {k: v for k, v in info.items() if k not in {"files", "output"}}
+        print(json.dumps({"bundle": str(result.output), **summary}, sort_keys=True))
+    else:
+        print(result.output)
+        print(
+            f"packed {info['name']} {info['version']}: {info['file_count']} files, "
+            f"{info['payload_size']} bytes -> {info['bundle_size']} bytes, "
+            f"signed by {info['signer_fingerprint']}",
+            file=sys.stderr,
+        )
+
+
+def _when(t: int | None) -> str:
+    return "-" if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _print_human(info: dict[str, Any]) -> None:
+    lines = [
+        f"bundle:       {info['name']} {info['version']} (format {info['format']})",
+        f"created:      {_when(info['created'])}",
+        f"valid:        {_when(info['not_before'])} .. {_when(info['expires'])}",
+        f"signer:       {info['signer_fingerprint']}",
+        f"kms key:      {info['kms_key_id']}",
+        "context:      "
+        + ", ".join(f"{k}={v}" for k, v in sorted(info["encryption_context"].items())),
+        (
+            f"payload:      {info['payload_size']} bytes in {info['segments']} segments"
+            f" of {info['segment_size']}"
+        ),
+        f"bundle size:  {info['bundle_size']} bytes",
+        "output:       " + ", ".join(f"{k}={v}" for k, v in sorted(info["output"].items())),
+    ]
+    lines += [
+        f"entrypoint:   {e['name']} -> {e['path']} ({e['runtime']}"
+        f"{', args' if e['allow_args'] else ''})"
+        for e in info["entrypoints"]
+    ]
+    lines += [f"  {f['mode']} {f['size']:>12} {f['path']}" for f in info["files"]]
+    print("\n".join(lines))
+
+
+def inspect(
+    bundle: Path = typer.Argument(..., help="The bundle file."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+) -> None:
+    """Show a bundle's manifest, sizes and signer (no key, no KMS; not verified)."""
+    from owner_tools.verify import describe, inspect_bundle
+
+    header, size = inspect_bundle(bundle)
+    info = describe(header, size)
+    if as_json:
+        print(json.dumps(info, sort_keys=True))
+    else:
+        _print_human(info)
+        print("note: inspect does not check the signature; run verify", file=sys.stderr)
+
+
+def verify(
+    *,
+    bundle: Path = typer.Argument(..., help="The bundle file."),
+    owner_key: list[Path] = typer.Option(..., "--owner-key", help="Trusted owner public key."),
+    decrypt: bool = typer.Option(
+        False, "--decrypt", help="Unwrap the data key with KMS and check every segment."
+    ),
+    kms_endpoint: str | None = typer.Option(
+        None, "--kms-endpoint", envvar=KMS_ENDPOINT_ENV, help="KMS endpoint URL."
+    ),
+    region: str | None = typer.Option(None, "--region", help="AWS region."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
+) -> None:
+    """Check a bundle's signature and, with --decrypt, every payload segment."""
+    from owner_tools.keys import load_owner_key
+    from owner_tools.kms.aws import AwsKms
+    from owner_tools.verify import verify_bundle
+    from package_format.bundle.signing import fingerprint
+
+    keys = [load_owner_key(p) for p in owner_key]
+    kms = AwsKms(kms_endpoint, region) if decrypt else None
+    total = bundle.stat().st_size if decrypt else 0
+    with _progress(total, "verifying") as progress:
+        result = verify_bundle(bundle, keys, kms=kms, progress=progress)
+    header = result.header
+    checked = "signature and every segment" if result.decrypted else "signature only"
+    if as_json:
+        out = {
+            "bundle": str(bundle),
+            "name": header.name,
+            "version": header.version,
+            "signer_fingerprint": fingerprint(result.signer),
+            "decrypted": result.decrypted,
+            "payload_size": header.payload_size,
+            "ok": True,
+        }
+        print(json.dumps(out, sort_keys=True))
+    else:
+        print(
+            f"ok: {header.name} {header.version} signed by {fingerprint(result.signer)} ({checked})"
+        )

@@ -154,7 +154,7 @@ def _parse_output(obj: object) -> OutputPolicy:
     default_cap = OutputPolicy().max_files_size if files else 0
     return OutputPolicy(
         stdout=_typed(table, "stdout", bool, where) if "stdout" in table else True,
-        stderr=_typed(table, "stderr", bool, where) if "stderr" in table else True,
+        stderr=_typed(table, "stderr", bool, where) if "stderr" in table else False,
         files=files,
         max_files_size=_typed(table, "max_files_size", int, where)
         if "max_files_size" in table

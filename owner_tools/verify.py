@@ -1,0 +1,103 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""`owner-tools inspect` and `verify`: read a bundle, check it, write nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from owner_tools.kms.interface import KeyService
+from package_format.bundle.header import BundleHeader
+from package_format.bundle.reader import BundleReader
+from package_format.bundle.signing import fingerprint
+from package_format.bundle.stream import segment_count
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """What verify established."""
+
+    header: BundleHeader
+    signer: bytes
+    decrypted: bool
+    bundle_size: int
+
+
+def inspect_bundle(path: Path) -> tuple[BundleHeader, int]:
+    """Parse the header of the bundle at `path` (no key, no signature check).
+
+    Returns:
+        The header and the bundle's size in bytes.
+
+    Raises:
+        PackageFormatError: The header is malformed.
+        OSError: The file cannot be read.
+    """
+    with path.open("rb") as f:
+        header = BundleReader.open(f).header
+        size = path.stat().st_size
+    return header, size
+
+
+def verify_bundle(
+    path: Path,
+    trusted_keys: Iterable[bytes],
+    *,
+    kms: KeyService | None = None,
+    data_key: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyResult:
+    """Check the signature and, with `kms` or `data_key`, every payload segment.
+
+    Raises:
+        PackageFormatError: Any integrity or format failure (typed, see specs §9).
+        KmsError: The key service failed.
+        OSError: The file cannot be read.
+    """
+    with path.open("rb", buffering=0) as f:
+        reader = BundleReader.open(f)
+        signer = reader.verify_signature(trusted_keys)
+        header = reader.header
+        if kms is not None and data_key is None:
+            data_key = kms.decrypt(header.wrapped_key, header.kms_key_id, header.encryption_context)
+        if data_key is not None:
+            for item in reader.iter_files(data_key):
+                for chunk in item.chunks:
+                    if progress is not None:
+                        progress(len(chunk))
+        size = path.stat().st_size
+    return VerifyResult(
+        header=header, signer=signer, decrypted=data_key is not None, bundle_size=size
+    )
+
+
+def describe(header: BundleHeader, bundle_size: int) -> dict[str, Any]:
+    """Return a JSON-ready description of a header (the `inspect --json` output)."""
+    m = header.manifest
+    return {
+        "format": header.format_version,
+        "name": m.name,
+        "version": m.version,
+        "created": m.created,
+        "not_before": m.not_before,
+        "expires": m.expires,
+        "entrypoints": [e.to_cbor_obj() for e in m.entrypoints],
+        "output": m.output.to_cbor_obj(),
+        "files": [
+            {"path": f.path, "kind": f.kind, "size": f.size, "mode": f"{f.mode:04o}"}
+            for f in m.files
+        ],
+        "file_count": sum(1 for f in m.files if f.kind == "file"),
+        "payload_size": header.payload_size,
+        "bundle_size": bundle_size,
+        "segment_size": header.segment_size,
+        "segments": segment_count(header.payload_size, header.segment_size),
+        "kms_key_id": header.kms_key_id,
+        "encryption_context": dict(header.encryption_context),
+        "wrapped_key_size": len(header.wrapped_key),
+        "signer": header.signer.hex(),
+        "signer_fingerprint": fingerprint(header.signer),
+    }
