@@ -1,0 +1,404 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The runner: one bundle entrypoint, from ciphertext to wiped plaintext (specs/threat-model.md §5).
+
+Order of a run, each step refusing before the next costs anything:
+
+1. open the bundle from the session and verify its signature with the owner keys pinned in
+   the image (`RunnerConfig.trusted_keys`), before KMS is asked for anything;
+2. check the manifest's validity window on the enclave's clock and the image's minimum
+   version for the bundle's name (replay of an older version);
+3. refuse an entrypoint the signed manifest does not declare, and bad arguments;
+4. obtain the data key through attestation (`KeyRelease`);
+5. decrypt into a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which
+   no RPC can name; export the session roots the arguments name; map the arguments;
+6. run `python -B -E -s -u ENTRY ARGS` in its own process group, cwd = the decrypted app,
+   streaming stdout and (when the manifest allows) stderr to the sink as they come;
+7. copy /output/ back into the session (when the manifest allows files);
+8. wipe everything (overwrite, unlink, rmdir) however the run ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from enclave.errors import EnclaveError
+from enclave.plaintext import PrivateDir
+from enclave.run_args import ROOTS, check_arguments, map_arguments
+from enclave.runner_api import (
+    BundleFacts,
+    BundleOpener,
+    EntryFacts,
+    KeyRelease,
+    OpenedBundle,
+    RunRequest,
+    RunResult,
+    RunSink,
+    SessionFiles,
+)
+from enclave.runner_errors import (
+    BadRunArgumentError,
+    BundleExpiredRunError,
+    BundleInvalidError,
+    BundleNotYetValidRunError,
+    BundleRollbackError,
+    EntrypointNotDeclaredError,
+    KeyReleaseError,
+    RunCancelledError,
+    RunError,
+    RunSetupError,
+    UntrustedBundleSignerError,
+)
+from package_format.bundle.errors import UntrustedSignerError
+from package_format.errors import PackageFormatError
+
+_READ_CHUNK = 1 << 16
+_DRAIN_SECONDS = 2.0
+_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+
+
+def generic_failure_message(status: int) -> bytes:
+    """The one line the user gets instead of a withheld stderr when the entrypoint fails."""
+    return (
+        f"entrypoint failed with exit status {status}; "
+        "its error output is withheld by the bundle's policy\n"
+    ).encode()
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What the image pins and where plaintext may live.
+
+    Attributes:
+        trusted_keys: Owner Ed25519 public keys pinned in the image's enclave.json.
+        min_versions: Minimum bundle version per bundle name (replay protection).
+        work_base: RAM-backed directory for the private per-run directories.
+        python: The interpreter entrypoints run with (the session's Python).
+        key_cache_seconds: Keep a released data key in memory this long (0: never).
+    """
+
+    trusted_keys: tuple[bytes, ...]
+    work_base: Path
+    min_versions: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+    key_cache_seconds: float = 0.0
+
+
+class Runner:
+    """Runs one entrypoint at a time; `cancel()` may be called from any thread."""
+
+    def __init__(
+        self,
+        config: RunnerConfig,
+        opener: BundleOpener,
+        key_release: KeyRelease,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._config = config
+        self._opener = opener
+        self._key_release = key_release
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._keys: dict[bytes, tuple[bytes, float]] = {}
+
+    def cancel(self) -> None:
+        """Cancel the current run: kill the entrypoint's whole process group."""
+        self._cancel.set()
+        with self._lock:
+            self._kill_group()
+
+    def run(self, request: RunRequest, session: SessionFiles, sink: RunSink) -> RunResult:
+        """Run `request`; return how the entrypoint ended.
+
+        Raises:
+            RunError: A typed refusal or failure (see enclave.runner_errors); the plaintext is
+                wiped before it propagates.
+        """
+        self._cancel.clear()
+        stream = self._open_stream(session, request.bundle)
+        with stream:
+            opened = self._open_bundle(stream)
+            facts = opened.facts
+            self._check_policy(facts)
+            entry = facts.entrypoints.get(request.entrypoint)
+            if entry is None:
+                raise EntrypointNotDeclaredError(
+                    f"{request.bundle}: entrypoint {request.entrypoint!r} is not declared "
+                    "in the signed manifest"
+                )
+            if request.args and not entry.allow_args:
+                raise BadRunArgumentError(
+                    f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
+                )
+            check_arguments(request.args)
+            key = self._data_key(facts)
+            if self._cancel.is_set():
+                raise RunCancelledError("run cancelled")
+            with PrivateDir(self._config.work_base) as work:
+                return self._run_in(
+                    work.path,
+                    request=request,
+                    entry=entry,
+                    opened=opened,
+                    key=key,
+                    session=session,
+                    sink=sink,
+                )
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def _open_stream(self, session: SessionFiles, path: str) -> IO[bytes]:
+        try:
+            return session.open_file(path)
+        except (OSError, EnclaveError) as exc:
+            raise BundleInvalidError(f"{path}: cannot open the bundle: {_reason(exc)}") from exc
+
+    def _open_bundle(self, stream: IO[bytes]) -> OpenedBundle:
+        try:
+            return self._opener(stream, self._config.trusted_keys)
+        except UntrustedSignerError as exc:
+            raise UntrustedBundleSignerError(f"bundle: {exc}") from exc
+        except PackageFormatError as exc:
+            raise BundleInvalidError(f"bundle: {exc}") from exc
+
+    def _check_policy(self, facts: BundleFacts) -> None:
+        # specs/threat-model.md §5.1: validity window on the enclave clock, then rollback.
+        now = self._clock()
+        if facts.not_before is not None and now < facts.not_before:
+            raise BundleNotYetValidRunError(
+                f"bundle {facts.name} {facts.version}: not valid before "
+                f"{facts.not_before.isoformat()}"
+            )
+        if facts.expires is not None and now >= facts.expires:
+            raise BundleExpiredRunError(
+                f"bundle {facts.name} {facts.version}: expired at {facts.expires.isoformat()}"
+            )
+        minimum = self._config.min_versions.get(facts.name)
+        if minimum is not None and version_key(facts.version) < version_key(minimum):
+            raise BundleRollbackError(
+                f"bundle {facts.name} {facts.version}: older than the minimum version "
+                f"{minimum} pinned in the image"
+            )
+
+    def _data_key(self, facts: BundleFacts) -> bytes:
+        ttl = self._config.key_cache_seconds
+        if ttl > 0 and facts.header_digest:
+            cached = self._keys.get(facts.header_digest)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        try:
+            key = self._key_release(facts.kms_key_id, facts.wrapped_key, facts.encryption_context)
+        except RunError:
+            raise
+        except Exception as exc:
+            raise KeyReleaseError(f"key release for {facts.name}: {exc}") from exc
+        if ttl > 0 and facts.header_digest:
+            self._keys[facts.header_digest] = (key, time.monotonic() + ttl)
+        return key
+
+    def _run_in(
+        self,
+        work: Path,
+        *,
+        request: RunRequest,
+        entry: EntryFacts,
+        opened: OpenedBundle,
+        key: bytes,
+        session: SessionFiles,
+        sink: RunSink,
+    ) -> RunResult:
+        facts = opened.facts
+        app = work / "app"
+        for sub in ("app", "home", "tmp", "session"):
+            (work / sub).mkdir(mode=0o700)
+        try:
+            opened.extract(key, app)
+        except PackageFormatError as exc:
+            raise BundleInvalidError(f"{request.bundle}: {exc}") from exc
+        program = app / entry.path
+        if program.is_symlink() or not program.is_file():
+            raise EntrypointNotDeclaredError(
+                f"{request.bundle}: entrypoint {request.entrypoint!r} is not a file of the bundle"
+            )
+        roots = _export_roots(work / "session", request.args, session)
+        argv = [str(program), *map_arguments(request.args, roots, app)]
+        if entry.runtime == "python":
+            # -B: no bytecode beside the plaintext; -E -s: no environment or user site reaches
+            # the entrypoint; -u: unbuffered, so its lines stream as they are printed.
+            argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
+        status = self._spawn_and_pump(work, app=app, argv=argv, facts=facts, sink=sink)
+        cancelled = self._cancel.is_set()
+        outputs: tuple[str, ...] = ()
+        if facts.allow_files and not cancelled:
+            outputs = _import_outputs(roots["output"], facts.max_files_size, session)
+        withheld = not facts.allow_stderr
+        if withheld and status != 0 and not cancelled:
+            sink.stderr(generic_failure_message(status))
+        return RunResult(status, cancelled, withheld, outputs)
+
+    def _spawn_and_pump(
+        self,
+        work: Path,
+        *,
+        app: Path,
+        argv: list[str],
+        facts: BundleFacts,
+        sink: RunSink,
+    ) -> int:
+        env = {
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "HOME": str(work / "home"),
+            "TMPDIR": str(work / "tmp"),
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+        }
+        with self._lock:
+            if self._cancel.is_set():
+                raise RunCancelledError("run cancelled")
+            try:
+                self._proc = subprocess.Popen(
+                    argv,
+                    cwd=app,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+            except OSError as exc:
+                raise RunSetupError(f"cannot start the entrypoint: {exc.strerror}") from exc
+        proc = self._proc
+        try:
+            self._pump(proc, facts, sink)
+        finally:
+            with self._lock:
+                self._kill_group()
+                proc.wait()
+                self._proc = None
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    pipe.close()
+        code = proc.returncode
+        return 128 - code if code < 0 else code
+
+    def _pump(self, proc: subprocess.Popen[bytes], facts: BundleFacts, sink: RunSink) -> None:
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        forward: dict[int, Callable[[bytes], None] | None] = {
+            proc.stdout.fileno(): sink.stdout if facts.allow_stdout else None,
+            proc.stderr.fileno(): sink.stderr if facts.allow_stderr else None,
+        }
+        deadline: float | None = None
+        with selectors.DefaultSelector() as sel:
+            for fd in forward:
+                sel.register(fd, selectors.EVENT_READ)
+            while sel.get_map():
+                for key, _ in sel.select(timeout=0.1):
+                    data = os.read(key.fd, _READ_CHUNK)
+                    if not data:
+                        sel.unregister(key.fd)
+                        continue
+                    target = forward[key.fd]
+                    if target is not None:
+                        target(data)
+                if deadline is None and _has_exited(proc.pid):
+                    # The leader is a zombie, so its group id cannot be reused yet: kill any
+                    # children it left, then drain what they wrote, for a bounded time.
+                    with self._lock:
+                        self._kill_group()
+                    deadline = time.monotonic() + _DRAIN_SECONDS
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+
+    def _kill_group(self) -> None:
+        """Kill the entrypoint's process group (caller holds `_lock`; leader not reaped)."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _export_roots(base: Path, args: tuple[str, ...], session: SessionFiles) -> dict[str, Path]:
+    """Make the run's /dataset/, /model/, /output/; export the roots the arguments name."""
+    roots = {name: base / name for name in ROOTS}
+    named = {a.partition("=")[2] if a.startswith("-") else a for a in args}
+    try:
+        for name, path in roots.items():
+            path.mkdir(mode=0o700)
+            if name != "output" and any(v.startswith(f"/{name}") for v in named):
+                session.export_dir(name, path)
+    except (OSError, EnclaveError) as exc:
+        raise RunSetupError(f"session: cannot export for the run: {_reason(exc)}") from exc
+    return roots
+
+
+def _import_outputs(out: Path, limit: int, session: SessionFiles) -> tuple[str, ...]:
+    """Copy the run's /output/ back into the session, within the manifest's size limit."""
+    total = 0
+    for path in out.rglob("*"):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise RunSetupError(f"output: {path.relative_to(out)} is not a regular file")
+        if path.is_file():
+            total += path.stat().st_size
+    if total > limit:
+        raise RunSetupError(
+            f"output: {total} bytes of files exceed the {limit} bytes the bundle allows"
+        )
+    try:
+        return tuple(session.import_dir(out, "output"))
+    except (OSError, EnclaveError) as exc:
+        raise RunSetupError(f"session: cannot copy outputs back: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc)
+
+
+def _has_exited(pid: int) -> bool:
+    """Whether `pid` has exited, without reaping it (its pid and group id stay reserved)."""
+    try:
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return True
+    return info is not None
+
+
+def version_key(version: str) -> tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]:
+    """Order semantic versions: numbers, then a release above any of its pre-releases.
+
+    Raises:
+        BundleInvalidError: `version` is not a semantic version.
+    """
+    match = _SEMVER.match(version)
+    if match is None:
+        raise BundleInvalidError(f"version {version!r} is not a semantic version")
+    major, minor, patch, pre = match.groups()
+    if pre is None:
+        return (int(major), int(minor), int(patch), 1, ())
+    ids = tuple((0, int(p)) if p.isdigit() else (1, p) for p in pre.split("."))
+    return (int(major), int(minor), int(patch), 0, ids)
+
+
+def header_digest(header: bytes) -> bytes:
+    """SHA-256 of the signed header bytes: the identity of a bundle for the key cache."""
+    return hashlib.sha256(header).digest()

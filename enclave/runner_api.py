@@ -1,0 +1,160 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The plug points of the runner: what it needs from the bundle format, KMS and the session.
+
+Each is a small interface so the runner is tested with in-memory fakes and wired to the real
+pieces (package_format.bundle, enclave.kms_client, enclave.sessionfs) in `enclave.app`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Protocol
+
+
+@dataclass(frozen=True)
+class EntryFacts:
+    """One entrypoint the signed manifest declares (specs/bundle-format.md §5.2).
+
+    Attributes:
+        path: Its file in the bundle (relative, normalised).
+        runtime: `python` (run with the session's Python) or `exec` (run directly).
+        allow_args: Whether the user may pass arguments.
+    """
+
+    path: str
+    runtime: str = "python"
+    allow_args: bool = True
+
+
+@dataclass(frozen=True)
+class BundleFacts:
+    """What the runner needs from a bundle header whose signature has been verified.
+
+    Attributes:
+        name: The bundle's name (manifest).
+        version: Its semantic version, e.g. `1.0.0`.
+        entrypoints: The declared entrypoints, by name and by path.
+        allow_stdout: The owner lets the entrypoint's stdout reach the user.
+        allow_stderr: The owner lets stderr (and so tracebacks) reach the user.
+        allow_files: The owner lets files the entrypoint writes to /output/ reach the user.
+        not_before: Start of validity, or None.
+        expires: End of validity, or None.
+        kms_key_id: The KMS key that wraps the data key.
+        wrapped_key: The wrapped data key (KMS ciphertext blob).
+        encryption_context: The KMS encryption context bound to the wrapped key.
+        header_digest: A digest of the signed header bytes (key-cache identity).
+        max_files_size: Most bytes of output files the user may get back.
+    """
+
+    name: str
+    version: str
+    entrypoints: Mapping[str, EntryFacts]
+    allow_stdout: bool
+    allow_stderr: bool
+    allow_files: bool
+    not_before: datetime | None
+    expires: datetime | None
+    kms_key_id: str
+    wrapped_key: bytes
+    encryption_context: Mapping[str, str] = field(default_factory=dict)
+    header_digest: bytes = b""
+    max_files_size: int = 1 << 30
+
+
+class OpenedBundle(Protocol):
+    """A bundle whose header parsed and whose signature verified against a pinned key."""
+
+    @property
+    def facts(self) -> BundleFacts:
+        """The verified header's facts."""
+        ...
+
+    def extract(self, data_key: bytes, dest: Path) -> None:
+        """Decrypt and authenticate the payload, writing the bundle's files under `dest`.
+
+        Raises:
+            package_format.errors.PackageFormatError: The key or the payload is wrong.
+        """
+        ...
+
+
+class BundleOpener(Protocol):
+    """Parses a bundle and verifies its signature with the pinned owner keys."""
+
+    def __call__(self, stream: IO[bytes], trusted_keys: Sequence[bytes]) -> OpenedBundle:
+        """Open `stream`; raise `PackageFormatError` subclasses on any failure."""
+        ...
+
+
+class KeyRelease(Protocol):
+    """Obtains a bundle's data key from KMS through attestation (fails closed)."""
+
+    def __call__(
+        self, kms_key_id: str, wrapped_key: bytes, encryption_context: Mapping[str, str]
+    ) -> bytes:
+        """Return the 32-byte data key; raise on any failure."""
+        ...
+
+
+class SessionFiles(Protocol):
+    """The part of the session filesystem the runner uses."""
+
+    def open_file(self, path: str) -> IO[bytes]:
+        """Open a regular file of the session (e.g. `encrypted/app.nb`) for reading."""
+        ...
+
+    def export_dir(self, name: str, dest: Path) -> None:
+        """Copy the session directory `name` (regular files and dirs only) into `dest`."""
+        ...
+
+    def import_dir(self, src: Path, name: str) -> list[str]:
+        """Copy the regular files under `src` into session directory `name`; list them."""
+        ...
+
+
+class RunSink(Protocol):
+    """Receives a run's output as it comes; called from the thread that runs `Runner.run`."""
+
+    def stdout(self, data: bytes) -> None:
+        """Forward bytes of the entrypoint's stdout."""
+        ...
+
+    def stderr(self, data: bytes) -> None:
+        """Forward bytes of the entrypoint's stderr (or the runner's generic message)."""
+        ...
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One run as the user asked for it.
+
+    Attributes:
+        bundle: The bundle's path in the session filesystem (e.g. `encrypted/app.nb`).
+        entrypoint: The entrypoint's name or path, as declared in the manifest.
+        args: The arguments, already split (the client splits `-a` like a POSIX shell).
+    """
+
+    bundle: str
+    entrypoint: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended.
+
+    Attributes:
+        exit_status: The entrypoint's exit status; 128+N when killed by signal N.
+        cancelled: The run was cancelled.
+        stderr_withheld: The manifest withheld stderr (some may have been discarded).
+        outputs: Session paths of the files copied back into `output/`.
+    """
+
+    exit_status: int
+    cancelled: bool = False
+    stderr_withheld: bool = False
+    outputs: tuple[str, ...] = ()
