@@ -1,0 +1,398 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""A simulated Nitro Secure Module with its own P-384 PKI (specs/attestation.md §11).
+
+The PKI directory holds a root (30 years, the KMS front pins `root.pem`) and an
+intermediate (10 years, pathLen 0); every attestation document gets a fresh
+P-384 leaf valid for 3 hours, signed by the intermediate, exactly like AWS's
+short-lived enclave leaf. Documents are built by `package_format.attestation.build`,
+so the verifier that checks real documents checks these too, with another root.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Protocol
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from enclave.nsm.errors import NsmArgumentError, SimPkiError
+from enclave.nsm.interface import (
+    NsmDescription,
+    PcrDescription,
+    check_attestation_fields,
+    check_pcr_index,
+    check_random_length,
+)
+from package_format.attestation.build import (
+    build_ca_certificate,
+    build_document,
+    build_leaf_certificate,
+    serial_from,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+ROOT_KEY_FILE = "root.key"
+ROOT_CERT_FILE = "root.pem"
+INTERMEDIATE_KEY_FILE = "intermediate.key"
+INTERMEDIATE_CERT_FILE = "intermediate.pem"
+ROOT_LIFETIME = timedelta(days=365 * 30)
+INTERMEDIATE_LIFETIME = timedelta(days=365 * 10)
+LEAF_LIFETIME = timedelta(hours=3)
+PCR_COUNT = 16
+PCR_LEN = 48
+ZERO_PCR = bytes(PCR_LEN)
+DEBUG_ZERO_PCRS = (0, 1, 2, 8)
+_MAX_PKI_FILE = 64 * 1024
+
+
+class ImageMeasurements(Protocol):
+    """What an EIF measurement provides (`package_format.eif.pcr.Measurements` has it)."""
+
+    @property
+    def pcr0(self) -> bytes: ...  # noqa: D102
+    @property
+    def pcr1(self) -> bytes: ...  # noqa: D102
+    @property
+    def pcr2(self) -> bytes: ...  # noqa: D102
+    @property
+    def pcr8(self) -> bytes | None: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class SimPki:
+    """The simulator's CA material."""
+
+    root_cert: x509.Certificate
+    root_key: ec.EllipticCurvePrivateKey
+    intermediate_cert: x509.Certificate
+    intermediate_key: ec.EllipticCurvePrivateKey
+
+    @property
+    def root_pem(self) -> bytes:
+        """The root certificate, PEM (what a verifier pins)."""
+        return self.root_cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _write_private(path: Path, data: bytes, mode: int) -> None:
+    # Temp name in the same directory, fsync, rename: never a half-written key.
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).replace(path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def create_sim_pki(directory: Path, *, now: datetime | None = None) -> SimPki:
+    """Create a fresh simulator PKI in `directory` (root and intermediate).
+
+    Writes `root.pem`, `root.key`, `intermediate.pem`, `intermediate.key`; keys
+    have mode 0600 and the directory is created with mode 0700.
+
+    Args:
+        directory: where to write; existing PKI files are refused, not overwritten.
+        now: start of validity (default: the current time).
+
+    Returns:
+        The material written.
+
+    Raises:
+        SimPkiError: the directory already holds a PKI or cannot be written.
+    """
+    start = (now or datetime.now(tz=UTC)).replace(microsecond=0) - timedelta(minutes=5)
+    names = (ROOT_KEY_FILE, ROOT_CERT_FILE, INTERMEDIATE_KEY_FILE, INTERMEDIATE_CERT_FILE)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SimPkiError(f"{directory}: cannot create nsm pki directory ({exc.strerror})") from exc
+    if any((directory / name).exists() for name in names):
+        raise SimPkiError(f"{directory}: already holds an nsm pki")
+    root_key = ec.generate_private_key(ec.SECP384R1())
+    root = build_ca_certificate(
+        common_name="nitro-bundles simulated nsm root",
+        public_key=root_key.public_key(),
+        issuer=None,
+        issuer_key=root_key,
+        not_before=start,
+        not_after=start + ROOT_LIFETIME,
+        serial=serial_from(secrets.token_bytes(16)),
+        path_length=None,
+    )
+    inter_key = ec.generate_private_key(ec.SECP384R1())
+    inter = build_ca_certificate(
+        common_name="nitro-bundles simulated nsm intermediate",
+        public_key=inter_key.public_key(),
+        issuer=root,
+        issuer_key=root_key,
+        not_before=start,
+        not_after=start + INTERMEDIATE_LIFETIME,
+        serial=serial_from(secrets.token_bytes(16)),
+        path_length=0,
+    )
+    pki = SimPki(root, root_key, inter, inter_key)
+    try:
+        _write_private(directory / ROOT_KEY_FILE, _key_pem(root_key), 0o600)
+        _write_private(directory / INTERMEDIATE_KEY_FILE, _key_pem(inter_key), 0o600)
+        _write_private(
+            directory / INTERMEDIATE_CERT_FILE,
+            inter.public_bytes(serialization.Encoding.PEM),
+            0o644,
+        )
+        # root.pem last: its presence means the PKI is complete.
+        _write_private(directory / ROOT_CERT_FILE, pki.root_pem, 0o644)
+    except OSError as exc:
+        raise SimPkiError(f"{directory}: cannot write nsm pki ({exc.strerror})") from exc
+    return pki
+
+
+create_pki = create_sim_pki  # the name local_stack.pki calls
+
+
+def _read(directory: Path, name: str) -> bytes:
+    path = directory / name
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_PKI_FILE + 1)
+    except OSError as exc:
+        raise SimPkiError(f"{path}: cannot read ({exc.strerror})") from exc
+    if len(data) > _MAX_PKI_FILE:
+        raise SimPkiError(f"{path}: too large")
+    return data
+
+
+def _load_key(directory: Path, name: str) -> ec.EllipticCurvePrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_read(directory, name), password=None)
+    except (ValueError, TypeError) as exc:
+        raise SimPkiError(f"{directory / name}: not a pem private key") from exc
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP384R1):
+        raise SimPkiError(f"{directory / name}: not a p-384 key")
+    return key
+
+
+def _load_cert(directory: Path, name: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(_read(directory, name))
+    except ValueError as exc:
+        raise SimPkiError(f"{directory / name}: not a pem certificate") from exc
+
+
+def load_sim_pki(directory: Path) -> SimPki:
+    """Load the PKI `create_sim_pki` wrote and check that its parts belong together.
+
+    Args:
+        directory: the PKI directory.
+
+    Returns:
+        The material.
+
+    Raises:
+        SimPkiError: a file is missing or unreadable, or keys and certificates do not match.
+    """
+    pki = SimPki(
+        root_cert=_load_cert(directory, ROOT_CERT_FILE),
+        root_key=_load_key(directory, ROOT_KEY_FILE),
+        intermediate_cert=_load_cert(directory, INTERMEDIATE_CERT_FILE),
+        intermediate_key=_load_key(directory, INTERMEDIATE_KEY_FILE),
+    )
+    if pki.root_cert.public_key() != pki.root_key.public_key():
+        raise SimPkiError(f"{directory}: root key does not match root.pem")
+    if pki.intermediate_cert.public_key() != pki.intermediate_key.public_key():
+        raise SimPkiError(f"{directory}: intermediate key does not match intermediate.pem")
+    try:
+        pki.intermediate_cert.verify_directly_issued_by(pki.root_cert)
+    except (ValueError, TypeError, InvalidSignature) as exc:
+        raise SimPkiError(f"{directory}: intermediate is not issued by the root") from exc
+    return pki
+
+
+def load_or_create_sim_pki(directory: Path) -> SimPki:
+    """Load the PKI in `directory`, creating it first when `root.pem` is absent.
+
+    Raises:
+        SimPkiError: the PKI cannot be loaded or created.
+    """
+    if (directory / ROOT_CERT_FILE).is_file():
+        return load_sim_pki(directory)
+    return create_sim_pki(directory)
+
+
+def image_pcrs(
+    pcr0: bytes,
+    pcr1: bytes,
+    pcr2: bytes,
+    *,
+    pcr8: bytes | None = None,
+    pcr3: bytes | None = None,
+    pcr4: bytes | None = None,
+) -> dict[int, bytes]:
+    """Return the 16 PCRs an enclave started from an image reports.
+
+    PCR0/1/2 come from the image, PCR8 from its signing certificate (zero when
+    unsigned), PCR3/4 (parent role and instance) default to zero, the rest are zero.
+
+    Raises:
+        NsmArgumentError: a value is not 48 bytes.
+    """
+    pcrs = dict.fromkeys(range(PCR_COUNT), ZERO_PCR)
+    for index, value in ((0, pcr0), (1, pcr1), (2, pcr2), (3, pcr3), (4, pcr4), (8, pcr8)):
+        if value is None:
+            continue
+        if len(value) != PCR_LEN:
+            raise NsmArgumentError(f"nsm: pcr {index} is {len(value)} bytes, need {PCR_LEN}")
+        pcrs[index] = value
+    return pcrs
+
+
+def pcrs_from_measurements(measurements: ImageMeasurements) -> dict[int, bytes]:
+    """Return the 16 PCRs of an enclave started from an EIF with these measurements.
+
+    Raises:
+        NsmArgumentError: a value is not 48 bytes.
+    """
+    return image_pcrs(
+        measurements.pcr0, measurements.pcr1, measurements.pcr2, pcr8=measurements.pcr8
+    )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+class SimulatedNsm:
+    """An `Nsm` that signs documents with the simulator PKI.
+
+    Args:
+        pki: the CA material (see `load_sim_pki`).
+        pcrs: PCR index (0..31) to 48-byte value; use `image_pcrs` for an image.
+        debug: report PCR0/1/2/8 as zeros, as a debug-mode enclave does.
+        clock: returns the current time (aware); injected so tests need no sleeping.
+        random: returns n random bytes; injected for deterministic tests.
+        module_id: the module id; default is one shaped like AWS's.
+    """
+
+    def __init__(
+        self,
+        pki: SimPki,
+        pcrs: Mapping[int, bytes],
+        *,
+        debug: bool = False,
+        clock: Callable[[], datetime] = _utc_now,
+        random: Callable[[int], bytes] = os.urandom,
+        module_id: str | None = None,
+    ) -> None:
+        values = dict.fromkeys(range(PCR_COUNT), ZERO_PCR)
+        for index, value in pcrs.items():
+            check_pcr_index(index)
+            if len(value) != PCR_LEN:
+                raise NsmArgumentError(f"nsm: pcr {index} is {len(value)} bytes, need {PCR_LEN}")
+            values[index] = bytes(value)
+        if debug:
+            for index in DEBUG_ZERO_PCRS:
+                values[index] = ZERO_PCR
+        self._pki = pki
+        self._pcrs = MappingProxyType(dict(sorted(values.items())))
+        self._clock = clock
+        self._random = random
+        self.debug = debug
+        self.module_id = module_id or (f"i-{random(9).hex()[:17]}-enc{random(8).hex()}")
+
+    @property
+    def pcrs(self) -> Mapping[int, bytes]:
+        """The PCR values every document carries."""
+        return self._pcrs
+
+    def attestation(
+        self,
+        public_key: bytes | None = None,
+        user_data: bytes | None = None,
+        nonce: bytes | None = None,
+    ) -> bytes:
+        """Return a fresh document signed by a new 3-hour leaf.
+
+        Raises:
+            NsmArgumentError: a field is longer than 1024 bytes.
+        """
+        check_attestation_fields(public_key, user_data, nonce)
+        now = self._clock()
+        if now.tzinfo is None:
+            raise NsmArgumentError("nsm: simulator clock returned a naive time")
+        not_before = now.replace(microsecond=0)
+        leaf_key = ec.generate_private_key(ec.SECP384R1())
+        leaf = build_leaf_certificate(
+            common_name=f"{self.module_id}.local.simulator",
+            public_key=leaf_key.public_key(),
+            issuer=self._pki.intermediate_cert,
+            issuer_key=self._pki.intermediate_key,
+            not_before=not_before,
+            not_after=not_before + LEAF_LIFETIME,
+            serial=serial_from(self._random(16)),
+        )
+        der = serialization.Encoding.DER
+        return build_document(
+            signing_key=leaf_key,
+            module_id=self.module_id,
+            timestamp_ms=int(now.timestamp() * 1000),
+            pcrs=self._pcrs,
+            certificate=leaf.public_bytes(der),
+            cabundle=[
+                self._pki.root_cert.public_bytes(der),
+                self._pki.intermediate_cert.public_bytes(der),
+            ],
+            public_key=public_key,
+            user_data=user_data,
+            nonce=nonce,
+        )
+
+    def describe_pcr(self, index: int) -> PcrDescription:
+        """Return PCR `index`; PCRs 0..15 are locked, as after boot.
+
+        Raises:
+            NsmArgumentError: `index` is out of range.
+        """
+        check_pcr_index(index)
+        return PcrDescription(locked=index < PCR_COUNT, data=self._pcrs.get(index, ZERO_PCR))
+
+    def get_random(self, length: int) -> bytes:
+        """Return `length` random bytes.
+
+        Raises:
+            NsmArgumentError: `length` is out of range.
+        """
+        check_random_length(length)
+        return self._random(length)
+
+    def describe(self) -> NsmDescription:
+        """Return a description like the device's."""
+        return NsmDescription(
+            version=(1, 0, 0),
+            module_id=self.module_id,
+            max_pcrs=32,
+            locked_pcrs=tuple(range(PCR_COUNT)),
+            digest="SHA384",
+        )
