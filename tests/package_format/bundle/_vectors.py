@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Load tests/vectors/generate_bundle_vectors.py and run one vector through the reader."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import io
+from pathlib import Path
+from types import ModuleType
+
+from package_format.bundle.reader import BundleReader
+
+REPO = Path(__file__).resolve().parents[3]
+VECTOR_DIR = REPO / "tests" / "vectors" / "bundle"
+GENERATOR = REPO / "tests" / "vectors" / "generate_bundle_vectors.py"
+
+
+def generator() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("generate_bundle_vectors", GENERATOR)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def vector_files() -> list[Path]:
+    return sorted(p for p in VECTOR_DIR.iterdir() if p.is_file())
+
+
+def read_vector(path: Path) -> tuple[dict[str, str], bytes]:
+    return generator().parse_vector(path.read_bytes())
+
+
+def open_bundle(fields: dict[str, str], data: bytes) -> dict[str, str]:
+    """Verify and decrypt the bundle; return {path: sha256 hex} of its files."""
+    reader = BundleReader.open(io.BytesIO(data))
+    reader.verify_signature([bytes.fromhex(fields["owner key"])])
+    digests = {}
+    for item in reader.iter_files(bytes.fromhex(fields["data key"])):
+        h = hashlib.sha256()
+        for chunk in item.chunks:
+            h.update(chunk)
+        digests[item.path] = h.hexdigest()
+    return digests
