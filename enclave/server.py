@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The RPC server as a state machine: frames in, messages out (specs/rpc-protocol.md §5).
+
+No sockets here: `enclave.transport` reads frames and sends what this module
+returns. Filesystem requests are answered in order, inline; a `run` is handed
+to the injected `Runner` on a thread of its own and streams events through the
+`emit` callback, so a connection keeps serving filesystem requests while its
+run streams output.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from enclave.runner_interface import RunFailureError, Runner
+from enclave.sessionfs import SessionFs, SessionFsError
+from package_format.rpc import (
+    BadArgumentsError,
+    ErrorCode,
+    Event,
+    Frame,
+    FrameLimits,
+    Hello,
+    Message,
+    MessageSchemaError,
+    Request,
+    Response,
+    UnknownOpError,
+    Welcome,
+    choose_version,
+    parse_message,
+    validate_args,
+)
+from package_format.rpc.frames import DEFAULT_LIMITS
+from package_format.rpc.messages import SUPPORTED_VERSIONS
+
+_log = logging.getLogger(__name__)
+
+Emit = Callable[[Message], None]
+_EMPTY = memoryview(b"")
+
+
+class _State(enum.Enum):
+    AWAIT_HELLO = "await-hello"
+    READY = "ready"
+    CLOSED = "closed"
+
+
+class _ActiveRun:
+    def __init__(self, request_id: int, owner: ServerConnection) -> None:
+        self.request_id = request_id
+        self.owner = owner
+        self.cancel = threading.Event()
+
+
+class EnclaveServer:
+    """Shared state of every connection: the session filesystem and the one run slot."""
+
+    def __init__(self, fs: SessionFs, runner: Runner, limits: FrameLimits = DEFAULT_LIMITS) -> None:
+        self.fs = fs
+        self.runner = runner
+        self.limits = limits
+        self._run_lock = threading.Lock()
+        self._active: _ActiveRun | None = None
+
+    def connection(self, emit: Emit) -> ServerConnection:
+        """Start the state machine of a new connection; `emit` sends from other threads."""
+        return ServerConnection(self, emit)
+
+    def _claim_run(self, request_id: int, owner: ServerConnection) -> _ActiveRun | None:
+        with self._run_lock:
+            if self._active is not None:
+                return None
+            self._active = _ActiveRun(request_id, owner)
+            return self._active
+
+    def _release_run(self, active: _ActiveRun) -> None:
+        with self._run_lock:
+            if self._active is active:
+                self._active = None
+
+    def cancel_run(self, owner: ServerConnection | None = None) -> bool:
+        """Cancel the running run (only if `owner` started it, when given)."""
+        with self._run_lock:
+            active = self._active
+            if active is None or (owner is not None and active.owner is not owner):
+                return False
+            active.cancel.set()
+            return True
+
+
+class ServerConnection:
+    """One connection: handshake, then requests (specs/rpc-protocol.md §5)."""
+
+    def __init__(self, server: EnclaveServer, emit: Emit) -> None:
+        self._server = server
+        self._emit = emit
+        self._state = _State.AWAIT_HELLO
+        self._handlers: dict[str, Callable[[dict[str, Any], memoryview], Response]] = {}
+
+    @property
+    def closed(self) -> bool:
+        """Whether the transport must close this connection after sending the replies."""
+        return self._state is _State.CLOSED
+
+    def on_frame(self, frame: Frame) -> list[Message]:
+        """Handle one frame; return the messages to send now, in order.
+
+        Raises:
+            RpcFormatError: the frame is not a valid message here; drop the connection.
+        """
+        message = parse_message(frame)
+        if self._state is _State.AWAIT_HELLO:
+            return self._on_hello(message)
+        if not isinstance(message, Request):
+            raise MessageSchemaError(f"unexpected {type(message).__name__} from the client")
+        if message.id == 0:
+            raise MessageSchemaError("request id 0 is reserved for the handshake")
+        return self._on_request(message)
+
+    def on_close(self) -> None:
+        """The transport closed the connection: cancel a run it started."""
+        self._state = _State.CLOSED
+        self._server.cancel_run(owner=self)
+
+    def fatal(self, message: str) -> Response:
+        """The connection-level error sent (best effort) before dropping a connection."""
+        self._state = _State.CLOSED
+        return Response.error(0, ErrorCode.BAD_FRAME, message)
+
+    # specs/rpc-protocol.md §4.1: the handshake.
+    def _on_hello(self, message: Message) -> list[Message]:
+        if not isinstance(message, Hello):
+            raise MessageSchemaError("the first frame must be a hello")
+        version = choose_version(message.versions)
+        if version is None:
+            self._state = _State.CLOSED
+            offered = ", ".join(map(str, message.versions))
+            reply = Response.error(
+                0,
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"no common protocol version (client offers {offered}, server speaks "
+                f"{', '.join(map(str, SUPPORTED_VERSIONS))})",
+            )
+            return [reply]
+        self._state = _State.READY
+        return [Welcome(version, self._server.limits)]
+
+    # specs/rpc-protocol.md §5.1: unknown ops and bad args get an error, not a disconnect.
+    def _on_request(self, request: Request) -> list[Message]:
+        rid = request.id
+        try:
+            args = validate_args(request.op, request.args)
+        except UnknownOpError as e:
+            return [Response.error(rid, ErrorCode.UNKNOWN_OP, str(e))]
+        except BadArgumentsError as e:
+            return [Response.error(rid, ErrorCode.BAD_ARGS, str(e))]
+        if request.op != "write" and request.body.nbytes:
+            return [Response.error(rid, ErrorCode.BAD_ARGS, f"{request.op}: unexpected body")]
+        try:
+            return self._dispatch(request, args)
+        except SessionFsError as e:
+            return [Response.error(rid, e.code, str(e))]
+        except Exception:
+            _log.exception("internal error in %s", request.op)
+            return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
+
+    def _dispatch(self, request: Request, args: dict[str, Any]) -> list[Message]:
+        fs = self._server.fs
+        rid, op = request.id, request.op
+        max_chunk = self._server.limits.max_chunk
+        if op == "run":
+            return self._start_run(rid, args)
+        if op == "read":
+            if args["length"] > max_chunk:
+                return [Response.error(rid, ErrorCode.TOO_LARGE, f"read: length over {max_chunk}")]
+            body = fs.read(args["path"], args["offset"], args["length"])
+            return [Response(rid, 0, {}, memoryview(body))]
+        if op == "write":
+            if request.body.nbytes > max_chunk:
+                return [Response.error(rid, ErrorCode.TOO_LARGE, f"write: body over {max_chunk}")]
+            return [
+                Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
+            ]
+        return [Response(rid, 0, self._query_op(op, args))]
+
+    def _query_op(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+        fs = self._server.fs
+        if op == "statfs":
+            return fs.statfs()
+        if op == "stat":
+            return {"stat": fs.stat(args["path"]).to_wire()}
+        if op == "listdir":
+            entries = fs.listdir(args["path"])
+            return {"entries": [[name, info.to_wire()] for name, info in entries]}
+        if op == "cancel":
+            return {"cancelled": self._server.cancel_run()}
+        if op != "ping":
+            self._simple_op(op, args)
+        return {}
+
+    def _simple_op(self, op: str, args: dict[str, Any]) -> None:
+        fs = self._server.fs
+        path = args.get("path", "")
+        if op == "mkdir":
+            fs.mkdir(path, args["mode"])
+        elif op == "rmdir":
+            fs.rmdir(path)
+        elif op == "unlink":
+            fs.unlink(path)
+        elif op == "rename":
+            fs.rename(args["src"], args["dst"])
+        elif op == "create":
+            fs.create(path, args["mode"], truncate=args["truncate"], exclusive=args["exclusive"])
+        elif op == "truncate":
+            fs.truncate(path, args["size"])
+        elif op == "chmod":
+            fs.chmod(path, args["mode"])
+        elif op == "utimens":
+            fs.utimens(path, args["atime_ns"], args["mtime_ns"])
+        elif op == "fsync":
+            fs.fsync(path)
+        else:  # pragma: no cover - OPS and this table are kept in step
+            raise AssertionError(op)
+
+    # specs/rpc-protocol.md §7.4: one run at a time, output streamed as events.
+    def _start_run(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        active = self._server._claim_run(rid, self)  # noqa: SLF001 - one module, two classes
+        if active is None:
+            return [Response.error(rid, ErrorCode.BUSY, "run: another run is in progress")]
+        thread = threading.Thread(
+            target=self._run_thread, args=(active, args), name=f"run-{rid}", daemon=True
+        )
+        thread.start()
+        return []  # the response comes when the run ends; events come before it
+
+    def _run_thread(self, active: _ActiveRun, args: dict[str, Any]) -> None:
+        rid = active.request_id
+
+        def sink(name: str) -> Callable[[bytes], None]:
+            def send(chunk: bytes) -> None:
+                view = memoryview(chunk)
+                step = self._server.limits.max_chunk
+                for start in range(0, len(view), step):
+                    if self._state is _State.CLOSED:
+                        active.cancel.set()
+                        return
+                    self._safe_emit(Event(rid, name, {}, view[start : start + step]), active)
+
+            return send
+
+        try:
+            status = self._server.runner.run(
+                args["bundle"],
+                args["entrypoint"],
+                args["args"],
+                on_stdout=sink("stdout"),
+                on_stderr=sink("stderr"),
+                cancel=active.cancel,
+            )
+            if active.cancel.is_set():
+                reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
+            else:
+                reply = Response(rid, 0, {"exit_status": status})
+        except RunFailureError as e:
+            reply = Response.error(rid, e.code, str(e))
+        except Exception:
+            _log.exception("runner failed")
+            reply = Response.error(rid, ErrorCode.RUN_FAILED, "run: internal error in the runner")
+        finally:
+            self._server._release_run(active)  # noqa: SLF001
+        self._safe_emit(reply, active)
+
+    def _safe_emit(self, message: Message, active: _ActiveRun) -> None:
+        try:
+            self._emit(message)
+        except OSError:
+            active.cancel.set()

@@ -1,0 +1,163 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Sockets for the RPC server: a Unix socket locally, vsock inside a Nitro Enclave.
+
+One thread per connection reads frames with `recv_into` straight into the
+decoder's buffer and sends replies with `sendmsg` (prefix + header, body)
+without joining them. A bad frame drops its own connection only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import stat
+import threading
+from pathlib import Path
+
+from enclave.errors import ExternalError, UsageError
+from enclave.server import Emit, EnclaveServer, ServerConnection
+from package_format.rpc import FrameDecoder, Message, RpcFormatError, encode_frame
+
+_log = logging.getLogger(__name__)
+_SOCKET_BUFFER = 4 * 1024 * 1024
+MAX_CONNECTIONS = 16
+VMADDR_CID_ANY = 0xFFFFFFFF
+
+
+def listen_unix(path: Path) -> socket.socket:
+    """Listen on a Unix socket at `path` (mode 0600; a stale socket file is replaced).
+
+    Raises:
+        UsageError: `path` exists and is not a socket.
+        ExternalError: the socket cannot be bound.
+    """
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISSOCK(path.lstat().st_mode):
+            raise UsageError(f"{path}: exists and is not a socket")
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old_umask = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    except OSError as e:
+        sock.close()
+        raise ExternalError(f"{path}: cannot listen: {e.strerror or e}") from e
+    finally:
+        os.umask(old_umask)
+    sock.listen(MAX_CONNECTIONS)
+    return sock
+
+
+def listen_vsock(port: int) -> socket.socket:
+    """Listen on vsock `port` for any CID (inside the enclave).
+
+    Raises:
+        ExternalError: vsock is not available or the port cannot be bound.
+    """
+    family = getattr(socket, "AF_VSOCK", None)
+    if family is None:
+        raise ExternalError("vsock is not supported on this system")
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.bind((VMADDR_CID_ANY, port))
+    except OSError as e:
+        raise ExternalError(f"vsock port {port}: cannot listen: {e.strerror or e}") from e
+    sock.listen(MAX_CONNECTIONS)
+    return sock
+
+
+class SocketServer:
+    """Accepts connections on a listening socket and serves each on a thread."""
+
+    def __init__(self, server: EnclaveServer, listener: socket.socket) -> None:
+        self._server = server
+        self._listener = listener
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._stopping = threading.Event()
+
+    def serve_forever(self) -> None:
+        """Accept until `shutdown`; each connection runs on a daemon thread."""
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    return
+                raise
+            with self._lock:
+                if len(self._connections) >= MAX_CONNECTIONS:
+                    conn.close()
+                    continue
+                self._connections.add(conn)
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def shutdown(self) -> None:
+        """Stop accepting and close every connection (their runs are cancelled)."""
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for conn in self._connections:
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self, conn: socket.socket) -> None:
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                conn.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+        send_lock = threading.Lock()
+        limits = self._server.limits
+
+        def emit(message: Message) -> None:
+            head, body = encode_frame(message.header(), message.body, limits)
+            with send_lock:
+                send_all(conn, head, body)
+
+        handler = self._server.connection(emit)
+        try:
+            self._read_loop(conn, handler, emit)
+        except RpcFormatError as e:
+            _log.warning("dropping connection: %s", e)
+            with contextlib.suppress(OSError, RpcFormatError):
+                emit(handler.fatal(str(e)))
+        except OSError as e:
+            _log.info("connection lost: %s", e)
+        finally:
+            handler.on_close()
+            with self._lock:
+                self._connections.discard(conn)
+            conn.close()
+
+    def _read_loop(self, conn: socket.socket, handler: ServerConnection, emit: Emit) -> None:
+        decoder = FrameDecoder(self._server.limits)
+        while not handler.closed:
+            count = conn.recv_into(decoder.buffer())
+            if count == 0:
+                decoder.end_of_stream()
+                return
+            frame = decoder.advance(count)
+            if frame is None:
+                continue
+            for message in handler.on_frame(frame):
+                emit(message)
+
+
+def send_all(sock: socket.socket, head: bytes, body: bytes | bytearray | memoryview) -> None:
+    """Send a frame's two buffers with `sendmsg`, resuming after partial sends."""
+    parts = [memoryview(head), memoryview(body).cast("B")]
+    while parts:
+        sent = sock.sendmsg([p for p in parts if p])
+        while sent and parts:
+            first = parts[0]
+            if sent >= len(first):
+                sent -= len(first)
+                parts.pop(0)
+            else:
+                parts[0] = first[sent:]
+                sent = 0
+        parts = [p for p in parts if p]

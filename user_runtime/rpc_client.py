@@ -1,0 +1,594 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The client of the enclave server: every filesystem operation, pipelined writes, runs.
+
+    client = EnclaveClient.connect("unix:/run/enclave.sock")   # or "vsock:16:5005"
+    client.mkdir("dataset/train")
+    client.write_pipelined("dataset/train/a.csv", 0, data)      # returns at once
+    client.flush("dataset/train/a.csv")                         # raises the first error
+    status = client.run("encrypted/app.bundle", "train.py", ["-d", "/dataset/"],
+                        on_stdout=sys.stdout.buffer.write)
+
+One background thread reads replies and events; calls may come from several
+threads. Paths are session paths (specs/rpc-protocol.md §8): relative, e.g.
+`dataset/a.csv`; a FUSE layer strips the leading `/` of its paths. Failures
+raise `EnclaveUnavailableError` (cannot connect), `ConnectionLostError` (the
+connection broke; every pending call fails with it) or `RemoteError` (the
+server refused one request; `errno` is set for filesystem errors).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+from package_format.rpc import (
+    ErrorCode,
+    Event,
+    FrameDecoder,
+    FrameLimits,
+    Hello,
+    Request,
+    Response,
+    RpcFormatError,
+    Welcome,
+    encode_frame,
+    parse_message,
+)
+from package_format.rpc.messages import SUPPORTED_VERSIONS
+from user_runtime.errors import ExternalError, UsageError
+
+_SOCKET_BUFFER = 4 * 1024 * 1024
+_HEADER_ROOM = 4096  # room for a write header beside a full chunk
+_EMPTY = memoryview(b"")
+
+
+class EnclaveUnavailableError(ExternalError):
+    """The enclave server cannot be reached or refused the handshake."""
+
+
+class ConnectionLostError(ExternalError):
+    """The connection to the enclave broke while a request was pending."""
+
+
+class RemoteError(ExternalError):
+    """The enclave refused one request; the connection stays usable.
+
+    Attributes:
+        code: the protocol status (an errno value below 1000).
+        name: the status name, e.g. `ENOENT` or `BUSY`.
+        errno: the POSIX errno for filesystem errors, else None.
+    """
+
+    def __init__(self, code: int, name: str, message: str) -> None:
+        super().__init__(f"enclave: {message} ({name})")
+        self.code = code
+        self.name = name
+        self.errno: int | None = code if 0 < code < 1000 else None
+        self.remote_message = message
+
+
+@dataclass(frozen=True)
+class RemoteStat:
+    """A file's status in the session filesystem (full `st_mode`, sizes, times in ns)."""
+
+    mode: int
+    size: int
+    nlink: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def from_wire(cls, value: dict[str, int]) -> RemoteStat:
+        """Build from a reply's stat map."""
+        return cls(**{name: int(value[name]) for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class RunOutput:
+    """One streamed piece of a run's output: `stream` is "stdout" or "stderr"."""
+
+    stream: str
+    data: bytes
+
+
+def parse_address(address: str) -> tuple[int, Any]:
+    """Turn `unix:/path` or `vsock:CID:PORT` into a socket family and address.
+
+    Raises:
+        UsageError: the address is neither form.
+    """
+    kind, _, rest = address.partition(":")
+    if kind == "unix" and rest:
+        return socket.AF_UNIX, rest
+    if kind == "vsock":
+        cid, _, port = rest.partition(":")
+        if cid.isdigit() and port.isdigit():
+            family = getattr(socket, "AF_VSOCK", None)
+            if family is None:
+                raise UsageError("vsock is not supported on this system")
+            return family, (int(cid), int(port))
+    raise UsageError(f"bad enclave address {address!r}: use unix:/PATH or vsock:CID:PORT")
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.response: Response | None = None
+        self.error: ExternalError | None = None
+
+
+class _WriteSlot:
+    def __init__(self, key: str, size: int) -> None:
+        self.key = key
+        self.size = size
+
+
+class _FileState:
+    def __init__(self) -> None:
+        self.inflight = 0
+        self.error: ExternalError | None = None
+
+
+class RunHandle:
+    """A run in progress: iterate `events()` for output; then read `exit_status`."""
+
+    def __init__(self, client: EnclaveClient, request_id: int) -> None:
+        self._client = client
+        self.request_id = request_id
+        self._queue: queue.SimpleQueue[RunOutput | Response | ExternalError] = queue.SimpleQueue()
+        self.exit_status: int | None = None
+
+    def _put(self, item: RunOutput | Response | ExternalError) -> None:
+        self._queue.put(item)
+
+    def events(self) -> Iterator[RunOutput]:
+        """Yield output as it arrives until the run ends.
+
+        Raises:
+            RemoteError: the run was refused, failed or was cancelled.
+            ConnectionLostError: the connection broke mid-run.
+        """
+        while self.exit_status is None:
+            try:
+                item = self._queue.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+            except queue.Empty:
+                continue
+            if isinstance(item, RunOutput):
+                yield item
+            elif isinstance(item, Response):
+                if not item.ok:
+                    raise _remote_error(item)
+                self.exit_status = int(item.args.get("exit_status", 1))
+            else:
+                raise item
+
+    def cancel(self) -> bool:
+        """Ask the enclave to cancel this run; True when a run was cancelled."""
+        return self._client.cancel()
+
+
+class EnclaveClient:
+    """A connection to the enclave server; see the module docstring."""
+
+    def __init__(self, sock: socket.socket, welcome: Welcome, decoder: FrameDecoder) -> None:
+        self._sock = sock
+        self.version = welcome.version
+        self.limits = welcome.limits
+        self.chunk_size = min(welcome.limits.max_chunk, welcome.limits.max_frame - _HEADER_ROOM)
+        self._decoder = decoder
+        self._send_lock = threading.Lock()
+        self._cond = threading.Condition()
+        self._pending: dict[int, _Waiter | _WriteSlot | RunHandle] = {}
+        self._files: dict[str, _FileState] = {}
+        self._next_id = 1
+        self._inflight_bytes = 0
+        self._inflight_writes = 0
+        self._lost: ExternalError | None = None
+        self.window_bytes = 32 * 1024 * 1024
+        self.window_requests = 64
+        self._reader = threading.Thread(target=self._read_loop, name="enclave-rpc", daemon=True)
+        self._reader.start()
+
+    # -- connection ----------------------------------------------------------
+
+    @classmethod
+    def connect(cls, address: str, *, timeout: float = 10.0) -> EnclaveClient:
+        """Connect and perform the version handshake (specs/rpc-protocol.md §4.1).
+
+        Raises:
+            UsageError: the address is malformed.
+            EnclaveUnavailableError: nothing listens there, or the handshake failed.
+        """
+        family, target = parse_address(address)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
+            sock.connect(target)
+            head, _ = encode_frame(Hello(SUPPORTED_VERSIONS).header())
+            sock.sendall(head)
+            decoder = FrameDecoder()
+            welcome = cls._read_welcome(sock, decoder, address)
+            sock.settimeout(None)
+        except OSError as e:
+            sock.close()
+            reason = e.strerror or str(e) or type(e).__name__
+            raise EnclaveUnavailableError(f"{address}: cannot reach the enclave: {reason}") from e
+        except BaseException:
+            sock.close()
+            raise
+        return cls(sock, welcome, decoder)
+
+    @staticmethod
+    def _read_welcome(sock: socket.socket, decoder: FrameDecoder, address: str) -> Welcome:
+        while True:
+            count = sock.recv_into(decoder.buffer())
+            if count == 0:
+                raise EnclaveUnavailableError(f"{address}: the enclave closed the connection")
+            try:
+                frame = decoder.advance(count)
+                if frame is None:
+                    continue
+                message = parse_message(frame)
+            except RpcFormatError as e:
+                raise EnclaveUnavailableError(f"{address}: bad handshake: {e}") from e
+            if isinstance(message, Welcome):
+                return message
+            if isinstance(message, Response) and not message.ok:
+                text = message.args.get("message", "handshake refused")
+                raise EnclaveUnavailableError(f"{address}: {text}")
+            raise EnclaveUnavailableError(f"{address}: unexpected reply to hello")
+
+    def close(self) -> None:
+        """Close the connection; pending calls fail with `ConnectionLostError`."""
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._reader.join(timeout=5)
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------
+
+    def _register(self, item: _Waiter | _WriteSlot | RunHandle | None) -> int:
+        # Called with self._cond held.
+        if self._lost is not None:
+            raise self._lost
+        request_id = self._next_id
+        self._next_id += 1
+        if item is not None:
+            self._pending[request_id] = item
+        return request_id
+
+    def _send(self, request_id: int, op: str, args: dict[str, Any], body: Any = _EMPTY) -> None:
+        head, payload = encode_frame(Request(request_id, op, args).header(), body, self.limits)
+        parts = [memoryview(head), memoryview(payload).cast("B")]
+        try:
+            with self._send_lock:
+                while parts:
+                    sent = self._sock.sendmsg(parts)
+                    while parts and sent >= len(parts[0]):
+                        sent -= len(parts[0])
+                        parts.pop(0)
+                    if parts and sent:
+                        parts[0] = parts[0][sent:]
+                    parts = [part for part in parts if part]
+        except OSError as e:
+            self._connection_lost(f"cannot send to the enclave: {e.strerror or e}")
+            raise self._lost_error() from e
+
+    def _lost_error(self) -> ExternalError:
+        with self._cond:
+            return self._lost or ConnectionLostError("connection to the enclave lost")
+
+    def _call(self, op: str, args: dict[str, Any], body: Any = _EMPTY) -> Response:
+        waiter = _Waiter()
+        with self._cond:
+            request_id = self._register(waiter)
+        self._send(request_id, op, args, body)
+        while not waiter.done.wait(0.2):  # a timeout keeps Ctrl-C responsive
+            pass
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.response is not None
+        if not waiter.response.ok:
+            raise _remote_error(waiter.response)
+        return waiter.response
+
+    def _read_loop(self) -> None:
+        decoder = self._decoder
+        reason = "the enclave closed the connection"
+        try:
+            while True:
+                count = self._sock.recv_into(decoder.buffer())
+                if count == 0:
+                    decoder.end_of_stream()
+                    break
+                frame = decoder.advance(count)
+                if frame is not None:
+                    self._deliver(parse_message(frame))
+        except RpcFormatError as e:
+            reason = f"the enclave sent a bad frame: {e}"
+        except _ServerClosedError as e:
+            reason = str(e)
+        except OSError as e:
+            reason = f"connection to the enclave lost: {e.strerror or e}"
+        self._connection_lost(reason)
+
+    def _deliver(self, message: object) -> None:
+        if isinstance(message, Event):
+            with self._cond:
+                target = self._pending.get(message.id)
+            if isinstance(target, RunHandle) and message.name in ("stdout", "stderr"):
+                target._put(RunOutput(message.name, bytes(message.body)))  # noqa: SLF001
+            return
+        if not isinstance(message, Response):
+            raise RpcFormatError(f"unexpected {type(message).__name__} from the enclave")
+        if message.id == 0:
+            text = message.args.get("message", "connection-level error")
+            raise _ServerClosedError(f"the enclave closed the connection: {text}")
+        with self._cond:
+            target = self._pending.pop(message.id, None)
+            if isinstance(target, _WriteSlot):
+                self._write_done(target, message)
+                self._cond.notify_all()
+                return
+        if isinstance(target, _Waiter):
+            target.response = message
+            target.done.set()
+        elif isinstance(target, RunHandle):
+            target._put(message)  # noqa: SLF001
+
+    def _write_done(self, slot: _WriteSlot, response: Response) -> None:
+        # Called with self._cond held.
+        self._inflight_bytes -= slot.size
+        self._inflight_writes -= 1
+        state = self._files[slot.key]
+        state.inflight -= 1
+        if not response.ok and state.error is None:
+            state.error = _remote_error(response)
+
+    def _connection_lost(self, reason: str) -> None:
+        with self._cond:
+            if self._lost is None:
+                self._lost = ConnectionLostError(reason)
+            lost = self._lost
+            pending = list(self._pending.values())
+            self._pending.clear()
+            for state in self._files.values():
+                if state.inflight and state.error is None:
+                    state.error = lost
+                state.inflight = 0
+            self._inflight_bytes = self._inflight_writes = 0
+            self._cond.notify_all()
+        for item in pending:
+            if isinstance(item, _Waiter):
+                item.error = lost
+                item.done.set()
+            elif isinstance(item, RunHandle):
+                item._put(lost)  # noqa: SLF001
+
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is still up."""
+        with self._cond:
+            return self._lost is None
+
+    # -- filesystem operations (specs/rpc-protocol.md §7.2) ------------------
+
+    def ping(self) -> None:
+        """Round-trip a no-op request."""
+        self._call("ping", {})
+
+    def statfs(self) -> dict[str, int]:
+        """Return the session budget: total_bytes, used_bytes, free_bytes, nodes, ..."""
+        return {k: int(v) for k, v in self._call("statfs", {}).args.items()}
+
+    def stat(self, path: str) -> RemoteStat:
+        """Return the status of `path`."""
+        return RemoteStat.from_wire(self._call("stat", {"path": path}).args["stat"])
+
+    def listdir(self, path: str) -> list[tuple[str, RemoteStat]]:
+        """Return a directory's entries with their status, in one round trip."""
+        entries = self._call("listdir", {"path": path}).args["entries"]
+        return [(str(name), RemoteStat.from_wire(info)) for name, info in entries]
+
+    def mkdir(self, path: str, mode: int = 0o755) -> None:
+        """Create a directory."""
+        self._call("mkdir", {"path": path, "mode": mode})
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty directory."""
+        self._call("rmdir", {"path": path})
+
+    def unlink(self, path: str) -> None:
+        """Remove a file."""
+        self._call("unlink", {"path": path})
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename with POSIX semantics (replaces a file or an empty directory)."""
+        self._call("rename", {"src": src, "dst": dst})
+
+    def create(
+        self, path: str, mode: int = 0o644, *, truncate: bool = True, exclusive: bool = False
+    ) -> None:
+        """Create a file, or truncate an existing one when `truncate` (O_TRUNC)."""
+        self._call(
+            "create", {"path": path, "mode": mode, "truncate": truncate, "exclusive": exclusive}
+        )
+
+    def truncate(self, path: str, size: int) -> None:
+        """Set a file's size."""
+        self._call("truncate", {"path": path, "size": size})
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set permission bits."""
+        self._call("chmod", {"path": path, "mode": mode})
+
+    def utimens(self, path: str, atime_ns: int, mtime_ns: int) -> None:
+        """Set access and modification times (nanoseconds since the epoch)."""
+        self._call("utimens", {"path": path, "atime_ns": atime_ns, "mtime_ns": mtime_ns})
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        """Read up to `length` bytes from `offset` (fewer at end of file)."""
+        parts: list[bytes] = []
+        while length > 0:
+            step = min(length, self.chunk_size)
+            reply = self._call("read", {"path": path, "offset": offset, "length": step})
+            parts.append(bytes(reply.body))
+            if reply.body.nbytes < step:
+                break
+            offset += step
+            length -= step
+        return b"".join(parts)
+
+    def write(self, path: str, offset: int, data: bytes | bytearray | memoryview) -> int:
+        """Write and wait for the result (pipelined chunks, then `flush`)."""
+        self.write_pipelined(path, offset, data)
+        self.flush(path)
+        return memoryview(data).nbytes
+
+    def write_pipelined(
+        self,
+        path: str,
+        offset: int,
+        data: bytes | bytearray | memoryview,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """Send a write without waiting for its reply (specs/rpc-protocol.md §7.3).
+
+        Blocks only while the window (`window_requests`, `window_bytes`) is
+        full. An error is kept per `key` (default: the path) and raised by the
+        next `flush(key)`. `data` must not change until that flush.
+
+        Raises:
+            ConnectionLostError: the connection is already lost.
+        """
+        view = memoryview(data).cast("B")
+        key = path if key is None else key
+        for start in range(0, len(view), self.chunk_size):
+            chunk = view[start : start + self.chunk_size]
+            slot = _WriteSlot(key, len(chunk))
+            with self._cond:
+                while (
+                    self._lost is None
+                    and self._inflight_writes > 0
+                    and (
+                        self._inflight_writes >= self.window_requests
+                        or self._inflight_bytes + len(chunk) > self.window_bytes
+                    )
+                ):
+                    self._cond.wait()
+                request_id = self._register(slot)
+                self._inflight_writes += 1
+                self._inflight_bytes += len(chunk)
+                self._files.setdefault(key, _FileState()).inflight += 1
+            self._send(request_id, "write", {"path": path, "offset": offset + start}, chunk)
+
+    def flush(self, key: str) -> None:
+        """Wait for every pipelined write of `key`; raise the first error they met.
+
+        Raises:
+            RemoteError: a write failed (e.g. `errno == ENOSPC`).
+            ConnectionLostError: the connection broke before every write was answered.
+        """
+        with self._cond:
+            state = self._files.get(key)
+            if state is None:
+                return
+            while state.inflight > 0 and self._lost is None:
+                self._cond.wait()
+            error = state.error
+            del self._files[key]
+        if error is not None:
+            raise error
+
+    def fsync(self, path: str) -> None:
+        """Flush `path`'s pipelined writes, then check it on the server."""
+        self.flush(path)
+        self._call("fsync", {"path": path})
+
+    # -- runs (specs/rpc-protocol.md §7.4) -----------------------------------
+
+    def start_run(self, bundle: str, entrypoint: str, args: Sequence[str]) -> RunHandle:
+        """Ask the enclave to run `entrypoint`; output streams through the handle."""
+        with self._cond:
+            request_id = self._register(None)
+            handle = RunHandle(self, request_id)
+            self._pending[request_id] = handle
+        self._send(
+            request_id, "run", {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
+        )
+        return handle
+
+    def run(
+        self,
+        bundle: str,
+        entrypoint: str,
+        args: Sequence[str],
+        *,
+        on_stdout: Callable[[bytes], object] | None = None,
+        on_stderr: Callable[[bytes], object] | None = None,
+    ) -> int:
+        """Run and wait; output goes to the callbacks as it comes. Returns the exit status.
+
+        Raises:
+            RemoteError: the run was refused (`BUSY`, `NOT_ALLOWED`, ...), failed
+                or was cancelled (`CANCELLED`).
+            ConnectionLostError: the connection broke mid-run.
+        """
+        handle = self.start_run(bundle, entrypoint, args)
+        for output in handle.events():
+            sink = on_stdout if output.stream == "stdout" else on_stderr
+            if sink is not None:
+                sink(output.data)
+        assert handle.exit_status is not None
+        return handle.exit_status
+
+    def cancel(self) -> bool:
+        """Cancel the enclave's current run; True when one was running."""
+        return bool(self._call("cancel", {}).args.get("cancelled", False))
+
+
+class _ServerClosedError(Exception):
+    """The server sent a connection-level error (response id 0) and closes."""
+
+
+def _remote_error(response: Response) -> RemoteError:
+    name = response.args.get("name")
+    message = response.args.get("message")
+    if not isinstance(name, str):
+        try:
+            name = ErrorCode(response.status).name
+        except ValueError:
+            name = f"E{response.status}"
+    if not isinstance(message, str):
+        message = "request failed"
+    return RemoteError(response.status, name, " ".join(message.split()))
+
+
+__all__ = [
+    "ConnectionLostError",
+    "EnclaveClient",
+    "EnclaveUnavailableError",
+    "FrameLimits",
+    "RemoteError",
+    "RemoteStat",
+    "RunHandle",
+    "RunOutput",
+    "parse_address",
+]
