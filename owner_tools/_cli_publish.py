@@ -1,12 +1,187 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `owner-tools` app (placeholder until implemented)."""
+"""`owner-tools publish` and `owner-tools revoke` (specs/distribution.md §7)."""
 
 from __future__ import annotations
 
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 import typer
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from package_format.index import S3Location
+
+
+def _location(url: str) -> S3Location:
+    from package_format.errors import FormatError
+    from package_format.index import S3Location
+
+    try:
+        return S3Location.parse(url)
+    except FormatError as e:
+        raise typer.BadParameter(str(e)) from e
+
+
+def _lifetime(days: int) -> timedelta:
+    if not 1 <= days <= 3650:
+        raise typer.BadParameter("--expires-in must be 1 to 3650 days")
+    return timedelta(days=days)
+
+
+class _Progress:
+    """A progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.bar: Any = None
+        if sys.stderr.isatty() and total > 0:
+            self.bar = typer.progressbar(length=total, label=label, file=sys.stderr)
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if self.bar is None:
+            return None
+        self.bar.__enter__()
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+def _total(*paths: Path | None) -> int:
+    return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
+
+
+def _default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
+    if image is None or pcrs is not None:
+        return pcrs
+    return image.with_name(image.name.removesuffix(".eif") + ".pcrs.json")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
-    del app
+    """Add `publish` and `revoke` to `app`."""
+
+    @app.command()
+    def publish(  # noqa: PLR0917 - typer options
+        bundle: Path = typer.Argument(..., help="The bundle file to publish."),
+        to: str = typer.Option(
+            ..., "--to", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+        ),
+        key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
+        eif: Path | None = typer.Option(None, "--eif", help="Enclave image to publish with it."),
+        pcrs: Path | None = typer.Option(
+            None, "--pcrs", help="PCR JSON of the image (default: IMAGE.pcrs.json beside it)."
+        ),
+        expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
+        part_size: int = typer.Option(64, "--part-size", help="Multipart part size in MiB."),
+        endpoint_url: str | None = typer.Option(
+            None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
+        ),
+        apply_policy: bool = typer.Option(
+            False, "--apply-policy", help="Put the image's key policy on the bundle's KMS key."
+        ),
+        kms_endpoint_url: str | None = typer.Option(
+            None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
+        ),
+    ) -> None:
+        """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
+        from datetime import UTC, datetime
+
+        from owner_tools import keys, s3
+        from owner_tools import publish as pub
+
+        location = _location(to)
+        lifetime = _lifetime(expires_in)
+        if not 5 <= part_size <= 5120:
+            raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
+        if apply_policy and eif is None:
+            raise typer.BadParameter("--apply-policy needs --eif (the policy binds the image)")
+        pcrs = _default_pcrs(eif, pcrs)
+        private_key = keys.load_signing_key(key)
+        client = s3.make_client(endpoint_url)
+        with _Progress(_total(bundle, eif, pcrs), "uploading") as progress:
+            result = pub.publish(
+                client,
+                location,
+                bundle,
+                private_key=private_key,
+                now=datetime.now(UTC),
+                image=eif,
+                pcrs=pcrs,
+                lifetime=lifetime,
+                part_size=part_size * 1024 * 1024,
+                progress=progress,
+            )
+        where = location.url(location.index_key(result.name))
+        if result.changed:
+            for url in result.urls:
+                print(url)
+            print(
+                f"published {result.name}@{result.version} (index version "
+                f"{result.index_version}, {where})",
+                file=sys.stderr,
+            )
+        else:
+            print(
+                f"{result.name}@{result.version} is already published with these bytes; "
+                "nothing to do",
+                file=sys.stderr,
+            )
+        if apply_policy and eif is not None and pcrs is not None:
+            from owner_tools import publish_policy
+
+            key_id = publish_policy.apply_image_policy(
+                bundle, eif, pcrs, endpoint_url=kms_endpoint_url
+            )
+            print(f"key policy of {key_id} now admits this image", file=sys.stderr)
+
+    @app.command()
+    def revoke(  # noqa: PLR0917 - typer options
+        name: str = typer.Argument(..., help="Bundle name."),
+        version: str = typer.Argument(..., help="Bundle version to revoke."),
+        to: str = typer.Option(
+            ..., "--to", "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+        ),
+        key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
+        reason: str = typer.Option("revoked by the owner", "--reason", help="Shown to users."),
+        expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
+        endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint."),
+        apply_policy: bool = typer.Option(
+            False, "--apply-policy", help="Deny Decrypt for this version in the key policy."
+        ),
+        kms_endpoint_url: str | None = typer.Option(
+            None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
+        ),
+    ) -> None:
+        """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy)."""
+        from datetime import UTC, datetime
+
+        from owner_tools import keys, s3
+        from owner_tools import publish as pub
+
+        location = _location(to)
+        lifetime = _lifetime(expires_in)
+        private_key = keys.load_signing_key(key)
+        result = pub.revoke(
+            s3.make_client(endpoint_url),
+            location,
+            name,
+            version,
+            private_key=private_key,
+            now=datetime.now(UTC),
+            reason=reason,
+            lifetime=lifetime,
+        )
+        if result.changed:
+            print(f"revoked {name}@{version} (index version {result.index_version})")
+        else:
+            print(f"{name}@{version} was already revoked (index version {result.index_version})")
+        if apply_policy:
+            from owner_tools import publish_policy
+
+            key_id = publish_policy.apply_revocation(result.entry, endpoint_url=kms_endpoint_url)
+            print(f"key policy of {key_id} now denies Decrypt for {name}@{version}")
