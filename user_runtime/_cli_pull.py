@@ -1,12 +1,100 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `user-runtime` app (placeholder until implemented)."""
+"""`user-runtime pull` (specs/distribution.md §7)."""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import typer
 
 
+def _load_owner_key(path: Path) -> bytes:
+    from package_format.bundle.signing import load_public_key
+    from user_runtime.errors import InputError
+
+    try:
+        with path.open("rb") as fh:
+            data = fh.read(4097)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not a public key file") from e
+    return load_public_key(text, str(path))
+
+
+class _TtyCounter:
+    """Bytes fetched so far, redrawn in place on a terminal's stderr."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.done = 0
+
+    def __call__(self, count: int) -> None:
+        before = self.done >> 20
+        self.done += count
+        if self.done >> 20 != before:
+            print(f"\r{self.label}: {self.done >> 20} MiB", end="", file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        if self.done:
+            print(file=sys.stderr)
+
+
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
-    del app
+    """Add `pull` to `app`."""
+
+    @app.command()
+    def pull(  # noqa: PLR0917 - typer options
+        spec: str = typer.Argument(..., metavar="NAME[@VERSION]", help="Bundle to fetch."),
+        source: str = typer.Option(
+            ..., "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+        ),
+        owner_key: Path = typer.Option(..., "--owner-key", help="Owner public key file."),
+        directory: Path = typer.Option(Path(), "-d", "--dir", help="Where the files go."),
+        eif: bool = typer.Option(False, "--eif", help="Also fetch the enclave image and PCRs."),
+        state_dir: Path | None = typer.Option(
+            None, "--state-dir", help="Trust state (default: $NB_STATE_DIR or XDG state dir)."
+        ),
+        endpoint_url: str | None = typer.Option(
+            None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
+        ),
+    ) -> None:
+        """Fetch NAME (its current version, or VERSION) after verifying the signed index."""
+        from datetime import UTC, datetime
+
+        from package_format.errors import FormatError
+        from package_format.index import S3Location
+        from user_runtime import pull as pull_mod
+        from user_runtime.trust_state import default_state_dir
+
+        name, version = pull_mod.split_spec(spec)
+        try:
+            location = S3Location.parse(source)
+        except FormatError as e:
+            raise typer.BadParameter(str(e)) from e
+        if not name:
+            raise typer.BadParameter("NAME must not be empty")
+        public_key = _load_owner_key(owner_key)
+        progress = _TtyCounter(f"pulling {name}") if sys.stderr.isatty() else None
+        result = pull_mod.pull(
+            pull_mod.make_client(endpoint_url),
+            location,
+            name,
+            version,
+            public_key=public_key,
+            dest_dir=directory,
+            state_dir=state_dir or default_state_dir(),
+            now=datetime.now(UTC),
+            with_image=eif,
+            progress=progress,
+        )
+        if progress is not None:
+            progress.finish()
+        for path in result.files:
+            print(path)
+        action = "pulled" if result.downloaded_bytes else "already up to date:"
+        print(
+            f"{action} {result.name}@{result.version} (index version {result.index_version})",
+            file=sys.stderr,
+        )
