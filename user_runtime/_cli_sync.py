@@ -1,12 +1,130 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `user-runtime` app (placeholder until implemented)."""
+"""`user-runtime sync`: mount a folder that mirrors into the enclave (specs/sync.md §9)."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import typer
+
+DEFAULT_ENCLAVE_ENV = "NB_ENCLAVE"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    del app
+    app.command("sync")(sync)
+
+
+def sync(  # noqa: PLR0917 - typer options
+    folder: Path = typer.Option(..., "-d", "--dir", help="Folder to mount (created if missing)."),
+    enclave: str | None = typer.Option(
+        None,
+        "--enclave",
+        help="Enclave address, unix:/PATH or vsock:CID:PORT "
+        "(default: $NB_ENCLAVE, else the local enclave's socket).",
+    ),
+    store: Path | None = typer.Option(
+        None, "--store", help="Backing store folder (default: ../.FOLDER.nb-store)."
+    ),
+    state_dir: Path | None = typer.Option(
+        None, "--state-dir", help="State folder (default: $NB_STATE_DIR or ~/.local/state)."
+    ),
+    stop: bool = typer.Option(False, "--stop", help="Unmount the folder and stop its sync."),
+    foreground: bool = typer.Option(
+        False, "--foreground", help="Stay in the foreground until unmounted (tests, debugging)."
+    ),
+    ready_fd: int | None = typer.Option(None, "--ready-fd", hidden=True),
+) -> None:
+    """Mount FOLDER as a view of the enclave's session filesystem."""
+    from user_runtime import mounts
+
+    states = state_dir or mounts.default_state_dir()
+    if stop:
+        what = mounts.stop(folder, states)
+        print(f"{what}: {mounts.canonical_folder(folder)}")
+        return
+    from user_runtime.backing_store import BackingStore, default_store_dir
+    from user_runtime.errors import UsageError
+    from user_runtime.rpc_client import parse_address
+
+    address = enclave or os.environ.get(DEFAULT_ENCLAVE_ENV) or _local_enclave(states)
+    parse_address(address)  # a malformed address is a usage error, before anything starts
+    target = mounts.canonical_folder(folder)
+    if mounts.cleanup_stale(target, states):
+        print(f"user-runtime: cleaned a stale mount on {target}", file=sys.stderr)
+    if target.exists() and not target.is_dir():
+        raise UsageError(f"{target}: not a folder")
+    target.mkdir(parents=True, exist_ok=True)
+    if any(target.iterdir()):
+        raise UsageError(
+            f"{target}: not empty; sync mounts an empty folder (its files live in the store)"
+        )
+    store_dir = (store or default_store_dir(target)).resolve()
+    if store_dir == target or target in store_dir.parents:
+        raise UsageError(f"{store_dir}: the store cannot live inside the synced folder")
+    if not foreground:
+        argv = [
+            sys.executable,
+            "-m",
+            "user_runtime",
+            "sync",
+            "-d",
+            str(target),
+            "--enclave",
+            address,
+            "--store",
+            str(store_dir),
+            "--state-dir",
+            str(states),
+            "--foreground",
+        ]
+        pid = mounts.start_daemon(argv, mounts.log_path(target, states))
+        print(f"synced {target} (pid {pid}, store {store_dir})")
+        return
+    backing = BackingStore.open_or_create(store_dir, target)
+    _serve(target, backing, address, states, ready_fd)
+
+
+def _local_enclave(states: Path) -> str:
+    return f"unix:{states / 'enclave' / 'enclave.sock'}"
+
+
+def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: int | None) -> None:
+    from user_runtime import mounts, sync
+    from user_runtime.backing_store import BackingStore
+    from user_runtime.errors import ExternalError
+    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.sync_link import EnclaveLink, RetryPolicy
+
+    assert isinstance(backing, BackingStore)
+    link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)
+    first = EnclaveLink(
+        lambda: EnclaveClient.connect(address),
+        backing,
+        sync.classify,
+        policy=RetryPolicy(give_up_after=5.0),
+    )
+    try:
+        first.start()
+    except OSError as e:
+        raise ExternalError(f"{address}: {e.strerror or e}") from e
+    first.close()
+    link.start()
+
+    def ready() -> None:
+        mounts.write_state(
+            mounts.MountState(str(target), str(backing.root), address, os.getpid()), states
+        )
+        if ready_fd is not None:
+            os.write(ready_fd, mounts.READY)
+            os.close(ready_fd)
+        else:
+            print(f"synced {target} (store {backing.root}); Ctrl-C unmounts", file=sys.stderr)
+
+    try:
+        sync.serve(str(target), backing, link, ready)
+    finally:
+        mounts.remove_state(target, states, os.getpid())

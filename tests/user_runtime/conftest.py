@@ -1,0 +1,179 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Fixtures for the sync tests: a real enclave server process and a real FUSE mount."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from user_runtime import mounts
+
+REPO = Path(__file__).resolve().parents[2]
+
+# A session-fs server with a chosen budget, as the enclave runs it (H5's server and
+# transport), without a runner: the sync tests only need the filesystem.
+_SERVER = """
+import sys
+from pathlib import Path
+from enclave.runner_interface import UnavailableRunner
+from enclave.server import EnclaveServer
+from enclave.sessionfs import SessionFs, SessionLimits
+from enclave.transport import SocketServer, listen_unix
+fs = SessionFs(SessionLimits(budget_bytes=int(sys.argv[2])))
+server = SocketServer(EnclaveServer(fs, UnavailableRunner()), listen_unix(Path(sys.argv[1])))
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+
+@dataclass
+class EnclaveProc:
+    sock: Path
+    budget: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"unix:{self.sock}"
+
+    def start(self) -> None:
+        self.sock.unlink(missing_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(self.sock), str(self.budget)],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline() == b"listening\n"
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def client(self):
+        from user_runtime.rpc_client import EnclaveClient
+
+        return EnclaveClient.connect(self.address)
+
+
+@pytest.fixture
+def enclave(tmp_path: Path) -> Iterator[EnclaveProc]:
+    proc = EnclaveProc(tmp_path / "enclave.sock", 512 * 1024 * 1024)
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.kill()
+
+
+def _cli(
+    *args: str, env: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "user_runtime", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@dataclass
+class SyncMount:
+    folder: Path
+    store: Path
+    state: Path
+    enclave: EnclaveProc
+    pids: list[int] = field(default_factory=list)
+
+    def start(self, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = _cli(
+            "sync",
+            "-d",
+            str(self.folder),
+            "--enclave",
+            self.enclave.address,
+            "--store",
+            str(self.store),
+            "--state-dir",
+            str(self.state),
+            check=check,
+        )
+        state = mounts.read_state(self.folder, self.state)
+        if state is not None:
+            self.pids.append(state.pid)
+        return result
+
+    def stop(self) -> subprocess.CompletedProcess[str]:
+        return _cli("sync", "--stop", "-d", str(self.folder), "--state-dir", str(self.state))
+
+    @property
+    def pid(self) -> int:
+        state = mounts.read_state(self.folder, self.state)
+        assert state is not None
+        return state.pid
+
+    def log(self) -> str:
+        path = mounts.log_path(self.folder, self.state)
+        return path.read_text() if path.exists() else ""
+
+
+@pytest.fixture
+def fuse_ok() -> None:
+    if not Path("/dev/fuse").exists() or os.geteuid() != 0:
+        pytest.skip("needs /dev/fuse and root")
+
+
+@pytest.fixture
+def sync_mount(tmp_path: Path, enclave: EnclaveProc, fuse_ok: None) -> Iterator[SyncMount]:
+    mount = SyncMount(tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", enclave)
+    mount.start()
+    try:
+        yield mount
+    finally:
+        if mounts.mount_type(mount.folder) is not None or mounts.read_state(
+            mount.folder, mount.state
+        ):
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "user_runtime",
+                    "sync",
+                    "--stop",
+                    "-d",
+                    str(mount.folder),
+                    "--state-dir",
+                    str(mount.state),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        for pid in mount.pids:
+            if mounts.pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while mounts.mount_type(mount.folder) is not None and time.monotonic() < deadline:
+            mounts.unmount(mount.folder)

@@ -1,0 +1,289 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The life of a sync mount: state file, daemon start, stop, stale-mount cleanup (specs/sync.md §7).
+
+One state file per mounted folder, `$STATE/sync/<id>.json`, names the daemon's
+pid, the folder, the store and the enclave address; the daemon's log sits
+beside it. A mount whose daemon died (SIGKILL) answers `ENOTCONN`; the next
+`sync` (or `sync --stop`) detects it and unmounts it with `fusermount3 -u`,
+`fusermount -u` or `umount -l`, whichever works.
+"""
+
+# os.stat/abspath on purpose: a dead mount must not be resolved through pathlib.
+# ruff: noqa: PTH100, PTH116
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from user_runtime.errors import ExternalError, UsageError
+
+STATE_DIR_ENV = "NB_STATE_DIR"
+READY = b"ready\n"
+
+
+class MountError(ExternalError):
+    """A mount could not be made, found or removed."""
+
+
+class FolderBusyError(UsageError):
+    """The folder is already mounted (by a live sync or by something else)."""
+
+
+@dataclass(frozen=True)
+class MountState:
+    """What the state file of one sync mount records."""
+
+    folder: str
+    store: str
+    enclave: str
+    pid: int
+
+
+def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """`$NB_STATE_DIR`, else `$XDG_STATE_HOME/nitro-bundles`, else ~/.local/state/nitro-bundles."""
+    env = os.environ if env is None else env
+    if env.get(STATE_DIR_ENV):
+        return Path(env[STATE_DIR_ENV])
+    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "nitro-bundles"
+
+
+def canonical_folder(folder: Path) -> Path:
+    """The folder's absolute path without touching it (a dead mount cannot be stat'ed)."""
+    folder = Path(os.path.abspath(folder))
+    return Path(os.path.realpath(folder.parent)) / folder.name
+
+
+def _paths(folder: Path, state_dir: Path) -> tuple[Path, Path]:
+    digest = hashlib.sha256(str(canonical_folder(folder)).encode()).hexdigest()[:16]
+    base = state_dir / "sync"
+    return base / f"{digest}.json", base / f"{digest}.log"
+
+
+def state_path(folder: Path, state_dir: Path) -> Path:
+    """The state file of `folder`."""
+    return _paths(folder, state_dir)[0]
+
+
+def log_path(folder: Path, state_dir: Path) -> Path:
+    """The daemon log of `folder`."""
+    return _paths(folder, state_dir)[1]
+
+
+def write_state(state: MountState, state_dir: Path) -> None:
+    """Record a running mount (atomically)."""
+    path = state_path(Path(state.folder), state_dir)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(state)) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_state(folder: Path, state_dir: Path) -> MountState | None:
+    """The recorded mount of `folder`, or None."""
+    try:
+        raw = json.loads(state_path(folder, state_dir).read_text(encoding="utf-8"))
+        return MountState(
+            str(raw["folder"]), str(raw["store"]), str(raw["enclave"]), int(raw["pid"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_state(folder: Path, state_dir: Path, pid: int | None = None) -> None:
+    """Forget the mount of `folder` (only if still recorded for `pid`, when given)."""
+    current = read_state(folder, state_dir)
+    if pid is not None and current is not None and current.pid != pid:
+        return
+    with contextlib.suppress(FileNotFoundError):
+        state_path(folder, state_dir).unlink()
+
+
+def _unescape(field: str) -> str:
+    # /proc/mounts escapes space, tab, newline and backslash as octal.
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        field = field.replace(code, chr(int(code[1:], 8)))
+    return field
+
+
+def mount_type(folder: Path, mounts: Path = Path("/proc/mounts")) -> str | None:
+    """The filesystem type mounted on `folder` (e.g. `fuse`), or None."""
+    target = str(canonical_folder(folder))
+    found = None
+    for line in mounts.read_text(encoding="utf-8", errors="replace").splitlines():
+        fields = line.split()
+        if len(fields) >= 3 and _unescape(fields[1]) == target:
+            found = fields[2]  # the last one listed is the one on top
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return False
+    return status.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def is_dead_mount(folder: Path) -> bool:
+    """Whether `folder` is a FUSE mount whose daemon is gone (ENOTCONN and friends)."""
+    kind = mount_type(folder)
+    if kind is None or not kind.startswith("fuse"):
+        return False
+    try:
+        os.stat(canonical_folder(folder))
+    except OSError as e:
+        return e.errno in {errno.ENOTCONN, errno.ECONNABORTED, errno.EIO}
+    return False
+
+
+def unmount(folder: Path, runner: Callable[[Sequence[str]], int] | None = None) -> str:
+    """Unmount `folder` with the first tool that works; return its name.
+
+    Raises:
+        MountError: nothing could unmount it.
+    """
+    run = runner or _run_quietly
+    target = str(canonical_folder(folder))
+    tried = []
+    for argv in (
+        ["fusermount3", "-u", target],
+        ["fusermount", "-u", target],
+        ["fusermount3", "-uz", target],
+        ["umount", "-l", target],
+    ):
+        if shutil.which(argv[0]) is None:
+            continue
+        tried.append(" ".join(argv[:2]))
+        if run(argv) == 0 and mount_type(folder) is None:
+            return argv[0]
+    if mount_type(folder) is None:
+        return "none"
+    raise MountError(f"{target}: cannot unmount (tried {', '.join(tried) or 'nothing'})")
+
+
+def _run_quietly(argv: Sequence[str]) -> int:
+    return subprocess.run(argv, capture_output=True, check=False, timeout=30).returncode
+
+
+def cleanup_stale(folder: Path, state_dir: Path) -> bool:
+    """Unmount a mount left by a killed sync and forget it; True when one was cleaned.
+
+    Raises:
+        FolderBusyError: a live sync (or something else) is mounted there.
+        MountError: the stale mount could not be removed.
+    """
+    state = read_state(folder, state_dir)
+    kind = mount_type(folder)
+    if kind is None:
+        if state is not None and not pid_alive(state.pid):
+            remove_state(folder, state_dir)
+        return False
+    if state is not None and pid_alive(state.pid) and not is_dead_mount(folder):
+        raise FolderBusyError(f"{folder}: already synced (pid {state.pid}); use sync --stop")
+    if not kind.startswith("fuse"):
+        raise FolderBusyError(f"{folder}: something else ({kind}) is mounted there")
+    if not is_dead_mount(folder) and state is None:
+        raise FolderBusyError(f"{folder}: another FUSE filesystem is mounted there")
+    unmount(folder)
+    remove_state(folder, state_dir)
+    return True
+
+
+def start_daemon(argv: Sequence[str], log_file: Path, timeout: float = 60.0) -> int:
+    """Start `argv` (which gets `--ready-fd N`) detached; return its pid once it is mounted.
+
+    Raises:
+        MountError: it exited or did not become ready within `timeout`; the
+            message is the last line it logged.
+    """
+    log_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    read_fd, write_fd = os.pipe()
+    with log_file.open("ab") as log:
+        proc = subprocess.Popen(
+            [*argv, "--ready-fd", str(write_fd)],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+            close_fds=True,
+        )
+    os.close(write_fd)
+    try:
+        got = b""
+        deadline = time.monotonic() + timeout
+        while READY not in got:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                proc.kill()
+                proc.wait()
+                raise MountError(f"sync did not become ready within {timeout:.0f}s")
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if ready:
+                chunk = os.read(read_fd, 64)
+                if not chunk:
+                    break
+                got += chunk
+        if READY not in got:
+            proc.wait(timeout=30)
+            raise MountError(_last_line(log_file) or f"sync exited with status {proc.returncode}")
+    finally:
+        os.close(read_fd)
+    return proc.pid
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [ln for ln in path.read_text(encoding="utf-8", errors="replace").splitlines() if ln]
+        if lines:
+            last = lines[-1]
+            return last.split("error: ", 1)[1] if "error: " in last else last
+    return ""
+
+
+def stop(folder: Path, state_dir: Path, timeout: float = 20.0) -> str:
+    """Stop the sync of `folder`; return what was done ("stopped", "cleaned", "not-mounted").
+
+    Raises:
+        MountError: the mount would not go away.
+    """
+    state = read_state(folder, state_dir)
+    if state is not None and pid_alive(state.pid):
+        os.kill(state.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and pid_alive(state.pid):
+            time.sleep(0.05)
+        if pid_alive(state.pid):
+            os.kill(state.pid, signal.SIGKILL)
+        if mount_type(folder) is not None:
+            unmount(folder)
+        remove_state(folder, state_dir)
+        return "stopped"
+    if mount_type(folder) is not None:
+        if not is_dead_mount(folder) and state is None:
+            raise FolderBusyError(f"{folder}: not mounted by sync")
+        unmount(folder)
+        remove_state(folder, state_dir)
+        return "cleaned"
+    remove_state(folder, state_dir)
+    return "not-mounted"

@@ -1,0 +1,518 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The FUSE view of the enclave's session filesystem (specs/sync.md).
+
+`SyncOperations` answers the kernel. Everything the user writes goes to the
+backing store first and is pipelined to the enclave (no round trip per
+write); the enclave's first error for an open file comes back on
+flush/fsync/close as its errno. Metadata, listings and reads outside
+`output/` come from the store, which holds exactly what the enclave holds
+(write-through plus replay); `output/` is the enclave's and is read from it.
+"""
+
+# The hot paths use os.* on str paths: pathlib would add an object per call.
+from __future__ import annotations
+
+import ctypes.util
+import errno
+import itertools
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from user_runtime.backing_store import OUTPUT, BackingStore, is_output, split_path
+from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
+from user_runtime.sync_link import EnclaveLink, RemoteStat, SessionClient
+
+log = logging.getLogger(__name__)
+
+BLOCK = 4096
+IO_SIZE = 1024 * 1024  # st_blksize: `cp` then writes 1 MiB at a time
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+_PROTOCOL_ERRNO = {
+    "BUSY": errno.EBUSY,
+    "NOT_ALLOWED": errno.EPERM,
+    "BAD_ARGS": errno.EINVAL,
+    "TOO_LARGE": errno.EFBIG,
+    "UNKNOWN_OP": errno.ENOSYS,
+}
+
+
+def classify(exc: BaseException) -> int | None:
+    """Map an exception met while talking to the enclave to an errno (None: link lost)."""
+    if isinstance(exc, RemoteError):
+        return exc.errno or _PROTOCOL_ERRNO.get(exc.name, errno.EIO)
+    if isinstance(exc, ConnectionLostError | EnclaveUnavailableError | ConnectionError):
+        return None
+    if isinstance(exc, OSError) and exc.errno:
+        return exc.errno
+    return errno.EIO
+
+
+def session_path(path: str) -> str:
+    """Turn a mount path (`/dataset/a`) into a session path (`dataset/a`)."""
+    return path.lstrip("/")
+
+
+@dataclass
+class _Handle:
+    """One open file: its store descriptor (None inside output/) and first error."""
+
+    path: str
+    fd: int | None
+    error: int = 0
+    dirty: bool = False  # written since the last flush
+    written: bool = False  # written since opened
+
+
+def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) -> dict[str, int]:
+    atime, mtime, ctime = times
+    return {
+        "st_mode": mode,
+        "st_size": size,
+        "st_nlink": nlink,
+        "st_uid": os.getuid(),
+        "st_gid": os.getgid(),
+        "st_atime": atime,
+        "st_mtime": mtime,
+        "st_ctime": ctime,
+        "st_blksize": IO_SIZE,
+        "st_blocks": (size + 511) // 512,
+    }
+
+
+def _remote_dict(info: RemoteStat) -> dict[str, int]:
+    return _stat_dict(
+        info.mode, info.size, info.nlink, (info.atime_ns, info.mtime_ns, info.ctime_ns)
+    )
+
+
+class SyncOperations:
+    """FUSE operations over the backing store and the enclave link (mfusepy's API)."""
+
+    use_ns = True
+
+    def __init__(
+        self,
+        store: BackingStore,
+        link: EnclaveLink,
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.enclave_link = link
+        self._on_ready = on_ready
+        self._handles: dict[int, _Handle] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _parts(path: str) -> tuple[str, ...]:
+        return split_path(path)
+
+    def _new_handle(self, path: str, fd: int | None) -> int:
+        with self._lock:
+            fh = next(self._ids)
+            self._handles[fh] = _Handle(path, fd)
+        return fh
+
+    def _handle(self, fh: int) -> _Handle:
+        try:
+            return self._handles[fh]
+        except KeyError:
+            raise OSError(errno.EBADF, "bad file handle") from None
+
+    def _remote(self, fn: Callable[[SessionClient], Any]) -> Any:
+        return self.enclave_link.call(fn)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def init(self, path: str) -> None:
+        """Mounted: tell whoever waits for readiness."""
+        del path
+        if self._on_ready is not None:
+            self._on_ready()
+
+    def destroy(self, path: str) -> None:
+        """Unmounted: close every descriptor and the link."""
+        del path
+        with self._lock:
+            handles = list(self._handles.values())
+            self._handles.clear()
+        for handle in handles:
+            if handle.fd is not None:
+                os.close(handle.fd)
+        self.enclave_link.close()
+
+    # -- metadata ------------------------------------------------------------------------
+
+    def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
+        """Status from the store, or from the enclave inside output/."""
+        del fh
+        parts = self._parts(path)
+        if is_output(parts):
+            info = self._remote(lambda c: c.stat(session_path(path)))
+            return _remote_dict(info)
+        st = self.store.lstat(path)
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise OSError(errno.ENOENT, "not a file or folder")
+        times = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+        return _stat_dict(st.st_mode, st.st_size, st.st_nlink, times)
+
+    def readdir(self, path: str, fh: int) -> list[str]:
+        """List a folder (the root also lists the enclave's output/)."""
+        del fh
+        parts = self._parts(path)
+        if is_output(parts):
+            entries = self._remote(lambda c: c.listdir(session_path(path)))
+            return [".", "..", *(name for name, _ in entries)]
+        names = [n for n in self.store.listdir(path) if parts or n != OUTPUT]
+        if not parts:
+            names.append(OUTPUT)
+        return [".", "..", *names]
+
+    def statfs(self, path: str) -> dict[str, int]:
+        """The enclave's memory budget as blocks; its node limit as inodes."""
+        del path
+        info = self._remote(lambda c: c.statfs())
+        total = int(info.get("total_bytes", 0))
+        free = int(info.get("free_bytes", 0))
+        max_nodes = int(info.get("max_nodes", 0))
+        nodes = int(info.get("nodes", 0))
+        return {
+            "f_bsize": BLOCK,
+            "f_frsize": BLOCK,
+            "f_blocks": total // BLOCK,
+            "f_bfree": free // BLOCK,
+            "f_bavail": free // BLOCK,
+            "f_files": max_nodes,
+            "f_ffree": max(0, max_nodes - nodes),
+            "f_favail": max(0, max_nodes - nodes),
+            "f_namemax": int(info.get("max_name", 255)),
+        }
+
+    # -- namespace changes: enclave first, then the store, under one link call ---------
+
+    def mkdir(self, path: str, mode: int) -> int:
+        """Create a folder."""
+        sp, parts = session_path(path), self._parts(path)
+
+        def op(c: SessionClient) -> None:
+            c.mkdir(sp, mode & 0o7777)
+            if not is_output(parts):
+                self.store.mkdir(path, mode)
+
+        self._remote(op)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        """Remove an empty folder (ENOTEMPTY otherwise)."""
+        sp, parts = session_path(path), self._parts(path)
+        if not is_output(parts) and self.store.listdir(path):
+            raise OSError(errno.ENOTEMPTY, "directory not empty")
+
+        def op(c: SessionClient) -> None:
+            c.rmdir(sp)
+            if not is_output(parts):
+                self.store.rmdir(path)
+
+        self._remote(op)
+        return 0
+
+    def unlink(self, path: str) -> int:
+        """Remove a file."""
+        sp, parts = session_path(path), self._parts(path)
+
+        def op(c: SessionClient) -> None:
+            c.unlink(sp)
+            if not is_output(parts):
+                self.store.unlink(path)
+
+        self._remote(op)
+        return 0
+
+    def rename(self, old: str, new: str) -> int:
+        """Rename within the store side or within output/; across them is EXDEV."""
+        old_parts, new_parts = self._parts(old), self._parts(new)
+        if is_output(old_parts) != is_output(new_parts):
+            raise OSError(errno.EXDEV, "output/ is the enclave's; copy instead")
+        if (len(old_parts) == 1 or len(new_parts) == 1) and old_parts != new_parts:
+            raise OSError(errno.EBUSY, "top-level folders cannot be moved")
+        if new_parts[: len(old_parts)] == old_parts and new_parts != old_parts:
+            raise OSError(errno.EINVAL, "cannot move a folder into itself")
+
+        def op(c: SessionClient) -> None:
+            c.rename(session_path(old), session_path(new))
+            if not is_output(old_parts):
+                self.store.rename(old, new)
+
+        self._remote(op)
+        return 0
+
+    def chmod(self, path: str, mode: int) -> int:
+        """Set permission bits."""
+        parts = self._parts(path)
+
+        def op(c: SessionClient) -> None:
+            c.chmod(session_path(path), mode & 0o7777)
+            if not is_output(parts):
+                self.store.chmod(path, mode)
+
+        self._remote(op)
+        return 0
+
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        """Owners are not part of the session filesystem."""
+        del path, uid, gid
+        raise OSError(errno.EPERM, "ownership is not synced")
+
+    def utimens(
+        self, path: str, times: tuple[tuple[int, int], tuple[int, int]] | None = None
+    ) -> int:
+        """Set times; `times` holds raw (sec, nsec) pairs with UTIME_NOW/OMIT."""
+        parts = self._parts(path)
+        now = time.time_ns()
+        if times is None:
+            atime = mtime = now
+        else:
+            if is_output(parts):
+                cur = self._remote(lambda c: c.stat(session_path(path)))
+                old = (cur.atime_ns, cur.mtime_ns)
+            else:
+                st = self.store.lstat(path)
+                old = (st.st_atime_ns, st.st_mtime_ns)
+            atime, mtime = (
+                now if nsec == UTIME_NOW else prev if nsec == UTIME_OMIT else sec * 10**9 + nsec
+                for (sec, nsec), prev in zip(times, old, strict=True)
+            )
+
+        def op(c: SessionClient) -> None:
+            c.utimens(session_path(path), atime, mtime)
+            if not is_output(parts):
+                self.store.utimens(path, atime, mtime)
+
+        self._remote(op)
+        return 0
+
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        """Set a file's size (the kernel sends this for O_TRUNC opens too)."""
+        parts = self._parts(path)
+        if fh is not None:
+            self._flush_handle(path, fh)
+
+        def op(c: SessionClient) -> None:
+            c.truncate(session_path(path), length)
+            if not is_output(parts):
+                self.store.truncate(path, length)
+
+        self._remote(op)
+        return 0
+
+    # -- refused -------------------------------------------------------------------------
+
+    def symlink(self, target: str, source: str) -> int:
+        """The session filesystem has no symbolic links."""
+        del target, source
+        raise OSError(errno.EPERM, "symbolic links are not synced")
+
+    def link(self, target: str, source: str) -> int:
+        """The session filesystem has no hard links."""
+        del target, source
+        raise OSError(errno.EPERM, "hard links are not synced")
+
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        """Only regular files and folders exist in the session filesystem."""
+        del path, mode, dev
+        raise OSError(errno.EPERM, "special files are not synced")
+
+    def readlink(self, path: str) -> str:
+        """Nothing is a link."""
+        del path
+        raise OSError(errno.EINVAL, "not a symbolic link")
+
+    # -- files ---------------------------------------------------------------------------
+
+    def create(self, path: str, mode: int, flags: int = 0) -> int:
+        """Create (or with O_TRUNC, empty) a file and open it."""
+        parts = self._parts(path)
+        truncate = bool(flags & os.O_TRUNC) or not flags & os.O_EXCL
+        exclusive = bool(flags & os.O_EXCL)
+
+        def op(c: SessionClient) -> int | None:
+            c.create(session_path(path), mode & 0o7777, truncate=truncate, exclusive=exclusive)
+            if is_output(parts):
+                return None
+            store_flags = os.O_CREAT | (os.O_TRUNC if truncate else 0)
+            return self.store.open(path, store_flags | (os.O_EXCL if exclusive else 0), mode)
+
+        fd = self._remote(op)
+        return self._new_handle(path, fd)
+
+    def open(self, path: str, flags: int) -> int:
+        """Open an existing file."""
+        parts = self._parts(path)
+        if is_output(parts):
+            info = self._remote(lambda c: c.stat(session_path(path)))
+            if stat.S_ISDIR(info.mode):
+                raise OSError(errno.EISDIR, "is a directory")
+            return self._new_handle(path, None)
+        return self._new_handle(path, self.store.open(path, flags & ~os.O_TRUNC))
+
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        """Read from the store, or from the enclave inside output/."""
+        handle = self._handle(fh)
+        if handle.fd is not None:
+            return os.pread(handle.fd, size, offset)
+        if handle.dirty:
+            self._flush_handle(path, fh)
+        return bytes(self._remote(lambda c: c.read(session_path(path), offset, size)))
+
+    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+        """Write through to the store and pipeline to the enclave."""
+        handle = self._handle(fh)
+        if handle.error:
+            raise OSError(handle.error, os.strerror(handle.error))
+        if handle.fd is not None:
+            written = os.pwrite(handle.fd, data, offset)
+            if written != len(data):
+                data = data[:written]
+        handle.dirty = handle.written = True
+        if path is not None:
+            key = f"fh:{fh}"
+            sp = session_path(path)
+            self._remote(lambda c: c.write_pipelined(sp, offset, data, key=key))
+        return len(data)
+
+    def _flush_handle(self, path: str | None, fh: int) -> None:
+        handle = self._handle(fh)
+        if handle.error:
+            raise OSError(handle.error, os.strerror(handle.error))
+        if not handle.dirty:
+            return
+        key = f"fh:{fh}"
+        try:
+            self._remote(lambda c: c.flush(key))
+        except OSError as e:
+            handle.error = e.errno or errno.EIO
+            if path is not None and handle.fd is not None:
+                self._repair(path, handle.fd)
+            raise
+        handle.dirty = False
+
+    def _repair(self, path: str, fd: int) -> None:
+        """After a failed write, make the store hold what the enclave holds (§6.2)."""
+        sp = session_path(path)
+        try:
+            size = self._remote(lambda c: c.stat(sp)).size
+            os.ftruncate(fd, min(size, os.fstat(fd).st_size))
+            st = os.fstat(fd)
+            self._remote(lambda c: c.truncate(sp, st.st_size))
+            self._remote(lambda c: c.utimens(sp, st.st_atime_ns, st.st_mtime_ns))
+        except OSError as e:
+            log.warning("%s: cannot repair after a failed write: %s", path, e)
+
+    def flush(self, path: str | None, fh: int) -> int:
+        """Surface the enclave's first error for this file (close() returns it)."""
+        self._flush_handle(path, fh)
+        return 0
+
+    def fsync(self, path: str | None, datasync: int, fh: int) -> int:
+        """Flush to the enclave and the store's disk."""
+        del datasync
+        handle = self._handle(fh)
+        self._flush_handle(path, fh)
+        if handle.fd is not None:
+            os.fsync(handle.fd)
+        return 0
+
+    def release(self, path: str | None, fh: int) -> int:
+        """Close; give the enclave the store's times so a replay can tell them equal."""
+        with self._lock:
+            handle = self._handles.pop(fh, None)
+        if handle is None:
+            return 0
+        try:
+            if handle.fd is not None and path is not None and handle.written and not handle.error:
+                st = os.fstat(handle.fd)
+                if handle.dirty:
+                    key = f"fh:{fh}"
+                    self._remote(lambda c: c.flush(key))
+                self._remote(
+                    lambda c: c.utimens(session_path(path), st.st_atime_ns, st.st_mtime_ns)
+                )
+        except OSError as e:
+            log.warning("%s: closing: %s", path, e)
+        finally:
+            if handle.fd is not None:
+                os.close(handle.fd)
+        return 0
+
+
+def load_fuse() -> Any:
+    """Import mfusepy, preferring libfuse 3 (1 MiB writes) over libfuse 2 (128 KiB)."""
+    if "FUSE_LIBRARY_PATH" not in os.environ and ctypes.util.find_library("fuse3"):
+        os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")
+    import mfusepy  # noqa: PLC0415 - after choosing the library above
+
+    return mfusepy
+
+
+@dataclass(frozen=True)
+class MountOptions:
+    """Kernel-facing options of the mount (specs/sync.md §8)."""
+
+    attr_timeout: float = 1.0
+    entry_timeout: float = 1.0
+    max_write_fuse2: int = 128 * 1024
+
+
+def _fuse_class(fuse: Any) -> Any:
+    class _SyncFUSE(fuse.FUSE):  # type: ignore[misc]
+        """mfusepy's FUSE, passing utimens times as raw (sec, nsec) for UTIME_NOW/OMIT."""
+
+        def utimens_fuse_2(self, path: bytes | None, buf: Any) -> int:
+            times = None
+            if buf:
+                a, m = buf.contents.actime, buf.contents.modtime
+                times = ((a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec))
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.utimens(name, times))
+
+    return _SyncFUSE
+
+
+def serve(
+    folder: str,
+    store: BackingStore,
+    link: EnclaveLink,
+    on_ready: Callable[[], None] | None = None,
+    options: MountOptions | None = None,
+) -> None:
+    """Mount `folder` and serve until it is unmounted (SIGTERM/SIGINT unmount it).
+
+    The link must already be started (connected and replayed).
+    """
+    opts = options or MountOptions()
+    fuse = load_fuse()
+    kwargs: dict[str, Any] = {
+        "foreground": True,
+        "nothreads": False,
+        "fsname": "nitro-bundles-sync",
+        "subtype": "nbsync",
+        "default_permissions": True,
+        "hard_remove": True,
+        "attr_timeout": opts.attr_timeout,
+        "entry_timeout": opts.entry_timeout,
+        "negative_timeout": 0,
+    }
+    if fuse.fuse_version_major == 2:
+        kwargs |= {"big_writes": True, "max_write": opts.max_write_fuse2, "nonempty": True}
+    ops = SyncOperations(store, link, on_ready)
+    _fuse_class(fuse)(ops, folder, **kwargs)

@@ -1,0 +1,331 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The sync daemon's link to the enclave: reconnect with backoff and replay (specs/sync.md §5).
+
+`EnclaveLink.call(fn)` runs `fn(client)` under a shared lock. When the
+connection is lost, one caller reconnects under the exclusive lock, replays
+the backing store into the enclave (`reconcile`), and every caller retries on
+the new connection. Because each forwarded operation is applied to the store
+before (writes) or together with (namespace changes) its forwarding, and the
+replay makes the enclave equal to the store, nothing written through the mount
+is lost when the enclave restarts: it either reaches the new enclave or the
+caller gets `EIO`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import stat as st
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from user_runtime.backing_store import OUTPUT, BackingStore, StoreEntry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+REPLAY_CHUNK = 1024 * 1024
+
+
+class RemoteStat(Protocol):
+    """What the enclave reports for one entry (specs/rpc-protocol.md §7.2)."""
+
+    @property
+    def mode(self) -> int:
+        """Full `st_mode`."""
+
+    @property
+    def size(self) -> int:
+        """Size in bytes."""
+
+    @property
+    def atime_ns(self) -> int:
+        """Access time."""
+
+    @property
+    def mtime_ns(self) -> int:
+        """Modification time."""
+
+    @property
+    def ctime_ns(self) -> int:
+        """Change time."""
+
+    @property
+    def nlink(self) -> int:
+        """Link count."""
+
+
+class SessionClient(Protocol):
+    """The enclave client methods the sync layer uses (a subset of `EnclaveClient`)."""
+
+    def stat(self, path: str) -> RemoteStat:
+        """Stat an entry."""
+
+    def listdir(self, path: str) -> Sequence[tuple[str, RemoteStat]]:
+        """List a folder with the status of each entry."""
+
+    def mkdir(self, path: str, mode: int) -> None:
+        """Create a folder."""
+
+    def rmdir(self, path: str) -> None:
+        """Remove an empty folder."""
+
+    def unlink(self, path: str) -> None:
+        """Remove a file."""
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename an entry."""
+
+    def create(self, path: str, mode: int, *, truncate: bool, exclusive: bool) -> None:
+        """Create a file (or truncate an existing one)."""
+
+    def truncate(self, path: str, size: int) -> None:
+        """Set a file's size."""
+
+    def chmod(self, path: str, mode: int) -> None:
+        """Set permission bits."""
+
+    def utimens(self, path: str, atime_ns: int, mtime_ns: int) -> None:
+        """Set times."""
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        """Read a range."""
+
+    def write_pipelined(
+        self, path: str, offset: int, data: bytes | memoryview, *, key: str | None = None
+    ) -> None:
+        """Queue a write; its error surfaces on `flush(key or path)`."""
+
+    def flush(self, key: str) -> None:
+        """Wait for the writes under `key`; raise the first error."""
+
+    def statfs(self) -> Mapping[str, int]:
+        """The enclave's budget."""
+
+    def close(self) -> None:
+        """Close the connection."""
+
+
+class LinkLostError(Exception):
+    """Internal: the connection to the enclave dropped during a call."""
+
+
+Classifier = Callable[[BaseException], "int | None"]
+"""Maps a client exception to an errno, or None when the connection was lost."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a lost enclave is retried before operations fail with EIO."""
+
+    first_delay: float = 0.05
+    max_delay: float = 1.0
+    give_up_after: float = 30.0
+
+
+class _SharedExclusiveLock:
+    """Readers share, one writer excludes them; readers do not wait for queued writers."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if not self._readers:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+class EnclaveLink:
+    """A reconnecting, replaying connection to the enclave's session filesystem."""
+
+    def __init__(
+        self,
+        connect: Callable[[], SessionClient],
+        store: BackingStore,
+        classify: Classifier,
+        *,
+        policy: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self._store = store
+        self._classify = classify
+        self._policy = policy or RetryPolicy()
+        self._sleep = sleep
+        self._clock = clock
+        self._lock = _SharedExclusiveLock()
+        self._client: SessionClient | None = None
+        self._generation = 0
+        self._gave_up = False
+        self.replays = 0
+
+    @property
+    def generation(self) -> int:
+        """How many connections have been made so far."""
+        return self._generation
+
+    def start(self) -> None:
+        """Connect and replay the store once; raise `OSError(EIO)` when the enclave is away."""
+        self._recover(self._generation, first=True)
+
+    def close(self) -> None:
+        """Drop the connection."""
+        with self._lock.exclusive():
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+            self._client = None
+
+    def call(self, fn: Callable[[SessionClient], T]) -> T:
+        """Run `fn(client)`, reconnecting and retrying once when the link drops.
+
+        Raises:
+            OSError: with the enclave's errno, or `EIO` when it cannot be reached.
+        """
+        for _attempt in range(3):
+            with self._lock.shared():
+                client, generation = self._client, self._generation
+                if client is not None:
+                    try:
+                        return fn(client)
+                    except Exception as e:
+                        code = self._classify(e)
+                        if code is not None:
+                            raise OSError(code, str(e) or errno.errorcode.get(code, "")) from e
+                        log.warning("lost the enclave: %s", e)
+            self._recover(generation)
+        raise OSError(errno.EIO, "enclave connection keeps dropping")
+
+    def _recover(self, generation: int, *, first: bool = False) -> None:
+        with self._lock.exclusive():
+            if self._client is not None and self._generation != generation:
+                return  # another caller already reconnected
+            if self._client is not None:
+                with contextlib.suppress(Exception):
+                    self._client.close()
+                self._client = None
+            budget = 0.0 if self._gave_up else self._policy.give_up_after
+            deadline = self._clock() + budget
+            delay = self._policy.first_delay
+            while True:
+                client = None
+                try:
+                    client = self._connect()
+                    reconcile(client, self._store, self._classify)
+                except Exception as e:
+                    if client is not None:
+                        with contextlib.suppress(Exception):
+                            client.close()
+                    if client is not None and self._classify(e) is not None:
+                        raise OSError(errno.EIO, f"replay into the enclave failed: {e}") from e
+                    if self._clock() >= deadline:
+                        self._gave_up = True
+                        raise OSError(errno.EIO, f"enclave unreachable: {e}") from e
+                    self._sleep(delay)
+                    delay = min(delay * 2, self._policy.max_delay)
+                    continue
+                break
+            self._client = client
+            self._generation += 1
+            self._gave_up = False
+            if not first:
+                self.replays += 1
+                log.warning("reconnected to the enclave and replayed the store")
+
+
+def _remote_tree(client: SessionClient, path: str, into: dict[str, RemoteStat]) -> None:
+    for name, info in client.listdir(path.lstrip("/")):
+        sub = f"{path.rstrip('/')}/{name}"
+        if sub == f"/{OUTPUT}":
+            continue
+        into[sub] = info
+        if st.S_ISDIR(info.mode):
+            _remote_tree(client, sub, into)
+
+
+def reconcile(client: SessionClient, store: BackingStore, classify: Classifier) -> int:
+    """Make the enclave's tree (outside `output/`) equal to the store; return files uploaded.
+
+    Entries the store lacks are removed (deepest first); folders are created;
+    files whose size or modification time differ are uploaded again; modes and
+    times are copied. A file that does not fit the enclave's budget is left
+    partial there and logged: the store keeps it whole (specs/sync.md §5.2).
+    """
+    remote: dict[str, RemoteStat] = {}
+    _remote_tree(client, "/", remote)
+    local = {entry.path: entry for entry in store.walk()}
+    for path in sorted(remote, key=lambda p: p.count("/"), reverse=True):
+        entry = local.get(path)
+        is_dir = st.S_ISDIR(remote[path].mode)
+        if entry is not None and entry.is_dir == is_dir:
+            continue
+        try:
+            client.rmdir(path[1:]) if is_dir else client.unlink(path[1:])
+        except Exception as e:
+            if classify(e) is None:
+                raise
+            log.warning("replay: cannot remove %s from the enclave: %s", path, e)
+        remote.pop(path)
+    uploaded = 0
+    for path, entry in local.items():
+        try:
+            uploaded += _restore(client, store, entry, remote.get(path))
+        except Exception as e:
+            if classify(e) is None:
+                raise
+            log.warning("replay: %s not restored in the enclave: %s", path, e)
+    return uploaded
+
+
+def _restore(
+    client: SessionClient, store: BackingStore, entry: StoreEntry, have: RemoteStat | None
+) -> int:
+    sp = entry.path[1:]
+    same_mode = have is not None and have.mode & 0o7777 == entry.mode
+    if entry.is_dir:
+        if have is None:
+            client.mkdir(sp, entry.mode)
+        elif not same_mode:
+            client.chmod(sp, entry.mode)
+        return 0
+    if have is not None and have.size == entry.size and have.mtime_ns == entry.mtime_ns:
+        if not same_mode:
+            client.chmod(sp, entry.mode)
+        return 0
+    client.create(sp, entry.mode, truncate=True, exclusive=False)
+    for offset, data in store.read_chunks(entry.path, REPLAY_CHUNK):
+        client.write_pipelined(sp, offset, data)
+    client.flush(sp)
+    client.chmod(sp, entry.mode)
+    client.utimens(sp, entry.atime_ns, entry.mtime_ns)
+    return 1
