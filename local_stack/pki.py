@@ -18,7 +18,7 @@ __all__ = ["ROOT_CERT_FILE", "ensure_pki"]
 
 ROOT_CERT_FILE = "root.pem"
 SIMULATOR_MODULE = "enclave.nsm.simulator"
-SIMULATOR_CREATE = "create_pki"
+SIMULATOR_CREATE = "load_or_create_sim_pki"
 
 
 def ensure_pki(directory: Path) -> Path:
@@ -39,7 +39,7 @@ def ensure_pki(directory: Path) -> Path:
         raise ExternalError(f"the nsm simulator ({SIMULATOR_MODULE}) is not available") from exc
     try:
         create(directory)
-    except OSError as exc:
+    except Exception as exc:  # the simulator's own typed errors, OSError
         raise ExternalError(f"{directory}: cannot create the nsm pki: {exc}") from exc
     if not root.is_file():
         raise ExternalError(f"{directory}: nsm pki has no {ROOT_CERT_FILE}")

@@ -1,145 +1,91 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Fixtures for the local stack: a test NSM PKI, the running stack, boto3 clients, policies."""
+"""Fixtures for the local stack: the running stack, simulated enclaves of images A and B.
+
+Images A and B are tiny EIFs written by `package_format.eif` (they differ only in
+the application ramdisk, so PCR0 and PCR2 differ); enclaves are `SimulatedNsm`s
+signing with the PKI `local-stack up` created in its state directory.
+"""
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 
+from enclave.nsm.simulator import SimPki, SimulatedNsm, load_sim_pki, pcrs_from_measurements
 from local_stack import stack
 from local_stack.processes import LOCAL_CREDENTIALS
-from package_format.attestation.build import (
-    build_ca_certificate,
-    build_document,
-    build_leaf_certificate,
-    serial_from,
-)
-
-PCR0_A = bytes.fromhex("a0" * 48)
-PCR0_B = bytes.fromhex("b0" * 48)
+from package_format.eif.layout import SectionType
+from package_format.eif.pcr import Measurements
+from package_format.eif.writer import SectionSource, write_eif
 
 
-@dataclass
-class FakePki:
-    """A P-384 root and intermediate, enough to sign Nitro-shaped documents."""
+def tiny_eif_measurements(app: bytes) -> Measurements:
+    """Write a tiny EIF (kernel, cmdline, bootstrap and app ramdisks) and return its PCRs."""
+    sections = [
+        SectionSource.from_bytes(SectionType.KERNEL, b"tiny kernel"),
+        SectionSource.from_bytes(SectionType.CMDLINE, b"console=ttyS0"),
+        SectionSource.from_bytes(SectionType.RAMDISK, b"bootstrap ramdisk"),
+        SectionSource.from_bytes(SectionType.RAMDISK, app),
+    ]
+    return write_eif(io.BytesIO(), sections).measurements
 
-    root_key: ec.EllipticCurvePrivateKey
-    root_der: bytes
-    root_pem: bytes
-    inter_key: ec.EllipticCurvePrivateKey
-    inter: object
-    inter_der: bytes
 
-    @classmethod
-    def create(cls, name: str = "test") -> FakePki:
-        now = datetime.now(UTC)
-        root_key = ec.generate_private_key(ec.SECP384R1())
-        root = build_ca_certificate(
-            common_name=f"{name}-root",
-            public_key=root_key.public_key(),
-            issuer=None,
-            issuer_key=root_key,
-            not_before=now - timedelta(days=1),
-            not_after=now + timedelta(days=3650),
-            serial=serial_from(os.urandom(16)),
-            path_length=None,
-        )
-        inter_key = ec.generate_private_key(ec.SECP384R1())
-        inter = build_ca_certificate(
-            common_name=f"{name}-intermediate",
-            public_key=inter_key.public_key(),
-            issuer=root,
-            issuer_key=root_key,
-            not_before=now - timedelta(days=1),
-            not_after=now + timedelta(days=30),
-            serial=serial_from(os.urandom(16)),
-            path_length=0,
-        )
-        der = serialization.Encoding.DER
-        return cls(
-            root_key=root_key,
-            root_der=root.public_bytes(der),
-            root_pem=root.public_bytes(serialization.Encoding.PEM),
-            inter_key=inter_key,
-            inter=inter,
-            inter_der=inter.public_bytes(der),
-        )
-
-    def document(
-        self,
-        pcrs: Mapping[int, bytes],
-        public_key: bytes | None,
-        at: datetime | None = None,
-    ) -> bytes:
-        at = at or datetime.now(UTC)
-        leaf_key = ec.generate_private_key(ec.SECP384R1())
-        leaf = build_leaf_certificate(
-            common_name="i-00000000000000000-enc0000000000000000",
-            public_key=leaf_key.public_key(),
-            issuer=self.inter,
-            issuer_key=self.inter_key,
-            not_before=at - timedelta(minutes=1),
-            not_after=at + timedelta(hours=3),
-            serial=serial_from(os.urandom(16)),
-        )
-        return build_document(
-            signing_key=leaf_key,
-            module_id="i-00000000000000000-enc0000000000000000",
-            timestamp_ms=int(at.timestamp() * 1000),
-            pcrs=pcrs,
-            certificate=leaf.public_bytes(serialization.Encoding.DER),
-            cabundle=[self.root_der, self.inter_der],
-            public_key=public_key,
-        )
+IMAGE_A = tiny_eif_measurements(b"application A")
+IMAGE_B = tiny_eif_measurements(b"application B")
+PCR0_A = IMAGE_A.pcr0
+PCR0_B = IMAGE_B.pcr0
 
 
 @dataclass
-class FakeNsm:
-    """An `AttestationSource` for the enclave client: fixed PCRs, documents from `pki`."""
+class RecordingNsm:
+    """Wraps an `Nsm`: records each document; can swap in another public key (an attacker's)."""
 
-    pki: FakePki
-    pcrs: Mapping[int, bytes]
-    documents: list[bytes] = field(default_factory=list)
+    inner: SimulatedNsm
     override_public_key: bytes | None = None
+    documents: list[bytes] = field(default_factory=list)
 
-    def attestation(self, *, public_key=None, user_data=None, nonce=None) -> bytes:
-        del user_data, nonce
-        doc = self.pki.document(self.pcrs, self.override_public_key or public_key)
+    def attestation(self, public_key=None, user_data=None, nonce=None) -> bytes:
+        key = self.override_public_key or public_key
+        doc = self.inner.attestation(public_key=key, user_data=user_data, nonce=nonce)
         self.documents.append(doc)
         return doc
 
 
-def pcrs_of(pcr0: bytes) -> dict[int, bytes]:
-    return {0: pcr0, 1: bytes.fromhex("11" * 48), 2: bytes.fromhex("22" * 48), 8: bytes(48)}
-
-
 @pytest.fixture(scope="session")
-def test_pki() -> FakePki:
-    return FakePki.create()
-
-
-@pytest.fixture(scope="session")
-def local_stack_info(tmp_path_factory, test_pki) -> Iterator[stack.StackInfo]:
-    """The whole local stack (moto + KMS front processes), up for the session."""
+def local_stack_info(tmp_path_factory) -> Iterator[stack.StackInfo]:
+    """The whole local stack (moto + KMS front processes, NSM PKI), up for the session."""
     state = tmp_path_factory.mktemp("nb-state")
-    pki_dir = state / stack.PKI_DIR
-    pki_dir.mkdir()
-    (pki_dir / "root.pem").write_bytes(test_pki.root_pem)
     info, started = stack.up(state)
     assert started
     try:
         yield info
     finally:
         stack.down(state)
+
+
+@pytest.fixture(scope="session")
+def sim_pki(local_stack_info) -> SimPki:
+    return load_sim_pki(local_stack_info.root_pem_path.parent)
+
+
+@pytest.fixture
+def enclave_nsm(sim_pki):
+    """Make a recording simulated NSM: image "A", "B", or debug mode of A."""
+
+    def make(image: str = "A", **kwargs) -> RecordingNsm:
+        measurements = IMAGE_A if image in ("A", "debug") else IMAGE_B
+        nsm = SimulatedNsm(
+            sim_pki, pcrs_from_measurements(measurements), debug=image == "debug", **kwargs
+        )
+        return RecordingNsm(nsm)
+
+    return make
 
 
 def kms_client(url: str, credentials: Mapping[str, str] = LOCAL_CREDENTIALS):

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import PCR0_A, PCR0_B, FakeNsm, FakePki, enclave_policy, kms_client, pcrs_of
+from conftest import IMAGE_A, PCR0_A, enclave_policy, kms_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -26,6 +26,7 @@ from enclave.kms_client import (
     KmsRecipientClient,
     RecipientKeyMismatchError,
 )
+from enclave.nsm.simulator import SimulatedNsm, create_sim_pki, pcrs_from_measurements
 from local_stack import stack
 
 CONTEXT = {"bundle": "demo-model", "version": "1.0.0"}
@@ -64,28 +65,29 @@ def enclave(info, nsm) -> KmsRecipientClient:
     return KmsRecipientClient(config, nsm)
 
 
-def test_image_a_enclave_unwraps_data_key(local_stack_info, test_pki, bound_key):
-    client = enclave(local_stack_info, FakeNsm(test_pki, pcrs_of(PCR0_A)))
+def test_image_a_enclave_unwraps_data_key(local_stack_info, enclave_nsm, bound_key):
+    client = enclave(local_stack_info, enclave_nsm("A"))
     assert client.decrypt(bound_key["blob"], CONTEXT) == bound_key["data_key"]
 
 
-def test_image_a_enclave_unwraps_with_alias_key_id(local_stack_info, test_pki, bound_key):
-    client = enclave(local_stack_info, FakeNsm(test_pki, pcrs_of(PCR0_A)))
+def test_image_a_enclave_unwraps_with_alias_key_id(local_stack_info, enclave_nsm, bound_key):
+    client = enclave(local_stack_info, enclave_nsm("A"))
     assert (
         client.decrypt(bound_key["blob"], CONTEXT, key_id=bound_key["alias"])
         == (bound_key["data_key"])
     )
 
 
-def test_image_b_enclave_access_denied(local_stack_info, test_pki, bound_key):
-    client = enclave(local_stack_info, FakeNsm(test_pki, pcrs_of(PCR0_B)))
+def test_image_b_enclave_access_denied(local_stack_info, enclave_nsm, bound_key):
+    client = enclave(local_stack_info, enclave_nsm("B"))
     with pytest.raises(KmsAccessDeniedError, match="no statement of the key policy allows"):
         client.decrypt(bound_key["blob"], CONTEXT)
 
 
-def test_debug_mode_enclave_access_denied(local_stack_info, test_pki, bound_key):
-    zeros = {index: bytes(48) for index in range(16)}
-    client = enclave(local_stack_info, FakeNsm(test_pki, zeros))
+def test_debug_mode_enclave_access_denied(local_stack_info, enclave_nsm, bound_key):
+    nsm = enclave_nsm("debug")
+    assert nsm.inner.pcrs[0] == bytes(48)
+    client = enclave(local_stack_info, nsm)
     with pytest.raises(KmsAccessDeniedError):
         client.decrypt(bound_key["blob"], CONTEXT)
 
@@ -105,18 +107,18 @@ def test_owner_decrypt_without_recipient_access_denied(local_stack_info, bound_k
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-def test_wrong_encryption_context_access_denied(local_stack_info, test_pki, bound_key):
-    client = enclave(local_stack_info, FakeNsm(test_pki, pcrs_of(PCR0_A)))
+def test_wrong_encryption_context_access_denied(local_stack_info, enclave_nsm, bound_key):
+    client = enclave(local_stack_info, enclave_nsm("A"))
     wrong = {**CONTEXT, "version": "0.9.0"}
     with pytest.raises(KmsAccessDeniedError):
         client.decrypt(bound_key["blob"], wrong)
 
 
-def test_replayed_document_for_other_key_access_denied(local_stack_info, test_pki, bound_key):
+def test_replayed_document_for_other_key_access_denied(local_stack_info, enclave_nsm, bound_key):
     # An attacker captured the document image A's enclave used (its public key is
     # the enclave's, not the attacker's) and replays it: the front accepts each
     # document once, so the replay is denied.
-    nsm = FakeNsm(test_pki, pcrs_of(PCR0_A))
+    nsm = enclave_nsm("A")
     enclave(local_stack_info, nsm).decrypt(bound_key["blob"], CONTEXT)
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     with pytest.raises(ClientError) as caught:
@@ -132,19 +134,21 @@ def test_replayed_document_for_other_key_access_denied(local_stack_info, test_pk
     assert "already used" in caught.value.response["Error"]["Message"]
 
 
-def test_unused_document_for_other_key_is_unusable(local_stack_info, test_pki, bound_key):
+def test_unused_document_for_other_key_is_unusable(local_stack_info, enclave_nsm, bound_key):
     # A document intercepted before its first use still names its own public key:
     # KMS wraps to that key, and the requesting client refuses an envelope that is
     # not for the key it generated.
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    nsm = FakeNsm(test_pki, pcrs_of(PCR0_A), override_public_key=spki(other))
+    nsm = enclave_nsm("A")
+    nsm.override_public_key = spki(other)
     with pytest.raises(RecipientKeyMismatchError):
         enclave(local_stack_info, nsm).decrypt(bound_key["blob"], CONTEXT)
 
 
-def test_stale_document_access_denied(local_stack_info, test_pki, bound_key):
+def test_stale_document_access_denied(local_stack_info, enclave_nsm, bound_key):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    old = test_pki.document(pcrs_of(PCR0_A), spki(key), at=datetime.now(UTC) - timedelta(minutes=6))
+    past = datetime.now(UTC) - timedelta(minutes=6)
+    old = enclave_nsm("A", clock=lambda: past).attestation(public_key=spki(key))
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     with pytest.raises(ClientError) as caught:
         host.decrypt(
@@ -155,19 +159,20 @@ def test_stale_document_access_denied(local_stack_info, test_pki, bound_key):
     assert "too old" in caught.value.response["Error"]["Message"]
 
 
-def test_document_from_other_root_access_denied(local_stack_info, bound_key):
-    client = enclave(local_stack_info, FakeNsm(FakePki.create("rogue"), pcrs_of(PCR0_A)))
+def test_document_from_other_root_access_denied(local_stack_info, bound_key, tmp_path):
+    rogue = SimulatedNsm(create_sim_pki(tmp_path / "rogue"), pcrs_from_measurements(IMAGE_A))
+    client = enclave(local_stack_info, rogue)
     with pytest.raises(KmsAccessDeniedError, match="attestation document rejected"):
         client.decrypt(bound_key["blob"], CONTEXT)
 
 
 @pytest.mark.parametrize("kind", ["rsa1024", "ec384"])
-def test_public_key_not_rsa2048_access_denied(local_stack_info, test_pki, bound_key, kind):
+def test_public_key_not_rsa2048_access_denied(local_stack_info, enclave_nsm, bound_key, kind):
     if kind == "rsa1024":
         key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     else:
         key = ec.generate_private_key(ec.SECP384R1())
-    doc = test_pki.document(pcrs_of(PCR0_A), spki(key))
+    doc = enclave_nsm("A").attestation(public_key=spki(key))
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     with pytest.raises(ClientError) as caught:
         host.decrypt(
@@ -178,9 +183,9 @@ def test_public_key_not_rsa2048_access_denied(local_stack_info, test_pki, bound_
     assert "RSA-2048" in caught.value.response["Error"]["Message"]
 
 
-def test_wrong_key_encryption_algorithm_access_denied(local_stack_info, test_pki, bound_key):
+def test_wrong_key_encryption_algorithm_access_denied(local_stack_info, enclave_nsm, bound_key):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    doc = test_pki.document(pcrs_of(PCR0_A), spki(key))
+    doc = enclave_nsm("A").attestation(public_key=spki(key))
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     with pytest.raises(ClientError) as caught:
         host.decrypt(
@@ -191,7 +196,7 @@ def test_wrong_key_encryption_algorithm_access_denied(local_stack_info, test_pki
     assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
 
 
-def test_generate_data_key_with_recipient_has_no_plaintext(local_stack_info, test_pki):
+def test_generate_data_key_with_recipient_has_no_plaintext(local_stack_info, enclave_nsm):
     from package_format.cms.envelope import open_envelope
 
     owner = kms_client(local_stack_info.kms.url)
@@ -199,7 +204,7 @@ def test_generate_data_key_with_recipient_has_no_plaintext(local_stack_info, tes
     policy["Statement"][2]["Action"] = ["kms:Decrypt", "kms:GenerateDataKey"]
     key_id = owner.create_key(Policy=json.dumps(policy))["KeyMetadata"]["KeyId"]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    doc = test_pki.document(pcrs_of(PCR0_A), spki(key))
+    doc = enclave_nsm("A").attestation(public_key=spki(key))
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     answer = host.generate_data_key(
         KeyId=key_id,
@@ -224,16 +229,16 @@ def test_generate_data_key_with_recipient_has_no_plaintext(local_stack_info, tes
     assert moto.decrypt(CiphertextBlob=answer["CiphertextBlob"])["Plaintext"] == data_key
 
 
-def test_generate_random_with_recipient(local_stack_info, test_pki):
-    client = enclave(local_stack_info, FakeNsm(test_pki, pcrs_of(PCR0_A)))
+def test_generate_random_with_recipient(local_stack_info, enclave_nsm):
+    client = enclave(local_stack_info, enclave_nsm("A"))
     first, second = client.generate_random(48), client.generate_random(48)
     assert len(first) == 48
     assert first != second
 
 
-def test_recipient_on_generate_data_key_pair_refused(local_stack_info, test_pki, bound_key):
+def test_recipient_on_generate_data_key_pair_refused(local_stack_info, enclave_nsm, bound_key):
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    doc = test_pki.document(pcrs_of(PCR0_A), spki(key))
+    doc = enclave_nsm("A").attestation(public_key=spki(key))
     host = kms_client(local_stack_info.kms.url, stack.ENCLAVE_CREDENTIALS)
     with pytest.raises(ClientError) as caught:
         host.generate_data_key_pair(

@@ -17,10 +17,8 @@ from local_stack._cli import main
 
 
 @pytest.fixture
-def state_dir(tmp_path, test_pki) -> Path:
+def state_dir(tmp_path) -> Path:
     directory = tmp_path / "state"
-    (directory / stack.PKI_DIR).mkdir(parents=True)
-    (directory / stack.PKI_DIR / "root.pem").write_bytes(test_pki.root_pem)
     yield directory
     stack.down(directory)
 
@@ -35,6 +33,8 @@ def test_up_status_down_cycle(state_dir, capsys):
     assert lines["kms"].startswith("http://127.0.0.1:")
     assert lines["s3"].startswith("http://127.0.0.1:")
     recorded = json.loads((state_dir / "stack.json").read_text())
+    assert (state_dir / "nsm-pki" / "root.pem").is_file()  # created by up
+    assert lines["nsm-root"] == str(state_dir / "nsm-pki" / "root.pem")
     assert recorded["kms_url"] == lines["kms"]
 
     assert main(["up", "--state-dir", str(state_dir)]) == 0
