@@ -84,7 +84,8 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
         except UnicodeDecodeError as exc:
             raise ManifestFileError(f"{path}: not utf-8 text") from exc
         except PackageFormatError as exc:
-            raise ManifestFileError(f"{path}: {exc}") from exc
+            message = str(exc).removeprefix("bundle.toml: ")
+            raise ManifestFileError(f"{path}: {message}") from exc
     elif overrides.name and overrides.version and overrides.entrypoints:
         config = BundleConfig()
     else:
