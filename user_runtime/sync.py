@@ -356,8 +356,10 @@ class SyncOperations:
         return self._new_handle(path, fd)
 
     def open(self, path: str, flags: int) -> int:
-        """Open an existing file."""
+        """Open an existing file (O_TRUNC empties it on both sides: atomic_o_trunc)."""
         parts = self._parts(path)
+        if flags & os.O_TRUNC:
+            self.truncate(path, 0)
         if is_output(parts):
             info = self._remote(lambda c: c.stat(session_path(path)))
             if stat.S_ISDIR(info.mode):
@@ -468,8 +470,10 @@ def load_fuse() -> Any:
 class MountOptions:
     """Kernel-facing options of the mount (specs/sync.md §8)."""
 
-    attr_timeout: float = 1.0
-    entry_timeout: float = 1.0
+    # 0: output/ changes behind the kernel's back (runs), so nothing may be cached there,
+    # and the high-level libfuse API has one timeout per mount (specs/sync.md §8).
+    attr_timeout: float = 0.0
+    entry_timeout: float = 0.0
     max_write_fuse2: int = 128 * 1024
 
 

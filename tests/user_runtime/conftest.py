@@ -72,8 +72,9 @@ class EnclaveProc:
 
 
 @pytest.fixture
-def enclave(tmp_path: Path) -> Iterator[EnclaveProc]:
-    proc = EnclaveProc(tmp_path / "enclave.sock", 512 * 1024 * 1024)
+def enclave(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EnclaveProc]:
+    """An enclave server; parametrize indirectly with a budget in bytes to change it."""
+    proc = EnclaveProc(tmp_path / "enclave.sock", getattr(request, "param", 512 * 1024 * 1024))
     proc.start()
     try:
         yield proc
