@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import verification
@@ -132,7 +132,16 @@ def _load(der: bytes, name: str) -> x509.Certificate:
         cert = x509.load_der_x509_certificate(der)
         # Touch the lazily parsed parts now so a broken encoding fails here, typed.
         _ = (cert.subject, cert.issuer, cert.extensions, cert.not_valid_after_utc)
-    except ValueError as exc:
+        _ = (cert.not_valid_before_utc, cert.public_key(), cert.signature_hash_algorithm)
+        _ = (cert.version, cert.serial_number, cert.signature_algorithm_oid)
+    except (
+        ValueError,
+        TypeError,
+        UnsupportedAlgorithm,
+        x509.InvalidVersion,
+        x509.DuplicateExtension,
+        x509.UnsupportedGeneralNameType,
+    ) as exc:
         raise CertificateInvalidError(f"{name}: not a valid der certificate") from exc
     return cert
 
