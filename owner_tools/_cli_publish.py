@@ -59,7 +59,7 @@ def _total(*paths: Path | None) -> int:
 def _default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
     if image is None or pcrs is not None:
         return pcrs
-    return image.with_name(image.name.removesuffix(".eif") + ".pcrs.json")
+    return image.with_name(image.name + ".pcrs.json")  # what build-eif writes
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +74,9 @@ def register(app: typer.Typer) -> None:
         key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
         eif: Path | None = typer.Option(None, "--eif", help="Enclave image to publish with it."),
         pcrs: Path | None = typer.Option(
-            None, "--pcrs", help="PCR JSON of the image (default: IMAGE.pcrs.json beside it)."
+            None,
+            "--pcrs",
+            help="PCR JSON of the image (default: IMAGE.pcrs.json, as build-eif writes it).",
         ),
         expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
         part_size: int = typer.Option(64, "--part-size", help="Multipart part size in MiB."),

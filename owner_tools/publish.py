@@ -155,6 +155,28 @@ def _same(published: FileEntry | None, local: Path | None) -> bool:
     return (digest.size, digest.sha256) == (published.size, published.sha256)
 
 
+def _check_inputs(bundle: Path, image: Path | None, pcrs: Path | None) -> None:
+    if (image is None) != (pcrs is None):
+        raise InputError("an image and its PCR file are published together")
+    for path in (bundle, image, pcrs):
+        if path is not None and not path.is_file():
+            raise InputError(f"{path}: no such file")
+
+
+def _check_republish(
+    current: Index, ver: str, bundle: Path, image: Path | None, pcrs: Path | None
+) -> None:
+    """specs/distribution.md §6.1 step 4: identical bytes are a no-op, others are refused."""
+    entry = current.versions[ver]
+    if entry.revoked is not None:
+        raise RevokedVersionError(f"{current.name}@{ver} is revoked; publish a new version")
+    same = _same(entry.bundle, bundle) and _same(entry.image, image) and _same(entry.pcrs, pcrs)
+    if not same:
+        raise VersionConflictError(
+            f"{current.name}@{ver} is already published with different bytes; bump the version"
+        )
+
+
 def publish(
     client: S3Client,
     location: S3Location,
@@ -178,8 +200,7 @@ def publish(
         S3Error: S3 failed (missing bucket, no credentials, unreachable, concurrent update).
         PackageFormatError: the bundle or the stored index is invalid.
     """
-    if (image is None) != (pcrs is None):
-        raise InputError("an image and its PCR file are published together")
+    _check_inputs(bundle, image, pcrs)
     ident = identify(bundle)
     public_key = public_key_of(private_key)
     if ident.signer != public_key:
@@ -188,14 +209,7 @@ def publish(
     current, etag = read_index(client, location, ident.name, public_key)
     ver = ident.version
     if current is not None and ver in current.versions:
-        entry = current.versions[ver]
-        if entry.revoked is not None:
-            raise RevokedVersionError(f"{ident.name}@{ver} is revoked; publish a new version")
-        same = _same(entry.bundle, bundle) and _same(entry.image, image) and _same(entry.pcrs, pcrs)
-        if not same:
-            raise VersionConflictError(
-                f"{ident.name}@{ver} is already published with different bytes; bump the version"
-            )
+        _check_republish(current, ver, bundle, image, pcrs)
         return PublishResult(ident.name, ver, changed=False, index_version=current.version)
 
     def upload(path: Path, file: str, content_type: str) -> FileEntry:

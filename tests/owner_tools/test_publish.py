@@ -202,7 +202,7 @@ def test_publish_with_image_uploads_eif_and_pcrs(repo, capsys):
     bundle = make_bundle(repo["tmp"], repo["key"])
     eif = repo["tmp"] / "app.eif"
     eif.write_bytes(b"EIF fake image bytes")
-    (repo["tmp"] / "app.pcrs.json").write_text('{"PCR0": "00"}')
+    (repo["tmp"] / "app.eif.pcrs.json").write_text('{"PCR0": "00"}')
     assert main(_cli(repo, str(bundle), "--eif", str(eif))) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[1] == f"s3://{repo['bucket']}/releases/demo/1.0.0/image.eif"
@@ -266,4 +266,15 @@ def test_console_script_not_a_bundle_no_traceback(repo, tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines() == ["owner-tools: error: bundle: not a bundle (bad magic)"]
+    assert _keys(repo) == []
+
+
+def test_missing_pcrs_file_refused_before_upload(repo, capsys):
+    bundle = make_bundle(repo["tmp"], repo["key"])
+    eif = repo["tmp"] / "app.eif"
+    eif.write_bytes(b"EIF fake image bytes")
+    assert main(_cli(repo, str(bundle), "--eif", str(eif))) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"owner-tools: error: {eif}.pcrs.json: no such file"
+    ]
     assert _keys(repo) == []
