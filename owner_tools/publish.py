@@ -20,10 +20,12 @@ from owner_tools.errors import InputError
 from package_format.index import (
     FileEntry,
     Index,
+    IndexFormatError,
     IndexLimits,
     Revocation,
     S3Location,
     VersionEntry,
+    check_file_name,
     expiry_after,
     parse_signed_index,
     sign_index,
@@ -161,6 +163,12 @@ def _check_inputs(bundle: Path, image: Path | None, pcrs: Path | None) -> None:
     for path in (bundle, image, pcrs):
         if path is not None and not path.is_file():
             raise InputError(f"{path}: no such file")
+    try:
+        check_file_name(bundle.name)
+    except IndexFormatError as e:
+        raise InputError(
+            f"{bundle}: a published file name must match [A-Za-z0-9][A-Za-z0-9._-]* (rename it)"
+        ) from e
 
 
 def _check_republish(

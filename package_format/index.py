@@ -52,6 +52,7 @@ __all__ = [
     "VersionEntry",
     "VersionNotFoundError",
     "VersionRevokedError",
+    "check_file_name",
     "check_fresh",
     "check_not_rolled_back",
     "expiry_after",
@@ -529,6 +530,15 @@ def _check_name(value: object) -> str:
     if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
         raise IndexFormatError(f"index: invalid bundle name {str(value)[:64]!r}")
     return value
+
+
+def check_file_name(value: object) -> str:
+    """Return `value` if it is a valid published file name (specs/distribution.md §3.2).
+
+    Raises:
+        IndexFormatError: not one path segment of `[A-Za-z0-9][A-Za-z0-9._-]{0,127}`.
+    """
+    return _check_file_name(value)
 
 
 def _check_file_name(value: object) -> str:

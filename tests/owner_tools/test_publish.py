@@ -278,3 +278,14 @@ def test_missing_pcrs_file_refused_before_upload(repo, capsys):
         f"owner-tools: error: {eif}.pcrs.json: no such file"
     ]
     assert _keys(repo) == []
+
+
+def test_unsafe_bundle_file_name_refused_before_upload(repo, capsys):
+    bundle = make_bundle(repo["tmp"], repo["key"])
+    odd = bundle.with_name("my bundle.nbundle")
+    bundle.rename(odd)
+    assert main(_cli(repo, str(odd))) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert "a published file name must match" in err[0]
+    assert _keys(repo) == []
