@@ -280,6 +280,37 @@ def pcrs_from_measurements(measurements: ImageMeasurements) -> dict[int, bytes]:
     )
 
 
+def pcrs_from_eif(
+    path: Path, *, pcr3: bytes | None = None, pcr4: bytes | None = None
+) -> dict[int, bytes]:
+    """Return the 16 PCRs an enclave started from the EIF at `path` reports.
+
+    Like `nitro-cli run-enclave`, the image is refused when its CRC does not match
+    or, when signed, its signature does not verify.
+
+    Args:
+        path: the enclave image file.
+        pcr3: PCR3 (parent IAM role) to report; zero by default.
+        pcr4: PCR4 (parent instance id) to report; zero by default.
+
+    Raises:
+        SimPkiError: the file cannot be read.
+        PackageFormatError: the image is malformed, corrupt, or badly signed.
+    """
+    from package_format.eif.reader import read_eif  # noqa: PLC0415 - only the simulator needs it
+
+    try:
+        with path.open("rb") as handle:
+            image = read_eif(handle)
+    except OSError as exc:
+        raise SimPkiError(f"{path}: cannot read enclave image ({exc.strerror})") from exc
+    image.verify()
+    measured = image.measurements
+    return image_pcrs(
+        measured.pcr0, measured.pcr1, measured.pcr2, pcr8=measured.pcr8, pcr3=pcr3, pcr4=pcr4
+    )
+
+
 def _utc_now() -> datetime:
     return datetime.now(tz=UTC)
 

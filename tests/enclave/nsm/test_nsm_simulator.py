@@ -173,3 +173,35 @@ def test_bad_arguments_rejected(pki, call):
 def test_bad_pcr_length_rejected(pki):
     with pytest.raises(NsmArgumentError):
         SimulatedNsm(pki, {0: bytes(32)})
+
+
+@pytest.mark.parametrize(
+    "name", ["tiny-x86_64-unsigned", "tiny-x86_64-signed-after"], ids=["unsigned", "signed"]
+)
+def test_pcrs_from_eif_match_describe_eif(aws_vector, pki, name):
+    import json
+
+    from enclave.nsm.simulator import pcrs_from_eif
+
+    expected = json.loads(aws_vector(f"eif/expected/{name}.describe-eif.json").read_text())
+    measurements = expected["Measurements"]
+    pcrs = pcrs_from_eif(aws_vector(f"eif/eif/{name}.eif"))
+    for index in (0, 1, 2):
+        assert pcrs[index].hex() == measurements[f"PCR{index}"]
+    assert pcrs[8].hex() == measurements.get("PCR8", "00" * 48)
+    doc = verify_attestation(
+        SimulatedNsm(pki, pcrs, clock=lambda: T0).attestation(), root=pki.root_pem, at=T0
+    )
+    assert doc.pcrs[0].hex() == measurements["PCR0"]
+
+
+def test_pcrs_from_corrupt_eif_rejected(aws_vector, tmp_path):
+    from enclave.nsm.simulator import pcrs_from_eif
+    from package_format.errors import PackageFormatError
+
+    data = bytearray(aws_vector("eif/eif/tiny-x86_64-unsigned.eif").read_bytes())
+    data[-10] ^= 0xFF
+    bad = tmp_path / "bad.eif"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(PackageFormatError):
+        pcrs_from_eif(bad)
