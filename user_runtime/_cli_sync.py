@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 
 import typer
 
-DEFAULT_ENCLAVE_ENV = "NB_ENCLAVE"
+ADDRESS_ENV = "NB_ENCLAVE_ADDRESS"
 
 
 def register(app: typer.Typer) -> None:
@@ -24,13 +25,15 @@ def sync(  # noqa: PLR0917 - typer options
         None,
         "--enclave",
         help="Enclave address, unix:/PATH or vsock:CID:PORT "
-        "(default: $NB_ENCLAVE, else the local enclave's socket).",
+        "(default: $NB_ENCLAVE_ADDRESS, else the enclave `enclave start` recorded).",
     ),
     store: Path | None = typer.Option(
         None, "--store", help="Backing store folder (default: ../.FOLDER.nb-store)."
     ),
     state_dir: Path | None = typer.Option(
-        None, "--state-dir", help="State folder (default: $NB_STATE_DIR or ~/.local/state)."
+        None,
+        "--state-dir",
+        help="State folder (default: $NB_STATE_DIR, else ./.nitro-bundles-local).",
     ),
     stop: bool = typer.Option(False, "--stop", help="Unmount the folder and stop its sync."),
     foreground: bool = typer.Option(
@@ -50,7 +53,7 @@ def sync(  # noqa: PLR0917 - typer options
     from user_runtime.errors import UsageError
     from user_runtime.rpc_client import parse_address
 
-    address = enclave or os.environ.get(DEFAULT_ENCLAVE_ENV) or _local_enclave(states)
+    address = enclave or os.environ.get(ADDRESS_ENV) or _recorded_enclave(states)
     parse_address(address)  # a malformed address is a usage error, before anything starts
     target = mounts.canonical_folder(folder)
     if mounts.cleanup_stale(target, states):
@@ -88,8 +91,23 @@ def sync(  # noqa: PLR0917 - typer options
     _serve(target, backing, address, states, ready_fd)
 
 
-def _local_enclave(states: Path) -> str:
-    return f"unix:{states / 'enclave' / 'enclave.sock'}"
+def _recorded_enclave(states: Path) -> str:
+    """The address `user-runtime enclave start` recorded in `<state>/enclave/state.json`."""
+    import json
+
+    from user_runtime.errors import UsageError
+
+    path = states / "enclave" / "state.json"
+    try:
+        address = json.loads(path.read_text(encoding="utf-8")).get("address")
+    except (OSError, ValueError, AttributeError):
+        address = None
+    if not isinstance(address, str):
+        raise UsageError(
+            "no enclave is running: start one with `user-runtime enclave start --eif IMAGE`"
+            " or pass --enclave ADDRESS"
+        )
+    return address
 
 
 def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: int | None) -> None:
@@ -97,22 +115,16 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
     from user_runtime.backing_store import BackingStore
     from user_runtime.errors import ExternalError
     from user_runtime.rpc_client import EnclaveClient
-    from user_runtime.sync_link import EnclaveLink, RetryPolicy
+    from user_runtime.sync_link import EnclaveLink
 
     assert isinstance(backing, BackingStore)
+    logging.basicConfig(level=logging.WARNING, format="user-runtime sync: %(message)s")
     link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)
-    first = EnclaveLink(
-        lambda: EnclaveClient.connect(address),
-        backing,
-        sync.classify,
-        policy=RetryPolicy(give_up_after=5.0),
-    )
     try:
-        first.start()
+        link.start(give_up_after=5.0)
     except OSError as e:
         raise ExternalError(f"{address}: {e.strerror or e}") from e
-    first.close()
-    link.start()
+    link.watch()
 
     def ready() -> None:
         mounts.write_state(

@@ -30,6 +30,7 @@ from pathlib import Path
 from user_runtime.errors import ExternalError, UsageError
 
 STATE_DIR_ENV = "NB_STATE_DIR"
+DEFAULT_STATE_DIR = ".nitro-bundles-local"
 READY = b"ready\n"
 
 
@@ -52,12 +53,9 @@ class MountState:
 
 
 def default_state_dir(env: Mapping[str, str] | None = None) -> Path:
-    """`$NB_STATE_DIR`, else `$XDG_STATE_HOME/nitro-bundles`, else ~/.local/state/nitro-bundles."""
+    """`$NB_STATE_DIR`, else `./.nitro-bundles-local` (as `user-runtime enclave` uses)."""
     env = os.environ if env is None else env
-    if env.get(STATE_DIR_ENV):
-        return Path(env[STATE_DIR_ENV])
-    base = env.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "nitro-bundles"
+    return Path(env.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).absolute()
 
 
 def canonical_folder(folder: Path) -> Path:

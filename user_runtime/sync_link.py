@@ -110,6 +110,10 @@ class SessionClient(Protocol):
     def close(self) -> None:
         """Close the connection."""
 
+    @property
+    def connected(self) -> bool:
+        """Whether the connection is still up (the client notices a close at once)."""
+
 
 class LinkLostError(Exception):
     """Internal: the connection to the enclave dropped during a call."""
@@ -187,6 +191,7 @@ class EnclaveLink:
         self._client: SessionClient | None = None
         self._generation = 0
         self._gave_up = False
+        self._closed = threading.Event()
         self.replays = 0
 
     @property
@@ -194,12 +199,38 @@ class EnclaveLink:
         """How many connections have been made so far."""
         return self._generation
 
-    def start(self) -> None:
+    def start(self, give_up_after: float = 5.0) -> None:
         """Connect and replay the store once; raise `OSError(EIO)` when the enclave is away."""
-        self._recover(self._generation, first=True)
+        self._recover(self._generation, first=True, budget=give_up_after)
+
+    def watch(self, interval: float = 0.2) -> threading.Thread:
+        """Reconnect and replay as soon as the enclave goes away, not at the next use.
+
+        Without this, an enclave restarted while nobody touches the mount would
+        stay empty until the next file operation (and a `run` would miss files).
+        """
+
+        def loop() -> None:
+            quiet = False
+            while not self._closed.wait(interval):
+                client, generation = self._client, self._generation
+                if client is not None and client.connected:
+                    quiet = False
+                    continue
+                try:
+                    self._recover(generation)
+                except OSError as e:
+                    if not quiet:
+                        log.warning("enclave unreachable, still trying: %s", e)
+                    quiet = True
+
+        thread = threading.Thread(target=loop, name="enclave-watch", daemon=True)
+        thread.start()
+        return thread
 
     def close(self) -> None:
-        """Drop the connection."""
+        """Drop the connection and stop watching."""
+        self._closed.set()
         with self._lock.exclusive():
             if self._client is not None:
                 with contextlib.suppress(Exception):
@@ -226,7 +257,9 @@ class EnclaveLink:
             self._recover(generation)
         raise OSError(errno.EIO, "enclave connection keeps dropping")
 
-    def _recover(self, generation: int, *, first: bool = False) -> None:
+    def _recover(
+        self, generation: int, *, first: bool = False, budget: float | None = None
+    ) -> None:
         with self._lock.exclusive():
             if self._client is not None and self._generation != generation:
                 return  # another caller already reconnected
@@ -234,7 +267,8 @@ class EnclaveLink:
                 with contextlib.suppress(Exception):
                     self._client.close()
                 self._client = None
-            budget = 0.0 if self._gave_up else self._policy.give_up_after
+            if budget is None:
+                budget = 0.0 if self._gave_up else self._policy.give_up_after
             deadline = self._clock() + budget
             delay = self._policy.first_delay
             while True:
