@@ -1,12 +1,98 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `user-runtime` app (placeholder until implemented)."""
+"""`user-runtime enclave start/stop/status` (specs/threat-model.md §6).
+
+`start` prints the new enclave's status JSON; `status` prints it (exit 1 when none runs);
+`stop` ends it and wipes its RAM directory. Warnings go to stderr.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import typer
+
+if TYPE_CHECKING:
+    from user_runtime.enclave_local import EnclaveState
+
+STATE_DIR_HELP = "State directory (default: $NB_STATE_DIR, else ./.nitro-bundles-local)."
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
-    del app
+    """Add the `enclave` group to `app`."""
+    group = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the enclave.")
+    app.add_typer(group, name="enclave")
+
+    @group.command("start")
+    def start_command(  # noqa: PLR0917 - typer passes options positionally
+        eif: Path = typer.Option(..., "--eif", help="The enclave image (EIF) to run."),
+        debug_mode: bool = typer.Option(
+            False, "--debug-mode", help="Debug mode: PCRs read as zeros, so KMS denies keys."
+        ),
+        memory: int = typer.Option(2048, "--memory", min=64, help="Enclave memory in MiB."),
+        cpu_count: int = typer.Option(2, "--cpu-count", min=1, help="vCPUs (Nitro only)."),
+        kms_endpoint: str | None = typer.Option(
+            None, "--kms-endpoint", help="KMS URL (default: AWS_ENDPOINT_URL_KMS, local stack)."
+        ),
+        state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    ) -> None:
+        """Start the enclave the image carries (locally simulated, or with nitro-cli)."""
+        from user_runtime.enclave_local import StartOptions, resolve_state_dir, start
+
+        opts = StartOptions(
+            eif=eif,
+            state_dir=resolve_state_dir(state_dir),
+            debug=debug_mode,
+            memory_mib=memory,
+            cpu_count=cpu_count,
+            kms_endpoint=kms_endpoint,
+        )
+        state, warnings = start(opts)
+        for warning in warnings:
+            print(f"user-runtime: warning: {warning}", file=sys.stderr)
+        print(json.dumps(_status_json(state, running=True), indent=2))
+
+    @group.command("status")
+    def status_command(
+        state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    ) -> int:
+        """Print the enclave's status as JSON (exit 1 when none is running)."""
+        from user_runtime.enclave_local import is_alive, read_state, resolve_state_dir
+
+        state = read_state(resolve_state_dir(state_dir))
+        if state is None:
+            print(json.dumps({"running": False}, indent=2))
+            return 1
+        running = is_alive(state)
+        print(json.dumps(_status_json(state, running=running), indent=2))
+        return 0 if running else 1
+
+    @group.command("stop")
+    def stop_command(
+        state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    ) -> None:
+        """Stop the enclave and wipe its working directory."""
+        from user_runtime.enclave_local import resolve_state_dir, stop
+
+        state = stop(resolve_state_dir(state_dir))
+        print(f"user-runtime: stopped the enclave at {state.address}", file=sys.stderr)
+
+
+def _status_json(state: EnclaveState, *, running: bool) -> dict[str, object]:
+    address = state.address
+    return {
+        "running": running,
+        "mode": state.mode,
+        "pid": state.pid,
+        "socket": address[len("unix:") :] if address.startswith("unix:") else None,
+        "address": address,
+        "image": state.image,
+        "pcrs": state.pcrs,
+        "debug": state.debug,
+        "network_isolated": state.network_isolated,
+        "enclave_id": state.enclave_id,
+        "cid": state.cid,
+    }

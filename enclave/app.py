@@ -1,0 +1,352 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Wiring for `enclave-server serve`: image config + NSM + KMS client + runner + server.
+
+`make_runner(config_path, workdir)` returns the object the RPC server's `Runner` interface
+wants (enclave.runner_interface); `serve(...)` runs the whole server on a Unix socket or vsock.
+
+What the image fixes (measured in PCR2): `enclave.json` (pinned owner keys, minimum bundle
+versions, KMS region). What the launcher supplies through the environment (on Nitro, the
+EIF's own `env`; locally, the launcher):
+
+| variable | meaning |
+|---|---|
+| `NB_NSM` | `device` (/dev/nsm) or `simulated`; default: device when /dev/nsm exists |
+| `NB_SIM_PKI_DIR` | simulator PKI directory (local only) |
+| `NB_SIM_PCRS` | JSON `{"0": hex, ...}` the simulator reports (local only) |
+| `NB_SIM_DEBUG` | `1`: report zero PCR0/1/2/8 like a debug-mode enclave |
+| `NB_KMS_TARGET` | `unix:/path` or `vsock:CID:PORT`: where the KMS relay leads |
+| `NB_KMS_ENDPOINT` | a KMS URL used directly instead (tests, hosts with network) |
+| `NB_KEY_CACHE_SECONDS` | keep released data keys in enclave memory this long (default 300) |
+| `AWS_ACCESS_KEY_ID` ... | credentials for KMS (never in the image) |
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from enclave.errors import InputError, UsageError
+from enclave.runner import Runner, RunnerConfig
+from enclave.runner_api import KeyRelease, RunRequest
+from enclave.runner_errors import KeyReleaseError, RunError
+from enclave.runner_interface import RunFailureError
+from enclave.sessionfs import SessionFs
+
+NSM_DEVICE = Path("/dev/nsm")
+DEFAULT_KEY_CACHE_SECONDS = 300.0
+_MAX_CONFIG_BYTES = 1 << 20
+
+
+class ImageConfigError(InputError):
+    """The image's enclave.json is missing, malformed or pins no owner key."""
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What the image pins (specs/enclave-image.md: rootfs/etc/nitro-bundles/enclave.json)."""
+
+    owner_keys: tuple[bytes, ...]
+    min_versions: Mapping[str, str] = field(default_factory=dict)
+    kms_region: str | None = None
+
+
+def load_image_config(path: Path) -> ImageConfig:
+    """Read enclave.json: owner keys (hex or key-file text), minimum versions, KMS region.
+
+    Raises:
+        ImageConfigError: The file is unreadable, malformed or has no owner key.
+    """
+    try:
+        raw = path.read_bytes()[: _MAX_CONFIG_BYTES + 1]
+        doc = json.loads(raw) if len(raw) <= _MAX_CONFIG_BYTES else None
+    except (OSError, ValueError) as exc:
+        raise ImageConfigError(f"{path}: cannot read the image config: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ImageConfigError(f"{path}: the image config must be a json object")
+    keys = _owner_keys(doc.get("owner_keys"), path)
+    versions = doc.get("min_bundle_versions", {})
+    if not isinstance(versions, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in versions.items()
+    ):
+        raise ImageConfigError(f"{path}: min_bundle_versions must map names to versions")
+    region = doc.get("kms_region")
+    if region is not None and not isinstance(region, str):
+        raise ImageConfigError(f"{path}: kms_region must be a string")
+    return ImageConfig(keys, dict(versions), region)
+
+
+def _owner_keys(value: object, path: Path) -> tuple[bytes, ...]:
+    from package_format.bundle import load_public_key  # noqa: PLC0415
+    from package_format.errors import PackageFormatError  # noqa: PLC0415
+
+    if not isinstance(value, list) or not value:
+        raise ImageConfigError(f"{path}: owner_keys must be a non-empty list")
+    keys = []
+    for item in value:
+        text = item.get("public_key") if isinstance(item, dict) else item
+        if not isinstance(text, str):
+            raise ImageConfigError(f"{path}: an owner key must be a string")
+        try:
+            key = load_public_key(text) if "\n" in text.strip() else bytes.fromhex(text)
+        except (ValueError, PackageFormatError) as exc:
+            raise ImageConfigError(f"{path}: bad owner key: {exc}") from exc
+        if len(key) != 32:
+            raise ImageConfigError(f"{path}: an owner key must be 32 bytes")
+        keys.append(key)
+    return tuple(keys)
+
+
+class SessionFsFiles:
+    """The runner's `SessionFiles` over the server's in-RAM session filesystem."""
+
+    def __init__(self, fs: SessionFs) -> None:
+        self._fs = fs
+
+    def open_file(self, path: str) -> IO[bytes]:
+        """Open a session file for reading."""
+        return self._fs.open_read(path)
+
+    def export_dir(self, name: str, dest: Path) -> None:
+        """Write session directory `name` into `dest` (missing: nothing to export)."""
+        from enclave.sessionfs import SessionFsError  # noqa: PLC0415
+        from package_format.rpc.codes import ErrorCode  # noqa: PLC0415
+
+        try:
+            self._fs.export_tree(name, dest)
+        except SessionFsError as exc:
+            if exc.code is not ErrorCode.ENOENT:
+                raise
+
+    def import_dir(self, src: Path, name: str) -> list[str]:
+        """Copy the files under `src` into session directory `name`; list them."""
+        listed = sorted(
+            f"{name}/{p.relative_to(src).as_posix()}"
+            for p in src.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        )
+        self._fs.import_tree(src, name)
+        return listed
+
+
+class ServerRunner:
+    """The RPC server's `Runner` (enclave.runner_interface) over `enclave.runner.Runner`."""
+
+    def __init__(self, runner: Runner, fs: SessionFs) -> None:
+        self._runner = runner
+        self._files = SessionFsFiles(fs)
+
+    def run(
+        self,
+        bundle: str,
+        entrypoint: str,
+        args: Sequence[str],
+        *,
+        on_stdout: Callable[[bytes], None],
+        on_stderr: Callable[[bytes], None],
+        cancel: threading.Event,
+    ) -> int:
+        """Run one entrypoint; a set `cancel` kills it.
+
+        Raises:
+            RunFailureError: The run was refused or failed, with the protocol code.
+        """
+        done = threading.Event()
+
+        def watch() -> None:
+            while not done.is_set():
+                if cancel.wait(0.05):
+                    self._runner.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True, name="run-cancel")
+        watcher.start()
+        sink = _Sink(on_stdout, on_stderr)
+        try:
+            result = self._runner.run(
+                RunRequest(bundle, entrypoint, tuple(args)), self._files, sink
+            )
+        except RunError as exc:
+            raise RunFailureError(exc.rpc_code, str(exc)) from exc
+        finally:
+            done.set()
+            watcher.join()
+        return result.exit_status
+
+
+@dataclass(frozen=True)
+class _Sink:
+    stdout: Callable[[bytes], None]
+    stderr: Callable[[bytes], None]
+
+
+def make_nsm(environ: Mapping[str, str]) -> Any:
+    """The NSM this enclave uses: /dev/nsm, or the simulator the launcher configured.
+
+    Raises:
+        UsageError: The simulator is asked for without its PKI or PCRs.
+    """
+    kind = environ.get("NB_NSM") or ("device" if NSM_DEVICE.exists() else "simulated")
+    if kind == "device":
+        from enclave.nsm.device import NsmDevice  # noqa: PLC0415
+
+        device = NsmDevice()
+        device.open()
+        return device
+    if kind != "simulated":
+        raise UsageError(f"NB_NSM={kind!r}: expected device or simulated")
+    from enclave.nsm.simulator import SimulatedNsm, load_sim_pki  # noqa: PLC0415
+
+    pki_dir = environ.get("NB_SIM_PKI_DIR")
+    pcrs_text = environ.get("NB_SIM_PCRS")
+    if not pki_dir or not pcrs_text:
+        raise UsageError("simulated nsm: NB_SIM_PKI_DIR and NB_SIM_PCRS are required")
+    try:
+        pcrs = {int(k): bytes.fromhex(v) for k, v in json.loads(pcrs_text).items()}
+    except (ValueError, AttributeError) as exc:
+        raise UsageError(f"NB_SIM_PCRS: not a json map of hex pcrs: {exc}") from exc
+    debug = environ.get("NB_SIM_DEBUG") == "1"
+    return SimulatedNsm(load_sim_pki(Path(pki_dir)), pcrs, debug=debug)
+
+
+def make_key_release(environ: Mapping[str, str], nsm: Any, region: str | None) -> KeyRelease:
+    """KMS Decrypt with attestation through the relay (or a direct endpoint)."""
+    from enclave.kms_client import KmsClientConfig, KmsCredentials, KmsRecipientClient  # noqa: PLC0415
+
+    endpoint = environ.get("NB_KMS_ENDPOINT")
+    target = environ.get("NB_KMS_TARGET")
+    if endpoint is None and target:
+        from enclave.forwarder import LoopbackForwarder  # noqa: PLC0415
+
+        endpoint = LoopbackForwarder(target).endpoint_url
+    access = environ.get("AWS_ACCESS_KEY_ID")
+    secret = environ.get("AWS_SECRET_ACCESS_KEY")
+    chosen_region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    if not access or not secret or not chosen_region:
+        missing = "credentials" if not access or not secret else "region"
+
+        def unavailable(
+            kms_key_id: str, wrapped_key: bytes, encryption_context: Mapping[str, str]
+        ) -> bytes:
+            del kms_key_id, wrapped_key, encryption_context
+            raise KeyReleaseError(f"kms: no {missing} were given to the enclave")
+
+        return unavailable
+    client = KmsRecipientClient(
+        KmsClientConfig(
+            region=chosen_region,
+            credentials=KmsCredentials(access, secret, environ.get("AWS_SESSION_TOKEN")),
+            endpoint_url=endpoint,
+        ),
+        nsm,
+    )
+
+    def release(
+        kms_key_id: str, wrapped_key: bytes, encryption_context: Mapping[str, str]
+    ) -> bytes:
+        return client.decrypt(wrapped_key, encryption_context, kms_key_id)
+
+    return release
+
+
+def make_runner(
+    config_path: Path, workdir: Path, fs: SessionFs, environ: Mapping[str, str] | None = None
+) -> ServerRunner:
+    """Build the server's runner from the image config and the launcher's environment.
+
+    Raises:
+        ImageConfigError: enclave.json is unusable.
+        UsageError: The environment names an unusable NSM or KMS target.
+    """
+    env = os.environ if environ is None else environ
+    image = load_image_config(config_path)
+    nsm = make_nsm(env)
+    cache = float(env.get("NB_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS))
+    config = RunnerConfig(
+        trusted_keys=image.owner_keys,
+        work_base=workdir,
+        min_versions=image.min_versions,
+        key_cache_seconds=cache,
+    )
+    runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region))
+    return ServerRunner(runner, fs)
+
+
+def _open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> Any:
+    from enclave.runner_bundle import open_bundle  # noqa: PLC0415
+
+    return open_bundle(stream, trusted_keys)
+
+
+def serve(
+    *,
+    config_path: Path,
+    workdir: Path,
+    unix: Path | None = None,
+    vsock_port: int | None = None,
+    environ: Mapping[str, str] | None = None,
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve the RPC protocol until SIGTERM/SIGINT (then close connections and return).
+
+    Raises:
+        UsageError: Neither or both of `unix` and `vsock_port` are given.
+        ImageConfigError: enclave.json is unusable.
+        ExternalError: The socket cannot be bound.
+    """
+    import signal  # noqa: PLC0415
+
+    from enclave.server import EnclaveServer  # noqa: PLC0415
+    from enclave.transport import SocketServer, listen_unix, listen_vsock  # noqa: PLC0415
+
+    if (unix is None) == (vsock_port is None):
+        raise UsageError("serve: give exactly one of a unix socket path or a vsock port")
+    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fs = SessionFs()
+    runner = make_runner(config_path, workdir, fs, environ)
+    listener = listen_unix(unix) if unix is not None else listen_vsock(vsock_port or 0)
+    server = SocketServer(EnclaveServer(fs, runner), listener)
+
+    def stop(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if ready is not None:
+        ready()
+    server.serve_forever()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m enclave.app --unix PATH|--vsock PORT --config FILE --workdir DIR`.
+
+    The same as `enclave-server serve`, without the CLI framework (a lean start-up).
+    """
+    import argparse  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from enclave.errors import EnclaveError  # noqa: PLC0415
+    from package_format.errors import PackageFormatError  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(prog="enclave-server serve")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--unix", type=Path)
+    where.add_argument("--vsock", type=int)
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    opts = parser.parse_args(argv)
+    try:
+        serve(config_path=opts.config, workdir=opts.workdir, unix=opts.unix, vsock_port=opts.vsock)
+    except (EnclaveError, PackageFormatError, OSError) as exc:
+        print(f"enclave-server: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""What the local enclave launcher reads out of an EIF, and how it lays out and wipes files.
+
+The enclave server's code and enclave.json come from the image's customer ramdisk(s), the
+bytes PCR2 measures (specs/enclave-image.md §5.2), never from the host's installed packages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from user_runtime.errors import InputError
+
+SERVER_PREFIX = "rootfs/opt/nitro-bundles/python/"
+CONFIG_NAME = "rootfs/etc/nitro-bundles/enclave.json"
+_WIPE_CHUNK = 1 << 20
+
+
+class ImageContentError(InputError):
+    """The EIF is unreadable, damaged, or carries no enclave server."""
+
+
+@dataclass(frozen=True)
+class ImageContents:
+    """The server code, the config and the PCRs of one image.
+
+    Attributes:
+        server_files: Relative path (e.g. `enclave/app.py`) -> bytes.
+        config: The bytes of enclave.json.
+        pcrs: PCR index -> 48-byte value (0, 1, 2, and 8 when signed).
+    """
+
+    server_files: dict[str, bytes]
+    config: bytes
+    pcrs: dict[int, bytes]
+
+
+def read_image(path: Path) -> ImageContents:
+    """Parse and check the EIF at `path` and extract the enclave server from it.
+
+    Raises:
+        ImageContentError: Unreadable, damaged (CRC, signature), or without a server.
+    """
+    from package_format.eif import extract_files, read_eif  # noqa: PLC0415
+    from package_format.eif.reader import SectionReader  # noqa: PLC0415
+    from package_format.errors import PackageFormatError  # noqa: PLC0415
+
+    try:
+        with path.open("rb") as f:
+            image = read_eif(f)
+            image.verify()
+            files: dict[str, bytes] = {}
+            config: bytes | None = None
+            for section in image.ramdisks()[1:]:  # the bootstrap ramdisk comes first
+                found = extract_files(SectionReader(f, section), "rootfs/")
+                for rel, data in found.items():
+                    name = "rootfs/" + rel
+                    if name.startswith(SERVER_PREFIX):
+                        files[name[len(SERVER_PREFIX) :]] = data
+                    elif name == CONFIG_NAME:
+                        config = data
+    except OSError as exc:
+        raise ImageContentError(f"{path}: {exc.strerror or exc}") from exc
+    except PackageFormatError as exc:
+        raise ImageContentError(f"{path}: {exc}") from exc
+    if not any(p.startswith("enclave/") for p in files) or config is None:
+        raise ImageContentError(f"{path}: the image carries no nitro-bundles enclave server")
+    m = image.measurements
+    pcrs = {0: m.pcr0, 1: m.pcr1, 2: m.pcr2}
+    if m.pcr8 is not None:
+        pcrs[8] = m.pcr8
+    return ImageContents(files, config, pcrs)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write `data` to a new file readable by this user only (parents made 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
+def wipe_tree(root: Path) -> None:
+    """Overwrite every regular file under `root` with zeros, unlink it, remove every directory.
+
+    Symlinks are removed, never followed; errors do not stop the walk.
+    """
+    try:
+        st = root.lstat()
+    except OSError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        _wipe_file(root, st)
+        return
+    with contextlib.suppress(OSError):
+        root.chmod(0o700)
+    with contextlib.suppress(OSError):
+        for entry in list(os.scandir(root)):
+            wipe_tree(Path(entry.path))
+    with contextlib.suppress(OSError):
+        root.rmdir()
+
+
+def _wipe_file(path: Path, st: os.stat_result) -> None:
+    with contextlib.suppress(OSError):
+        if stat.S_ISREG(st.st_mode):
+            path.chmod(0o600)
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                left = st.st_size
+                zeros = bytes(min(left, _WIPE_CHUNK))
+                while left > 0:
+                    left -= os.write(fd, zeros[: min(left, _WIPE_CHUNK)])
+            finally:
+                os.close(fd)
+    with contextlib.suppress(OSError):
+        path.unlink()

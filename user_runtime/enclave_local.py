@@ -1,0 +1,505 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""`user-runtime enclave start/stop/status`: the local enclave, or nitro-cli on a Nitro host.
+
+Local mode (specs/threat-model.md §6): the enclave server's code and enclave.json are read out
+of the EIF's customer ramdisk (what PCR2 measures) into a private RAM-backed directory, and
+`python -m enclave serve` is started from that code (PYTHONPATH = the extracted directory; the
+interpreter and third-party packages are the host venv's) as a separate process on a Unix
+socket, in new network and PID namespaces when the kernel allows it, with the simulated NSM
+reporting the image's PCRs (zeros with --debug-mode). KMS is reached through a relay: a Unix
+socket in the state directory that a host process forwards to the KMS front, the local
+equivalent of vsock-proxy. On a Nitro host the same command drives `nitro-cli run-enclave`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from user_runtime.enclave_files import (
+    ImageContents,
+    read_image,
+    wipe_tree,
+    write_private,
+)
+from user_runtime.errors import ExternalError, InputError, UsageError
+
+STATE_ENV = "NB_STATE_DIR"
+DEFAULT_STATE_DIR = ".nitro-bundles-local"
+ENCLAVE_SUBDIR = "enclave"
+STATE_FILE = "state.json"
+SOCKET_NAME = "enclave.sock"
+KMS_SOCKET_NAME = "kms.sock"
+LOG_NAME = "enclave.log"
+VSOCK_PORT = 5005
+START_TIMEOUT = 60.0
+STOP_GRACE = 5.0
+
+
+class EnclaveStartError(ExternalError):
+    """The enclave process did not come up (its log's last line says why)."""
+
+
+class EnclaveRunningError(UsageError):
+    """An enclave is already running for this state directory."""
+
+
+class NoEnclaveError(InputError):
+    """No enclave is running for this state directory."""
+
+
+@dataclass(frozen=True)
+class EnclaveState:
+    """What `enclave status` reports and `run` uses (stored as state.json)."""
+
+    mode: str
+    address: str
+    image: str
+    pcrs: dict[str, str]
+    debug: bool
+    pid: int | None = None
+    relay_pid: int | None = None
+    ram_dir: str | None = None
+    enclave_id: str | None = None
+    cid: int | None = None
+    network_isolated: bool = False
+    started: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """The flags of `enclave start`."""
+
+    eif: Path
+    state_dir: Path
+    debug: bool = False
+    memory_mib: int = 2048
+    cpu_count: int = 2
+    kms_endpoint: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+
+def resolve_state_dir(state_dir: Path | None, environ: Mapping[str, str] | None = None) -> Path:
+    """`--state-dir`, else `$NB_STATE_DIR`, else `./.nitro-bundles-local`; enclave files below."""
+    env = os.environ if environ is None else environ
+    base = state_dir or Path(env.get(STATE_ENV) or DEFAULT_STATE_DIR)
+    return base.absolute() / ENCLAVE_SUBDIR
+
+
+def nitro_available() -> bool:
+    """Whether this host can run real enclaves (/dev/nitro_enclaves and nitro-cli)."""
+    return Path("/dev/nitro_enclaves").exists() and shutil.which("nitro-cli") is not None
+
+
+def read_state(state_dir: Path) -> EnclaveState | None:
+    """The recorded state, or None.
+
+    Raises:
+        InputError: state.json exists but is damaged.
+    """
+    path = state_dir / STATE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return EnclaveState(**data)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError) as exc:
+        raise InputError(f"{path}: damaged enclave state ({exc}); remove it") from exc
+
+
+def is_alive(state: EnclaveState) -> bool:
+    """Whether the recorded enclave still runs (pid checked against its command line)."""
+    if state.mode == "nitro":
+        return _nitro_running(state.enclave_id)
+    return state.pid is not None and _is_our_process(state.pid, "enclave")
+
+
+def start(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
+    """Start an enclave from `opts.eif`; return its state and warnings for the user.
+
+    Raises:
+        EnclaveRunningError: One is already running for this state directory.
+        InputError: The image is unreadable or lacks the enclave server.
+        EnclaveStartError: The process did not come up.
+    """
+    state_dir = opts.state_dir
+    state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    previous = read_state(state_dir)
+    if previous is not None:
+        if is_alive(previous):
+            raise EnclaveRunningError(
+                f"an enclave is already running ({previous.address}); stop it first"
+            )
+        cleanup(state_dir, previous)
+    if nitro_available():
+        return _start_nitro(opts), []
+    return _start_local(opts)
+
+
+def stop(state_dir: Path) -> EnclaveState:
+    """Stop the enclave and wipe its RAM directory; return the state it had.
+
+    Raises:
+        NoEnclaveError: No enclave is recorded.
+    """
+    state = read_state(state_dir)
+    if state is None:
+        raise NoEnclaveError(f"no enclave is running (state dir {state_dir.parent})")
+    cleanup(state_dir, state)
+    return state
+
+
+def cleanup(state_dir: Path, state: EnclaveState) -> None:
+    """End every process of `state`, wipe its RAM directory, remove its files."""
+    if state.mode == "nitro":
+        if state.enclave_id and _nitro_running(state.enclave_id):
+            subprocess.run(
+                ["nitro-cli", "terminate-enclave", "--enclave-id", state.enclave_id],
+                capture_output=True,
+                check=False,
+            )
+    else:
+        for pid, what in ((state.pid, "enclave"), (state.relay_pid, "enclave_relay")):
+            if pid is not None and _is_our_process(pid, what):
+                _terminate_group(pid)
+        if state.ram_dir:
+            wipe_tree(Path(state.ram_dir))
+    for name in (STATE_FILE, SOCKET_NAME, KMS_SOCKET_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / name).unlink()
+
+
+# -- local mode ---------------------------------------------------------------------------
+
+
+def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
+    warnings: list[str] = []
+    image = read_image(opts.eif)
+    env = opts.environ
+    stack = _read_stack(opts.state_dir.parent)
+    pki_dir = env.get("NB_SIM_PKI_DIR") or (
+        str(Path(stack["nsm_root_pem"]).parent) if stack.get("nsm_root_pem") else None
+    )
+    if not pki_dir:
+        raise InputError("no simulated nsm pki: start the local stack or set NB_SIM_PKI_DIR")
+    ram_dir = _make_ram_dir(opts.state_dir, warnings)
+    try:
+        code, config, work = _lay_out(ram_dir, image)
+        relay_pid, target = _start_relay(opts, env, stack)
+        isolate = _can_isolate()
+        if not isolate:
+            warnings.append(
+                "no network namespace (needs root and unshare): the enclave process shares "
+                "the host network"
+            )
+        child_env = _enclave_env(
+            opts, image, env=env, stack=stack, code=code, pki_dir=pki_dir, kms_target=target
+        )
+        sock = opts.state_dir / SOCKET_NAME
+        argv = [sys.executable, *_serve_module(code), "--unix", str(sock)]
+        argv += ["--config", str(config), "--workdir", str(work)]
+        if argv[2:4] == ["enclave", "serve"]:
+            argv += ["--memory-budget", f"{opts.memory_mib}M"]
+        if isolate:
+            argv = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", *argv]
+        with (opts.state_dir / LOG_NAME).open("wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=ram_dir,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        state = EnclaveState(
+            mode="local",
+            address=f"unix:{sock}",
+            image=str(opts.eif.absolute()),
+            pcrs=_pcrs_json(image, debug=opts.debug),
+            debug=opts.debug,
+            pid=proc.pid,
+            relay_pid=relay_pid,
+            ram_dir=str(ram_dir),
+            network_isolated=isolate,
+        )
+        _write_state(opts.state_dir, state)
+        _wait_ready(proc, sock, opts.state_dir / LOG_NAME)
+    except BaseException:
+        partial = read_state(opts.state_dir)
+        if partial is not None:
+            cleanup(opts.state_dir, partial)
+        else:
+            wipe_tree(ram_dir)
+        raise
+    return state, warnings
+
+
+def _make_ram_dir(state_dir: Path, warnings: list[str]) -> Path:
+    # A fresh 0700 directory with a random name under the RAM-backed /dev/shm (mkdir fails if
+    # anything already sits at that name, so no pre-placed path is trusted).
+    base = Path("/dev/shm")  # noqa: S108
+    if not (base.is_dir() and os.access(base, os.W_OK)):
+        warnings.append("no /dev/shm: the enclave's work directory is on the state disk")
+        base = state_dir
+    path = base / f"nitro-bundles-enclave-{secrets.token_hex(6)}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _lay_out(ram_dir: Path, image: ImageContents) -> tuple[Path, Path, Path]:
+    code = ram_dir / "code"
+    for rel, data in image.server_files.items():
+        write_private(code / rel, data)
+    config = ram_dir / "etc" / "enclave.json"
+    write_private(config, image.config)
+    work = ram_dir / "work"
+    work.mkdir(mode=0o700)
+    return code, config, work
+
+
+def _serve_module(code: Path) -> list[str]:
+    # The image's own `enclave serve` when it wires the runner, else the same server through
+    # enclave.app's lean entry point (both are code read from the image).
+    cli = code / "enclave" / "_cli_server.py"
+    if cli.is_file() and "enclave.app" in cli.read_text(encoding="utf-8", errors="replace"):
+        return ["-m", "enclave", "serve"]
+    return ["-m", "enclave.app"]
+
+
+def _enclave_env(
+    opts: StartOptions,
+    image: ImageContents,
+    *,
+    env: Mapping[str, str],
+    stack: Mapping[str, Any],
+    code: Path,
+    pki_dir: str,
+    kms_target: str | None,
+) -> dict[str, str]:
+    child = {
+        "PATH": env.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": str(code),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "NB_NSM": "simulated",
+        "NB_SIM_PKI_DIR": pki_dir,
+        "NB_SIM_PCRS": json.dumps({str(k): v.hex() for k, v in image.pcrs.items()}),
+    }
+    if opts.debug:
+        child["NB_SIM_DEBUG"] = "1"
+    if kms_target:
+        child["NB_KMS_TARGET"] = kms_target
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        if env.get(name):
+            child[name] = env[name]
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or stack.get("region")
+    if region:
+        child["AWS_REGION"] = str(region)
+    if env.get("NB_KEY_CACHE_SECONDS"):
+        child["NB_KEY_CACHE_SECONDS"] = env["NB_KEY_CACHE_SECONDS"]
+    return child
+
+
+def _start_relay(
+    opts: StartOptions, env: Mapping[str, str], stack: Mapping[str, Any]
+) -> tuple[int | None, str | None]:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    url = opts.kms_endpoint or env.get("AWS_ENDPOINT_URL_KMS") or stack.get("kms_url")
+    if not url:
+        return None, None
+    parts = urlsplit(str(url))
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"kms endpoint {url!r}: the local enclave relays plain http only")
+    sock = opts.state_dir / KMS_SOCKET_NAME
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    argv = [sys.executable, "-m", "user_runtime.enclave_relay", str(sock), parts.hostname]
+    argv.append(str(parts.port or 80))
+    relay = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not sock.exists():
+        if relay.poll() is not None or time.monotonic() > deadline:
+            _terminate_group(relay.pid)
+            raise EnclaveStartError("the kms relay did not start")
+        time.sleep(0.02)
+    return relay.pid, f"unix:{sock}"
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise EnclaveStartError(f"the enclave exited at start: {_last_line(log)}")
+        if sock.exists():
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                try:
+                    probe.connect(str(sock))
+                except OSError:
+                    pass
+                else:
+                    return
+        time.sleep(0.05)
+    raise EnclaveStartError(f"the enclave did not listen within {START_TIMEOUT:.0f} s")
+
+
+def _can_isolate() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", "true"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+# -- nitro mode ---------------------------------------------------------------------------
+
+
+def _start_nitro(opts: StartOptions) -> EnclaveState:
+    image = read_image(opts.eif)
+    argv = ["nitro-cli", "run-enclave", "--eif-path", str(opts.eif)]
+    argv += ["--memory", str(opts.memory_mib), "--cpu-count", str(opts.cpu_count)]
+    if opts.debug:
+        argv.append("--debug-mode")
+    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise EnclaveStartError(f"nitro-cli run-enclave failed: {_last_text_line(proc.stderr)}")
+    try:
+        info = json.loads(proc.stdout)
+        enclave_id, cid = str(info["EnclaveID"]), int(info["EnclaveCID"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise EnclaveStartError("nitro-cli run-enclave printed no enclave id and cid") from exc
+    state = EnclaveState(
+        mode="nitro",
+        address=f"vsock:{cid}:{VSOCK_PORT}",
+        image=str(opts.eif.absolute()),
+        pcrs=_pcrs_json(image, debug=opts.debug),
+        debug=opts.debug,
+        enclave_id=enclave_id,
+        cid=cid,
+        network_isolated=True,
+    )
+    _write_state(opts.state_dir, state)
+    return state
+
+
+def _nitro_running(enclave_id: str | None) -> bool:
+    if not enclave_id or shutil.which("nitro-cli") is None:
+        return False
+    proc = subprocess.run(
+        ["nitro-cli", "describe-enclaves"], capture_output=True, text=True, check=False
+    )
+    try:
+        return any(e.get("EnclaveID") == enclave_id for e in json.loads(proc.stdout or "[]"))
+    except (ValueError, AttributeError):
+        return False
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _pcrs_json(image: ImageContents, *, debug: bool) -> dict[str, str]:
+    zero = bytes(48).hex()
+    out = {f"PCR{k}": v.hex() for k, v in sorted(image.pcrs.items())}
+    if debug:
+        out = {k: (zero if k in {"PCR0", "PCR1", "PCR2", "PCR8"} else v) for k, v in out.items()}
+    return out
+
+
+def _read_stack(base: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((base / "stack.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _write_state(state_dir: Path, state: EnclaveState) -> None:
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(asdict(state), out, indent=2, sort_keys=True)
+        out.flush()
+        os.fsync(out.fileno())
+    tmp.replace(state_dir / STATE_FILE)
+
+
+def _is_our_process(pid: int, marker: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    zombie = stat.rpartition(")")[2].split()[:1] == ["Z"]
+    return not zombie and marker.encode() in cmdline
+
+
+def _terminate_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
+            pass
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return any(_pgid_of(p) == pgid for p in _pids())
+
+
+def _pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return int(fields[2]) if len(fields) > 2 and fields[0] != "Z" else None
+
+
+def _last_line(log: Path) -> str:
+    try:
+        return _last_text_line(log.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return "no log"
+
+
+def _last_text_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"
