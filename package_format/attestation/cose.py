@@ -35,6 +35,7 @@ from package_format.attestation.errors import (
 COSE_SIGN1_TAG = 18
 ALG_ES384 = -35
 HEADER_ALG = 1
+HEADER_CRIT = 2
 ES384_COORDINATE_LEN = 48
 ES384_SIGNATURE_LEN = 2 * ES384_COORDINATE_LEN
 # The protected header as the NSM encodes it: {1: -35}.
@@ -120,6 +121,8 @@ def _check_protected(protected: bytes) -> None:
     header = strict_loads(protected, "cose_sign1 protected header")
     if not isinstance(header, dict):
         raise CoseStructureError("cose_sign1: protected header is not a map")
+    if HEADER_CRIT in header:
+        raise CoseStructureError("cose_sign1: critical header parameters are not supported")
     alg = header.get(HEADER_ALG)
     if alg is None:
         raise UnsupportedAlgorithmError("cose_sign1: protected header names no algorithm")

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 REQUIRED_FIELDS = ("module_id", "digest", "timestamp", "pcrs", "certificate", "cabundle")
 OPTIONAL_FIELDS = ("public_key", "user_data", "nonce")
 DIGEST_SHA384 = "SHA384"
-_MAX_UINT64 = 2**64 - 1
+# 9999-12-31T23:59:59.999Z: keeps `timestamp` representable as a datetime.
+MAX_TIMESTAMP_MS = 253402300799999
 
 
 @dataclass(frozen=True)
@@ -178,8 +179,8 @@ def _digest(value: object) -> str:
 
 
 def _timestamp(value: object) -> int:
-    if type(value) is not int or not 0 < value <= _MAX_UINT64:
-        raise FieldError("payload: timestamp is not a positive 64-bit unsigned integer")
+    if type(value) is not int or not 0 < value <= MAX_TIMESTAMP_MS:
+        raise FieldError("payload: timestamp is not a positive millisecond time before year 10000")
     return value
 
 

@@ -318,3 +318,18 @@ def test_every_error_is_an_attestation_error():
         SignatureInvalidError,
     ):
         assert issubclass(cls, AttestationError)
+
+
+def test_crit_header_rejected(aws_vector, root):
+    data = _doc(aws_vector, "evervault_beta_valid-attestation-doc-bytes.cose")
+    parts = cbor2.loads(data)
+    parts[0] = cbor2.dumps({1: -35, 2: [99]})
+    with pytest.raises(CoseStructureError):
+        verify_attestation(cbor2.dumps(parts), root=root, at=_at(data))
+
+
+@pytest.mark.parametrize("timestamp", [0, 253402300800000, 2**64 - 1])
+def test_timestamp_out_of_range_rejected(aws_vector, root, timestamp):
+    data = _doc(aws_vector, "evervault_beta_valid-attestation-doc-bytes.cose")
+    with pytest.raises(FieldError):
+        parse_document(_resign_payload(data, timestamp=timestamp))
