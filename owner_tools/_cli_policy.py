@@ -1,12 +1,119 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Commands registered on the `owner-tools` app (placeholder until implemented)."""
+"""`owner-tools policy` (generate a KMS key policy) and `policy check` (specs/key-policy.md §6)."""
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import typer
+
+from owner_tools.errors import InputError, UsageError
+
+
+class PolicyFindingsError(InputError):
+    """`policy check` found unsafe statements."""
+
+
+def _pcrs(eif: Path | None, pcrs: Path | None) -> tuple[str, str | None]:
+    if (eif is None) == (pcrs is None):
+        raise UsageError("give exactly one of --eif or --pcrs")
+    if eif is not None:
+        from package_format.eif import read_eif
+
+        with eif.open("rb") as f:
+            image = read_eif(f)
+        image.verify()
+        m = image.measurements
+        return m.pcr0.hex(), None if m.pcr8 is None else m.pcr8.hex()
+    assert pcrs is not None
+    try:
+        doc = json.loads(pcrs.read_text())
+        values = doc.get("Measurements", doc)
+        return str(values["PCR0"]), None if values.get("PCR8") is None else str(values["PCR8"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{pcrs}: not a measurements json with PCR0") from exc
+
+
+def _generate(  # noqa: PLR0917 - typer options
+    ctx: typer.Context,
+    eif: Path | None = typer.Option(None, "--eif", help="Take PCR0/PCR8 from this image."),
+    pcrs: Path | None = typer.Option(None, "--pcrs", help="Or from a .pcrs.json file."),
+    bundle_name: str | None = typer.Option(None, "--bundle-name", help="Bundle name."),
+    bundle_version: str | None = typer.Option(None, "--bundle-version", help="Only this version."),
+    account: str | None = typer.Option(None, "--account", help="AWS account id (12 digits)."),
+    enclave_principal: str | None = typer.Option(
+        None, "--enclave-principal", help="Role ARN of the parent instance."
+    ),
+    admin_principal: list[str] = typer.Option(
+        [], "--admin-principal", help="Key administrator ARN (repeatable)."
+    ),
+    owner_principal: str | None = typer.Option(
+        None, "--owner-principal", help="ARN allowed to pack (GenerateDataKey, no Decrypt)."
+    ),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+) -> None:
+    """Write the KMS key policy that releases the key only to the attested enclave."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from owner_tools.image import write_text_atomic
+    from owner_tools.policy import build_key_policy
+
+    missing = [
+        flag
+        for flag, value in (
+            ("--bundle-name", bundle_name),
+            ("--account", account),
+            ("--enclave-principal", enclave_principal),
+        )
+        if not value
+    ]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+    assert bundle_name is not None
+    assert account is not None
+    assert enclave_principal is not None
+    pcr0, pcr8 = _pcrs(eif, pcrs)
+    policy = build_key_policy(
+        account_id=account,
+        pcr0=pcr0,
+        pcr8=pcr8,
+        bundle_name=bundle_name,
+        bundle_version=bundle_version,
+        enclave_principal=enclave_principal,
+        admin_principals=list(admin_principal),
+        owner_principal=owner_principal,
+    )
+    text = json.dumps(policy, indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        write_text_atomic(output, text)
+        print(f"wrote {output}", file=sys.stderr)
+
+
+def _check(policy_file: Path = typer.Argument(..., help="Key policy JSON.")) -> None:
+    """Flag policies a user could get the key around; exit 1 when any finding."""
+    from owner_tools.policy import check_policy
+
+    try:
+        doc = json.loads(policy_file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{policy_file}: not json") from exc
+    findings = check_policy(doc)
+    for finding in findings:
+        print(f"{policy_file}: {finding}")
+    if findings:
+        n = len(findings)
+        raise PolicyFindingsError(f"{policy_file}: {n} finding{'s' if n > 1 else ''}")
+    print(f"{policy_file}: ok, no findings")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
-    del app
+    sub = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+    sub.callback()(_generate)
+    sub.command("check")(_check)
+    app.add_typer(sub, name="policy", help="Generate (or check) a KMS key policy for an image.")
