@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""build-eif of a large root filesystem vs a plain SHA-384 pass over the same bytes (issue 3).
+
+Usage: python benchmarks/bench_eif.py [--size 1G] [--dir DIR]
+
+Prints human lines, then one JSON line with the figures and the targets:
+throughput ratio >= 0.7 of the SHA-384 baseline, peak RSS of the build < 100 MiB.
+The build runs in a child process so its peak RSS is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHUNK = 1 << 20
+
+CHILD = r"""
+import json, resource, sys, time
+from pathlib import Path
+from owner_tools.image import BuildOptions, build_eif, find_blobs
+blobs, rootfs, key, out = sys.argv[1:5]
+from owner_tools.keys import load_owner_key
+opts = BuildOptions(output=Path(out), blobs=find_blobs(Path(blobs), "x86_64"), rootfs=Path(rootfs),
+                    owner_keys=[load_owner_key(Path(key))], name="bench",
+                    build_time="2026-01-01T00:00:00+00:00")
+t0 = time.perf_counter()
+result = build_eif(opts)
+elapsed = time.perf_counter() - t0
+rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"elapsed": elapsed, "size": result.size, "rss_kib": rss_kib,
+                  "pcr2": result.measurements.pcr2.hex()}))
+"""
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def make_rootfs(root: Path, size: int) -> int:
+    """Files of 64 MiB (plus a tail) and 1,000 small files; returns the bytes written."""
+    block = os.urandom(CHUNK)
+    total = 0
+    big = root / "models"
+    big.mkdir(parents=True)
+    i = 0
+    while total < size:
+        n = min(64 * CHUNK, size - total)
+        with (big / f"part-{i:03d}.bin").open("wb") as f:
+            left = n
+            while left:
+                piece = block[: min(CHUNK, left)]
+                f.write(piece)
+                left -= len(piece)
+        total += n
+        i += 1
+    small = root / "app"
+    small.mkdir()
+    for j in range(1000):
+        (small / f"mod{j:04d}.py").write_bytes(b"x = %d\n" % j)
+        total += len(b"x = %d\n" % j)
+    return total
+
+
+def sha384_pass(root: Path) -> float:
+    t0 = time.perf_counter()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            h = hashlib.sha384()
+            with path.open("rb", buffering=0) as f:
+                while chunk := f.read(CHUNK):
+                    h.update(chunk)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--size", default="1G", help="root filesystem size (default 1G)")
+    ap.add_argument("--dir", default=None, help="scratch directory (default: system temp)")
+    args = ap.parse_args()
+    size = parse_size(args.size)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-eif-") as tmp:
+        work = Path(tmp)
+        t0 = time.perf_counter()
+        nbytes = make_rootfs(work / "rootfs", size)
+        print(f"rootfs: {nbytes / 2**20:.0f} MiB in {time.perf_counter() - t0:.1f} s", flush=True)
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        key_prefix = work / "owner"
+        subprocess.run(
+            [sys.executable, "-m", "owner_tools", "keygen", "-o", str(key_prefix)],
+            check=True,
+            env=env,
+            capture_output=True,
+        )
+        sha384_pass(work / "rootfs")  # warm the page cache
+        base = sha384_pass(work / "rootfs")
+        base_rate = nbytes / base
+        print(f"baseline SHA-384 pass: {base:.2f} s, {base_rate / 1e9:.3f} GB/s", flush=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(REPO / "examples" / "dev-blobs" / "x86_64"),
+                str(work / "rootfs"),
+                str(key_prefix) + ".pub",
+                str(work / "bench.eif"),
+            ],
+            check=True,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        child = json.loads(proc.stdout.strip().splitlines()[-1])
+        build_rate = nbytes / child["elapsed"]
+        ratio = build_rate / base_rate
+        rss_mib = child["rss_kib"] / 1024
+        print(
+            f"build-eif: {child['elapsed']:.2f} s, {build_rate / 1e9:.3f} GB/s, "
+            f"{ratio:.2f}x baseline, EIF {child['size'] / 2**20:.0f} MiB, "
+            f"peak RSS {rss_mib:.1f} MiB",
+            flush=True,
+        )
+    result = {
+        "bench": "eif",
+        "rootfs_bytes": nbytes,
+        "sha384_seconds": round(base, 3),
+        "sha384_gbps": round(base_rate / 1e9, 3),
+        "build_seconds": round(child["elapsed"], 3),
+        "build_gbps": round(build_rate / 1e9, 3),
+        "ratio": round(ratio, 3),
+        "peak_rss_mib": round(rss_mib, 1),
+        "targets": [
+            {
+                "name": "throughput_vs_sha384",
+                "value": round(ratio, 3),
+                "goal": ">= 0.7",
+                "met": ratio >= 0.7,
+            },
+            {
+                "name": "peak_rss_mib",
+                "value": round(rss_mib, 1),
+                "goal": "< 100",
+                "met": rss_mib < 100,
+            },
+        ],
+    }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
