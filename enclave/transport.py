@@ -161,3 +161,18 @@ def send_all(sock: socket.socket, head: bytes, body: bytes | bytearray | memoryv
                 parts[0] = first[sent:]
                 sent = 0
         parts = [p for p in parts if p]
+
+
+def serve_until_signal(server: SocketServer) -> None:
+    """Serve on the calling (main) thread until SIGTERM or SIGINT, then shut down."""
+    import signal  # noqa: PLC0415
+
+    def stop(_signum: int, _frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.serve_forever()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
