@@ -14,6 +14,7 @@ import typer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from owner_tools.publish_policy import Principals
     from package_format.index import S3Location
 
 
@@ -62,6 +63,28 @@ def _default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
     return image.with_name(image.name + ".pcrs.json")  # what build-eif writes
 
 
+def _principals(
+    apply_policy: bool,
+    eif: Path | None,
+    *,
+    account: str | None,
+    enclave_principal: str | None,
+    admin_principals: list[str],
+    owner_principal: str | None,
+) -> Principals | None:
+    from owner_tools.publish_policy import Principals
+
+    if not apply_policy:
+        return None
+    if eif is None:
+        raise typer.BadParameter("--apply-policy needs --eif (the policy binds the image)")
+    if account is None or enclave_principal is None or not admin_principals:
+        raise typer.BadParameter(
+            "--apply-policy needs --account, --enclave-principal and --admin-principal"
+        )
+    return Principals(account, enclave_principal, list(admin_principals), owner_principal)
+
+
 def register(app: typer.Typer) -> None:
     """Add `publish` and `revoke` to `app`."""
 
@@ -89,6 +112,16 @@ def register(app: typer.Typer) -> None:
         kms_endpoint_url: str | None = typer.Option(
             None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
         ),
+        account: str | None = typer.Option(None, "--account", help="AWS account id (policy)."),
+        enclave_principal: str | None = typer.Option(
+            None, "--enclave-principal", help="IAM role of the enclave's parent (policy)."
+        ),
+        admin_principal: list[str] = typer.Option(
+            [], "--admin-principal", help="Key administrator ARN, repeatable (policy)."
+        ),
+        owner_principal: str | None = typer.Option(
+            None, "--owner-principal", help="May GenerateDataKey to pack (policy)."
+        ),
     ) -> None:
         """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
         from datetime import UTC, datetime
@@ -100,8 +133,14 @@ def register(app: typer.Typer) -> None:
         lifetime = _lifetime(expires_in)
         if not 5 <= part_size <= 5120:
             raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
-        if apply_policy and eif is None:
-            raise typer.BadParameter("--apply-policy needs --eif (the policy binds the image)")
+        principals = _principals(
+            apply_policy,
+            eif,
+            account=account,
+            enclave_principal=enclave_principal,
+            admin_principals=admin_principal,
+            owner_principal=owner_principal,
+        )
         pcrs = _default_pcrs(eif, pcrs)
         private_key = keys.load_signing_key(key)
         client = s3.make_client(endpoint_url)
@@ -133,11 +172,15 @@ def register(app: typer.Typer) -> None:
                 "nothing to do",
                 file=sys.stderr,
             )
-        if apply_policy and eif is not None and pcrs is not None:
+        if principals is not None and pcrs is not None:
             from owner_tools import publish_policy
 
             key_id = publish_policy.apply_image_policy(
-                bundle, eif, pcrs, endpoint_url=kms_endpoint_url
+                publish_policy.kms_client(kms_endpoint_url),
+                result.index,
+                result.version,
+                pcrs,
+                principals,
             )
             print(f"key policy of {key_id} now admits this image", file=sys.stderr)
 
@@ -185,5 +228,7 @@ def register(app: typer.Typer) -> None:
         if apply_policy:
             from owner_tools import publish_policy
 
-            key_id = publish_policy.apply_revocation(result.entry, endpoint_url=kms_endpoint_url)
+            key_id = publish_policy.apply_revocation(
+                publish_policy.kms_client(kms_endpoint_url), result.index, version
+            )
             print(f"key policy of {key_id} now denies Decrypt for {name}@{version}")

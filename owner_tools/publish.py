@@ -75,19 +75,28 @@ class PublishResult:
     name: str
     version: str
     changed: bool
-    index_version: int
+    index: Index
     urls: list[str] = field(default_factory=list)
+
+    @property
+    def index_version(self) -> int:
+        """The version of the index now in force."""
+        return self.index.version
 
 
 @dataclass(frozen=True)
 class RevokeResult:
-    """What revoke did, and the entry (for the key-policy step)."""
+    """What revoke did, and the index now in force (for the key-policy step)."""
 
     name: str
     version: str
     changed: bool
-    index_version: int
-    entry: VersionEntry
+    index: Index
+
+    @property
+    def index_version(self) -> int:
+        """The version of the index now in force."""
+        return self.index.version
 
 
 def bundle_identity(path: Path) -> BundleIdentity:
@@ -218,7 +227,7 @@ def publish(
     ver = ident.version
     if current is not None and ver in current.versions:
         _check_republish(current, ver, bundle, image, pcrs)
-        return PublishResult(ident.name, ver, changed=False, index_version=current.version)
+        return PublishResult(ident.name, ver, changed=False, index=current)
 
     def upload(path: Path, file: str, content_type: str) -> FileEntry:
         key = location.file_key(ident.name, ver, file)
@@ -256,7 +265,7 @@ def publish(
     urls = [location.url(location.file_key(ident.name, ver, bundle_entry.file))]
     if image_entry is not None:
         urls.append(location.url(location.file_key(ident.name, ver, IMAGE_FILE)))
-    return PublishResult(ident.name, ver, changed=True, index_version=new.version, urls=urls)
+    return PublishResult(ident.name, ver, changed=True, index=new, urls=urls)
 
 
 def revoke(
@@ -288,8 +297,8 @@ def revoke(
         raise InputError(f"{location.url(location.index_key(name))}: no index for {name}")
     entry = current.entry(version)
     if entry.revoked is not None:
-        return RevokeResult(name, version, False, current.version, entry)
+        return RevokeResult(name, version, changed=False, index=current)
     revocation = Revocation(reason=reason, at=now.replace(microsecond=0))
     new = current.with_revocation(version, revocation, expires=expiry_after(now, lifetime))
     _write_index(client, location, new, private_key, etag)
-    return RevokeResult(name, version, True, new.version, new.versions[version])
+    return RevokeResult(name, version, changed=True, index=new)

@@ -2,42 +2,195 @@
 # Copyright the nitro-bundles authors
 """`--apply-policy` for publish and revoke: put the KMS key policy (specs/distribution.md §6.3).
 
-publish: the policy that lets the published image (its PCRs) Decrypt the bundle's data key.
-revoke: the same policy plus a Deny of Decrypt for the revoked version's encryption context,
-so a copy of the old bundle no longer opens even in a matching enclave.
+publish: the policy that lets the published image (its PCRs) Decrypt the bundle's data key,
+keeping every revocation (from the index and from the policy in force). revoke: the policy
+in force plus a Deny of Decrypt for the revoked version's encryption context, so a copy of
+the old bundle no longer opens even in an enclave whose PCRs match.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from owner_tools.errors import UsageError
+import boto3
+from botocore import exceptions as bx
+from botocore.config import Config
+
+from owner_tools.errors import ExternalError, InputError
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from package_format.index import VersionEntry
+    from mypy_boto3_kms.client import KMSClient
+
+    from package_format.index import Index
+
+POLICY_NAME = "default"
+REVOCATION_SID_PREFIX = "Revoke"
 
 
-class PolicyUnavailableError(UsageError):
-    """The key-policy builder is not part of this build yet."""
+class KeyPolicyError(ExternalError):
+    """KMS refused or failed GetKeyPolicy / PutKeyPolicy."""
 
 
-def apply_image_policy(bundle: Path, image: Path, pcrs: Path, *, endpoint_url: str | None) -> str:
-    """Put the key policy admitting `image` on the bundle's KMS key; return the key id.
+class PolicyUnavailableError(ExternalError):
+    """The key-policy builder (owner_tools.policy) is not part of this build."""
+
+
+class NoKmsKeyError(InputError):
+    """The index entry records no KMS key for this version."""
+
+
+@dataclass(frozen=True)
+class Principals:
+    """Who the image policy names (specs/key-policy.md)."""
+
+    account_id: str
+    enclave_principal: str
+    admin_principals: list[str]
+    owner_principal: str | None = None
+
+
+def _policy_builder() -> Any:
+    """Return owner_tools.policy (specs/key-policy.md), imported only when a policy is applied."""
+    try:
+        return importlib.import_module("owner_tools.policy")
+    except ImportError as e:
+        raise PolicyUnavailableError("--apply-policy: the key policy builder is missing") from e
+
+
+def kms_client(endpoint_url: str | None) -> KMSClient:
+    """Return a KMS client; `endpoint_url` (or AWS_ENDPOINT_URL_KMS) points at a local stack."""
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10)
+    return boto3.session.Session().client("kms", endpoint_url=endpoint_url, config=config)
+
+
+def _call(where: str, func: Any, **kwargs: Any) -> Any:
+    try:
+        return func(**kwargs)
+    except (bx.NoCredentialsError, bx.PartialCredentialsError) as e:
+        raise KeyPolicyError(f"{where}: no AWS credentials found") from e
+    except (bx.EndpointConnectionError, bx.ConnectTimeoutError) as e:
+        raise KeyPolicyError(f"{where}: cannot reach the KMS endpoint ({e})") from e
+    except bx.ClientError as e:
+        code = e.response.get("Error", {}).get("Code", "")
+        message = e.response.get("Error", {}).get("Message", "")
+        raise KeyPolicyError(f"{where}: {code} {' '.join(str(message).split())}".strip()) from e
+    except bx.BotoCoreError as e:
+        raise KeyPolicyError(f"{where}: {e}") from e
+
+
+def get_policy(client: KMSClient, key_id: str) -> dict[str, Any]:
+    """Return the key policy in force on `key_id`.
 
     Raises:
-        PolicyUnavailableError: the policy builder is not available.
+        KeyPolicyError: KMS failed or the policy is not a JSON object.
     """
-    del bundle, image, pcrs, endpoint_url
-    raise PolicyUnavailableError("--apply-policy: the key policy builder is not available yet")
+    where = f"kms key {key_id}"
+    answer = _call(where, client.get_key_policy, KeyId=key_id, PolicyName=POLICY_NAME)
+    try:
+        policy = json.loads(answer["Policy"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise KeyPolicyError(f"{where}: key policy is not JSON") from e
+    if not isinstance(policy, dict):
+        raise KeyPolicyError(f"{where}: key policy is not a JSON object")
+    return policy
 
 
-def apply_revocation(entry: VersionEntry, *, endpoint_url: str | None) -> str:
-    """Deny Decrypt for `entry`'s encryption context in its key's policy; return the key id.
+def put_policy(client: KMSClient, key_id: str, policy: dict[str, Any]) -> None:
+    """Put `policy` on `key_id`.
 
     Raises:
-        PolicyUnavailableError: the policy builder is not available.
+        KeyPolicyError: KMS refused or failed.
     """
-    del entry, endpoint_url
-    raise PolicyUnavailableError("--apply-policy: the key policy builder is not available yet")
+    _call(
+        f"kms key {key_id}",
+        client.put_key_policy,
+        KeyId=key_id,
+        PolicyName=POLICY_NAME,
+        Policy=json.dumps(policy, indent=1, sort_keys=True),
+    )
+
+
+def _key_of(index: Index, version: str) -> str:
+    key_id = index.entry(version).kms_key_id
+    if not key_id:
+        raise NoKmsKeyError(f"{index.name}@{version}: the index records no kms key")
+    return key_id
+
+
+def apply_revocation(client: KMSClient, index: Index, version: str) -> str:
+    """Deny Decrypt for NAME@VERSION's encryption context in its key's policy (idempotent).
+
+    Returns the key id.
+
+    Raises:
+        NoKmsKeyError: the index records no key for `version`.
+        KeyPolicyError: KMS failed.
+        OwnerToolsError: the policy in force has no Statement list.
+    """
+    add_revocation = _policy_builder().add_revocation
+    key_id = _key_of(index, version)
+    policy = get_policy(client, key_id)
+    updated = add_revocation(policy, index.name, version)
+    if updated != policy:
+        put_policy(client, key_id, updated)
+    return key_id
+
+
+def apply_image_policy(
+    client: KMSClient, index: Index, version: str, pcrs: Path, principals: Principals
+) -> str:
+    """Put the policy admitting the image of `pcrs` on NAME@VERSION's key; return the key id.
+
+    Revocations survive: every revoked version of the index and every `Revoke*` statement
+    of the policy in force are carried into the new policy.
+
+    Raises:
+        NoKmsKeyError: the index records no key for `version`.
+        InputError: `pcrs` is not a measurements JSON with PCR0.
+        KeyPolicyError: KMS failed.
+    """
+    builder = _policy_builder()
+    add_revocation, build_key_policy = builder.add_revocation, builder.build_key_policy
+    key_id = _key_of(index, version)
+    pcr0, pcr8 = read_pcrs(pcrs)
+    policy = build_key_policy(
+        account_id=principals.account_id,
+        pcr0=pcr0,
+        pcr8=pcr8,
+        bundle_name=index.name,
+        enclave_principal=principals.enclave_principal,
+        admin_principals=principals.admin_principals,
+        owner_principal=principals.owner_principal,
+    )
+    old = get_policy(client, key_id)
+    kept = [
+        s
+        for s in old.get("Statement", [])
+        if isinstance(s, dict) and str(s.get("Sid", "")).startswith(REVOCATION_SID_PREFIX)
+    ]
+    policy["Statement"].extend(s for s in kept if s not in policy["Statement"])
+    for ver, entry in sorted(index.versions.items()):
+        if entry.revoked is not None:
+            policy = add_revocation(policy, index.name, ver)
+    put_policy(client, key_id, policy)
+    return key_id
+
+
+def read_pcrs(path: Path) -> tuple[str, str | None]:
+    """Return (PCR0, PCR8 or None) from a `.pcrs.json` (build-eif / describe-eif shape).
+
+    Raises:
+        InputError: not a measurements JSON with PCR0.
+    """
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        values = doc.get("Measurements", doc)
+        pcr8 = values.get("PCR8")
+        return str(values["PCR0"]), None if pcr8 is None else str(pcr8)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"{path}: not a measurements json with PCR0") from e
