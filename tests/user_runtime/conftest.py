@@ -72,7 +72,7 @@ class EnclaveProc:
 
 
 @pytest.fixture
-def enclave(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EnclaveProc]:
+def sync_enclave(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EnclaveProc]:
     """An enclave server; parametrize indirectly with a budget in bytes to change it."""
     proc = EnclaveProc(tmp_path / "enclave.sock", getattr(request, "param", 512 * 1024 * 1024))
     proc.start()
@@ -146,8 +146,8 @@ def fuse_ok() -> None:
 
 
 @pytest.fixture
-def sync_mount(tmp_path: Path, enclave: EnclaveProc, fuse_ok: None) -> Iterator[SyncMount]:
-    mount = SyncMount(tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", enclave)
+def sync_mount(tmp_path: Path, sync_enclave: EnclaveProc, fuse_ok: None) -> Iterator[SyncMount]:
+    mount = SyncMount(tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", sync_enclave)
     mount.start()
     try:
         yield mount

@@ -173,7 +173,7 @@ def test_top_level_folders_cannot_be_removed(sync_mount):
     assert (sync_mount.folder / "model").is_dir()
 
 
-@pytest.mark.parametrize("enclave", [8 * MiB], indirect=True)
+@pytest.mark.parametrize("sync_enclave", [8 * MiB], indirect=True)
 def test_enclave_budget_exceeded_is_enospc_and_host_folder_intact(sync_mount):
     f = sync_mount.folder
     keep = os.urandom(2 * MiB)
