@@ -147,7 +147,9 @@ def fuse_ok() -> None:
 
 @pytest.fixture
 def sync_mount(tmp_path: Path, sync_enclave: EnclaveProc, fuse_ok: None) -> Iterator[SyncMount]:
-    mount = SyncMount(tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", sync_enclave)
+    mount = SyncMount(
+        tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", sync_enclave
+    )
     mount.start()
     try:
         yield mount
