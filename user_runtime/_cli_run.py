@@ -38,10 +38,14 @@ def register(app: typer.Typer) -> None:
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
         from user_runtime.enclave_local import resolve_state_dir
+        from user_runtime.errors import UsageError
         from user_runtime.rpc_client import EnclaveClient, RemoteError
         from user_runtime.run import enclave_address, session_bundle_path, split_args
 
-        argv = split_args(args)
+        try:
+            argv = split_args(args)
+        except UsageError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         address = enclave_address(resolve_state_dir(state_dir))
         with EnclaveClient.connect(address) as client:
             path = session_bundle_path(client, bundle)
