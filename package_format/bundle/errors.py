@@ -84,7 +84,7 @@ class TrailingDataError(IntegrityError):
     """Bytes follow the last payload segment."""
 
 
-# Policy: specs/bundle-format.md §5.4.
+# Policy: specs/bundle-format.md §5.1 (validity window).
 class BundleNotYetValidError(PolicyError):
     """The bundle's `not_before` time is in the future."""
 
