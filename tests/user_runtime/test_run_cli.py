@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_run_server import serve_in_thread  # noqa: E402
-from test_runner_kit import make_bundle  # noqa: E402
+from test_run_server import serve_in_thread
+from test_runner_kit import make_bundle
 
-from user_runtime._cli import main  # noqa: E402
-from user_runtime.rpc_client import EnclaveClient  # noqa: E402
+from user_runtime._cli import main
+from user_runtime.rpc_client import EnclaveClient
 
 SCRIPT = b"""import sys
 print("line one", flush=True)
