@@ -134,7 +134,8 @@ class SocketServer:
             conn.close()
 
     def _read_loop(self, conn: socket.socket, handler: ServerConnection, emit: Emit) -> None:
-        decoder = FrameDecoder(self._server.limits)
+        # Frames are handled one at a time before the next read: one reused buffer.
+        decoder = FrameDecoder(self._server.limits, reuse_buffer=True)
         while not handler.closed:
             count = conn.recv_into(decoder.buffer())
             if count == 0:

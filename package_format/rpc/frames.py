@@ -158,10 +158,18 @@ def _check_value(value: object, depth: int) -> None:
 
 
 class FrameDecoder:
-    """Incremental decoder for one direction of one connection."""
+    """Incremental decoder for one direction of one connection.
 
-    def __init__(self, limits: FrameLimits = DEFAULT_LIMITS) -> None:
+    With `reuse_buffer`, every frame is received into one buffer allocated
+    once: a frame's body is then valid only until the next `advance` or
+    `feed`, which suits a consumer that handles each frame before reading on
+    (the server) and saves an allocation per frame.
+    """
+
+    def __init__(self, limits: FrameLimits = DEFAULT_LIMITS, *, reuse_buffer: bool = False) -> None:
         self._limits = limits
+        self._scratch: memoryview | None = None
+        self._reuse = reuse_buffer
         self._prefix = bytearray(PREFIX_SIZE)
         self._prefix_view = memoryview(self._prefix)
         self._payload: bytearray | None = None
@@ -254,8 +262,14 @@ class FrameDecoder:
                 f"frame of {header_len + body_len} bytes exceeds {self._limits.max_frame}"
             )
         self._header_len = header_len
-        self._payload = bytearray(header_len + body_len)
-        self._payload_view = memoryview(self._payload)
+        if self._reuse:
+            if self._scratch is None:
+                self._scratch = memoryview(bytearray(self._limits.max_frame))
+            self._payload = bytearray()  # marks "in a frame"; the bytes go to the scratch
+            self._payload_view = self._scratch[: header_len + body_len]
+        else:
+            self._payload = bytearray(header_len + body_len)
+            self._payload_view = memoryview(self._payload)
         self._filled = 0
 
     def _finish(self) -> Frame:

@@ -220,3 +220,18 @@ def test_any_valid_header_round_trips_byte_identically(header: dict, body: bytes
     assert frame.header == header
     assert bytes(frame.body) == body
     assert frame_bytes(frame.header, frame.body) == data
+
+
+def test_reused_buffer_decoder_gives_each_frame_in_turn() -> None:
+    decoder = FrameDecoder(FrameLimits(max_frame=4096), reuse_buffer=True)
+    frames = [
+        frame_bytes(Request(i, "write", {"path": "p", "offset": 0}).header(), bytes([i]) * 100)
+        for i in (1, 2)
+    ]
+    first = decoder.feed(frames[0])[0]
+    assert bytes(first.body) == b"\x01" * 100
+    second = decoder.feed(frames[1])[0]
+    assert bytes(second.body) == b"\x02" * 100  # the earlier body is now overwritten, as documented
+    decoder.feed(frames[0][:5])
+    with pytest.raises(TruncatedFrameError):
+        decoder.end_of_stream()
