@@ -319,3 +319,47 @@ def test_nitro_cli_1_5_hash_algorithm_string(tmp_path, owner_pub, capsys):
     assert (
         json.loads(capsys.readouterr().out)["Measurements"]["HashAlgorithm"] == "Sha512_48 { .. }"
     )
+
+
+def test_rootfs_entries_dropped_replaced_and_hardlinks_as_linuxkit(tmp_path):
+    root = tmp_path / "img"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("builder\n")
+    (root / "etc" / "hosts").write_text("10.0.0.1 evil\n")
+    (root / ".dockerenv").write_text("")
+    (root / "data").mkdir()
+    (root / "data" / "a.bin").write_bytes(b"same")
+    os.link(root / "data" / "a.bin", root / "data" / "b.bin")
+    entries = walk_directory(root, 1600000000)
+    members = read_cpio(build_archive(customer_entries(entries, ["x"], [])))
+    by_name = {m.name: m for m in members}
+    assert "rootfs/etc/hostname" not in by_name
+    assert "rootfs/.dockerenv" not in by_name
+    assert by_name["rootfs/etc/hosts"].data.startswith(b"127.0.0.1       localhost\n")
+    assert by_name["rootfs/etc/hosts"].mtime == 1492533000
+    assert by_name["rootfs/etc/"].mtime == 1492533000
+    assert by_name["rootfs/data/"].mtime == 1600000000
+    assert by_name["rootfs/data/b.bin"].is_symlink
+    assert by_name["rootfs/data/b.bin"].data == b"a.bin"
+    assert by_name["rootfs/etc/resolv.conf"].data == b"/run/resolvconf/resolv.conf"
+    names = [m.name for m in members]
+    assert names[-3:] == ["rootfs/tmp", "cmd", "env"]
+
+
+def test_build_and_sign_in_one_step(tmp_path, owner_pub, aws_vector, capsys):
+    rc, out = _build(
+        tmp_path,
+        "s.eif",
+        "--signing-certificate",
+        str(aws_vector("eif/inputs/signing-cert.pem")),
+        "--private-key",
+        str(aws_vector("eif/inputs/signing-key.TEST-ONLY.pem")),
+        owner_pub=owner_pub,
+    )
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)["Measurements"]
+    assert printed["PCR8"].startswith("593210db")
+    with out.open("rb") as f:
+        image = read_eif(f)
+    assert image.signature_ok()
+    assert json.loads((tmp_path / "s.eif.pcrs.json").read_text())["Measurements"] == printed
