@@ -17,6 +17,8 @@ from nacl.signing import SigningKey
 
 from owner_tools import s3
 from owner_tools.errors import InputError
+from package_format.bundle.header import read_header
+from package_format.bundle.signing import verify_header
 from package_format.index import (
     FileEntry,
     Index,
@@ -106,10 +108,6 @@ def bundle_identity(path: Path) -> BundleIdentity:
         PackageFormatError: the file is not a valid bundle header.
         OSError: the file cannot be read.
     """
-    # Imported here while the bundle package is in flux (H1); no import-time dependency.
-    from package_format.bundle.header import read_header  # noqa: PLC0415
-    from package_format.bundle.signing import verify_header  # noqa: PLC0415
-
     with path.open("rb") as fh:
         parsed = read_header(fh)
     header = parsed.header

@@ -10,7 +10,6 @@ the old bundle no longer opens even in an enclave whose PCRs match.
 
 from __future__ import annotations
 
-import importlib
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ import boto3
 from botocore import exceptions as bx
 from botocore.config import Config
 
+from owner_tools import policy as key_policy
 from owner_tools.errors import ExternalError, InputError
 
 if TYPE_CHECKING:
@@ -36,10 +36,6 @@ class KeyPolicyError(ExternalError):
     """KMS refused or failed GetKeyPolicy / PutKeyPolicy."""
 
 
-class PolicyUnavailableError(ExternalError):
-    """The key-policy builder (owner_tools.policy) is not part of this build."""
-
-
 class NoKmsKeyError(InputError):
     """The index entry records no KMS key for this version."""
 
@@ -52,14 +48,6 @@ class Principals:
     enclave_principal: str
     admin_principals: list[str]
     owner_principal: str | None = None
-
-
-def _policy_builder() -> Any:
-    """Return owner_tools.policy (specs/key-policy.md), imported only when a policy is applied."""
-    try:
-        return importlib.import_module("owner_tools.policy")
-    except ImportError as e:
-        raise PolicyUnavailableError("--apply-policy: the key policy builder is missing") from e
 
 
 def kms_client(endpoint_url: str | None) -> KMSClient:
@@ -132,10 +120,9 @@ def apply_revocation(client: KMSClient, index: Index, version: str) -> str:
         KeyPolicyError: KMS failed.
         OwnerToolsError: the policy in force has no Statement list.
     """
-    add_revocation = _policy_builder().add_revocation
     key_id = _key_of(index, version)
     policy = get_policy(client, key_id)
-    updated = add_revocation(policy, index.name, version)
+    updated = key_policy.add_revocation(policy, index.name, version)
     if updated != policy:
         put_policy(client, key_id, updated)
     return key_id
@@ -154,11 +141,9 @@ def apply_image_policy(
         InputError: `pcrs` is not a measurements JSON with PCR0.
         KeyPolicyError: KMS failed.
     """
-    builder = _policy_builder()
-    add_revocation, build_key_policy = builder.add_revocation, builder.build_key_policy
     key_id = _key_of(index, version)
     pcr0, pcr8 = read_pcrs(pcrs)
-    policy = build_key_policy(
+    policy = key_policy.build_key_policy(
         account_id=principals.account_id,
         pcr0=pcr0,
         pcr8=pcr8,
@@ -176,7 +161,7 @@ def apply_image_policy(
     policy["Statement"].extend(s for s in kept if s not in policy["Statement"])
     for ver, entry in sorted(index.versions.items()):
         if entry.revoked is not None:
-            policy = add_revocation(policy, index.name, ver)
+            policy = key_policy.add_revocation(policy, index.name, ver)
     put_policy(client, key_id, policy)
     return key_id
 
