@@ -192,6 +192,8 @@ def read_tar(tar: tarfile.TarFile, where: str, mtime: int | None) -> list[RootEn
     """
     out: list[RootEntry] = []
     for member in tar:
+        if member.name.strip("/") in ("", ".") and member.isdir():
+            continue  # the archive's root ("./" from `tar -C DIR .`)
         path = _check_path(member.name, where)
         when = int(member.mtime) if mtime is None else mtime
         perm = member.mode & 0o7777

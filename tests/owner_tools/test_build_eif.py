@@ -363,3 +363,17 @@ def test_build_and_sign_in_one_step(tmp_path, owner_pub, aws_vector, capsys):
         image = read_eif(f)
     assert image.signature_ok()
     assert json.loads((tmp_path / "s.eif.pcrs.json").read_text())["Measurements"] == printed
+
+
+def test_tar_made_with_dot_root_is_accepted(tmp_path, owner_pub, capsys):
+    root = _rootfs(tmp_path / "dir", ["app/main.py"], 1600000000)
+    tar_path = tmp_path / "dot.tar"
+    with tarfile.open(tar_path, "w") as tar:
+        tar.add(str(root), arcname=".")
+    rc, out = _build(tmp_path, "dot.eif", "--rootfs", str(tar_path), owner_pub=owner_pub)
+    assert rc == 0, capsys.readouterr().err
+    with out.open("rb") as f:
+        image = read_eif(f)
+        names = [m.name for m in read_cpio(SectionReader(f, image.ramdisks()[1]))]
+    assert "rootfs/app/main.py" in names
+    assert not any(n.startswith("rootfs/./") or n == "rootfs//" for n in names)
