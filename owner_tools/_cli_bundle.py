@@ -85,7 +85,7 @@ def pack(
     """Pack APP_DIR into a signed, encrypted bundle."""
     from owner_tools.keys import load_signing_key
     from owner_tools.kms.aws import AwsKms
-    from owner_tools.pack import Overrides, load_config
+    from owner_tools.pack import Overrides, collect_files, load_config
     from owner_tools.pack import pack as run_pack
     from owner_tools.verify import describe
     from package_format.bundle.limits import DEFAULT_LIMITS
@@ -96,7 +96,8 @@ def pack(
     config = load_config(manifest_path, Overrides(name, version, tuple(entrypoint or ())))
     seed = load_signing_key(signing_key)
     kms = AwsKms(kms_endpoint, region)
-    total = sum(p.stat().st_size for p in app_dir.rglob("*") if p.is_file())
+    rows = collect_files(app_dir, config.exclude, [output, manifest_path])
+    total = sum(entry.size for entry, _ in rows)
     with _progress(total, "packing") as progress:
         result = run_pack(
             app_dir,
