@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -154,3 +155,33 @@ def test_console_script_bad_input_has_no_traceback(enclave, tmp_path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
+    # The entrypoint prints one line, then waits for a file that this test creates only after
+    # reading that line from the CLI's stdout: it exits 0 only if the line came through live.
+    sock, _fs, _ram = enclave
+    flag = tmp_path / "line-seen"
+    script = (
+        "import os, sys, time\n"
+        "print('first line', flush=True)\n"
+        "for _ in range(1200):\n"
+        f"    if os.path.exists({str(flag)!r}):\n"
+        "        print('saw the flag', flush=True)\n"
+        "        sys.exit(0)\n"
+        "    time.sleep(0.05)\n"
+        "sys.exit(9)\n"
+    ).encode()
+    bundle = _bundle(tmp_path, script)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "user_runtime", "run", "-f", str(bundle), "-s", "main.py"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NB_ENCLAVE_ADDRESS": f"unix:{sock}"},
+    )
+    assert cli.stdout is not None
+    assert cli.stdout.readline() == b"first line\n"
+    flag.touch()
+    out, err = cli.communicate(timeout=120)
+    assert cli.returncode == 0, err
+    assert out == b"saw the flag\n"
