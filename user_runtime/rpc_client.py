@@ -482,22 +482,37 @@ class EnclaveClient:
         key = path if key is None else key
         for start in range(0, len(view), self.chunk_size):
             chunk = view[start : start + self.chunk_size]
-            slot = _WriteSlot(key, len(chunk))
-            with self._cond:
-                while (
-                    self._lost is None
-                    and self._inflight_writes > 0
-                    and (
-                        self._inflight_writes >= self.window_requests
-                        or self._inflight_bytes + len(chunk) > self.window_bytes
-                    )
-                ):
-                    self._cond.wait()
-                request_id = self._register(slot)
-                self._inflight_writes += 1
-                self._inflight_bytes += len(chunk)
-                self._files.setdefault(key, _FileState()).inflight += 1
-            self._send(request_id, "write", {"path": path, "offset": offset + start}, chunk)
+            self._submit(key, "write", {"path": path, "offset": offset + start}, chunk)
+
+    def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
+        """Send any bodiless request without waiting; its error is raised by `flush(key)`.
+
+        For sequences whose errors may wait, e.g. `chmod` and `utimens` after a
+        file's writes: `call_pipelined("utimens", {...}, key=path)`.
+
+        Raises:
+            ConnectionLostError: the connection is already lost.
+        """
+        self._submit(key, op, args, _EMPTY)
+
+    def _submit(self, key: str, op: str, args: dict[str, Any], body: memoryview) -> None:
+        size = len(body)
+        slot = _WriteSlot(key, size)
+        with self._cond:
+            while (
+                self._lost is None
+                and self._inflight_writes > 0
+                and (
+                    self._inflight_writes >= self.window_requests
+                    or self._inflight_bytes + size > self.window_bytes
+                )
+            ):
+                self._cond.wait()
+            request_id = self._register(slot)
+            self._inflight_writes += 1
+            self._inflight_bytes += size
+            self._files.setdefault(key, _FileState()).inflight += 1
+        self._send(request_id, op, args, body)
 
     def flush(self, key: str) -> None:
         """Wait for every pipelined write of `key`; raise the first error they met.

@@ -262,3 +262,46 @@ def test_server_shutdown_mid_request_is_connection_lost(harness: Harness) -> Non
     with pytest.raises(ConnectionLostError):
         c.ping()
     assert not c.connected
+
+
+def test_call_pipelined_errors_surface_on_flush(harness: Harness) -> None:
+    c = harness.client()
+    c.create("dataset/f")
+    c.write_pipelined("dataset/f", 0, b"data")
+    c.call_pipelined("chmod", {"path": "dataset/f", "mode": 0o600}, key="dataset/f")
+    c.call_pipelined(
+        "utimens", {"path": "dataset/f", "atime_ns": 1, "mtime_ns": 2}, key="dataset/f"
+    )
+    c.flush("dataset/f")
+    info = c.stat("dataset/f")
+    assert (info.size, info.mode & 0o777, info.mtime_ns) == (4, 0o600, 2)
+    c.call_pipelined("chmod", {"path": "dataset/missing", "mode": 0o600}, key="k")
+    c.call_pipelined("mkdir", {"path": "dataset/new"}, key="k")
+    with pytest.raises(RemoteError) as err:
+        c.flush("k")
+    assert err.value.errno == errno.ENOENT
+    assert c.stat("dataset/new").mode & 0o040000  # later requests still ran
+
+
+def test_concurrent_callers_share_one_connection(harness: Harness) -> None:
+    c = harness.client()
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            path = f"dataset/w{n}"
+            c.create(path)
+            payload = bytes([n]) * (300_000 + n)
+            c.write_pipelined(path, 0, payload)
+            c.flush(path)
+            assert c.read(path, 0, len(payload)) == payload
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert len(c.listdir("dataset")) == 8
