@@ -65,7 +65,7 @@ class EnclaveServer:
         self.fs = fs
         self.runner = runner
         self.limits = limits
-        self._run_lock = threading.Lock()
+        self._run_lock = threading.Condition()
         self._active: _ActiveRun | None = None
 
     def connection(self, emit: Emit) -> ServerConnection:
@@ -83,6 +83,17 @@ class EnclaveServer:
         with self._run_lock:
             if self._active is active:
                 self._active = None
+                self._run_lock.notify_all()
+
+    def cancel_and_wait(self, timeout: float) -> bool:
+        """Cancel the current run and wait for the runner to return (it wipes on return).
+
+        Returns:
+            True when no run is left, False when the runner is still going at `timeout`.
+        """
+        self.cancel_run()
+        with self._run_lock:
+            return self._run_lock.wait_for(lambda: self._active is None, timeout)
 
     def cancel_run(self, owner: ServerConnection | None = None) -> bool:
         """Cancel the running run (only if `owner` started it, when given)."""

@@ -17,7 +17,7 @@ import stat
 import threading
 from pathlib import Path
 
-from enclave.errors import ExternalError, UsageError
+from enclave.errors import ExternalError, InputError
 from enclave.server import Emit, EnclaveServer, ServerConnection
 from package_format.rpc import FrameDecoder, Message, RpcFormatError, encode_frame
 
@@ -31,12 +31,12 @@ def listen_unix(path: Path) -> socket.socket:
     """Listen on a Unix socket at `path` (mode 0600; a stale socket file is replaced).
 
     Raises:
-        UsageError: `path` exists and is not a socket.
+        InputError: `path` exists and is not a socket.
         ExternalError: the socket cannot be bound.
     """
     with contextlib.suppress(FileNotFoundError):
         if not stat.S_ISSOCK(path.lstat().st_mode):
-            raise UsageError(f"{path}: exists and is not a socket")
+            raise InputError(f"{path}: exists and is not a socket")
         path.unlink()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old_umask = os.umask(0o177)
@@ -73,6 +73,7 @@ class SocketServer:
     """Accepts connections on a listening socket and serves each on a thread."""
 
     def __init__(self, server: EnclaveServer, listener: socket.socket) -> None:
+        self.enclave = server
         self._server = server
         self._listener = listener
         self._lock = threading.Lock()
@@ -96,7 +97,9 @@ class SocketServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def shutdown(self) -> None:
-        """Stop accepting and close every connection (their runs are cancelled)."""
+        """Stop accepting and close every connection (their runs are cancelled); idempotent."""
+        if self._stopping.is_set():
+            return
         self._stopping.set()
         with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
@@ -164,8 +167,15 @@ def send_all(sock: socket.socket, head: bytes, body: bytes | bytearray | memoryv
         parts = [p for p in parts if p]
 
 
+RUN_STOP_TIMEOUT = 30.0
+
+
 def serve_until_signal(server: SocketServer) -> None:
-    """Serve on the calling (main) thread until SIGTERM or SIGINT, then shut down."""
+    """Serve on the calling (main) thread until SIGTERM or SIGINT, then shut down.
+
+    A run still going is cancelled, and its runner given `RUN_STOP_TIMEOUT`
+    seconds to return (and wipe what it decrypted) before this returns.
+    """
     import signal  # noqa: PLC0415
 
     def stop(_signum: int, _frame: object) -> None:
@@ -177,3 +187,6 @@ def serve_until_signal(server: SocketServer) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        server.shutdown()
+        if not server.enclave.cancel_and_wait(RUN_STOP_TIMEOUT):
+            _log.error("the run did not stop within %s s of the shutdown", RUN_STOP_TIMEOUT)
