@@ -156,26 +156,12 @@ class ServerRunner:
         Raises:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
-        done = threading.Event()
-
-        def watch() -> None:
-            while not done.is_set():
-                if cancel.wait(0.05):
-                    self._runner.cancel()
-                    return
-
-        watcher = threading.Thread(target=watch, daemon=True, name="run-cancel")
-        watcher.start()
         sink = _Sink(on_stdout, on_stderr)
+        request = RunRequest(bundle, entrypoint, tuple(args))
         try:
-            result = self._runner.run(
-                RunRequest(bundle, entrypoint, tuple(args)), self._files, sink
-            )
+            result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:
             raise RunFailureError(exc.rpc_code, str(exc)) from exc
-        finally:
-            done.set()
-            watcher.join()
         return result.exit_status
 
 
