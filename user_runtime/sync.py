@@ -13,6 +13,8 @@ flush/fsync/close as its errno. Metadata, listings and reads outside
 # The hot paths use os.* on str paths: pathlib would add an object per call.
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import ctypes.util
 import errno
 import itertools
@@ -107,6 +109,7 @@ class SyncOperations:
         self.store = store
         self.enclave_link = link
         self._on_ready = on_ready
+        self.on_init: Callable[[], None] | None = None
         self._handles: dict[int, _Handle] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -137,6 +140,8 @@ class SyncOperations:
     def init(self, path: str) -> None:
         """Mounted: tell whoever waits for readiness."""
         del path
+        if self.on_init is not None:
+            self.on_init()
         if self._on_ready is not None:
             self._on_ready()
 
@@ -470,16 +475,77 @@ def load_fuse() -> Any:
 class MountOptions:
     """Kernel-facing options of the mount (specs/sync.md §8)."""
 
-    # 0: output/ changes behind the kernel's back (runs), so nothing may be cached there,
-    # and the high-level libfuse API has one timeout per mount (specs/sync.md §8).
-    attr_timeout: float = 0.0
-    entry_timeout: float = 0.0
+    # Entries and attributes are cached: outside output/ every change passes through
+    # us; output/ changes behind the kernel's back (runs), so `OutputWatcher`
+    # invalidates what changed there. Without fuse_invalidate_path (libfuse 2),
+    # nothing is cached.
+    attr_timeout: float = 1.0
+    entry_timeout: float = 1.0
+    output_poll: float = 0.25
     max_write_fuse2: int = 128 * 1024
+
+
+class OutputWatcher:
+    """Polls the enclave's output/ and drops the kernel's cache of what changed."""
+
+    def __init__(
+        self, link: EnclaveLink, invalidate: Callable[[str], None], interval: float
+    ) -> None:
+        self._link = link
+        self._invalidate = invalidate
+        self._interval = interval
+        self._stop = threading.Event()
+        self._seen: dict[str, tuple[int, int, int]] = {}
+
+    def _snapshot(self, client: SessionClient) -> dict[str, tuple[int, int, int]]:
+        found: dict[str, tuple[int, int, int]] = {}
+        todo = [OUTPUT]
+        while todo:
+            folder = todo.pop()
+            for name, info in client.listdir(folder):
+                sub = f"{folder}/{name}"
+                found["/" + sub] = (info.mode, info.size, info.mtime_ns)
+                if stat.S_ISDIR(info.mode):
+                    todo.append(sub)
+        return found
+
+    def poll_once(self) -> list[str]:
+        """Compare output/ with the last look; invalidate and return the changed paths."""
+        now = self._link.call(self._snapshot)
+        changed = sorted(
+            {p for p in now.keys() | self._seen.keys() if now.get(p) != self._seen.get(p)}
+        )
+        self._seen = now
+        parents = {p.rsplit("/", 1)[0] for p in changed}
+        for path in [*changed, *sorted(parents)]:
+            self._invalidate(path)
+        return changed
+
+    def start(self) -> None:
+        """Poll on a daemon thread until `stop`."""
+
+        def loop() -> None:
+            while not self._stop.wait(self._interval):
+                try:
+                    self.poll_once()
+                except OSError:
+                    continue
+
+        threading.Thread(target=loop, name="output-watch", daemon=True).start()
+
+    def stop(self) -> None:
+        """Stop polling."""
+        self._stop.set()
 
 
 def _fuse_class(fuse: Any) -> Any:
     class _SyncFUSE(fuse.FUSE):  # type: ignore[misc]
-        """mfusepy's FUSE, passing utimens times as raw (sec, nsec) for UTIME_NOW/OMIT."""
+        """mfusepy's FUSE with three calls made direct (specs/sync.md §8).
+
+        utimens gets raw (sec, nsec) pairs so UTIME_NOW/UTIME_OMIT survive;
+        create skips mfusepy's per-call signature inspection; open of a file
+        in output/ uses direct I/O so reads always reach the enclave.
+        """
 
         def utimens_fuse_2(self, path: bytes | None, buf: Any) -> int:
             times = None
@@ -489,7 +555,36 @@ def _fuse_class(fuse: Any) -> Any:
             name = None if path is None else path.decode(self.encoding, self.errors)
             return int(self.operations.utimens(name, times))
 
+        def create(self, path: bytes, mode: int, fip: Any) -> int:
+            fi = fip.contents
+            fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
+            return 0
+
+        def open(self, path: bytes, fip: Any) -> int:
+            fi = fip.contents
+            name = path.decode(self.encoding, self.errors)
+            fi.fh = self.operations.open(name, fi.flags)
+            if name.startswith(f"/{OUTPUT}/"):
+                fi.direct_io = 1
+            return 0
+
     return _SyncFUSE
+
+
+def _invalidator(fuse: Any) -> Callable[[str], None] | None:
+    """`fuse_invalidate_path` bound to the running filesystem, if libfuse has it."""
+    lib = fuse._libfuse  # noqa: SLF001 - mfusepy exposes no wrapper for it
+    function = getattr(lib, "fuse_invalidate_path", None)
+    if function is None:
+        return None
+    function.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    function.restype = ctypes.c_int
+    handle = lib.fuse_get_context().contents.fuse
+
+    def invalidate(path: str) -> None:
+        function(handle, path.encode("utf-8", "surrogateescape"))
+
+    return invalidate
 
 
 def serve(
@@ -505,6 +600,8 @@ def serve(
     """
     opts = options or MountOptions()
     fuse = load_fuse()
+    can_invalidate = hasattr(fuse._libfuse, "fuse_invalidate_path")  # noqa: SLF001
+    timeouts = (opts.attr_timeout, opts.entry_timeout) if can_invalidate else (0.0, 0.0)
     kwargs: dict[str, Any] = {
         "foreground": True,
         "nothreads": False,
@@ -512,11 +609,27 @@ def serve(
         "subtype": "nbsync",
         "default_permissions": True,
         "hard_remove": True,
-        "attr_timeout": opts.attr_timeout,
-        "entry_timeout": opts.entry_timeout,
+        "attr_timeout": timeouts[0],
+        "entry_timeout": timeouts[1],
         "negative_timeout": 0,
     }
     if fuse.fuse_version_major == 2:
         kwargs |= {"big_writes": True, "max_write": opts.max_write_fuse2, "nonempty": True}
     ops = SyncOperations(store, link, on_ready)
-    _fuse_class(fuse)(ops, folder, **kwargs)
+    watchers: list[OutputWatcher] = []
+
+    def on_init() -> None:
+        invalidate = _invalidator(fuse) if can_invalidate else None
+        if invalidate is not None:
+            watcher = OutputWatcher(link, invalidate, opts.output_poll)
+            with contextlib.suppress(OSError):
+                watcher.poll_once()
+            watcher.start()
+            watchers.append(watcher)
+
+    ops.on_init = on_init
+    try:
+        _fuse_class(fuse)(ops, folder, **kwargs)
+    finally:
+        for watcher in watchers:
+            watcher.stop()

@@ -8,6 +8,7 @@ import errno
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -207,12 +208,20 @@ def test_output_is_read_from_the_enclave_and_not_cached(sync_mount):
         c.create("output/result.csv")
         c.write("output/result.csv", 0, b"first result\n")
     assert (out / "result.csv").read_bytes() == b"first result\n"
+    assert (out / "result.csv").stat().st_size == len(b"first result\n")  # now in the kernel cache
     with sync_mount.enclave.client() as c:  # a second run rewrites it, longer
         c.create("output/result.csv", truncate=True)
         c.write("output/result.csv", 0, b"second, longer result\n")
-    assert (out / "result.csv").stat().st_size == len(b"second, longer result\n")
+        c.create("output/metrics.json")
+    # reads go to the enclave at once (direct I/O), whatever the cached size says
     assert (out / "result.csv").read_bytes() == b"second, longer result\n"
+    # the watcher drops the stale size and listing (polled; the limit asserts no speed)
+    deadline = time.monotonic() + 30
+    while (out / "result.csv").stat().st_size != len(b"second, longer result\n"):
+        assert time.monotonic() < deadline, "stale size never invalidated"
+        time.sleep(0.05)
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "result.csv"]
     assert not (sync_mount.store / "tree" / "output").exists()
     (out / "result.csv").unlink()
     with sync_mount.enclave.client() as c:
-        assert c.listdir("output") == []
+        assert [name for name, _ in c.listdir("output")] == ["metrics.json"]

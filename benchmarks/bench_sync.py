@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Benchmark: copying into a `user-runtime sync` mount vs `cp` into a tmpfs folder (issue 6 item 4).
+
+Usage: bench_sync.py [--size 1G] [--files 10000] [--file-size 4K] [--dir DIR] [--repeat 2]
+
+In one run: a large file of --size and a tree of --files small files (100
+folders) are made in a tmpfs folder; `cp` copies them into another tmpfs folder
+(the baseline) and into the mount of a real `user-runtime sync` daemon backed
+by a real enclave server process (session filesystem in RAM, Unix socket),
+with the backing store in the same tmpfs. Each copy is checked in the enclave.
+Each figure is the best of --repeat runs (the machine is shared).
+Ends with one JSON line holding the figures and the issue's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+UNITS = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+AWS_SAMPLE_MBS = 17.0
+
+SERVER = """
+import sys
+from pathlib import Path
+from enclave.runner_interface import UnavailableRunner
+from enclave.server import EnclaveServer
+from enclave.sessionfs import SessionFs, SessionLimits
+from enclave.transport import SocketServer, listen_unix
+fs = SessionFs(SessionLimits(budget_bytes=int(sys.argv[2])))
+server = SocketServer(EnclaveServer(fs, UnavailableRunner()), listen_unix(Path(sys.argv[1])))
+print("listening", flush=True)
+server.serve_forever()
+"""
+
+
+def parse_size(text: str) -> int:
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if text and text[-1] in UNITS:
+        return int(float(text[:-1]) * UNITS[text[-1]])
+    return int(text)
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - start
+
+
+def user_runtime(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "user_runtime", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def make_sources(src: Path, size: int, files: int, file_size: int) -> None:
+    block = os.urandom(1 << 20)
+    with (src / "big.bin").open("wb") as out:
+        left = size
+        while left > 0:
+            out.write(block[: min(left, len(block))])
+            left -= len(block)
+    tree = src / "tree"
+    for i in range(files):
+        folder = tree / f"d{i % 100:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:05d}.csv").write_bytes(os.urandom(file_size))
+
+
+def enclave_check(address: str, size: int, files: int) -> None:
+    from user_runtime.rpc_client import EnclaveClient
+
+    with EnclaveClient.connect(address) as client:
+        assert client.stat("dataset/big.bin").size == size, "large file incomplete in the enclave"
+        count = sum(len(client.listdir(f"dataset/tree/d{d:02d}")) for d in range(min(files, 100)))
+        assert count == files, f"{count} of {files} small files in the enclave"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G")
+    parser.add_argument("--files", type=int, default=10_000)
+    parser.add_argument("--file-size", default="4K")
+    parser.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    parser.add_argument("--repeat", type=int, default=2)
+    opts = parser.parse_args()
+    size, file_size = parse_size(opts.size), parse_size(opts.file_size)
+    small_bytes = opts.files * file_size
+    work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
+    server = None
+    folder = work / "synced_folder"
+    state = work / "state"
+    try:
+        src, dst = work / "src", work / "tmpfs-copy"
+        src.mkdir()
+        print(f"making {size / 2**20:.0f} MiB file and {opts.files} files of {file_size} B in {src}")
+        make_sources(src, size, opts.files, file_size)
+        sock = work / "enclave.sock"
+        budget = size + small_bytes + opts.files * 4096 + (256 << 20)
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(sock), str(budget)], cwd=REPO, stdout=subprocess.PIPE
+        )
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"listening\n"
+        address = f"unix:{sock}"
+        best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
+        for run in range(opts.repeat):
+            dst.mkdir()
+            best["cp_large"] = min(best["cp_large"], timed(["cp", str(src / "big.bin"), str(dst)]))
+            best["cp_small"] = min(best["cp_small"], timed(["cp", "-r", str(src / "tree"), str(dst)]))
+            shutil.rmtree(dst)
+            user_runtime(
+                "sync", "-d", str(folder), "--enclave", address,
+                "--store", str(work / f"store{run}"), "--state-dir", str(state),
+            )  # fmt: skip
+            try:
+                ds = folder / "dataset"
+                best["sync_large"] = min(
+                    best["sync_large"], timed(["cp", str(src / "big.bin"), str(ds)])
+                )
+                best["sync_small"] = min(
+                    best["sync_small"], timed(["cp", "-r", str(src / "tree"), str(ds)])
+                )
+                enclave_check(address, size, opts.files)
+                subprocess.run(["rm", "-rf", str(ds / "big.bin"), str(ds / "tree")], check=True)
+            finally:
+                user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
+            shutil.rmtree(work / f"store{run}")
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+    mb = 1e6
+    cp_large = size / best["cp_large"] / mb
+    sync_large = size / best["sync_large"] / mb
+    cp_small = opts.files / best["cp_small"]
+    sync_small = opts.files / best["sync_small"]
+    large_ratio = sync_large / cp_large
+    small_ratio = sync_small / cp_small
+    vs_aws = sync_large / AWS_SAMPLE_MBS
+    print(f"large file: cp to tmpfs {cp_large:.0f} MB/s, into the mount {sync_large:.0f} MB/s")
+    print(f"            = {large_ratio:.2f}x cp, {vs_aws:.1f}x the AWS sample's 17 MB/s")
+    print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f} files/s")
+    print(f"             = {small_ratio:.3f}x cp")
+    figures = {
+        "size_bytes": size,
+        "files": opts.files,
+        "file_size": file_size,
+        "cp_large_mb_s": round(cp_large, 1),
+        "sync_large_mb_s": round(sync_large, 1),
+        "cp_small_files_s": round(cp_small, 1),
+        "sync_small_files_s": round(sync_small, 1),
+        "targets": [
+            {"name": "large_vs_cp", "value": round(large_ratio, 3), "goal": ">= 0.3",
+             "met": large_ratio >= 0.3},
+            {"name": "large_vs_aws_sample", "value": round(vs_aws, 1), "goal": ">= 20",
+             "met": vs_aws >= 20},
+            {"name": "small_vs_cp", "value": round(small_ratio, 3), "goal": ">= 0.1",
+             "met": small_ratio >= 0.1},
+        ],
+    }  # fmt: skip
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
