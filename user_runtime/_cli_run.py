@@ -37,38 +37,11 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
-        from user_runtime.enclave_local import resolve_state_dir
         from user_runtime.errors import UsageError
-        from user_runtime.rpc_client import EnclaveClient, RemoteError
-        from user_runtime.run import enclave_address, session_bundle_path, split_args
+        from user_runtime.run import run_entrypoint, split_args
 
         try:
             argv = split_args(args)
         except UsageError as exc:
             raise typer.BadParameter(str(exc)) from exc
-        address = enclave_address(resolve_state_dir(state_dir))
-        with EnclaveClient.connect(address) as client:
-            path = session_bundle_path(client, bundle)
-            handle = client.start_run(path, script, argv)
-            out, err = sys.stdout.buffer, sys.stderr.buffer
-            cancelled = False
-            while True:
-                try:
-                    for event in handle.events():
-                        stream = out if event.stream == "stdout" else err
-                        stream.write(event.data)
-                        stream.flush()
-                    break
-                except KeyboardInterrupt:
-                    if cancelled:
-                        raise
-                    cancelled = True
-                    print("user-runtime: cancelling the run in the enclave", file=sys.stderr)
-                    handle.cancel()
-                except RemoteError as exc:
-                    if exc.name == "CANCELLED":
-                        print("user-runtime: error: run cancelled", file=sys.stderr)
-                        return 130
-                    raise
-            assert handle.exit_status is not None
-            return handle.exit_status
+        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer)

@@ -12,7 +12,7 @@ import json
 import os
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from user_runtime.errors import InputError, UsageError
 
@@ -141,3 +141,48 @@ def upload(client: EnclaveClient, local: Path, session_path: str) -> None:
         with contextlib.suppress(Exception):  # best effort; the original error matters
             client.unlink(partial)
         raise
+
+
+def run_entrypoint(
+    bundle: str, script: str, argv: list[str], state_dir: Path | None, out: IO[bytes]
+) -> int:
+    """Run `script` of `bundle` in the enclave, copying its output live; return its status.
+
+    stdout goes to `out`, stderr to this process's stderr. Ctrl-C asks the enclave to cancel
+    the run (a second Ctrl-C stops waiting); a cancelled run returns 130.
+
+    Raises:
+        NoEnclaveRunningError: No enclave is running.
+        ExternalError: The enclave is unreachable, refused the run or went away mid-run.
+    """
+    import sys  # noqa: PLC0415
+
+    from user_runtime.enclave_local import resolve_state_dir  # noqa: PLC0415
+    from user_runtime.rpc_client import EnclaveClient, RemoteError  # noqa: PLC0415
+
+    address = enclave_address(resolve_state_dir(state_dir))
+    err = sys.stderr.buffer
+    with EnclaveClient.connect(address) as client:
+        path = session_bundle_path(client, bundle)
+        handle = client.start_run(path, script, argv)
+        cancelled = False
+        while True:
+            try:
+                for event in handle.events():
+                    stream = out if event.stream == "stdout" else err
+                    stream.write(event.data)
+                    stream.flush()
+                break
+            except KeyboardInterrupt:
+                if cancelled:
+                    raise
+                cancelled = True
+                print("user-runtime: cancelling the run in the enclave", file=sys.stderr)
+                handle.cancel()
+            except RemoteError as exc:
+                if exc.name == "CANCELLED":
+                    print("user-runtime: error: run cancelled", file=sys.stderr)
+                    return 130
+                raise
+        assert handle.exit_status is not None
+        return handle.exit_status

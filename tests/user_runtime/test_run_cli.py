@@ -185,3 +185,56 @@ def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
     out, err = cli.communicate(timeout=120)
     assert cli.returncode == 0, err
     assert out == b"saw the flag\n"
+
+
+def test_lean_entry_parses_run_options() -> None:
+    from user_runtime._entry import parse_run
+
+    assert parse_run(["-f", "a.nb", "-s", "m.py", "-a", "-d /dataset/"]) == {
+        "file": "a.nb",
+        "script": "m.py",
+        "args": "-d /dataset/",
+    }
+    assert parse_run(["--file=a.nb", "--script", "m.py", "--state-dir", "st"]) == {
+        "file": "a.nb",
+        "script": "m.py",
+        "state_dir": "st",
+    }
+    assert parse_run(["-f", "a.nb"]) is None  # missing -s: typer prints the usage error
+    assert parse_run(["-f", "a.nb", "-s", "m.py", "--verbose"]) is None
+    assert parse_run(["-f", "a.nb", "-f", "b.nb", "-s", "m.py"]) is None
+
+
+def test_lean_entry_runs_without_importing_typer(enclave, tmp_path) -> None:
+    sock, _fs, _ram = enclave
+    bundle = _bundle(tmp_path)
+    code = (
+        "import sys\n"
+        "from user_runtime._entry import run_fast\n"
+        f"rc = run_fast(['-f', {str(bundle)!r}, '-s', 'main.py', '-a', '5'])\n"
+        "print('typer loaded:', 'typer' in sys.modules, 'rc:', rc)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env={**os.environ, "NB_ENCLAVE_ADDRESS": f"unix:{sock}"},
+    )
+    assert "line one" in proc.stdout
+    assert proc.stdout.strip().endswith("typer loaded: False rc: 5")
+
+
+def test_console_script_usage_error_goes_through_typer(tmp_path) -> None:
+    script = Path(sys.executable).parent / "user-runtime"
+    proc = subprocess.run(
+        [str(script), "run", "-f", "x.nb"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("user-runtime: usage: ")
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The `user-runtime` console script: `run` on a lean path, everything else through typer.
+
+`user-runtime run` is on the critical path of every run, so it must start fast (issue 5
+item 4): importing typer and click costs more than a trivial entrypoint. This entry point
+parses `run -f BUNDLE -s ENTRY [-a ARGS] [--state-dir DIR]` by hand and imports only what a
+run needs; any other command, `--help`, or anything it does not recognise goes to the typer
+app (`user_runtime._cli`), which also prints the usage errors. Output, errors and exit codes
+are the same on both paths (specs/cli.md).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROG = "user-runtime"
+_OPTIONS = {
+    "-f": "file",
+    "--file": "file",
+    "-s": "script",
+    "--script": "script",
+    "-a": "args",
+    "--args": "args",
+    "--state-dir": "state_dir",
+}
+
+
+def parse_run(argv: list[str]) -> dict[str, str] | None:
+    """Parse `run`'s options; None when anything is unusual (the typer path handles it)."""
+    values: dict[str, str] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        name, eq, value = word.partition("=")
+        if eq and name.startswith("--") and name in _OPTIONS:
+            key = _OPTIONS[name]
+        elif word in _OPTIONS and i + 1 < len(argv):
+            key, value = _OPTIONS[word], argv[i + 1]
+            i += 1
+        else:
+            return None
+        if key in values:
+            return None
+        values[key] = value
+        i += 1
+    if "file" not in values or "script" not in values:
+        return None
+    return values
+
+
+def run_fast(argv: list[str]) -> int | None:
+    """Run `user-runtime run ARGV` without typer; None to fall back to the typer app."""
+    values = parse_run(argv)
+    if values is None:
+        return None
+    from package_format.errors import PackageFormatError  # noqa: PLC0415
+    from user_runtime.errors import UsageError, UserRuntimeError  # noqa: PLC0415
+    from user_runtime.run import run_entrypoint, split_args  # noqa: PLC0415
+
+    try:
+        args = split_args(values.get("args"))
+    except UsageError as exc:
+        print(f"{PROG}: usage: Invalid value: {exc}", file=sys.stderr)
+        return 2
+    state_dir = Path(values["state_dir"]) if "state_dir" in values else None
+    try:
+        return run_entrypoint(values["file"], values["script"], args, state_dir, sys.stdout.buffer)
+    except KeyboardInterrupt:
+        print(f"{PROG}: error: interrupted", file=sys.stderr)
+        return 130
+    except (UserRuntimeError, PackageFormatError, OSError) as exc:
+        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror.lower()}"
+    return " ".join(text.split())
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    argv = sys.argv[1:]
+    if argv[:1] == ["run"]:
+        code = run_fast(argv[1:])
+        if code is not None:
+            sys.exit(code)
+    from user_runtime._cli import entry as typer_entry  # noqa: PLC0415
+
+    typer_entry()
+
+
+if __name__ == "__main__":
+    entry()
