@@ -18,13 +18,14 @@ import threading
 from pathlib import Path
 
 from enclave.errors import ExternalError, InputError
-from enclave.server import Emit, EnclaveServer, ServerConnection
-from package_format.rpc import FrameDecoder, Message, RpcFormatError, encode_frame
+from enclave.server import EnclaveServer, ServerConnection
+from package_format.rpc import FrameDecoder, FrameLimits, Message, RpcFormatError, encode_frame
 
 _log = logging.getLogger(__name__)
 _SOCKET_BUFFER = 4 * 1024 * 1024
 MAX_CONNECTIONS = 16
 VMADDR_CID_ANY = 0xFFFFFFFF
+_IOV_MAX = 1024
 
 
 def listen_unix(path: Path) -> socket.socket:
@@ -113,21 +114,15 @@ class SocketServer:
         for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
             with contextlib.suppress(OSError):
                 conn.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
-        send_lock = threading.Lock()
-        limits = self._server.limits
-
-        def emit(message: Message) -> None:
-            head, body = encode_frame(message.header(), message.body, limits)
-            with send_lock:
-                send_all(conn, head, body)
-
-        handler = self._server.connection(emit)
+        out = _Outbox(conn, self._server.limits)
+        handler = self._server.connection(out.send)
         try:
-            self._read_loop(conn, handler, emit)
+            self._read_loop(conn, handler, out)
         except RpcFormatError as e:
             _log.warning("dropping connection: %s", e)
             with contextlib.suppress(OSError, RpcFormatError):
-                emit(handler.fatal(str(e)))
+                out.queue(handler.fatal(str(e)))
+                out.flush()
         except OSError as e:
             _log.info("connection lost: %s", e)
         finally:
@@ -136,35 +131,82 @@ class SocketServer:
                 self._connections.discard(conn)
             conn.close()
 
-    def _read_loop(self, conn: socket.socket, handler: ServerConnection, emit: Emit) -> None:
+    def _read_loop(self, conn: socket.socket, handler: ServerConnection, out: _Outbox) -> None:
         # Frames are handled one at a time before the next read: one reused buffer.
         decoder = FrameDecoder(self._server.limits, reuse_buffer=True)
         while not handler.closed:
-            count = conn.recv_into(decoder.buffer())
+            target = decoder.buffer()
+            try:
+                count = conn.recv_into(target, 0, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                # Nothing more to read now: send the replies gathered so far, then wait.
+                out.flush()
+                count = conn.recv_into(target)
             if count == 0:
+                out.flush()
                 decoder.end_of_stream()
                 return
             frame = decoder.advance(count)
             if frame is None:
                 continue
             for message in handler.on_frame(frame):
-                emit(message)
+                out.queue(message)
+        out.flush()
 
 
-def send_all(sock: socket.socket, head: bytes, body: bytes | bytearray | memoryview) -> None:
-    """Send a frame's two buffers with `sendmsg`, resuming after partial sends."""
-    parts = [memoryview(head), memoryview(body).cast("B")]
-    while parts:
-        sent = sock.sendmsg([p for p in parts if p])
-        while sent and parts:
-            first = parts[0]
-            if sent >= len(first):
-                sent -= len(first)
-                parts.pop(0)
-            else:
-                parts[0] = first[sent:]
-                sent = 0
-        parts = [p for p in parts if p]
+class _Outbox:
+    """Replies of one connection: gathered while more requests wait, sent in one `sendmsg`.
+
+    A client pipelining writes gets its acknowledgements in batches (fewer
+    system calls and wake-ups on both sides); replies are always flushed
+    before the reader blocks, so a waiting client is never left waiting.
+    Run events (from the run's thread) are sent at once, under the same lock.
+    """
+
+    _MAX_PARTS = 512
+    _MAX_BYTES = 2 * 1024 * 1024
+
+    def __init__(self, conn: socket.socket, limits: FrameLimits) -> None:
+        self._conn = conn
+        self._limits = limits
+        self._lock = threading.Lock()
+        self._parts: list[memoryview] = []
+        self._bytes = 0
+
+    def queue(self, message: Message) -> None:
+        head, body = encode_frame(message.header(), message.body, self._limits)
+        self._parts.append(memoryview(head))
+        view = memoryview(body).cast("B")
+        if view:
+            self._parts.append(view)
+        self._bytes += len(head) + len(view)
+        if len(self._parts) >= self._MAX_PARTS or self._bytes >= self._MAX_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        parts, self._parts, self._bytes = self._parts, [], 0
+        with self._lock:
+            send_parts(self._conn, parts)
+
+    def send(self, message: Message) -> None:
+        head, body = encode_frame(message.header(), message.body, self._limits)
+        with self._lock:
+            send_parts(self._conn, [memoryview(head), memoryview(body).cast("B")])
+
+
+def send_parts(sock: socket.socket, parts: list[memoryview]) -> None:
+    """Send buffers in order with `sendmsg`, resuming after partial sends."""
+    parts = [p for p in parts if p]
+    first = 0
+    while first < len(parts):
+        sent = sock.sendmsg(parts[first : first + _IOV_MAX])
+        while first < len(parts) and sent >= len(parts[first]):
+            sent -= len(parts[first])
+            first += 1
+        if sent:
+            parts[first] = parts[first][sent:]
 
 
 RUN_STOP_TIMEOUT = 30.0

@@ -264,3 +264,14 @@ def test_unknown_version_over_socket_is_explicit(live: Path) -> None:
     assert isinstance(reply, Response)
     assert reply.status == ErrorCode.UNSUPPORTED_VERSION
     assert "no common protocol version" in reply.args["message"]
+
+
+def test_symlink_ops_do_not_exist() -> None:
+    server, conn = ready_connection()
+    for rid, op in enumerate(("symlink", "link", "readlink", "mknod"), start=1):
+        [reply] = conn.on_frame(
+            frame_of(Request(rid, op, {"path": "dataset/l", "target": "/etc/passwd"}))
+        )
+        assert reply.status == ErrorCode.UNKNOWN_OP
+    assert server.fs.listdir("dataset") == []
+    assert all(info.mode & 0o170000 in (0o040000, 0o100000) for _, info in server.fs.listdir(""))
