@@ -42,6 +42,7 @@ from package_format.rpc.messages import SUPPORTED_VERSIONS
 _log = logging.getLogger(__name__)
 
 Emit = Callable[[Message], None]
+_LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
 
 
@@ -207,8 +208,10 @@ class ServerConnection:
         if op == "stat":
             return {"stat": fs.stat(args["path"]).to_wire()}
         if op == "listdir":
-            entries = fs.listdir(args["path"])
-            return {"entries": [[name, info.to_wire()] for name, info in entries]}
+            # specs/rpc-protocol.md §7.2: pages that keep the reply header under max_header.
+            budget = self._server.limits.max_header - _LISTDIR_HEADER_ROOM
+            entries, more = fs.listdir_page(args["path"], args["after"], budget)
+            return {"entries": [[name, info.to_wire()] for name, info in entries], "more": more}
         if op == "cancel":
             return {"cancelled": self._server.cancel_run()}
         if op != "ping":

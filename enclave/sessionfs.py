@@ -12,6 +12,7 @@ makes one. Every method is thread-safe (one lock).
 
 from __future__ import annotations
 
+import bisect
 import io
 import os
 import stat as st
@@ -26,6 +27,7 @@ from enclave.errors import InputError
 from package_format.rpc.codes import ErrorCode
 
 TOP_LEVEL = ("encrypted", "dataset", "model", "output")
+ENTRY_OVERHEAD = 128  # bytes: CBOR of [name, stat] beyond the name (stat map <= 113)
 _READ_CHUNK = 1024 * 1024
 
 
@@ -195,11 +197,31 @@ class SessionFs:
 
     def listdir(self, path: str) -> list[tuple[str, StatInfo]]:
         """Return the entries of a directory with their status, sorted by name."""
+        entries, _ = self.listdir_page(path, "", None)
+        return entries
+
+    def listdir_page(
+        self, path: str, after: str, max_bytes: int | None
+    ) -> tuple[list[tuple[str, StatInfo]], bool]:
+        """Return the entries sorted after `after` that fit `max_bytes`, and whether more follow.
+
+        The size of an entry is estimated as its UTF-8 name plus `ENTRY_OVERHEAD`
+        (an upper bound of its encoded stat map); at least one entry is returned.
+        """
         with self._lock:
             node = self._lookup(path)
             if not isinstance(node, _Dir):
                 raise _err(ErrorCode.ENOTDIR, path, "not a directory")
-            return [(name, self._stat(node.children[name])) for name in sorted(node.children)]
+            names = sorted(node.children)
+            start = bisect.bisect_right(names, after) if after else 0
+            entries: list[tuple[str, StatInfo]] = []
+            used = 0
+            for name in names[start:]:
+                used += len(name.encode("utf-8")) + ENTRY_OVERHEAD
+                if max_bytes is not None and entries and used > max_bytes:
+                    return entries, True
+                entries.append((name, self._stat(node.children[name])))
+            return entries, False
 
     def read(self, path: str, offset: int, length: int) -> bytes:
         """Return up to `length` bytes of a file from `offset` (fewer at its end)."""

@@ -19,7 +19,15 @@ from pathlib import Path
 
 from enclave.errors import ExternalError, InputError
 from enclave.server import EnclaveServer, ServerConnection
-from package_format.rpc import FrameDecoder, FrameLimits, Message, RpcFormatError, encode_frame
+from package_format.rpc import (
+    ErrorCode,
+    FrameDecoder,
+    FrameLimits,
+    Message,
+    Response,
+    RpcFormatError,
+    encode_frame,
+)
 
 _log = logging.getLogger(__name__)
 _SOCKET_BUFFER = 4 * 1024 * 1024
@@ -174,7 +182,14 @@ class _Outbox:
         self._bytes = 0
 
     def queue(self, message: Message) -> None:
-        head, body = encode_frame(message.header(), message.body, self._limits)
+        try:
+            head, body = encode_frame(message.header(), message.body, self._limits)
+        except RpcFormatError:
+            if not isinstance(message, Response):
+                raise
+            _log.exception("reply to request %d cannot be encoded", message.id)
+            fallback = Response.error(message.id, ErrorCode.INTERNAL, "reply too large")
+            head, body = encode_frame(fallback.header(), fallback.body, self._limits)
         self._parts.append(memoryview(head))
         view = memoryview(body).cast("B")
         if view:

@@ -402,9 +402,15 @@ class EnclaveClient:
         return RemoteStat.from_wire(self._call("stat", {"path": path}).args["stat"])
 
     def listdir(self, path: str) -> list[tuple[str, RemoteStat]]:
-        """Return a directory's entries with their status, in one round trip."""
-        entries = self._call("listdir", {"path": path}).args["entries"]
-        return [(str(name), RemoteStat.from_wire(info)) for name, info in entries]
+        """Return a directory's entries with their status (one round trip per ~60 KiB)."""
+        result: list[tuple[str, RemoteStat]] = []
+        after = ""
+        while True:
+            reply = self._call("listdir", {"path": path, "after": after}).args
+            result += [(str(name), RemoteStat.from_wire(info)) for name, info in reply["entries"]]
+            if not reply.get("more") or not reply["entries"]:
+                return result
+            after = result[-1][0]
 
     def mkdir(self, path: str, mode: int = 0o755) -> None:
         """Create a directory."""

@@ -29,7 +29,7 @@ OPS: Final[dict[str, _Spec]] = {
     "ping": {},
     "statfs": {},
     "stat": {"path": ("text", _REQUIRED)},
-    "listdir": {"path": ("text", _REQUIRED)},
+    "listdir": {"path": ("text", _REQUIRED), "after": ("text", "")},
     "mkdir": {"path": ("text", _REQUIRED), "mode": ("uint", 0o755)},
     "rmdir": {"path": ("text", _REQUIRED)},
     "unlink": {"path": ("text", _REQUIRED)},

@@ -317,3 +317,15 @@ def test_import_tree_over_budget_is_enospc(tmp_path: Path) -> None:
     src.mkdir()
     (src / "big").write_bytes(b"x" * 11)
     assert code_of(lambda: fs.import_tree(src, "output")) == ErrorCode.ENOSPC
+
+
+def test_listdir_page_resumes_after_a_name() -> None:
+    fs = make_fs()
+    for name in ("a", "b", "c", "d"):
+        fs.create(f"model/{name}")
+    first, more = fs.listdir_page("model", "", 300)
+    assert ([n for n, _ in first], more) == (["a", "b"], True)
+    rest, more = fs.listdir_page("model", "b", 10_000)
+    assert ([n for n, _ in rest], more) == (["c", "d"], False)
+    one, more = fs.listdir_page("model", "", 1)  # at least one entry per page
+    assert ([n for n, _ in one], more) == (["a"], True)

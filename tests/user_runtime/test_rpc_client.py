@@ -305,3 +305,14 @@ def test_concurrent_callers_share_one_connection(harness: Harness) -> None:
         t.join(60)
     assert errors == []
     assert len(c.listdir("dataset")) == 8
+
+
+def test_listdir_of_a_large_directory_comes_in_pages(harness: Harness) -> None:
+    c = harness.client()
+    names = sorted(f"{i:05d}-" + "n" * 200 for i in range(1500))  # ~500 KB of entries
+    for name in names:
+        c.call_pipelined("create", {"path": f"dataset/{name}"}, key="bulk")
+    c.flush("bulk")
+    listed = c.listdir("dataset")
+    assert [n for n, _ in listed] == names
+    assert all(info.size == 0 for _, info in listed)

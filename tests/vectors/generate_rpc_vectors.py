@@ -112,7 +112,7 @@ SCENARIOS: dict[str, tuple[str, str, str, list[Line]]] = {
     "fs_listdir_root": (
         "success",
         "server",
-        "listdir of the session root: names and stats in one reply",
+        "listdir of the session root: names and stats in one reply, no further page",
         [
             *OPEN,
             (">", req(1, "listdir", {"path": ""})),
@@ -123,7 +123,8 @@ SCENARIOS: dict[str, tuple[str, str, str, list[Line]]] = {
                     {
                         "entries": [
                             [n, DIR_STAT] for n in ("dataset", "encrypted", "model", "output")
-                        ]
+                        ],
+                        "more": False,
                     },
                 ),
             ),
