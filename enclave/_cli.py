@@ -15,7 +15,7 @@ import sys
 import typer
 
 from enclave import _cli_server
-from enclave.errors import EnclaveError
+from enclave.errors import EnclaveError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "enclave-server"
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(fail("interrupted"), file=sys.stderr)
         return 130
+    except UsageError as exc:
+        if _state["verbose"]:
+            raise
+        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except (EnclaveError, PackageFormatError, OSError) as exc:
         if _state["verbose"]:
             raise

@@ -15,7 +15,7 @@ import sys
 import typer
 
 from local_stack import _cli_stack
-from local_stack.errors import LocalStackError
+from local_stack.errors import LocalStackError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "local-stack"
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(fail("interrupted"), file=sys.stderr)
         return 130
+    except UsageError as exc:
+        if _state["verbose"]:
+            raise
+        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except (LocalStackError, PackageFormatError, OSError) as exc:
         if _state["verbose"]:
             raise

@@ -15,7 +15,7 @@ import sys
 import typer
 
 from owner_tools import _cli_bundle, _cli_eif, _cli_policy, _cli_publish
-from owner_tools.errors import OwnerToolsError
+from owner_tools.errors import OwnerToolsError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "owner-tools"
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(fail("interrupted"), file=sys.stderr)
         return 130
+    except UsageError as exc:
+        if _state["verbose"]:
+            raise
+        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except (OwnerToolsError, PackageFormatError, OSError) as exc:
         if _state["verbose"]:
             raise

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from nacl.signing import SigningKey
 
-from owner_tools.errors import InputError, UsageError
+from owner_tools.errors import InputError
 from package_format.bundle.errors import KeyFileError
 from package_format.bundle.signing import (
     MAX_KEY_FILE_SIZE,
@@ -22,7 +22,7 @@ from package_format.bundle.signing import (
 )
 
 
-class KeyExistsError(UsageError):
+class KeyExistsError(InputError):
     """keygen refuses to overwrite an existing key file."""
 
 

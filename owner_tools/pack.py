@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from owner_tools.errors import InputError, UsageError
+from owner_tools.errors import InputError
 from owner_tools.kms.interface import KeyService
 from package_format.bundle.config import BundleConfig, default_runtime, parse_bundle_toml
 from package_format.bundle.header import BundleHeader
@@ -48,7 +48,7 @@ class ManifestFileError(InputError):
     """bundle.toml is missing, unreadable or invalid, or the overrides make it invalid."""
 
 
-class OutputExistsError(UsageError):
+class OutputExistsError(InputError):
     """The output file exists and --force was not given."""
 
 

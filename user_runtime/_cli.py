@@ -16,7 +16,7 @@ import typer
 
 from package_format.errors import PackageFormatError
 from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _cli_sync
-from user_runtime.errors import UserRuntimeError
+from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
 
@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(fail("interrupted"), file=sys.stderr)
         return 130
+    except UsageError as exc:
+        if _state["verbose"]:
+            raise
+        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except (UserRuntimeError, PackageFormatError, OSError) as exc:
         if _state["verbose"]:
             raise

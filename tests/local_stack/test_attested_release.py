@@ -14,8 +14,8 @@ import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from _stack_support import IMAGE_A, PCR0_A, enclave_policy, kms_client
 from botocore.exceptions import ClientError
-from conftest import IMAGE_A, PCR0_A, enclave_policy, kms_client
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 

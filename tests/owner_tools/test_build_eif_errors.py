@@ -49,7 +49,7 @@ def test_missing_blob_one_line(tmp_path, owner_pub, capsys):
 def test_missing_owner_key_flag(tmp_path, capsys):
     rc = main(["build-eif", "-o", str(tmp_path / "x.eif"), "--blobs", str(BLOBS)])
     assert rc != 0
-    assert _err(capsys) == ["owner-tools: error: at least one --owner-key is required"]
+    assert _err(capsys) == ["owner-tools: usage: at least one --owner-key is required"]
 
 
 def test_bad_owner_key_file(tmp_path, capsys):
