@@ -191,6 +191,7 @@ class EnclaveClient:
         self._inflight_bytes = 0
         self._inflight_writes = 0
         self._lost: ExternalError | None = None
+        self._closing = False
         self.window_bytes = 32 * 1024 * 1024
         self.window_requests = 64
         self._reader = threading.Thread(target=self._read_loop, name="enclave-rpc", daemon=True)
@@ -250,6 +251,7 @@ class EnclaveClient:
 
     def close(self) -> None:
         """Close the connection; pending calls fail with `ConnectionLostError`."""
+        self._closing = True
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._reader.join(timeout=5)
@@ -326,6 +328,8 @@ class EnclaveClient:
             reason = str(e)
         except OSError as e:
             reason = f"connection to the enclave lost: {e.strerror or e}"
+        if self._closing:
+            reason = "the connection to the enclave was closed"
         self._connection_lost(reason)
 
     def _deliver(self, message: object) -> None:

@@ -316,3 +316,12 @@ def test_listdir_of_a_large_directory_comes_in_pages(harness: Harness) -> None:
     listed = c.listdir("dataset")
     assert [n for n, _ in listed] == names
     assert all(info.size == 0 for _, info in listed)
+
+
+def test_calls_after_close_say_the_connection_was_closed(harness: Harness) -> None:
+    c = harness.client()
+    c.close()
+    with pytest.raises(ConnectionLostError) as info:
+        c.ping()
+    assert str(info.value) == "the connection to the enclave was closed"
+    assert not c.connected
