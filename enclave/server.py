@@ -116,6 +116,11 @@ class ServerConnection:
         self._handlers: dict[str, Callable[[dict[str, Any], memoryview], Response]] = {}
 
     @property
+    def ready(self) -> bool:
+        """Whether the handshake is done and requests are being served."""
+        return self._state is _State.READY
+
+    @property
     def closed(self) -> bool:
         """Whether the transport must close this connection after sending the replies."""
         return self._state is _State.CLOSED

@@ -32,6 +32,7 @@ from package_format.rpc import (
 _log = logging.getLogger(__name__)
 _SOCKET_BUFFER = 4 * 1024 * 1024
 MAX_CONNECTIONS = 16
+HELLO_TIMEOUT = 10.0  # seconds a new connection has to send its hello
 VMADDR_CID_ANY = 0xFFFFFFFF
 _IOV_MAX = 1024
 
@@ -81,7 +82,16 @@ def listen_vsock(port: int) -> socket.socket:
 class SocketServer:
     """Accepts connections on a listening socket and serves each on a thread."""
 
-    def __init__(self, server: EnclaveServer, listener: socket.socket) -> None:
+    def __init__(
+        self,
+        server: EnclaveServer,
+        listener: socket.socket,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        hello_timeout: float = HELLO_TIMEOUT,
+    ) -> None:
+        self.max_connections = max_connections
+        self.hello_timeout = hello_timeout
         self.enclave = server
         self._server = server
         self._listener = listener
@@ -99,7 +109,7 @@ class SocketServer:
                     return
                 raise
             with self._lock:
-                if len(self._connections) >= MAX_CONNECTIONS:
+                if len(self._connections) >= self.max_connections:
                     conn.close()
                     continue
                 self._connections.add(conn)
@@ -142,6 +152,7 @@ class SocketServer:
     def _read_loop(self, conn: socket.socket, handler: ServerConnection, out: _Outbox) -> None:
         # Frames are handled one at a time before the next read: one reused buffer.
         decoder = FrameDecoder(self._server.limits, reuse_buffer=True)
+        conn.settimeout(self.hello_timeout)  # a silent peer does not hold a slot for ever
         while not handler.closed:
             target = decoder.buffer()
             try:
@@ -159,6 +170,8 @@ class SocketServer:
                 continue
             for message in handler.on_frame(frame):
                 out.queue(message)
+            if handler.ready and conn.gettimeout() is not None:
+                conn.settimeout(None)
         out.flush()
 
 

@@ -28,7 +28,7 @@ from package_format.rpc import (
     parse_message,
 )
 from package_format.rpc.frames import frame_bytes
-from user_runtime.rpc_client import EnclaveClient
+from user_runtime.rpc_client import EnclaveClient, EnclaveUnavailableError
 
 NOW = 1_767_225_600_000_000_000
 
@@ -275,3 +275,53 @@ def test_symlink_ops_do_not_exist() -> None:
         assert reply.status == ErrorCode.UNKNOWN_OP
     assert server.fs.listdir("dataset") == []
     assert all(info.mode & 0o170000 in (0o040000, 0o100000) for _, info in server.fs.listdir(""))
+
+
+def test_silent_connection_is_closed_after_hello_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    server = SocketServer(
+        EnclaveServer(SessionFs(), UnavailableRunner()), listen_unix(path), hello_timeout=0.2
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        silent = raw_connect(path, hello=False)
+        assert read_until_closed(silent) == []  # returns because the server gave up on it
+        with EnclaveClient.connect(f"unix:{path}") as client:
+            client.ping()  # a client that says hello in time stays, past the timeout
+            client.ping()
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def test_connections_over_the_limit_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sock"
+    server = SocketServer(
+        EnclaveServer(SessionFs(), UnavailableRunner()), listen_unix(path), max_connections=2
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        first = EnclaveClient.connect(f"unix:{path}")
+        second = EnclaveClient.connect(f"unix:{path}")
+        with pytest.raises(EnclaveUnavailableError):
+            EnclaveClient.connect(f"unix:{path}")
+        first.close()
+        deadline = 100
+        while deadline:  # the server notices the close on its own thread
+            try:
+                third = EnclaveClient.connect(f"unix:{path}")
+                break
+            except EnclaveUnavailableError:
+                deadline -= 1
+                threading.Event().wait(0.05)
+        else:
+            pytest.fail("no slot freed after a close")
+        third.ping()
+        second.ping()
+        third.close()
+        second.close()
+    finally:
+        server.shutdown()
+        thread.join(5)
