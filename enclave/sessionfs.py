@@ -13,6 +13,7 @@ makes one. Every method is thread-safe (one lock).
 from __future__ import annotations
 
 import bisect
+import errno
 import io
 import os
 import stat as st
@@ -418,6 +419,8 @@ class SessionFs:
         for rel, is_dir, mode in self._walk(subdir):
             target = dest_dir.joinpath(*rel)
             if is_dir:
+                if target.is_symlink():  # never write through a link in the destination
+                    raise OSError(errno.ELOOP, "refusing to follow a symlink", str(target))
                 target.mkdir(mode=0o700, exist_ok=True)
                 continue
             session_path = "/".join((subdir, *rel)) if subdir else "/".join(rel)

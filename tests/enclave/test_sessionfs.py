@@ -329,3 +329,18 @@ def test_listdir_page_resumes_after_a_name() -> None:
     assert ([n for n, _ in rest], more) == (["c", "d"], False)
     one, more = fs.listdir_page("model", "", 1)  # at least one entry per page
     assert ([n for n, _ in one], more) == (["a"], True)
+
+
+def test_export_tree_does_not_follow_directory_symlink_in_destination(tmp_path: Path) -> None:
+    fs = make_fs()
+    fs.mkdir("dataset/sub")
+    fs.create("dataset/sub/f")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "sub").symlink_to(outside)
+    with pytest.raises(OSError) as info:
+        fs.export_tree("dataset", dest)
+    assert info.value.errno == errno.ELOOP
+    assert list(outside.iterdir()) == []
