@@ -40,7 +40,8 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> None:
         """Start the enclave the image carries (locally simulated, or with nitro-cli)."""
-        from user_runtime.enclave_local import StartOptions, resolve_state_dir, start
+        from user_runtime.enclave_local import StartOptions, start
+        from user_runtime.enclave_state import resolve_state_dir
 
         opts = StartOptions(
             eif=eif,
@@ -60,7 +61,8 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> int:
         """Print the enclave's status as JSON (exit 1 when none is running)."""
-        from user_runtime.enclave_local import is_alive, read_state, resolve_state_dir
+        from user_runtime.enclave_local import is_alive, read_state
+        from user_runtime.enclave_state import resolve_state_dir
 
         state = read_state(resolve_state_dir(state_dir))
         if state is None:
@@ -75,7 +77,8 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> None:
         """Stop the enclave and wipe its working directory."""
-        from user_runtime.enclave_local import resolve_state_dir, stop
+        from user_runtime.enclave_local import stop
+        from user_runtime.enclave_state import resolve_state_dir
 
         state = stop(resolve_state_dir(state_dir))
         print(f"user-runtime: stopped the enclave at {state.address}", file=sys.stderr)

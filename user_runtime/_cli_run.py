@@ -37,11 +37,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
-        from user_runtime.errors import UsageError
         from user_runtime.run import run_entrypoint, split_args
 
-        try:
-            argv = split_args(args)
-        except UsageError as exc:
-            raise typer.BadParameter(str(exc)) from exc
+        argv = split_args(args)
         return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer)

@@ -59,14 +59,13 @@ def run_fast(argv: list[str]) -> int | None:
     from user_runtime.errors import UsageError, UserRuntimeError  # noqa: PLC0415
     from user_runtime.run import run_entrypoint, split_args  # noqa: PLC0415
 
-    try:
-        args = split_args(values.get("args"))
-    except UsageError as exc:
-        print(f"{PROG}: usage: Invalid value: {exc}", file=sys.stderr)
-        return 2
     state_dir = Path(values["state_dir"]) if "state_dir" in values else None
     try:
+        args = split_args(values.get("args"))
         return run_entrypoint(values["file"], values["script"], args, state_dir, sys.stdout.buffer)
+    except UsageError as exc:
+        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{PROG}: error: interrupted", file=sys.stderr)
         return 130

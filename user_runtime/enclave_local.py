@@ -35,12 +35,9 @@ from user_runtime.enclave_files import (
     wipe_tree,
     write_private,
 )
+from user_runtime.enclave_state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
 from user_runtime.errors import ExternalError, InputError, UsageError
 
-STATE_ENV = "NB_STATE_DIR"
-DEFAULT_STATE_DIR = ".nitro-bundles-local"
-ENCLAVE_SUBDIR = "enclave"
-STATE_FILE = "state.json"
 SOCKET_NAME = "enclave.sock"
 KMS_SOCKET_NAME = "kms.sock"
 LOG_NAME = "enclave.log"
@@ -53,7 +50,7 @@ class EnclaveStartError(ExternalError):
     """The enclave process did not come up (its log's last line says why)."""
 
 
-class EnclaveRunningError(UsageError):
+class EnclaveRunningError(ExternalError):
     """An enclave is already running for this state directory."""
 
 
@@ -90,13 +87,6 @@ class StartOptions:
     cpu_count: int = 2
     kms_endpoint: str | None = None
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-
-
-def resolve_state_dir(state_dir: Path | None, environ: Mapping[str, str] | None = None) -> Path:
-    """`--state-dir`, else `$NB_STATE_DIR`, else `./.nitro-bundles-local`; enclave files below."""
-    env = os.environ if environ is None else environ
-    base = state_dir or Path(env.get(STATE_ENV) or DEFAULT_STATE_DIR)
-    return base.absolute() / ENCLAVE_SUBDIR
 
 
 def nitro_available() -> bool:

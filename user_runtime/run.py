@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
+from user_runtime.enclave_state import STATE_FILE
 from user_runtime.errors import InputError, UsageError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ def enclave_address(state_dir: Path) -> str:
     """
     if os.environ.get(ADDRESS_ENV):
         return os.environ[ADDRESS_ENV]
-    path = state_dir / "state.json"
+    path = state_dir / STATE_FILE
     try:
         address = json.loads(path.read_text(encoding="utf-8"))["address"]
     except FileNotFoundError:
@@ -157,7 +158,7 @@ def run_entrypoint(
     """
     import sys  # noqa: PLC0415
 
-    from user_runtime.enclave_local import resolve_state_dir  # noqa: PLC0415
+    from user_runtime.enclave_state import resolve_state_dir  # noqa: PLC0415
     from user_runtime.rpc_client import EnclaveClient, RemoteError  # noqa: PLC0415
 
     address = enclave_address(resolve_state_dir(state_dir))

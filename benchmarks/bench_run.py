@@ -1,0 +1,391 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""`user-runtime run` against running the same script directly (issue 5 item 4).
+
+Sets up the whole local chain once (local stack, keygen, build-eif, PCR0-bound key, pack,
+enclave start from the image, dataset upload), then measures in the same run:
+
+1. a warm run of the sample ML entrypoint through the real console script, against
+   `python3 ml_algorithm.py ...` on the same files (target <= 1.3x);
+2. a trivial entrypoint through `run`, beside `python3 -c pass`: the added latency in ms;
+3. the first run of a --size bundle (default 1G): verify + key release (attested, through the
+   KMS front) + decrypt into the RAM dir, against raw AES-256-GCM over the same bytes
+   (target >= 0.5x), plus the whole `run` wall time of that bundle.
+
+Ends with one JSON line (figures and targets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "examples" / "ml_app"
+DATASET = REPO / "examples" / "user" / "dataset" / "patients.csv"
+BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
+ML_ARGS = ["-m", "model.h5", "-d", "/dataset/", "-o", "/output/"]
+
+
+def parse_size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    suffix = text[-1].upper()
+    return int(text[:-1]) * units[suffix] if suffix in units else int(text)
+
+
+def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed: {proc.stderr.decode()[-500:]}")
+    return elapsed
+
+
+def median_of(n: int, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    timed(argv, env, cwd)  # warm-up
+    return statistics.median(timed(argv, env, cwd) for _ in range(n))
+
+
+def paired_medians(
+    n: int,
+    first: tuple[list[str], Path | None],
+    second: tuple[list[str], Path | None],
+    env: dict[str, str],
+) -> tuple[float, float]:
+    """Medians of two commands measured alternately (the machine's load hits both alike)."""
+    timed(first[0], env, first[1])
+    timed(second[0], env, second[1])
+    a, b = [], []
+    for _ in range(n):
+        a.append(timed(first[0], env, first[1]))
+        b.append(timed(second[0], env, second[1]))
+    return statistics.median(a), statistics.median(b)
+
+
+def owner(*args: str) -> None:
+    from owner_tools._cli import main
+
+    rc = main(list(args))
+    if rc != 0:
+        raise SystemExit(f"owner-tools {args[0]} failed ({rc})")
+
+
+def setup(work: Path) -> dict[str, object]:
+    import boto3
+
+    from local_stack import stack
+    from local_stack.processes import LOCAL_CREDENTIALS
+
+    state = work / "state"
+    info, _ = stack.up(state)
+    os.environ.update(LOCAL_CREDENTIALS)
+    owner("keygen", "-o", str(work / "owner"))
+    eif = work / "app.eif"
+    owner(
+        "build-eif", "-o", str(eif), "--blobs", str(BLOBS), "--owner-key", str(work / "owner.pub")
+    )
+    kms = boto3.session.Session().client("kms", region_name=info.region, endpoint_url=info.kms.url)
+    keys = {}
+    for name in ("breast-cancer-scorer", "trivial", "big"):
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        policy = work / f"{name}.policy.json"
+        owner(
+            "policy",
+            "--eif",
+            str(eif),
+            "--bundle-name",
+            name,
+            "--account",
+            stack.LOCAL_ACCOUNT,
+            "--enclave-principal",
+            stack.ENCLAVE_PRINCIPAL,
+            "--admin-principal",
+            stack.OWNER_PRINCIPAL,
+            "--owner-principal",
+            stack.OWNER_PRINCIPAL,
+            "-o",
+            str(policy),
+        )
+        kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy.read_text())
+        keys[name] = key_id
+    return {"state": state, "eif": eif, "info": info, "keys": keys, "stack": stack}
+
+
+def pack(work: Path, app: Path, name: str, world: dict[str, object]) -> Path:
+    info = world["info"]
+    out = work / f"{name}.nb"
+    owner(
+        "pack",
+        str(app),
+        "-o",
+        str(out),
+        "--key-id",
+        world["keys"][name],  # type: ignore[index]
+        "--signing-key",
+        str(work / "owner.key"),
+        "--kms-endpoint",
+        info.kms.url,  # type: ignore[attr-defined]
+        "--region",
+        info.region,
+        "--force",
+    )  # type: ignore[attr-defined]
+    return out
+
+
+def app_dir(work: Path, name: str, files: dict[str, bytes], entry: str) -> Path:
+    app = work / name
+    app.mkdir()
+    for rel, data in files.items():
+        (app / rel).write_bytes(data)
+    (app / "bundle.toml").write_text(
+        f'name = "{name}"\nversion = "1.0.0"\n\n[[entrypoints]]\npath = "{entry}"\n\n'
+        "[output]\nstdout = true\nstderr = true\nfiles = true\n"
+    )
+    return app
+
+
+def ml_app(work: Path) -> Path:
+    app = work / "ml_app"
+    shutil.copytree(APP, app)
+    toml = app / "bundle.toml"
+    lines = toml.read_text().splitlines(keepends=True)
+    toml.write_text("".join(x for x in lines if not x.startswith("description")))
+    return app
+
+
+def first_run_phases(
+    world: dict[str, object], bundle: Path, env: dict[str, str]
+) -> dict[str, float]:
+    """verify, key release and decrypt of `bundle`, in process, with the enclave's own code."""
+    from enclave.app import load_image_config, make_key_release, make_nsm
+    from enclave.plaintext import PrivateDir
+    from enclave.runner_bundle import open_bundle
+
+    state = world["state"]
+    ram = Path(json.loads((state / "enclave" / "state.json").read_text())["ram_dir"])  # type: ignore[operator]
+    image = load_image_config(ram / "etc" / "enclave.json")
+    nsm_env = {
+        "NB_NSM": "simulated",
+        "NB_SIM_PKI_DIR": str(world["info"].root_pem_path.parent),  # type: ignore[attr-defined]
+        "NB_SIM_PCRS": json.dumps({str(k): v for k, v in _pcrs(world).items()}),
+        "NB_KMS_ENDPOINT": world["info"].kms.url,  # type: ignore[attr-defined]
+        **env,
+    }
+    nsm = make_nsm(nsm_env)
+    release = make_key_release(nsm_env, nsm, image.kms_region)
+    t0 = time.perf_counter()
+    with bundle.open("rb") as stream:
+        opened = open_bundle(stream, image.owner_keys)
+        t1 = time.perf_counter()
+        facts = opened.facts
+        key = release(facts.kms_key_id, facts.wrapped_key, facts.encryption_context)
+        t2 = time.perf_counter()
+        with PrivateDir(Path("/dev/shm")) as work:
+            opened.extract(key, work.path)
+            t3 = time.perf_counter()
+        t4 = time.perf_counter()
+    return {"verify": t1 - t0, "key_release": t2 - t1, "decrypt": t3 - t2, "wipe": t4 - t3}
+
+
+def _pcrs(world: dict[str, object]) -> dict[int, str]:
+    from package_format.eif import read_eif
+
+    with Path(world["eif"]).open("rb") as f:  # type: ignore[arg-type]
+        m = read_eif(f).measurements
+    return {0: m.pcr0.hex(), 1: m.pcr1.hex(), 2: m.pcr2.hex()}
+
+
+def raw_aes_gcm(size: int) -> float:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    aead = AESGCM(os.urandom(32))
+    chunk = os.urandom(1 << 20)
+    sealed = aead.encrypt(b"\0" * 12, chunk, None)
+    start = time.perf_counter()
+    for _ in range(size >> 20):
+        aead.decrypt(b"\0" * 12, sealed, None)
+    return time.perf_counter() - start
+
+
+def tmpfs_write(size: int) -> float:
+    """Writing `size` bytes into a new /dev/shm file: the floor of any decrypt into RAM files."""
+    block = os.urandom(1 << 20)
+    path = Path(tempfile.mkdtemp(dir="/dev/shm")) / "x"
+    start = time.perf_counter()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(size >> 20):
+            os.write(fd, block)
+    finally:
+        os.close(fd)
+    elapsed = time.perf_counter() - start
+    path.unlink()
+    path.parent.rmdir()
+    return elapsed
+
+
+def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, report
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="size of the big bundle (default 1G)")
+    parser.add_argument("--repeat", type=int, default=7, help="runs per median")
+    opts = parser.parse_args()
+    size = parse_size(opts.size)
+    work = Path(tempfile.mkdtemp(prefix="bench-run-"))
+    saved = dict(os.environ)
+    world: dict[str, object] = {}
+    try:
+        world = setup(work)
+        stack = world["stack"]
+        ml_bundle = pack(work, ml_app(work), "breast-cancer-scorer", world)
+        trivial = pack(
+            work, app_dir(work, "trivial", {"main.py": b"pass\n"}, "main.py"), "trivial", world
+        )
+        env = {**os.environ, "NB_STATE_DIR": str(world["state"])}
+        enclave_env = {**env, **stack.ENCLAVE_CREDENTIALS}  # type: ignore[attr-defined]
+        user = [str(Path(sys.executable).parent / "user-runtime")]  # the real console script
+        memory = str(max(2048, 2 * (size >> 20) + 1024))
+        timed(
+            [*user, "enclave", "start", "--eif", str(world["eif"]), "--memory", memory], enclave_env
+        )
+        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.run import upload
+
+        address = json.loads((world["state"] / "enclave" / "state.json").read_text())["address"]  # type: ignore[operator]
+        with EnclaveClient.connect(address) as client:
+            client.create("dataset/patients.csv")
+            client.write("dataset/patients.csv", 0, DATASET.read_bytes())
+            upload(client, ml_bundle, "encrypted/ml.nb")
+            upload(client, trivial, "encrypted/trivial.nb")
+
+        # 1. warm ML run vs direct.
+        run_ml = [*user, "run", "-f", "ml.nb", "-s", "ml_algorithm.py", "-a", " ".join(ML_ARGS)]
+        direct_dir = work / "direct"
+        shutil.copytree(APP, direct_dir)
+        (direct_dir / "dataset").mkdir()
+        shutil.copy(DATASET, direct_dir / "dataset")
+        direct = [
+            sys.executable,
+            "ml_algorithm.py",
+            "-m",
+            "model.h5",
+            "-d",
+            "dataset/",
+            "-o",
+            "out/",
+        ]
+        ml_run, ml_direct = paired_medians(opts.repeat, (run_ml, None), (direct, direct_dir), env)
+        print(
+            f"ml entrypoint: run {ml_run * 1e3:.0f} ms, direct {ml_direct * 1e3:.0f} ms, "
+            f"ratio {ml_run / ml_direct:.2f}x"
+        )
+
+        # 2. trivial entrypoint vs python -c pass.
+        trivial_run, python_pass = paired_medians(
+            opts.repeat,
+            ([*user, "run", "-f", "trivial.nb", "-s", "main.py"], None),
+            ([sys.executable, "-c", "pass"], None),
+            env,
+        )
+        lean = "import user_runtime._entry, user_runtime.run, user_runtime.rpc_client"
+        import_cli = median_of(opts.repeat, [sys.executable, "-c", lean], env)
+        print(
+            f"trivial entrypoint: run {trivial_run * 1e3:.0f} ms, python -c pass "
+            f"{python_pass * 1e3:.0f} ms, added {(trivial_run - python_pass) * 1e3:.0f} ms "
+            f"(python + the run path's imports {import_cli * 1e3:.0f} ms)"
+        )
+
+        # 3. first run of a big bundle.
+        print(f"packing a {size >> 20} MiB bundle ...", flush=True)
+        big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
+        with (big_app / "weights.bin").open("wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(size >> 20):
+                f.write(block)
+        big = pack(work, big_app, "big", world)
+        shutil.rmtree(big_app)
+        phases = first_run_phases(world, big, stack.ENCLAVE_CREDENTIALS)  # type: ignore[attr-defined]
+        first = phases["verify"] + phases["key_release"] + phases["decrypt"]
+        aes = raw_aes_gcm(size)
+        tmpfs = tmpfs_write(size)
+        with EnclaveClient.connect(address) as client:
+            upload(client, big, "encrypted/big.nb")
+        big.unlink()
+        big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
+        ratio = aes / first
+        print(
+            f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
+            f"{phases['key_release'] * 1e3:.0f} ms, decrypt {phases['decrypt'] * 1e3:.0f} ms "
+            f"({size / phases['decrypt'] / 1e9:.2f} GB/s), wipe {phases['wipe'] * 1e3:.0f} ms; "
+            f"raw AES-GCM {aes * 1e3:.0f} ms ({size / aes / 1e9:.2f} GB/s); ratio {ratio:.2f}x; "
+            f"whole `run` {big_run:.2f} s"
+        )
+        print(
+            f"ceiling: writing the same bytes to /dev/shm takes {tmpfs * 1e3:.0f} ms "
+            f"({size / tmpfs / 1e9:.2f} GB/s): first run / tmpfs write = {tmpfs / first:.2f}x"
+        )
+        result = {
+            "ml_run_s": round(ml_run, 4),
+            "ml_direct_s": round(ml_direct, 4),
+            "ml_ratio": round(ml_run / ml_direct, 3),
+            "trivial_run_ms": round(trivial_run * 1e3, 1),
+            "python_pass_ms": round(python_pass * 1e3, 1),
+            "trivial_added_ms": round((trivial_run - python_pass) * 1e3, 1),
+            "python_and_run_imports_ms": round(import_cli * 1e3, 1),
+            "big_size": size,
+            "big_verify_s": round(phases["verify"], 4),
+            "big_key_release_s": round(phases["key_release"], 4),
+            "big_decrypt_s": round(phases["decrypt"], 4),
+            "big_wipe_s": round(phases["wipe"], 4),
+            "big_first_run_s": round(first, 4),
+            "raw_aes_gcm_s": round(aes, 4),
+            "tmpfs_write_s": round(tmpfs, 4),
+            "big_ratio_vs_tmpfs_write": round(tmpfs / first, 3),
+            "big_ratio": round(ratio, 3),
+            "big_whole_run_s": round(big_run, 3),
+            "targets": [
+                {
+                    "name": "warm ml run / direct",
+                    "value": round(ml_run / ml_direct, 3),
+                    "goal": "<= 1.3",
+                    "met": ml_run / ml_direct <= 1.3,
+                },
+                {
+                    "name": "trivial run (s, reference 0.38)",
+                    "value": round(trivial_run, 3),
+                    "goal": "< 0.38",
+                    "met": trivial_run < 0.38,
+                },
+                {
+                    "name": "first run throughput / raw AES-256-GCM",
+                    "value": round(ratio, 3),
+                    "goal": ">= 0.5",
+                    "met": ratio >= 0.5,
+                },
+            ],
+        }
+        print(json.dumps(result))
+    finally:
+        if world:
+            subprocess.run(
+                [sys.executable, "-m", "user_runtime", "enclave", "stop"],
+                env={**os.environ, "NB_STATE_DIR": str(world["state"])},
+                capture_output=True,
+                check=False,
+            )
+            world["stack"].down(world["state"])  # type: ignore[attr-defined]
+        os.environ.clear()
+        os.environ.update(saved)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
