@@ -186,6 +186,7 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
     if not pki_dir:
         raise InputError("no simulated nsm pki: start the local stack or set NB_SIM_PKI_DIR")
     ram_dir = _make_ram_dir(opts.state_dir, warnings)
+    relay_pid: int | None = None
     try:
         code, config, work = _lay_out(ram_dir, image)
         relay_pid, target = _start_relay(opts, env, stack)
@@ -233,6 +234,8 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         if partial is not None:
             cleanup(opts.state_dir, partial)
         else:
+            if relay_pid is not None:
+                _terminate_group(relay_pid)
             wipe_tree(ram_dir)
         raise
     return state, warnings
