@@ -29,7 +29,7 @@ from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore, is_output, split_path
 from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
-from user_runtime.sync_link import EnclaveLink, RemoteStat, SessionClient
+from user_runtime.sync_link import EnclaveLink, RemoteStat, SessionClient, WriteQueue
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +110,7 @@ class SyncOperations:
         self.enclave_link = link
         self._on_ready = on_ready
         self.on_init: Callable[[], None] | None = None
+        self._writes = WriteQueue(link, self._write_failed)
         self._handles: dict[int, _Handle] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -133,7 +134,12 @@ class SyncOperations:
             raise OSError(errno.EBADF, "bad file handle") from None
 
     def _remote(self, fn: Callable[[SessionClient], Any]) -> Any:
+        self._writes.drain()  # nothing may overtake a queued write
         return self.enclave_link.call(fn)
+
+    def _write_failed(self, token: object, code: int) -> None:
+        if isinstance(token, _Handle) and not token.error:
+            token.error = code
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -151,6 +157,7 @@ class SyncOperations:
         with self._lock:
             handles = list(self._handles.values())
             self._handles.clear()
+        self._writes.stop()
         for handle in handles:
             if handle.fd is not None:
                 os.close(handle.fd)
@@ -392,9 +399,7 @@ class SyncOperations:
                 data = data[:written]
         handle.dirty = handle.written = True
         if path is not None:
-            key = f"fh:{fh}"
-            sp = session_path(path)
-            self._remote(lambda c: c.write_pipelined(sp, offset, data, key=key))
+            self._writes.put(handle, session_path(path), offset, data, f"fh:{fh}")
         return len(data)
 
     def _flush_handle(self, path: str | None, fh: int) -> None:

@@ -14,8 +14,10 @@ caller gets `EIO`.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
+import functools
 import logging
 import stat as st
 import threading
@@ -363,3 +365,77 @@ def _restore(
     client.chmod(sp, entry.mode)
     client.utimens(sp, entry.atime_ns, entry.mtime_ns)
     return 1
+
+
+def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionClient) -> None:
+    client.write_pipelined(path, offset, data, key=key)
+
+
+class WriteQueue:
+    """Sends pipelined writes from a thread of its own (specs/sync.md §6.1).
+
+    A FUSE write then costs the store write and a queue append, and the next
+    kernel request is read while the previous chunk is sent: the copy, the
+    send and the enclave's receive run on different cores. Writes leave in
+    the order queued; callers `drain()` before any other enclave request, so
+    nothing overtakes a queued write. A failure is handed to `on_error` with
+    the write's token (the file handle) and its errno.
+    """
+
+    def __init__(
+        self,
+        link: EnclaveLink,
+        on_error: Callable[[object, int], None],
+        limit_bytes: int = 32 * 1024 * 1024,
+    ) -> None:
+        self._link = link
+        self._on_error = on_error
+        self._limit = limit_bytes
+        self._cond = threading.Condition()
+        self._queue: collections.deque[tuple[object, str, int, bytes, str]] = collections.deque()
+        self._bytes = 0
+        self._busy = False
+        self._stopped = False
+        self._thread = threading.Thread(target=self._loop, name="enclave-writes", daemon=True)
+        self._thread.start()
+
+    def put(self, token: object, path: str, offset: int, data: bytes, key: str) -> None:
+        """Queue one write (blocks while `limit_bytes` are already queued)."""
+        with self._cond:
+            while self._bytes >= self._limit and not self._stopped:
+                self._cond.wait()
+            self._queue.append((token, path, offset, data, key))
+            self._bytes += len(data)
+            self._cond.notify_all()
+
+    def drain(self) -> None:
+        """Wait until every queued write has been handed to the connection."""
+        with self._cond:
+            while self._queue or self._busy:
+                self._cond.wait()
+
+    def stop(self) -> None:
+        """Send what is queued, then end the thread."""
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopped:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                token, path, offset, data, key = self._queue.popleft()
+                self._busy = True
+            try:
+                self._link.call(functools.partial(_send_write, path, offset, data, key))
+            except OSError as e:
+                self._on_error(token, e.errno or errno.EIO)
+            finally:
+                with self._cond:
+                    self._bytes -= len(data)
+                    self._busy = False
+                    self._cond.notify_all()

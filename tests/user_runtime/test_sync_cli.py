@@ -21,9 +21,9 @@ def test_sync_without_an_enclave_says_how_to_start_one(tmp_path, capsys, monkeyp
     monkeypatch.delenv("NB_ENCLAVE_ADDRESS", raising=False)
     rc = main(["sync", "-d", str(tmp_path / "f"), "--state-dir", str(tmp_path / "s")])
     out, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 2
     assert out == ""
-    assert err.startswith("user-runtime: error: no enclave is running: start one with")
+    assert err.startswith("user-runtime: usage: no enclave is running: start one with")
     assert not (tmp_path / "f").exists()
 
 
@@ -40,10 +40,10 @@ def test_sync_bad_enclave_address(tmp_path, capsys):
         ]
     )
     out, err = capsys.readouterr()
-    assert (rc, out) == (1, "")
+    assert (rc, out) == (2, "")
     assert (
         err
-        == "user-runtime: error: bad enclave address 'tcp:1.2.3.4:5': use unix:/PATH or vsock:CID:PORT\n"
+        == "user-runtime: usage: bad enclave address 'tcp:1.2.3.4:5': use unix:/PATH or vsock:CID:PORT\n"
     )
 
 
@@ -63,10 +63,10 @@ def test_sync_refuses_a_non_empty_folder(tmp_path, capsys):
         ]
     )
     out, err = capsys.readouterr()
-    assert (rc, out) == (1, "")
+    assert (rc, out) == (2, "")
     assert (
         err
-        == f"user-runtime: error: {folder}: not empty; sync mounts an empty folder (its files live in the store)\n"
+        == f"user-runtime: usage: {folder}: not empty; sync mounts an empty folder (its files live in the store)\n"
     )
     assert (folder / "mine.txt").read_text() == "keep me"
 
@@ -86,10 +86,10 @@ def test_sync_refuses_a_store_inside_the_folder(tmp_path, capsys):
         ]
     )
     _, err = capsys.readouterr()
-    assert rc == 1
+    assert rc == 2
     assert (
         err
-        == f"user-runtime: error: {tmp_path / 'f' / 'st'}: the store cannot live inside the synced folder\n"
+        == f"user-runtime: usage: {tmp_path / 'f' / 'st'}: the store cannot live inside the synced folder\n"
     )
 
 
