@@ -71,6 +71,12 @@ class _Handle:
     error: int = 0
     dirty: bool = False  # written since the last flush
     written: bool = False  # written since opened
+    repaired: bool = False  # the store was made to match the enclave after an error
+
+    def fail(self, code: int) -> None:
+        """Keep the first error (the write queue's thread may set it concurrently)."""
+        if not self.error:
+            self.error = code
 
 
 def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) -> dict[str, int]:
@@ -138,8 +144,8 @@ class SyncOperations:
         return self.enclave_link.call(fn)
 
     def _write_failed(self, token: object, code: int) -> None:
-        if isinstance(token, _Handle) and not token.error:
-            token.error = code
+        if isinstance(token, _Handle):
+            token.fail(code)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -352,20 +358,27 @@ class SyncOperations:
     # -- files ---------------------------------------------------------------------------
 
     def create(self, path: str, mode: int, flags: int = 0) -> int:
-        """Create (or with O_TRUNC, empty) a file and open it."""
+        """Create (or with O_TRUNC, empty) a file and open it.
+
+        Outside output/ the enclave's create is queued like a write: the store
+        answers at once (EEXIST, ENOENT...) and an enclave refusal (ENOSPC)
+        surfaces on flush/close (specs/sync.md §6.1).
+        """
         parts = self._parts(path)
-        truncate = bool(flags & os.O_TRUNC) or not flags & os.O_EXCL
+        truncate = bool(flags & os.O_TRUNC)
         exclusive = bool(flags & os.O_EXCL)
-
-        def op(c: SessionClient) -> int | None:
-            c.create(session_path(path), mode & 0o7777, truncate=truncate, exclusive=exclusive)
-            if is_output(parts):
-                return None
-            store_flags = os.O_CREAT | (os.O_TRUNC if truncate else 0)
-            return self.store.open(path, store_flags | (os.O_EXCL if exclusive else 0), mode)
-
-        fd = self._remote(op)
-        return self._new_handle(path, fd)
+        sp, perm = session_path(path), mode & 0o7777
+        if is_output(parts):
+            self._remote(lambda c: c.create(sp, perm, truncate=truncate, exclusive=exclusive))
+            return self._new_handle(path, None)
+        store_flags = os.O_CREAT | (os.O_TRUNC if truncate else 0) | (os.O_EXCL if exclusive else 0)
+        fh = self._new_handle(path, self.store.open(path, store_flags, mode))
+        handle = self._handles[fh]
+        handle.dirty = handle.written = True
+        self._writes.put_call(
+            handle, lambda c: c.create(sp, perm, truncate=truncate, exclusive=False)
+        )
+        return fh
 
     def open(self, path: str, flags: int) -> int:
         """Open an existing file (O_TRUNC empties it on both sides: atomic_o_trunc)."""
@@ -404,25 +417,28 @@ class SyncOperations:
 
     def _flush_handle(self, path: str | None, fh: int) -> None:
         handle = self._handle(fh)
+        if handle.dirty and not handle.error:
+            key = f"fh:{fh}"
+            try:
+                self._remote(lambda c: c.flush(key))  # drains the queue first
+            except OSError as e:
+                handle.fail(e.errno or errno.EIO)
         if handle.error:
-            raise OSError(handle.error, os.strerror(handle.error))
-        if not handle.dirty:
-            return
-        key = f"fh:{fh}"
-        try:
-            self._remote(lambda c: c.flush(key))
-        except OSError as e:
-            handle.error = e.errno or errno.EIO
-            if path is not None and handle.fd is not None:
+            if not handle.repaired and path is not None and handle.fd is not None:
+                handle.repaired = True
                 self._repair(path, handle.fd)
-            raise
+            raise OSError(handle.error, os.strerror(handle.error))
         handle.dirty = False
 
     def _repair(self, path: str, fd: int) -> None:
-        """After a failed write, make the store hold what the enclave holds (§6.2)."""
+        """After a failed create or write, make the store hold what the enclave holds (§6.2)."""
         sp = session_path(path)
         try:
-            size = self._remote(lambda c: c.stat(sp)).size
+            try:
+                size = self._remote(lambda c: c.stat(sp)).size
+            except FileNotFoundError:
+                self.store.unlink(path)  # the enclave refused to create it
+                return
             os.ftruncate(fd, min(size, os.fstat(fd).st_size))
             st = os.fstat(fd)
             self._remote(lambda c: c.truncate(sp, st.st_size))

@@ -392,7 +392,9 @@ class WriteQueue:
         self._on_error = on_error
         self._limit = limit_bytes
         self._cond = threading.Condition()
-        self._queue: collections.deque[tuple[object, str, int, bytes, str]] = collections.deque()
+        self._queue: collections.deque[tuple[object, Callable[[SessionClient], object], int]] = (
+            collections.deque()
+        )
         self._bytes = 0
         self._busy = False
         self._stopped = False
@@ -401,11 +403,15 @@ class WriteQueue:
 
     def put(self, token: object, path: str, offset: int, data: bytes, key: str) -> None:
         """Queue one write (blocks while `limit_bytes` are already queued)."""
+        self.put_call(token, functools.partial(_send_write, path, offset, data, key), len(data))
+
+    def put_call(self, token: object, fn: Callable[[SessionClient], object], size: int = 0) -> None:
+        """Queue any request whose failure belongs to `token` (e.g. the create of a file)."""
         with self._cond:
             while self._bytes >= self._limit and not self._stopped:
                 self._cond.wait()
-            self._queue.append((token, path, offset, data, key))
-            self._bytes += len(data)
+            self._queue.append((token, fn, size))
+            self._bytes += size
             self._cond.notify_all()
 
     def drain(self) -> None:
@@ -428,14 +434,14 @@ class WriteQueue:
                     self._cond.wait()
                 if not self._queue:
                     return
-                token, path, offset, data, key = self._queue.popleft()
+                token, fn, size = self._queue.popleft()
                 self._busy = True
             try:
-                self._link.call(functools.partial(_send_write, path, offset, data, key))
+                self._link.call(fn)
             except OSError as e:
                 self._on_error(token, e.errno or errno.EIO)
             finally:
                 with self._cond:
-                    self._bytes -= len(data)
+                    self._bytes -= size
                     self._busy = False
                     self._cond.notify_all()
