@@ -48,7 +48,7 @@ def fail(message: str) -> str:
     return f"{PROG}: error: {message}"
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit code
     """Run the CLI; return the exit code (the console script exits with it)."""
     _state["verbose"] = False
     try:
