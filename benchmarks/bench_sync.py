@@ -90,6 +90,54 @@ def enclave_check(address: str, size: int, files: int) -> None:
         assert count == files, f"{count} of {files} small files in the enclave"
 
 
+def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, float]:
+    """Best-of-N seconds for cp into tmpfs and into the mount, large file and small files."""
+    work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
+    server = None
+    folder, state = work / "synced_folder", work / "state"
+    best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
+    try:
+        src, dst = work / "src", work / "tmpfs-copy"
+        src.mkdir()
+        print(f"making {size >> 20} MiB file and {opts.files} files of {file_size} B in {src}")
+        make_sources(src, size, opts.files, file_size)
+        sock = work / "enclave.sock"
+        budget = size + opts.files * (file_size + 4096) + (256 << 20)
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(sock), str(budget)], cwd=REPO, stdout=subprocess.PIPE
+        )
+        assert server.stdout is not None
+        assert server.stdout.readline() == b"listening\n"
+        address = f"unix:{sock}"
+        big, tree = str(src / "big.bin"), str(src / "tree")
+        for run in range(opts.repeat):
+            dst.mkdir()
+            best["cp_large"] = min(best["cp_large"], timed(["cp", big, str(dst)]))
+            best["cp_small"] = min(best["cp_small"], timed(["cp", "-r", tree, str(dst)]))
+            shutil.rmtree(dst)
+            store = work / f"store{run}"
+            user_runtime(
+                "sync", "-d", str(folder), "--enclave", address,
+                "--store", str(store), "--state-dir", str(state),
+            )  # fmt: skip
+            try:
+                ds = folder / "dataset"
+                best["sync_large"] = min(best["sync_large"], timed(["cp", big, str(ds)]))
+                best["sync_small"] = min(best["sync_small"], timed(["cp", "-r", tree, str(ds)]))
+                enclave_check(address, size, opts.files)
+                subprocess.run(["rm", "-rf", str(ds / "big.bin"), str(ds / "tree")], check=True)
+            finally:
+                user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
+            shutil.rmtree(store)
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        shutil.rmtree(work, ignore_errors=True)
+    return best
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1G")
@@ -99,54 +147,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     opts = parser.parse_args()
     size, file_size = parse_size(opts.size), parse_size(opts.file_size)
-    small_bytes = opts.files * file_size
-    work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
-    server = None
-    folder = work / "synced_folder"
-    state = work / "state"
-    try:
-        src, dst = work / "src", work / "tmpfs-copy"
-        src.mkdir()
-        print(f"making {size / 2**20:.0f} MiB file and {opts.files} files of {file_size} B in {src}")
-        make_sources(src, size, opts.files, file_size)
-        sock = work / "enclave.sock"
-        budget = size + small_bytes + opts.files * 4096 + (256 << 20)
-        server = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(sock), str(budget)], cwd=REPO, stdout=subprocess.PIPE
-        )
-        assert server.stdout is not None
-        assert server.stdout.readline() == b"listening\n"
-        address = f"unix:{sock}"
-        best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
-        for run in range(opts.repeat):
-            dst.mkdir()
-            best["cp_large"] = min(best["cp_large"], timed(["cp", str(src / "big.bin"), str(dst)]))
-            best["cp_small"] = min(best["cp_small"], timed(["cp", "-r", str(src / "tree"), str(dst)]))
-            shutil.rmtree(dst)
-            user_runtime(
-                "sync", "-d", str(folder), "--enclave", address,
-                "--store", str(work / f"store{run}"), "--state-dir", str(state),
-            )  # fmt: skip
-            try:
-                ds = folder / "dataset"
-                best["sync_large"] = min(
-                    best["sync_large"], timed(["cp", str(src / "big.bin"), str(ds)])
-                )
-                best["sync_small"] = min(
-                    best["sync_small"], timed(["cp", "-r", str(src / "tree"), str(ds)])
-                )
-                enclave_check(address, size, opts.files)
-                subprocess.run(["rm", "-rf", str(ds / "big.bin"), str(ds / "tree")], check=True)
-            finally:
-                user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
-            shutil.rmtree(work / f"store{run}")
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
-    finally:
-        if server is not None:
-            server.kill()
-            server.wait()
-        shutil.rmtree(work, ignore_errors=True)
-
+    best = measure(opts, size, file_size)
     mb = 1e6
     cp_large = size / best["cp_large"] / mb
     sync_large = size / best["sync_large"] / mb
@@ -157,7 +158,7 @@ def main() -> int:
     vs_aws = sync_large / AWS_SAMPLE_MBS
     print(f"large file: cp to tmpfs {cp_large:.0f} MB/s, into the mount {sync_large:.0f} MB/s")
     print(f"            = {large_ratio:.2f}x cp, {vs_aws:.1f}x the AWS sample's 17 MB/s")
-    print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f} files/s")
+    print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f}/s")
     print(f"             = {small_ratio:.3f}x cp")
     figures = {
         "size_bytes": size,
