@@ -120,6 +120,8 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
     assert isinstance(backing, BackingStore)
     logging.basicConfig(level=logging.WARNING, format="user-runtime sync: %(message)s")
     link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)
+    for path, (size, mtime_ns) in backing.take_journal().items():
+        link.synced.mark(path, size, mtime_ns)
     try:
         link.start(give_up_after=5.0)
     except OSError as e:

@@ -28,6 +28,7 @@ from user_runtime.errors import InputError
 
 STORE_VERSION = 1
 MARKER = "store.json"
+JOURNAL = "synced.json"
 TREE = "tree"
 # specs/sync.md §3.1: the top-level folders every new store starts with.
 DEFAULT_FOLDERS = ("encrypted", "dataset", "model")
@@ -143,6 +144,26 @@ class BackingStore:
         )
         tmp.replace(marker)
         return cls(root)
+
+    # -- journal of files in step with the enclave (specs/sync.md §5.1) ------------------
+
+    def take_journal(self) -> dict[str, tuple[int, int]]:
+        """Read and delete the journal a clean unmount left (a crash leaves none)."""
+        path = self.root / JOURNAL
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            path.unlink()
+            entries = raw["synced"]
+            return {str(k): (int(v[0]), int(v[1])) for k, v in entries.items()}
+        except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+            path.unlink(missing_ok=True)
+            return {}
+
+    def save_journal(self, synced: dict[str, tuple[int, int]]) -> None:
+        """Write the journal atomically."""
+        tmp = self.root / f".{JOURNAL}.tmp"
+        tmp.write_text(json.dumps({"synced": synced}, sort_keys=True) + "\n", encoding="utf-8")
+        tmp.replace(self.root / JOURNAL)
 
     # -- paths ---------------------------------------------------------------------------
 

@@ -168,6 +168,10 @@ class SyncOperations:
             if handle.fd is not None:
                 os.close(handle.fd)
         self.enclave_link.close()
+        try:
+            self.store.save_journal(self.enclave_link.synced.snapshot())
+        except OSError as e:
+            log.warning("cannot save the sync journal: %s", e)
 
     # -- metadata ------------------------------------------------------------------------
 
@@ -252,6 +256,7 @@ class SyncOperations:
             c.unlink(sp)
             if not is_output(parts):
                 self.store.unlink(path)
+                self.enclave_link.synced.forget(sp)
 
         self._remote(op)
         return 0
@@ -270,6 +275,7 @@ class SyncOperations:
             c.rename(session_path(old), session_path(new))
             if not is_output(old_parts):
                 self.store.rename(old, new)
+                self.enclave_link.synced.move(session_path(old), session_path(new))
 
         self._remote(op)
         return 0
@@ -461,7 +467,7 @@ class SyncOperations:
         return 0
 
     def release(self, path: str | None, fh: int) -> int:
-        """Close; give the enclave the store's times so a replay can tell them equal."""
+        """Close; note the file as in step with the enclave so a replay can skip it (§5.1)."""
         with self._lock:
             handle = self._handles.pop(fh, None)
         if handle is None:
@@ -472,9 +478,7 @@ class SyncOperations:
                 if handle.dirty:
                     key = f"fh:{fh}"
                     self._remote(lambda c: c.flush(key))
-                self._remote(
-                    lambda c: c.utimens(session_path(path), st.st_atime_ns, st.st_mtime_ns)
-                )
+                self.enclave_link.synced.mark(session_path(path), st.st_size, st.st_mtime_ns)
         except OSError as e:
             log.warning("%s: closing: %s", path, e)
         finally:

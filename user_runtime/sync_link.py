@@ -117,6 +117,47 @@ class SessionClient(Protocol):
         """Whether the connection is still up (the client notices a close at once)."""
 
 
+class SyncedFiles:
+    """Files known to be in step with the enclave: session path -> (size, store mtime_ns).
+
+    Filled when a written file is closed without error and when the replay uploads
+    one; kept across a clean unmount in the store's journal (specs/sync.md §5.1).
+    A replay skips a file whose enclave size matches and whose store size and
+    mtime equal the recorded ones, instead of asking the enclave for its times
+    on every close.
+    """
+
+    def __init__(self, known: dict[str, tuple[int, int]] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._known = dict(known or {})
+
+    def mark(self, path: str, size: int, mtime_ns: int) -> None:
+        """Record `path` as equal on both sides."""
+        with self._lock:
+            self._known[path] = (size, mtime_ns)
+
+    def forget(self, path: str) -> None:
+        """Drop `path`."""
+        with self._lock:
+            self._known.pop(path, None)
+
+    def move(self, old: str, new: str) -> None:
+        """Follow a rename of a file or a folder (its whole subtree)."""
+        with self._lock:
+            for path in [p for p in self._known if p == old or p.startswith(old + "/")]:
+                self._known[new + path[len(old) :]] = self._known.pop(path)
+
+    def matches(self, path: str, size: int, mtime_ns: int) -> bool:
+        """Whether `path` was recorded with this size and store mtime."""
+        with self._lock:
+            return self._known.get(path) == (size, mtime_ns)
+
+    def snapshot(self) -> dict[str, tuple[int, int]]:
+        """A copy, for the journal."""
+        with self._lock:
+            return dict(self._known)
+
+
 class LinkLostError(Exception):
     """Internal: the connection to the enclave dropped during a call."""
 
@@ -195,6 +236,7 @@ class EnclaveLink:
         self._gave_up = False
         self._closed = threading.Event()
         self.replays = 0
+        self.synced = SyncedFiles()
 
     @property
     def generation(self) -> int:
@@ -277,7 +319,7 @@ class EnclaveLink:
                 client = None
                 try:
                     client = self._connect()
-                    reconcile(client, self._store, self._classify)
+                    reconcile(client, self._store, self._classify, self.synced)
                 except Exception as e:
                     if client is not None:
                         with contextlib.suppress(Exception):
@@ -309,12 +351,18 @@ def _remote_tree(client: SessionClient, path: str, into: dict[str, RemoteStat]) 
             _remote_tree(client, sub, into)
 
 
-def reconcile(client: SessionClient, store: BackingStore, classify: Classifier) -> int:
+def reconcile(
+    client: SessionClient,
+    store: BackingStore,
+    classify: Classifier,
+    synced: SyncedFiles | None = None,
+) -> int:
     """Make the enclave's tree (outside `output/`) equal to the store; return files uploaded.
 
     Entries the store lacks are removed (deepest first); folders are created;
-    files whose size or modification time differ are uploaded again; modes and
-    times are copied. A file that does not fit the enclave's budget is left
+    files are uploaded again unless the enclave's copy has the same size and
+    either the same mtime or a `synced` record matching the store file; modes
+    and times are copied. A file that does not fit the enclave's budget is left
     partial there and logged: the store keeps it whole (specs/sync.md §5.2).
     """
     remote: dict[str, RemoteStat] = {}
@@ -333,9 +381,10 @@ def reconcile(client: SessionClient, store: BackingStore, classify: Classifier) 
             log.warning("replay: cannot remove %s from the enclave: %s", path, e)
         remote.pop(path)
     uploaded = 0
+    known = synced if synced is not None else SyncedFiles()
     for path, entry in local.items():
         try:
-            uploaded += _restore(client, store, entry, remote.get(path))
+            uploaded += _restore(client, store, entry, remote.get(path), known)
         except Exception as e:
             if classify(e) is None:
                 raise
@@ -344,7 +393,11 @@ def reconcile(client: SessionClient, store: BackingStore, classify: Classifier) 
 
 
 def _restore(
-    client: SessionClient, store: BackingStore, entry: StoreEntry, have: RemoteStat | None
+    client: SessionClient,
+    store: BackingStore,
+    entry: StoreEntry,
+    have: RemoteStat | None,
+    known: SyncedFiles,
 ) -> int:
     sp = entry.path[1:]
     same_mode = have is not None and have.mode & 0o7777 == entry.mode
@@ -354,7 +407,12 @@ def _restore(
         elif not same_mode:
             client.chmod(sp, entry.mode)
         return 0
-    if have is not None and have.size == entry.size and have.mtime_ns == entry.mtime_ns:
+    same_time = have is not None and have.mtime_ns == entry.mtime_ns
+    if (
+        have is not None
+        and have.size == entry.size
+        and (same_time or known.matches(sp, entry.size, entry.mtime_ns))
+    ):
         if not same_mode:
             client.chmod(sp, entry.mode)
         return 0
@@ -364,6 +422,7 @@ def _restore(
     client.flush(sp)
     client.chmod(sp, entry.mode)
     client.utimens(sp, entry.atime_ns, entry.mtime_ns)
+    known.mark(sp, entry.size, entry.mtime_ns)
     return 1
 
 

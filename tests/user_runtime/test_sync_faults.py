@@ -160,3 +160,33 @@ def test_stale_enclave_content_is_removed_on_sync(sync_mount):
     sync_mount.start()
     assert _enclave_files(sync_mount.enclave) == _host_files(sync_mount.folder)
     assert not (sync_mount.folder / "dataset" / "stray.bin").exists()
+
+
+def test_unchanged_files_are_not_uploaded_again_after_a_clean_stop(sync_mount):
+    f = sync_mount.folder
+    (f / "dataset" / "same.bin").write_bytes(os.urandom(MiB))
+    (f / "dataset" / "changed.bin").write_bytes(b"old")
+    store = sync_mount.store / "tree" / "dataset"
+    with sync_mount.enclave.client() as c:
+        before = c.stat("dataset/same.bin")
+    assert before.mtime_ns != (store / "same.bin").stat().st_mtime_ns  # the enclave's own time
+    sync_mount.stop()
+    (store / "changed.bin").write_bytes(b"new content")  # changed while not mounted
+    sync_mount.start()
+    with sync_mount.enclave.client() as c:
+        assert c.stat("dataset/same.bin") == before  # untouched: not uploaded again
+        assert c.read("dataset/changed.bin", 0, 100) == b"new content"
+    assert _enclave_files(sync_mount.enclave) == _host_files(f)
+
+
+def test_after_sigkill_the_next_sync_compares_conservatively(sync_mount):
+    f = sync_mount.folder
+    (f / "dataset" / "a.bin").write_bytes(os.urandom(MiB))
+    os.kill(sync_mount.pid, signal.SIGKILL)
+    _wait_for(lambda: not mounts.pid_alive(sync_mount.pids[-1]), "the daemon to die")
+    sync_mount.start()
+    # no journal survived the kill: the file was uploaded again, with the store's times
+    with sync_mount.enclave.client() as c:
+        mtime = c.stat("dataset/a.bin").mtime_ns
+    assert mtime == (sync_mount.store / "tree" / "dataset" / "a.bin").stat().st_mtime_ns
+    assert _enclave_files(sync_mount.enclave) == _host_files(f)
