@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from package_format.eif.errors import EifSectionError
-from package_format.eif.hashing import PcrHasher
+from package_format.eif.hashing import Batcher, Chunk, Crc32, PcrHasher, Worker
 from package_format.eif.layout import (
     CRC_OFFSET,
     HEADER_SIZE,
@@ -32,11 +32,15 @@ from package_format.eif.pcr import Measurements
 
 @dataclass(frozen=True)
 class SectionSource:
-    """A section to write: its type, exact data size and the data as chunks."""
+    """A section to write: its type, exact data size and the data as chunks.
+
+    The chunks are handed to other threads: each must stay unchanged once yielded
+    (bytes, or views of memory the source never reuses).
+    """
 
     type: SectionType
     size: int
-    chunks: Iterable[bytes]
+    chunks: Iterable[Chunk]
 
     @classmethod
     def from_bytes(cls, section_type: SectionType, data: bytes) -> SectionSource:
@@ -66,6 +70,19 @@ def _check_order(types: list[SectionType]) -> None:
         raise EifSectionError(f"eif writer: unsupported section order ({names})")
 
 
+def _writer(out: BinaryIO, crc: Crc32) -> Callable[[Chunk], None]:
+    def consume(chunk: Chunk) -> None:
+        crc.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            n = out.write(view)
+            if not n:
+                raise OSError("eif writer: the output accepted no bytes")
+            view = view[n:]
+
+    return consume
+
+
 def write_eif(
     out: BinaryIO,
     sections: Sequence[SectionSource],
@@ -74,6 +91,10 @@ def write_eif(
     cert_der: bytes | None = None,
 ) -> WriteResult:
     """Write an EIF v4 to `out` (seekable, positioned at 0) in one streaming pass.
+
+    The caller's thread pulls the chunks; one thread computes the CRC and writes,
+    one per PCR hashes (specs/enclave-image.md §4.3), each fed in batches through
+    bounded queues. A chunk MUST NOT be modified after the source yields it.
 
     Args:
         out: the destination.
@@ -85,6 +106,7 @@ def write_eif(
     Raises:
         EifSectionError: bad section order, or a source yields a different size than declared.
         EifTooManySectionsError: more than 32 sections.
+        OSError: the output cannot be written.
     """
     _check_order([s.type for s in sections])
     sizes = [s.size for s in sections]
@@ -95,31 +117,43 @@ def write_eif(
         section_offsets=tuple(section_offsets(sizes)),
         section_sizes=tuple(sizes),
     ).to_bytes()
-    crc = zlib.crc32(header[:CRC_OFFSET])
+    # The CRC covers the header up to its own field (§3); the field is patched below.
+    crc = Crc32(zlib.crc32(header[:CRC_OFFSET]))
     out.write(header)
     written = HEADER_SIZE
-    with PcrHasher() as hasher:
-        for index, section in enumerate(sections):
-            sh = section_header(section.type, section.size)
-            crc = zlib.crc32(sh, crc)
-            out.write(sh)
-            hasher.begin_section(section.type)
-            count = 0
-            for chunk in section.chunks:
-                count += len(chunk)
-                if count > section.size:
-                    break
-                hasher.update(chunk)
-                crc = zlib.crc32(chunk, crc)
-                out.write(chunk)
-            if count != section.size:
-                raise EifSectionError(
-                    f"eif writer: section {index} ({section.type.name.lower()}) "
-                    f"gave {count} bytes, expected {section.size}"
-                )
-            written += len(sh) + count
-        measurements = hasher.finish(cert_der)
+    sink = Worker(_writer(out, crc), "eif-write")
+    feed = Batcher()
+    try:
+        feed.retarget((sink,))
+        with PcrHasher() as hasher:
+            for index, section in enumerate(sections):
+                sh = section_header(section.type, section.size)
+                feed.add(sh)
+                hasher.begin_section(section.type)
+                count = _feed_section(section, hasher, feed)
+                if count != section.size:
+                    raise EifSectionError(
+                        f"eif writer: section {index} ({section.type.name.lower()}) "
+                        f"gave {count} bytes, expected {section.size}"
+                    )
+                written += len(sh) + count
+            feed.flush()
+            measurements = hasher.finish(cert_der)
+    finally:
+        sink.stop()
+    sink.check()
     out.seek(CRC_OFFSET)
-    out.write(struct.pack(">I", crc))
+    out.write(struct.pack(">I", crc.value))
     out.seek(written)
-    return WriteResult(measurements=measurements, crc32=crc, size=written)
+    return WriteResult(measurements=measurements, crc32=crc.value, size=written)
+
+
+def _feed_section(section: SectionSource, hasher: PcrHasher, feed: Batcher) -> int:
+    count = 0
+    for chunk in section.chunks:
+        count += len(chunk)
+        if count > section.size:
+            break
+        hasher.update(chunk)
+        feed.add(chunk)
+    return count
