@@ -3,26 +3,25 @@
 """The runner's `BundleOpener` over package_format.bundle (specs/bundle-format.md §11).
 
 `open_bundle` parses the header and verifies the owner signature against the pinned keys
-before anything else; `extract` checks the key commitment, decrypts segment by segment and
-writes each file with `O_EXCL | O_NOFOLLOW` under the private directory. If anything fails
-the caller wipes the whole directory (the runner's `PrivateDir`), so a truncated or tampered
-payload never leaves a partial tree behind.
+before anything else; `extract` checks the key commitment, then decrypts the segments in
+parallel (`enclave.runner_extract`) into files created with `O_EXCL | O_NOFOLLOW` under the
+private directory. If anything fails, what was written is wiped before the error propagates
+(and the caller wipes the whole directory too, the runner's `PrivateDir`), so a truncated or
+tampered payload never leaves a partial tree behind.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
 from enclave.runner_api import BundleFacts, EntryFacts
+from enclave.runner_extract import extract_parallel
 from package_format.bundle import BundleReader
 from package_format.bundle.manifest import Manifest
 from package_format.bundle.reader import ReadableStream
-
-_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class VerifiedBundle:
@@ -33,28 +32,16 @@ class VerifiedBundle:
         self.facts = _facts(reader)
 
     def extract(self, data_key: bytes, dest: Path) -> None:
-        """Decrypt the payload into `dest` (which exists and is private).
+        """Decrypt the payload into `dest` (which exists and is private), two segments at a time.
+
+        On failure what was written is zeroed and removed before the error propagates.
 
         Raises:
             package_format.errors.PackageFormatError: Wrong key or damaged payload.
             OSError: A file could not be written.
         """
-        for item in self._reader.iter_files(data_key):
-            target = dest.joinpath(*item.path.split("/"))
-            if item.kind == "dir":
-                target.mkdir(mode=0o700, parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(target, _FILE_FLAGS, 0o600)
-            try:
-                for chunk in item.chunks:
-                    view = memoryview(chunk)
-                    while view:
-                        written = os.write(fd, view)
-                        view = view[written:]
-            finally:
-                os.close(fd)
-            target.chmod(0o700 if item.mode & 0o100 else 0o600)
+        segments = self._reader.segments(data_key)
+        extract_parallel(segments, self._reader.header.manifest.files, dest)
 
 
 def open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> VerifiedBundle:

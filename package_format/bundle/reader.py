@@ -29,6 +29,7 @@ from package_format.bundle.errors import (
 from package_format.bundle.header import BundleHeader, ParsedHeader, read_header
 from package_format.bundle.limits import DEFAULT_LIMITS, TAG_SIZE, BundleLimits
 from package_format.bundle.manifest import FileEntry, Manifest
+from package_format.bundle.segments import PayloadSegments
 from package_format.bundle.signing import verify_header
 from package_format.bundle.stream import SegmentOpener, check_commitment, derive_payload_key
 
@@ -148,6 +149,30 @@ class BundleReader:
             for _ in chunks:
                 pass
         cursor.finish()
+
+    def segments(self, data_key: bytes) -> PayloadSegments:
+        """The payload as numbered segments, to open several at once (see `segments.py`).
+
+        The key commitment is checked before anything is read; the payload can be read once.
+
+        Raises:
+            SignatureNotVerifiedError: `verify_signature` was not called first.
+            KeyCommitmentError: `data_key` is not this bundle's key.
+        """
+        if not self._verified:
+            raise SignatureNotVerifiedError("bundle: verify the signature before the payload")
+        if self._consumed:
+            raise SignatureNotVerifiedError("bundle: the payload can be read only once")
+        self._consumed = True
+        header = self.header
+        check_commitment(data_key, header.salt, header.commitment)
+        opener = SegmentOpener(
+            derive_payload_key(data_key, header.salt),
+            self.parsed.header_digest,
+            header.payload_size,
+            header.segment_size,
+        )
+        return PayloadSegments(self._stream, opener, header.payload_size, header.segment_size)
 
     def verify_payload(self, data_key: bytes) -> int:
         """Decrypt and check every segment, discarding the plaintext; return its size.

@@ -110,7 +110,10 @@ class SegmentSealer:
 
 
 class SegmentOpener:
-    """Decrypts segments in order into one reusable output buffer."""
+    """Decrypts segments into one reusable buffer, or into a caller's buffer.
+
+    `open_into` may be called from several threads at once (any segment, any order).
+    """
 
     def __init__(
         self, payload_key: bytes, aad: bytes, payload_size: int, segment_size: int
@@ -127,8 +130,20 @@ class SegmentOpener:
             SegmentOrderError: The segment is authentic for another position.
             SegmentAuthenticationError: The segment fails authentication.
         """
-        last = counter == self.count - 1
         out = memoryview(self._out)[: len(sealed) - TAG_SIZE]
+        self.open_into(counter, sealed, out)
+        return out
+
+    def open_into(self, counter: int, sealed: memoryview, out: memoryview) -> None:
+        """Decrypt segment `counter` into `out` (exactly `len(sealed) - 16` bytes).
+
+        On failure `out` holds unauthenticated bytes: the caller MUST NOT use them.
+
+        Raises:
+            SegmentOrderError: The segment is authentic for another position.
+            SegmentAuthenticationError: The segment fails authentication.
+        """
+        last = counter == self.count - 1
         try:
             self._aead.decrypt_into(nonce(counter, last), sealed, self._aad, out)
         except InvalidTag:
@@ -136,7 +151,6 @@ class SegmentOpener:
             raise SegmentAuthenticationError(
                 f"payload: segment {counter} failed authentication"
             ) from None
-        return out
 
     def _diagnose(self, counter: int, sealed: memoryview, out: memoryview) -> None:
         """Raise SegmentOrderError when the segment opens at another (position, flag)."""
