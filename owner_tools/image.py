@@ -11,16 +11,13 @@ renamed; `<output>.pcrs.json` gets the printed measurements.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import datetime as dt
 import importlib.util
-import io
 import json
 import os
 import stat
-import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +32,7 @@ from owner_tools.image_rootfs import (
     load_rootfs,
     merge_layer,
 )
+from owner_tools.writeback import WritebackFile
 from package_format.eif import (
     FLAG_ARCH_ARM64,
     LINUXKIT_MTIME,
@@ -48,7 +46,6 @@ from package_format.eif import (
     kernel_config_info,
     write_eif,
 )
-from package_format.eif.hashing import Chunk
 from package_format.errors import PackageFormatError
 
 DEFAULT_BLOBS = Path("/usr/share/nitro_enclaves/blobs")
@@ -66,7 +63,6 @@ DEFAULT_ENV = (
 BUILD_TOOL = "nitro-bundles-owner-tools"
 MAX_CUSTOM_METADATA = 4096
 CHUNK = 1 << 20
-KICK = 32 << 20
 
 
 class BlobMissingError(InputError):
@@ -238,52 +234,6 @@ class BuildResult:
     size: int
 
 
-class _WritebackFile(io.FileIO):
-    """The output file: starts the disk write-back of what it wrote every `KICK` bytes.
-
-    The build ends with an fsync; without these kicks the kernel leaves most of a
-    large image dirty in the page cache and that fsync waits for all of it at the end.
-    """
-
-    def __init__(self, fd: int) -> None:
-        super().__init__(fd, "r+", closefd=True)
-        self._since = 0
-        self._kicked = 0
-
-    def write(self, data: Chunk) -> int:  # type: ignore[override]
-        n = super().write(data) or 0
-        self._since += n
-        if self._since >= KICK:
-            end = self.tell()
-            _start_writeback(self.fileno(), self._kicked, end - self._kicked)
-            self._kicked, self._since = end, 0
-        return n
-
-
-def _load_sync_file_range() -> Callable[[int, int, int], None] | None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
-    fn.restype = ctypes.c_int
-
-    def start(fd: int, offset: int, length: int) -> None:
-        fn(fd, offset, length, _SYNC_FILE_RANGE_WRITE)  # best effort: the fsync still follows
-
-    return start
-
-
-_SYNC_FILE_RANGE_WRITE = 2
-_sync_file_range = _load_sync_file_range() if sys.platform == "linux" else None
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    if _sync_file_range is not None and length > 0:
-        _sync_file_range(fd, offset, length)
-
-
 def _file_section(stack: ExitStack, section_type: SectionType, path: Path) -> SectionSource:
     f: BinaryIO = stack.enter_context(path.open("rb", buffering=0))
     size = os.fstat(f.fileno()).st_size
@@ -363,7 +313,7 @@ def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult
     tmp = Path(tmp_name)
     try:
         with ExitStack() as stack:
-            out = stack.enter_context(_WritebackFile(fd))
+            out = stack.enter_context(WritebackFile(fd))
             sections = [
                 _file_section(stack, SectionType.KERNEL, opts.blobs.kernel),
                 SectionSource.from_bytes(SectionType.CMDLINE, cmdline),

@@ -18,10 +18,10 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
 
 from owner_tools.errors import InputError
 from owner_tools.kms.interface import KeyService
+from owner_tools.writeback import QueuedWriter, WritebackFile
 from package_format.bundle.config import BundleConfig, default_runtime, parse_bundle_toml
 from package_format.bundle.header import BundleHeader
 from package_format.bundle.limits import DEFAULT_SEGMENT_SIZE, DIR_MODE
@@ -38,6 +38,8 @@ from package_format.bundle.writer import build_header, write_bundle
 from package_format.errors import PackageFormatError
 
 MAX_MANIFEST_FILE = 1 << 20
+#: Sealed segments queued for the writing thread.
+WRITE_DEPTH = 2
 
 
 class AppFolderError(InputError):
@@ -240,24 +242,33 @@ def pack(
         output,
         lambda out: write_bundle(
             out, header, signing_key=signing_key, data_key=data_key, open_file=open_file,
-            progress=progress,
+            progress=progress, out_buffers=WRITE_DEPTH + 2,
         ),
     )  # fmt: skip
     return PackResult(output=output, header=header, bundle_size=size)
 
 
-def _write_atomically(output: Path, write: Callable[[BinaryIO], int]) -> int:
-    """Write to a temp file in the target directory, fsync, rename; clean up on failure."""
+def _write_atomically(output: Path, write: Callable[[QueuedWriter], int]) -> int:
+    """Write to a temp file in the target directory, fsync, rename; clean up on failure.
+
+    The writes happen in a `QueuedWriter` thread (reading and sealing go on meanwhile) over a
+    `WritebackFile` (the disk works during the pass, so the final fsync is short).
+    """
     directory = output.parent
     fd = -1
     temp = directory / f".{output.name}.{os.getpid()}.partial"
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        with WritebackFile(fd, "w") as raw:
             fd = -1
-            size = write(out)
-            out.flush()
-            os.fsync(out.fileno())
+            out = QueuedWriter(raw, WRITE_DEPTH)
+            try:
+                size = write(out)
+            finally:
+                with contextlib.suppress(OSError):
+                    out.close()  # on success, closed again below to surface a write error
+            out.close()
+            os.fsync(raw.fileno())
         temp.replace(output)
     except BaseException:
         if fd >= 0:

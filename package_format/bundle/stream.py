@@ -84,25 +84,34 @@ def nonce(counter: int, last: bool) -> bytes:
 
 
 class SegmentSealer:
-    """Encrypts segments in order into one reusable output buffer."""
+    """Encrypts segments in order into a ring of `buffers` reusable output buffers."""
 
     def __init__(
-        self, payload_key: bytes, aad: bytes, payload_size: int, segment_size: int
+        self,
+        payload_key: bytes,
+        aad: bytes,
+        payload_size: int,
+        segment_size: int,
+        buffers: int = 1,
     ) -> None:
         self._aead = AESGCM(payload_key)
         self._aad = aad
         self._count = segment_count(payload_size, segment_size)
         self._next = 0
-        self._out = bytearray(segment_size + TAG_SIZE)
+        self._outs = [bytearray(segment_size + TAG_SIZE) for _ in range(max(1, buffers))]
 
     def seal(self, plaintext: memoryview) -> memoryview:
-        """Encrypt the next segment; the result is valid until the next call."""
+        """Encrypt the next segment; the result is valid until `buffers` more calls.
+
+        Raises:
+            ValueError: More segments than the header declares.
+        """
         counter = self._next
         if counter >= self._count:
             raise ValueError("more segments than the header declares")
         self._next += 1
         size = len(plaintext) + TAG_SIZE
-        out = memoryview(self._out)[:size]
+        out = memoryview(self._outs[counter % len(self._outs)])[:size]
         self._aead.encrypt_into(
             nonce(counter, counter == self._count - 1), plaintext, self._aad, out
         )

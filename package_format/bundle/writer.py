@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from hashlib import sha256
-from typing import IO, Protocol
+from typing import Protocol
 
 from package_format.bundle.errors import KeyFileError, PayloadSourceError
 from package_format.bundle.header import BundleHeader
@@ -25,6 +25,13 @@ from package_format.bundle.stream import (
     derive_payload_key,
     key_commitment,
 )
+
+
+class WriteStream(Protocol):
+    """Where the bundle goes: an open file, `io.BytesIO`, or a writer of the caller's."""
+
+    def write(self, data: bytes | memoryview, /) -> int:
+        """Write (or queue) all of `data`; return its length."""
 
 
 class ReadIntoStream(Protocol):
@@ -80,18 +87,21 @@ def build_header(
 
 
 def write_bundle(
-    out: IO[bytes],
+    out: WriteStream,
     header: BundleHeader,
     *,
     signing_key: bytes,
     data_key: bytes,
     open_file: OpenFile,
     progress: Progress | None = None,
+    out_buffers: int = 1,
 ) -> int:
     """Write the whole bundle to `out`; return the number of bytes written.
 
     Files are read in file-table order through `open_file`; each must deliver
-    exactly the size its entry declares.
+    exactly the size its entry declares. Each sealed segment goes to `out.write`
+    as a view of one of `out_buffers` reused buffers: an `out` that writes later
+    (another thread) may hold a view until `out_buffers - 1` more were passed.
 
     Raises:
         KeyFileError: `signing_key` does not match the header's signer.
@@ -113,6 +123,7 @@ def write_bundle(
             sha256(signed).digest(),
             header.payload_size,
             header.segment_size,
+            out_buffers,
         ),
         header.segment_size,
         progress,
@@ -128,7 +139,7 @@ class _Segmenter:
     """Fills one segment-sized buffer from successive files and seals it when full."""
 
     def __init__(
-        self, out: IO[bytes], sealer: SegmentSealer, seg: int, progress: Progress | None
+        self, out: WriteStream, sealer: SegmentSealer, seg: int, progress: Progress | None
     ) -> None:
         self._out = out
         self._sealer = sealer

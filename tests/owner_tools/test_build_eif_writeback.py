@@ -5,9 +5,11 @@ and the bytes stay those of the AWS vector."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from owner_tools import image
+from owner_tools import writeback
 from owner_tools._cli import main
 
 
@@ -48,8 +50,8 @@ def _build(tmp_path, aws_vector) -> int:
 
 def test_writeback_is_started_over_consecutive_ranges(tmp_path, aws_vector, monkeypatch, capsys):
     calls: list[tuple[int, int]] = []
-    monkeypatch.setattr(image, "KICK", 1000)
-    monkeypatch.setattr(image, "_start_writeback", lambda fd, off, n: calls.append((off, n)))
+    monkeypatch.setattr(writeback, "KICK", 1000)
+    monkeypatch.setattr(writeback, "start_writeback", lambda fd, off, n: calls.append((off, n)))
     assert _build(tmp_path, aws_vector) == 0
     capsys.readouterr()
     data = (tmp_path / "tiny.eif").read_bytes()
@@ -63,13 +65,13 @@ def test_writeback_is_started_over_consecutive_ranges(tmp_path, aws_vector, monk
     assert len(data) // 2 < pos <= len(data)
 
 
-@pytest.mark.skipif(image._sync_file_range is None, reason="sync_file_range is Linux-only")
+@pytest.mark.skipif(writeback._sync_file_range is None, reason="sync_file_range is Linux-only")
 def test_real_sync_file_range_call_succeeds(tmp_path):
     path = tmp_path / "f"
     path.write_bytes(b"x" * 10_000)
-    fd = image.os.open(path, image.os.O_RDWR)
+    fd = os.open(path, os.O_RDWR)
     try:
-        image._start_writeback(fd, 0, 10_000)  # must not raise; the data stays the same
+        writeback.start_writeback(fd, 0, 10_000)  # must not raise; the data stays the same
     finally:
-        image.os.close(fd)
+        os.close(fd)
     assert path.read_bytes() == b"x" * 10_000
