@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import errno
+import functools
 import itertools
 import logging
 import os
@@ -93,6 +94,13 @@ def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) ->
         "st_blksize": IO_SIZE,
         "st_blocks": (size + 511) // 512,
     }
+
+
+def _store_write(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
 
 
 def _remote_dict(info: RemoteStat) -> dict[str, int]:
@@ -182,6 +190,7 @@ class SyncOperations:
         if is_output(parts):
             info = self._remote(lambda c: c.stat(session_path(path)))
             return _remote_dict(info)
+        self._writes.drain()  # queued store writes first: sizes must include them
         st = self.store.lstat(path)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             raise OSError(errno.ENOENT, "not a file or folder")
@@ -402,6 +411,7 @@ class SyncOperations:
         """Read from the store, or from the enclave inside output/."""
         handle = self._handle(fh)
         if handle.fd is not None:
+            self._writes.drain()
             return os.pread(handle.fd, size, offset)
         if handle.dirty:
             self._flush_handle(path, fh)
@@ -412,13 +422,12 @@ class SyncOperations:
         handle = self._handle(fh)
         if handle.error:
             raise OSError(handle.error, os.strerror(handle.error))
-        if handle.fd is not None:
-            written = os.pwrite(handle.fd, data, offset)
-            if written != len(data):
-                data = data[:written]
         handle.dirty = handle.written = True
-        if path is not None:
-            self._writes.put(handle, session_path(path), offset, data, f"fh:{fh}")
+        local = (
+            None if handle.fd is None else functools.partial(_store_write, handle.fd, data, offset)
+        )
+        sp = None if path is None else session_path(path)
+        self._writes.put(handle, local=local, path=sp, offset=offset, data=data, key=f"fh:{fh}")
         return len(data)
 
     def _flush_handle(self, path: str | None, fh: int) -> None:
@@ -472,6 +481,7 @@ class SyncOperations:
             handle = self._handles.pop(fh, None)
         if handle is None:
             return 0
+        self._writes.drain()  # its queued store writes need the descriptor
         try:
             if handle.fd is not None and path is not None and handle.written and not handle.error:
                 st = os.fstat(handle.fd)

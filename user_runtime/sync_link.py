@@ -433,9 +433,11 @@ def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionCl
 class WriteQueue:
     """Sends pipelined writes from a thread of its own (specs/sync.md §6.1).
 
-    A FUSE write then costs the store write and a queue append, and the next
-    kernel request is read while the previous chunk is sent: the copy, the
-    send and the enclave's receive run on different cores. Writes leave in
+    A FUSE write then costs a copy and a queue append, and the next kernel
+    request is read while this thread writes the previous chunk to the store
+    and sends it: the kernel copy, the store write with the send, and the
+    enclave's receive run at the same time. The store write always comes
+    before the send, so a replay after a lost connection includes it. Writes leave in
     the order queued; callers `drain()` before any other enclave request, so
     nothing overtakes a queued write. A failure is handed to `on_error` with
     the write's token (the file handle) and its errno.
@@ -451,25 +453,43 @@ class WriteQueue:
         self._on_error = on_error
         self._limit = limit_bytes
         self._cond = threading.Condition()
-        self._queue: collections.deque[tuple[object, Callable[[SessionClient], object], int]] = (
-            collections.deque()
-        )
+        self._queue: collections.deque[
+            tuple[
+                object, Callable[[], object] | None, Callable[[SessionClient], object] | None, int
+            ]
+        ] = collections.deque()
         self._bytes = 0
         self._busy = False
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="enclave-writes", daemon=True)
         self._thread.start()
 
-    def put(self, token: object, path: str, offset: int, data: bytes, key: str) -> None:
-        """Queue one write (blocks while `limit_bytes` are already queued)."""
-        self.put_call(token, functools.partial(_send_write, path, offset, data, key), len(data))
+    def put(
+        self,
+        token: object,
+        *,
+        local: Callable[[], object] | None,
+        path: str | None,
+        offset: int,
+        data: bytes,
+        key: str,
+    ) -> None:
+        """Queue one write: `local()` (the store write) first, then the send when `path`."""
+        send = None if path is None else functools.partial(_send_write, path, offset, data, key)
+        self.put_call(token, send, len(data), local)
 
-    def put_call(self, token: object, fn: Callable[[SessionClient], object], size: int = 0) -> None:
-        """Queue any request whose failure belongs to `token` (e.g. the create of a file)."""
+    def put_call(
+        self,
+        token: object,
+        fn: Callable[[SessionClient], object] | None,
+        size: int = 0,
+        local: Callable[[], object] | None = None,
+    ) -> None:
+        """Queue a request whose failure belongs to `token` (e.g. the create of a file)."""
         with self._cond:
             while self._bytes >= self._limit and not self._stopped:
                 self._cond.wait()
-            self._queue.append((token, fn, size))
+            self._queue.append((token, local, fn, size))
             self._bytes += size
             self._cond.notify_all()
 
@@ -493,10 +513,13 @@ class WriteQueue:
                     self._cond.wait()
                 if not self._queue:
                     return
-                token, fn, size = self._queue.popleft()
+                token, local, fn, size = self._queue.popleft()
                 self._busy = True
             try:
-                self._link.call(fn)
+                if local is not None:
+                    local()
+                if fn is not None:
+                    self._link.call(fn)
             except OSError as e:
                 self._on_error(token, e.errno or errno.EIO)
             finally:
