@@ -180,12 +180,15 @@ def child_main(argv: list[str]) -> None:
 
 
 def make_input(path: Path, size: int) -> None:
+    """Random bytes, flushed to disk: its write-back must not land inside a measured run."""
     with path.open("wb") as f:
         left = size
         while left:
             n = min(CHUNK, left)
             f.write(os.urandom(n))
             left -= n
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def main() -> None:
