@@ -44,6 +44,7 @@ from package_format.rpc.messages import SUPPORTED_VERSIONS
 from user_runtime.errors import ExternalError, UsageError
 
 _SOCKET_BUFFER = 4 * 1024 * 1024
+_IOV_MAX = 1024
 _HEADER_ROOM = 4096  # room for a write header beside a full chunk
 _EMPTY = memoryview(b"")
 
@@ -183,7 +184,8 @@ class EnclaveClient:
         self.limits = welcome.limits
         self.chunk_size = min(welcome.limits.max_chunk, welcome.limits.max_frame - _HEADER_ROOM)
         self._decoder = decoder
-        self._send_lock = threading.Lock()
+        self._send_lock = threading.RLock()
+        self._corked: list[memoryview] | None = None  # frames held by `batch()`
         self._cond = threading.Condition()
         self._pending: dict[int, _Waiter | _WriteSlot | RunHandle] = {}
         self._files: dict[str, _FileState] = {}
@@ -278,10 +280,40 @@ class EnclaveClient:
     def _send(self, request_id: int, op: str, args: dict[str, Any], body: Any = _EMPTY) -> None:
         head, payload = encode_frame(Request(request_id, op, args).header(), body, self.limits)
         parts = [memoryview(head), memoryview(payload).cast("B")]
+        with self._send_lock:
+            if self._corked is not None:  # only the batching thread gets here
+                self._corked += parts
+                return
+            self._send_parts(parts)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the requests made inside in one `sendmsg` when the block ends.
+
+        Other threads' requests wait until then. Meant for a few pipelined
+        requests (a small file's create and write): a call that waits for its
+        reply, or more pipelined requests than the window, would wait forever.
+
+        Raises:
+            ConnectionLostError: the connection broke while sending.
+        """
+        with self._send_lock:
+            if self._corked is not None:  # nested: the outer block sends
+                yield
+                return
+            self._corked = []
+            try:
+                yield
+            finally:
+                parts, self._corked = self._corked, None
+                if parts:
+                    self._send_parts(parts)
+
+    def _send_parts(self, parts: list[memoryview]) -> None:
         try:
             with self._send_lock:
                 while parts:
-                    sent = self._sock.sendmsg(parts)
+                    sent = self._sock.sendmsg(parts[:_IOV_MAX])
                     while parts and sent >= len(parts[0]):
                         sent -= len(parts[0])
                         parts.pop(0)

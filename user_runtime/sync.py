@@ -190,7 +190,7 @@ class SyncOperations:
         if is_output(parts):
             info = self._remote(lambda c: c.stat(session_path(path)))
             return _remote_dict(info)
-        self._writes.drain()  # queued store writes first: sizes must include them
+        self._writes.drain_local()  # queued store writes first: sizes must include them
         st = self.store.lstat(path)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             raise OSError(errno.ENOENT, "not a file or folder")
@@ -390,9 +390,9 @@ class SyncOperations:
         fh = self._new_handle(path, self.store.open(path, store_flags, mode))
         handle = self._handles[fh]
         handle.dirty = handle.written = True
-        self._writes.put_call(
-            handle, lambda c: c.create(sp, perm, truncate=truncate, exclusive=False)
-        )
+        args = {"path": sp, "mode": perm, "truncate": truncate, "exclusive": False}
+        key = f"fh:{fh}"
+        self._writes.put_call(handle, lambda c: c.call_pipelined("create", args, key=key))
         return fh
 
     def open(self, path: str, flags: int) -> int:
@@ -518,6 +518,9 @@ class MountOptions:
     entry_timeout: float = 1.0
     output_poll: float = 0.25
     max_write_fuse2: int = 128 * 1024
+    # One thread: cp's requests come one at a time, and a ctypes callback on a
+    # libfuse worker thread costs a Python thread state per call (§8).
+    threads: bool = False
 
 
 class OutputWatcher:
@@ -639,7 +642,7 @@ def serve(
     timeouts = (opts.attr_timeout, opts.entry_timeout) if can_invalidate else (0.0, 0.0)
     kwargs: dict[str, Any] = {
         "foreground": True,
-        "nothreads": False,
+        "nothreads": not opts.threads,
         "fsname": "nitro-bundles-sync",
         "subtype": "nbsync",
         "default_permissions": True,

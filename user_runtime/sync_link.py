@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from user_runtime.backing_store import OUTPUT, BackingStore, StoreEntry
 
@@ -102,6 +102,9 @@ class SessionClient(Protocol):
         self, path: str, offset: int, data: bytes | memoryview, *, key: str | None = None
     ) -> None:
         """Queue a write; its error surfaces on `flush(key or path)`."""
+
+    def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
+        """Queue a bodiless request; its error surfaces on `flush(key)`."""
 
     def flush(self, key: str) -> None:
         """Wait for the writes under `key`; raise the first error."""
@@ -430,17 +433,45 @@ def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionCl
     client.write_pipelined(path, offset, data, key=key)
 
 
-class WriteQueue:
-    """Sends pipelined writes from a thread of its own (specs/sync.md §6.1).
+Send = Callable[[SessionClient], object]
 
-    A FUSE write then costs a copy and a queue append, and the next kernel
+
+def _send_all(sends: Sequence[Send], client: SessionClient) -> None:
+    """Send requests in order, in one `sendmsg` when the client can batch them."""
+    batch = getattr(client, "batch", None)
+    with batch() if batch is not None else contextlib.nullcontext():
+        for send in sends:
+            send(client)
+
+
+@dataclass
+class _Item:
+    """Queued work: store writes first, then the sends; failures go to every token."""
+
+    tokens: tuple[object, ...]
+    local: Callable[[], object] | None
+    sends: tuple[Send, ...]
+    size: int
+
+
+class WriteQueue:
+    """Sends pipelined writes in order, from a thread of its own or held for a batch.
+
+    Large writes (over `inline_bytes`) go through the queue thread (specs/sync.md
+    §6.1): a FUSE write then costs a copy and a queue append, and the next kernel
     request is read while this thread writes the previous chunk to the store
-    and sends it: the kernel copy, the store write with the send, and the
-    enclave's receive run at the same time. The store write always comes
-    before the send, so a replay after a lost connection includes it. Writes leave in
-    the order queued; callers `drain()` before any other enclave request, so
-    nothing overtakes a queued write. A failure is handed to `on_error` with
-    the write's token (the file handle) and its errno.
+    and sends it. Small requests with nothing queued do their store write at once
+    in the caller's thread and their send is *held*: the held sends leave
+    together in one `sendmsg` at the next `drain()` (every flush and enclave
+    request drains), when a large write is queued, when `hold_count` or
+    `inline_bytes` is reached, or after `hold_seconds`. A small file's create,
+    write and close so cost one message each way and no hand-over between threads.
+
+    The store write always comes before the send, so a replay after a lost
+    connection includes it. Requests leave in the order put; callers `drain()`
+    before any other enclave request, so nothing overtakes a queued write. A
+    failure is handed to `on_error` with the request's token (the file handle)
+    and its errno.
     """
 
     def __init__(
@@ -453,12 +484,14 @@ class WriteQueue:
         self._on_error = on_error
         self._limit = limit_bytes
         self._cond = threading.Condition()
-        self._queue: collections.deque[
-            tuple[
-                object, Callable[[], object] | None, Callable[[SessionClient], object] | None, int
-            ]
-        ] = collections.deque()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._held: list[tuple[object, Send]] = []
+        self._held_bytes = 0
+        self.inline_bytes = 64 * 1024
+        self.hold_count = 16
+        self.hold_seconds = 0.05
         self._bytes = 0
+        self._local = 0  # queued store writes not yet done
         self._busy = False
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="enclave-writes", daemon=True)
@@ -481,26 +514,73 @@ class WriteQueue:
     def put_call(
         self,
         token: object,
-        fn: Callable[[SessionClient], object] | None,
+        fn: Send | None,
         size: int = 0,
         local: Callable[[], object] | None = None,
     ) -> None:
         """Queue a request whose failure belongs to `token` (e.g. the create of a file)."""
         with self._cond:
-            while self._bytes >= self._limit and not self._stopped:
-                self._cond.wait()
-            self._queue.append((token, local, fn, size))
-            self._bytes += size
-            self._cond.notify_all()
+            inline = size <= self.inline_bytes and not self._queue and not self._busy
+            if inline:
+                self._busy = True
+            else:
+                self._queue_held()
+                while self._bytes >= self._limit and not self._stopped:
+                    self._cond.wait()
+                self._queue.append(_Item((token,), local, () if fn is None else (fn,), size))
+                self._bytes += size
+                self._local += local is not None
+                self._cond.notify_all()
+                return
+        try:
+            if local is not None:
+                local()
+        except OSError as e:
+            fn = None  # as when queued: no send after a failed store write
+            self._on_error(token, e.errno or errno.EIO)
+        finally:
+            with self._cond:
+                self._busy = False
+                if fn is not None:
+                    self._held.append((token, fn))
+                    self._held_bytes += size
+                    if len(self._held) >= self.hold_count or self._held_bytes >= self.inline_bytes:
+                        self._queue_held()
+                self._cond.notify_all()
+
+    def _queue_held(self) -> None:
+        # Called with self._cond held: the held sends become one queued item.
+        if self._held:
+            tokens = tuple(token for token, _ in self._held)
+            sends = tuple(send for _, send in self._held)
+            self._queue.append(_Item(tokens, None, sends, self._held_bytes))
+            self._bytes += self._held_bytes
+            self._held, self._held_bytes = [], 0
 
     def drain(self) -> None:
-        """Wait until every queued write has been handed to the connection."""
+        """Wait until every queued or held request has been handed to the connection."""
+        with self._cond:
+            if self._held and not self._queue and not self._busy:
+                self._queue_held()
+                item = self._queue.popleft()
+                self._busy = True
+            else:
+                self._queue_held()
+                item = None
+        if item is not None:
+            self._finish(item)
         with self._cond:
             while self._queue or self._busy:
                 self._cond.wait()
 
+    def drain_local(self) -> None:
+        """Wait until every queued store write is done (not needed for sends)."""
+        with self._cond:
+            while self._local:
+                self._cond.wait()
+
     def stop(self) -> None:
-        """Send what is queued, then end the thread."""
+        """Send what is queued or held, then end the thread."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
@@ -510,20 +590,42 @@ class WriteQueue:
         while True:
             with self._cond:
                 while not self._queue and not self._stopped:
-                    self._cond.wait()
+                    if self._held and not self._busy:
+                        if not self._cond.wait(self.hold_seconds):
+                            self._queue_held()  # nobody drained them: send them now
+                    else:
+                        self._cond.wait()
+                if self._stopped and not self._busy:
+                    self._queue_held()
                 if not self._queue:
                     return
-                token, local, fn, size = self._queue.popleft()
+                item = self._queue.popleft()
                 self._busy = True
-            try:
-                if local is not None:
-                    local()
-                if fn is not None:
-                    self._link.call(fn)
-            except OSError as e:
+            self._finish(item)
+
+    def _finish(self, item: _Item) -> None:
+        # Runs with self._busy set by the caller.
+        try:
+            self._run(item)
+        finally:
+            with self._cond:
+                self._bytes -= item.size
+                self._busy = False
+                self._cond.notify_all()
+
+    def _run(self, item: _Item) -> None:
+        try:
+            if item.local is not None:
+                try:
+                    item.local()
+                finally:
+                    with self._cond:
+                        self._local -= 1
+                        self._cond.notify_all()
+            if len(item.sends) == 1:
+                self._link.call(item.sends[0])
+            elif item.sends:
+                self._link.call(functools.partial(_send_all, item.sends))
+        except OSError as e:
+            for token in item.tokens:
                 self._on_error(token, e.errno or errno.EIO)
-            finally:
-                with self._cond:
-                    self._bytes -= size
-                    self._busy = False
-                    self._cond.notify_all()
