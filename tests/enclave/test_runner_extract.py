@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave import runner_extract
+from enclave import runner_bundle, runner_extract
 from enclave.runner_bundle import open_bundle
 from package_format.bundle import BundleReader, build_header, public_key_of, write_bundle
 from package_format.bundle.errors import (
@@ -95,13 +95,29 @@ def _sequential_error(data: bytes, key: bytes = KEY) -> PackageFormatError:
 
 
 @pytest.fixture(
-    params=[(1, 1), (2, 1), (2, 3 * SEG), (3, 2 * SEG)], ids=lambda p: f"w{p[0]}b{p[1]}"
+    params=[(0, 0), (1, 1), (2, 1), (2, 3 * SEG), (3, 2 * SEG)],
+    ids=lambda p: f"w{p[0]}b{p[1]}" if p[0] else "in-order",
 )
 def workers(request, monkeypatch) -> int:
+    """0: the file-by-file path; else that many workers with batches of about `batch` bytes."""
     n, batch = request.param
+    if n == 0:
+        monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", 1 << 60)
+        return 0
+    monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", 0)
     monkeypatch.setattr(runner_extract, "WORKERS", n)
     monkeypatch.setattr(runner_extract, "BATCH_BYTES", batch)
     return n
+
+
+def test_small_file_bundles_go_file_by_file_and_big_ones_in_parallel(tmp_path, monkeypatch) -> None:
+    used: list[str] = []
+    monkeypatch.setattr(runner_bundle, "extract_in_order", lambda *a: used.append("in-order"))
+    monkeypatch.setattr(runner_bundle, "extract_parallel", lambda *a: used.append("parallel"))
+    _extract(BUNDLE, tmp_path)
+    monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", PAYLOAD // len(FILES))
+    _extract(BUNDLE, tmp_path)
+    assert used == ["in-order", "parallel"]
 
 
 def test_every_file_and_mode_across_segment_boundaries(tmp_path: Path, workers: int) -> None:
@@ -177,7 +193,7 @@ def test_final_segment_dropped_rejected(tmp_path: Path, workers: int) -> None:
     _attack_check(BUNDLE[: _segment(COUNT - 1).start], tmp_path, TruncatedPayloadError)
 
 
-def test_wrong_key_rejected_before_any_file(tmp_path: Path) -> None:
+def test_wrong_key_rejected_before_any_file(tmp_path: Path, workers: int) -> None:
     with pytest.raises(KeyCommitmentError):
         _extract(BUNDLE, tmp_path, key=b"X" * 32)
     assert list(tmp_path.iterdir()) == []
@@ -191,8 +207,11 @@ def test_write_failure_wipes_what_was_created(tmp_path: Path, workers: int) -> N
     assert (tmp_path / "z.bin").read_bytes() == b"in the way"
 
 
-def test_failure_wipes_authentic_files_already_written(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(runner_extract, "BATCH_BYTES", SEG)
+def test_failure_wipes_authentic_files_already_written(
+    tmp_path: Path, monkeypatch, workers: int
+) -> None:
+    if workers:
+        monkeypatch.setattr(runner_extract, "BATCH_BYTES", SEG)
     seen: list[bytes] = []
     real = runner_extract.wipe_tree
 
@@ -215,7 +234,7 @@ def test_failure_wipes_authentic_files_already_written(tmp_path: Path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-def test_empty_payload(tmp_path: Path) -> None:
+def test_empty_payload(tmp_path: Path, workers: int) -> None:
     data = _bundle({"main.py": b""})
     _extract(data, tmp_path)
     assert (tmp_path / "main.py").read_bytes() == b""
