@@ -28,7 +28,8 @@ setup: system-packages $(STAMP)
 demo: setup
 	$(BIN)/python examples/demo.py
 
-test: setup
+# Lint first (seconds), then the suite; CI runs exactly this.
+test: setup lint
 	$(BIN)/python -m pytest -q
 
 lint: setup
