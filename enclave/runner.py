@@ -9,9 +9,11 @@ Order of a run, each step refusing before the next costs anything:
 2. check the manifest's validity window on the enclave's clock and the image's minimum
    version for the bundle's name (replay of an older version);
 3. refuse an entrypoint the signed manifest does not declare, and bad arguments;
-4. obtain the data key through attestation (`KeyRelease`);
-5. decrypt into a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which
-   no RPC can name; export the session roots the arguments name; map the arguments;
+4. create a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which no
+   RPC can name, and obtain the data key through attestation (`KeyRelease`) while another
+   thread lays out the signed file table's files there, pre-sized (no plaintext yet);
+5. decrypt into that directory; export the session roots the arguments name; map the
+   arguments;
 6. run `python -B -E -s -u ENTRY ARGS` in its own process group, cwd = the decrypted app,
    streaming stdout and (when the manifest allows) stderr to the sink as they come;
 7. copy /output/ back into the session (when the manifest allows files);
@@ -45,6 +47,7 @@ from enclave.runner_api import (
     EntryFacts,
     KeyRelease,
     OpenedBundle,
+    PreparableBundle,
     RunRequest,
     RunResult,
     RunSink,
@@ -156,10 +159,10 @@ class Runner:
                     f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
                 )
             check_arguments(request.args)
-            key = self._data_key(facts)
-            if self._cancel.is_set():
-                raise RunCancelledError("run cancelled")
             with PrivateDir(self._config.work_base) as work:
+                key = self._key_while_preparing(opened, work.path / "app", facts)
+                if self._cancel.is_set():
+                    raise RunCancelledError("run cancelled")
                 return self._run_in(
                     work.path,
                     request=request,
@@ -205,6 +208,41 @@ class Runner:
                 f"{minimum} pinned in the image"
             )
 
+    def _key_while_preparing(self, opened: OpenedBundle, app: Path, facts: BundleFacts) -> bytes:
+        """Release the data key while another thread lays out the app's files (pre-sized).
+
+        The signature verified already, so the sizes come from the signed file table; no
+        plaintext exists before the key does. If either side fails, what was laid out is
+        removed (the caller's `PrivateDir` wipes the rest).
+        """
+        app.mkdir(mode=0o700)
+        if not isinstance(opened, PreparableBundle):
+            return self._data_key(facts)
+        failed: list[BaseException] = []
+
+        def prepare() -> None:
+            try:
+                opened.prepare(app)
+            except BaseException as exc:
+                failed.append(exc)
+
+        thread = threading.Thread(target=prepare, name="prepare", daemon=True)
+        thread.start()
+        try:
+            key = self._data_key(facts)
+        except BaseException:
+            thread.join()
+            opened.discard()
+            raise
+        thread.join()
+        if failed:
+            opened.discard()
+            raise RunSetupError(
+                f"bundle {facts.name}: cannot lay out its files in the enclave's memory: "
+                f"{_reason(failed[0])}"
+            ) from failed[0]
+        return key
+
     def _data_key(self, facts: BundleFacts) -> bytes:
         ttl = self._config.key_cache_seconds
         if ttl > 0 and facts.header_digest:
@@ -234,7 +272,7 @@ class Runner:
     ) -> RunResult:
         facts = opened.facts
         app = work / "app"
-        for sub in ("app", "home", "tmp", "session"):
+        for sub in ("home", "tmp", "session"):
             (work / sub).mkdir(mode=0o700)
         try:
             opened.extract(key, app)

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,24 @@ class OpenedBundle(Protocol):
         Raises:
             package_format.errors.PackageFormatError: The key or the payload is wrong.
         """
+        ...
+
+
+@runtime_checkable
+class PreparableBundle(Protocol):
+    """An `OpenedBundle` that can lay out its files before the data key is known (optional).
+
+    The runner calls `prepare(dest)` while the key release runs (specs/threat-model.md §5,
+    step 4): only the signed file table is used, no plaintext. `discard()` removes it again
+    when the run stops before `extract`.
+    """
+
+    def prepare(self, dest: Path) -> None:
+        """Create the file table's directories and (pre-sized, empty) files under `dest`."""
+        ...
+
+    def discard(self) -> None:
+        """Remove what `prepare` made."""
         ...
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from enclave.runner_api import BundleFacts, EntryFacts
-from enclave.runner_extract import extract_in_order, extract_parallel
+from enclave.runner_extract import PreparedTree, extract_in_order, extract_parallel
 from package_format.bundle import BundleReader
 from package_format.bundle.manifest import Manifest
 from package_format.bundle.reader import ReadableStream
@@ -28,28 +28,62 @@ PARALLEL_MIN_AVERAGE = 64 << 10
 
 
 class VerifiedBundle:
-    """A bundle whose signature verified; `extract` may be called once."""
+    """A bundle whose signature verified; `prepare` may be called once, then `extract` once."""
 
     def __init__(self, reader: BundleReader) -> None:
         self._reader = reader
         self.facts = _facts(reader)
+        self._prepared: PreparedTree | None = None
+
+    def _parallel(self) -> bool:
+        header = self._reader.header
+        count = sum(1 for f in header.manifest.files if f.kind == "file")
+        return header.payload_size >= PARALLEL_MIN_AVERAGE * max(1, count)
+
+    def prepare(self, dest: Path) -> None:
+        """Create the file table's tree under `dest`, files pre-sized, before the key is known.
+
+        Sizes come from the signed manifest (the signature verified in `open_bundle`); no
+        plaintext is involved, so the runner does this while the key release runs. Only for
+        bundles `extract` decrypts with two workers; others are created as they are written.
+
+        Raises:
+            OSError: The tree cannot be created, or does not fit (ENOSPC).
+        """
+        if self._parallel() and self._prepared is None:
+            self._prepared = PreparedTree(dest, self._reader.header.manifest.files)
+
+    def discard(self) -> None:
+        """Remove what `prepare` made (no plaintext in it yet); nothing if nothing was made."""
+        if self._prepared is not None:
+            self._prepared.discard()
+            self._prepared = None
 
     def extract(self, data_key: bytes, dest: Path) -> None:
         """Decrypt the payload into `dest` (which exists and is private).
 
         Bundles whose files average at least `PARALLEL_MIN_AVERAGE` bytes are decrypted by two
-        workers (`extract_parallel`), others file by file (`extract_in_order`). On failure what
-        was written is zeroed and removed before the error propagates.
+        workers (`extract_parallel`, into the tree `prepare` made when it was called), others
+        file by file (`extract_in_order`). On failure what was written is zeroed and removed
+        before the error propagates.
 
         Raises:
             package_format.errors.PackageFormatError: Wrong key or damaged payload.
             OSError: A file could not be written.
         """
-        header = self._reader.header
-        files = header.manifest.files
-        count = sum(1 for f in files if f.kind == "file")
-        if header.payload_size >= PARALLEL_MIN_AVERAGE * max(1, count):
-            extract_parallel(self._reader.segments(data_key), files, dest)
+        files = self._reader.header.manifest.files
+        if self._parallel():
+            prepared, self._prepared = self._prepared, None
+            if prepared is not None and prepared.dest != dest:
+                prepared.discard()
+                prepared = None
+            try:
+                segments = self._reader.segments(data_key)  # the key commitment first
+            except BaseException:
+                if prepared is not None:
+                    prepared.discard()  # still unwritten: nothing to zero
+                raise
+            extract_parallel(segments, files, dest, prepared=prepared)
         else:
             extract_in_order(self._reader.iter_files(data_key), dest)
 

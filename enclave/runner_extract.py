@@ -20,6 +20,7 @@ faults on fresh tmpfs pages cost more than `write`'s copy).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -91,15 +92,20 @@ class _Writer:
         self._fds.clear()
 
 
-def create_tree(dest: Path, files: Sequence[FileEntry], created: list[Path]) -> list[Path | None]:
-    """Create every directory and (empty) file of the file table under `dest`.
+def create_tree(
+    dest: Path, files: Sequence[FileEntry], created: list[Path], *, presize: bool = False
+) -> list[Path | None]:
+    """Create every directory and file of the file table under `dest`.
 
     Files get their final mode at once (`0700` when executable, else `0600`); directories
-    `0700`. Appends what it creates to `created` (parents first), so a caller can remove
-    exactly that. Returns each entry's path (None for directories).
+    `0700`. With `presize`, each file is given its size from the (signed) file table at once,
+    its pages allocated (`posix_fallocate`, else `ftruncate`), so the decryption later writes
+    into memory that is already there. Appends what it creates to `created` (parents first),
+    so a caller can remove exactly that. Returns each entry's path (None for directories).
 
     Raises:
-        OSError: A file exists already, or an entry cannot be created.
+        OSError: A file exists already, an entry cannot be created, or (ENOSPC) the files do
+            not fit in the file system.
     """
     out: list[Path | None] = []
     ready: set[str] = set()
@@ -119,10 +125,54 @@ def create_tree(dest: Path, files: Sequence[FileEntry], created: list[Path]) -> 
         created.append(target)
         try:
             os.fchmod(fd, 0o700 if entry.mode & 0o100 else 0o600)  # exact, whatever the umask
+            if presize and entry.size > 0:
+                _presize(fd, entry.size)
         finally:
             os.close(fd)
         out.append(target)
     return out
+
+
+def _presize(fd: int, size: int) -> None:
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+            raise
+        os.ftruncate(fd, size)
+
+
+class PreparedTree:
+    """The file table's tree, created (and pre-sized) under `dest` before the data key is known.
+
+    `extract_parallel` then writes into it; `discard()` removes it unwritten. Made only from
+    a file table whose signature verified (specs/threat-model.md §5).
+    """
+
+    def __init__(self, dest: Path, files: Sequence[FileEntry]) -> None:
+        """Create the tree.
+
+        Raises:
+            OSError: As `create_tree`; what was made is removed first.
+        """
+        self.dest = dest
+        self.files = files
+        self.created: list[Path] = []
+        try:
+            self.paths = create_tree(dest, files, self.created, presize=True)
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Remove the tree; its files hold no plaintext yet, so they are only unlinked."""
+        for path in reversed(self.created):
+            with contextlib.suppress(OSError):
+                if path.is_dir() and not path.is_symlink():
+                    path.rmdir()
+                else:
+                    path.unlink()
+        self.created = []
 
 
 def _make_dir(path: Path, created: list[Path]) -> None:
@@ -139,16 +189,20 @@ def extract_parallel(
     files: Sequence[FileEntry],
     dest: Path,
     workers: int | None = None,
+    prepared: PreparedTree | None = None,
 ) -> None:
     """Decrypt the whole payload into `dest` (existing, private); wipe what was made on failure.
+
+    `prepared`, when given, is the tree `PreparedTree(dest, files)` made already (pre-sized);
+    otherwise the tree is created here.
 
     Raises:
         package_format.errors.IntegrityError: The errors `BundleReader.iter_files` raises.
         OSError: A file could not be created or written.
     """
-    created: list[Path] = []
+    created: list[Path] = prepared.created if prepared is not None else []
     try:
-        paths = create_tree(dest, files, created)
+        paths = prepared.paths if prepared is not None else create_tree(dest, files, created)
         _decrypt(segments, FileSpans(files), paths, workers or WORKERS)
     except BaseException:
         for path in reversed(created):  # children before their directories

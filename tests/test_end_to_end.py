@@ -155,20 +155,35 @@ def test_sample_ml_app_end_to_end(world, monkeypatch, capsys) -> None:
     assert metrics["rows"] == 169
     assert metrics["accuracy"] >= 0.9
 
-    # No byte string of the bundle's plaintext is left in the enclave's directories.
-    ram = Path(json.loads((world["state"] / "enclave" / "state.json").read_text())["ram_dir"])
+    # No byte string of the bundle's plaintext is left in the enclave's directories, as the
+    # enclave process sees them (through /proc/PID/root: its work dir is a tmpfs in its own
+    # mount namespace when root, invisible from here otherwise).
+    recorded = json.loads((world["state"] / "enclave" / "state.json").read_text())
+    ram = Path(recorded["ram_dir"])
+    inside = Path(f"/proc/{status['pid']}/root{ram}")
     needles = _plaintext_needles()
+    assert (inside / "code" / "enclave").is_dir()  # the scan does see the enclave's tree
+    assert _scan(inside, needles) == []
     assert _scan(ram, needles) == []
     assert _scan(world["state"], needles) == []
-    assert list((ram / "work").iterdir()) == []
+    assert list((inside / "work").iterdir()) == []
+    if recorded["private_mount"]:
+        work_mounts = [
+            line
+            for line in Path(f"/proc/{status['pid']}/mountinfo").read_text().splitlines()
+            if line.split()[4] == f"{ram}/work"
+        ]
+        assert len(work_mounts) == 1
+        assert " - tmpfs " in work_mounts[0]
 
     # A second (warm) run works the same and leaves nothing either.
     again = _run_cli(world)
     assert again.returncode == 0, again.stderr
-    assert _scan(ram, needles) == []
+    assert _scan(inside, needles) == []
 
     assert user_main(["enclave", "stop"]) == 0
     assert not ram.exists()
+    assert not Path(f"/proc/{status['pid']}").exists()  # the namespace and its tmpfs are gone
 
 
 def test_debug_mode_enclave_gets_no_key(world, monkeypatch, capsys) -> None:

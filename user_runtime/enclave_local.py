@@ -7,9 +7,13 @@ of the EIF's customer ramdisk (what PCR2 measures) into a private RAM-backed dir
 `python -m enclave serve` is started from that code (PYTHONPATH = the extracted directory; the
 interpreter and third-party packages are the host venv's) as a separate process on a Unix
 socket, in new network and PID namespaces when the kernel allows it, with the simulated NSM
-reporting the image's PCRs (zeros with --debug-mode). KMS is reached through a relay: a Unix
-socket in the state directory that a host process forwards to the KMS front, the local
-equivalent of vsock-proxy. On a Nitro host the same command drives `nitro-cli run-enclave`.
+reporting the image's PCRs (zeros with --debug-mode). When root, the process also gets its own
+mount namespace, and its work directory (where bundles are decrypted) is a private tmpfs
+mounted there (mode 0700, size bounded by --memory, `huge=always` when the kernel takes it):
+no host process outside the namespace sees it, and it disappears with the namespace
+(specs/threat-model.md §4). KMS is reached through a relay: a Unix socket in the state
+directory that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
+On a Nitro host the same command drives `nitro-cli run-enclave`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -73,6 +78,7 @@ class EnclaveState:
     enclave_id: str | None = None
     cid: int | None = None
     network_isolated: bool = False
+    private_mount: bool = False
     started: float = field(default_factory=time.time)
 
 
@@ -191,6 +197,7 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         code, config, work = _lay_out(ram_dir, image)
         relay_pid, target = _start_relay(opts, env, stack)
         isolate = _can_isolate()
+        private = isolate and _can_mount_private(work)
         if not isolate:
             warnings.append(
                 "no network namespace (needs root and unshare): the enclave process shares "
@@ -204,8 +211,11 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         argv += ["--config", str(config), "--workdir", str(work)]
         if argv[2:4] == ["enclave", "serve"]:
             argv += ["--memory-budget", f"{opts.memory_mib}M"]
+        if private:
+            argv = _private_mount_argv(work, opts.memory_mib, argv)
         if isolate:
-            argv = ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", *argv]
+            ns = ["--net", "--pid", *(["--mount", "--propagation", "private"] if private else [])]
+            argv = ["unshare", *ns, "--fork", "--kill-child", "--", *argv]
         with (opts.state_dir / LOG_NAME).open("wb") as log:
             proc = subprocess.Popen(
                 argv,
@@ -226,6 +236,7 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
             relay_pid=relay_pid,
             ram_dir=str(ram_dir),
             network_isolated=isolate,
+            private_mount=private,
         )
         _write_state(opts.state_dir, state)
         _wait_ready(proc, sock, opts.state_dir / LOG_NAME)
@@ -365,6 +376,35 @@ def _can_isolate() -> bool:
         check=False,
     )
     return probe.returncode == 0
+
+
+def _can_mount_private(work: Path) -> bool:
+    # A throwaway namespace: the probe's tmpfs on `work` vanishes with it.
+    probe = subprocess.run(
+        [
+            *["unshare", "--mount", "--propagation", "private", "--"],
+            *["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "nb-probe", str(work)],
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def _private_mount_argv(work: Path, memory_mib: int, argv: list[str]) -> list[str]:
+    """`sh -c` that mounts the private tmpfs on `work` (in the new mount namespace), then execs.
+
+    `huge=always` (transparent huge pages for the tmpfs) halves the cost of writing the
+    decrypted bytes here; kernels without it get the same mount without the option.
+    """
+    opts = f"mode=0700,size={max(1, memory_mib)}m"
+    target = shlex.quote(str(work))
+    script = (
+        f"mount -t tmpfs -o {opts},huge=always nb-enclave-work {target} 2>/dev/null"
+        f" || mount -t tmpfs -o {opts} nb-enclave-work {target} || exit 97; "
+        'exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "enclave-sh", *argv]
 
 
 # -- nitro mode ---------------------------------------------------------------------------

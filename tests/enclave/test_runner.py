@@ -31,6 +31,7 @@ from enclave.runner_errors import (
     BundleRollbackError,
     EntrypointNotDeclaredError,
     KeyReleaseError,
+    RunSetupError,
     UntrustedBundleSignerError,
 )
 from package_format.rpc.codes import ErrorCode
@@ -132,6 +133,7 @@ def test_untrusted_signer_rejected_before_kms(env) -> None:
         runner.run(RunRequest(path, "main.py"), session, RecordingSink())
     assert info.value.rpc_code is ErrorCode.UNTRUSTED_SIGNER
     assert release.calls == 0
+    assert list(ram.iterdir()) == []  # nothing laid out for an unverified bundle
 
 
 def test_expired_bundle_rejected_before_kms(env) -> None:
@@ -408,3 +410,61 @@ def test_version_order() -> None:
     assert version_key("1.10.0") > version_key("1.9.9")
     with pytest.raises(BundleInvalidError):
         version_key("1.0")
+
+
+BIG = bytes(range(256)) * 1024 + SECRET  # > 64 KiB: the parallel path, laid out in advance
+
+
+def test_files_are_laid_out_presized_during_key_release_without_plaintext(env) -> None:
+    ram, session = env
+    path = _put(session, make_bundle({"main.py": MAIN, "weights.bin": BIG}))
+    seen: dict[str, object] = {}
+    inner = FakeKeyRelease()
+
+    def release(*args):
+        # Runs while the other thread lays out the files: wait for them (bounded), look.
+        for _ in range(500):
+            apps = list(ram.glob("*/app/weights.bin"))
+            if apps and apps[0].stat().st_size == len(BIG):
+                break
+            threading.Event().wait(0.01)
+        weights = next(ram.glob("*/app/weights.bin"))
+        seen["size"] = weights.stat().st_size
+        seen["zeros"] = weights.read_bytes() == bytes(len(BIG))
+        seen["mode"] = weights.parent.stat().st_mode & 0o777
+        seen["secret"] = scan_for(ram, [SECRET])
+        return inner(*args)
+
+    runner, _ = _runner(ram, release=release)
+    result = runner.run(RunRequest(path, "main.py"), session, RecordingSink())
+    assert result.exit_status == 0
+    assert seen == {"size": len(BIG), "zeros": True, "mode": 0o700, "secret": []}
+    _assert_no_plaintext(ram, session)
+
+
+def test_key_release_failure_removes_the_laid_out_files(env) -> None:
+    ram, session = env
+    path = _put(session, make_bundle({"main.py": MAIN, "weights.bin": BIG}))
+
+    def deny(*_args):
+        raise RuntimeError("access denied by key policy")
+
+    runner, _ = _runner(ram, release=deny)
+    with pytest.raises(KeyReleaseError):
+        runner.run(RunRequest(path, "main.py"), session, RecordingSink())
+    _assert_no_plaintext(ram, session)
+
+
+def test_files_that_do_not_fit_fail_as_setup_error(env, monkeypatch) -> None:
+    ram, session = env
+    path = _put(session, make_bundle({"main.py": MAIN, "weights.bin": BIG}))
+
+    def no_space(fd: int, offset: int, size: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)
+    runner, _ = _runner(ram)
+    with pytest.raises(RunSetupError) as info:
+        runner.run(RunRequest(path, "main.py"), session, RecordingSink())
+    assert "no space left on device" in str(info.value)
+    _assert_no_plaintext(ram, session)

@@ -82,8 +82,14 @@ def _segment(i: int) -> slice:
     return slice(lo, min(lo + SEG + TAG, len(BUNDLE)))
 
 
+PREPARE = {"on": False}  # the `workers` fixture's "prepared" case sets it
+
+
 def _extract(data: bytes, dest: Path, key: bytes = KEY) -> None:
-    open_bundle(io.BytesIO(data), [public_key_of(SEED)]).extract(key, dest)
+    opened = open_bundle(io.BytesIO(data), [public_key_of(SEED)])
+    if PREPARE["on"]:
+        opened.prepare(dest)  # as the runner does while the key release runs
+    opened.extract(key, dest)
 
 
 def _sequential_error(data: bytes, key: bytes = KEY) -> PackageFormatError:
@@ -95,12 +101,14 @@ def _sequential_error(data: bytes, key: bytes = KEY) -> PackageFormatError:
 
 
 @pytest.fixture(
-    params=[(0, 0), (1, 1), (2, 1), (2, 3 * SEG), (3, 2 * SEG)],
-    ids=lambda p: f"w{p[0]}b{p[1]}" if p[0] else "in-order",
+    params=[(0, 0), (1, 1), (2, 1), (2, 3 * SEG), (3, 2 * SEG), (2, SEG, "prepared")],
+    ids=lambda p: "-".join([f"w{p[0]}b{p[1]}", *p[2:]]) if p[0] else "in-order",
 )
 def workers(request, monkeypatch) -> int:
-    """0: the file-by-file path; else that many workers with batches of about `batch` bytes."""
-    n, batch = request.param
+    """0: the file-by-file path; else that many workers with batches of about `batch` bytes
+    (into a tree laid out and pre-sized beforehand in the "prepared" case)."""
+    n, batch = request.param[:2]
+    monkeypatch.setitem(PREPARE, "on", len(request.param) > 2)
     if n == 0:
         monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", 1 << 60)
         return 0
@@ -112,8 +120,8 @@ def workers(request, monkeypatch) -> int:
 
 def test_small_file_bundles_go_file_by_file_and_big_ones_in_parallel(tmp_path, monkeypatch) -> None:
     used: list[str] = []
-    monkeypatch.setattr(runner_bundle, "extract_in_order", lambda *a: used.append("in-order"))
-    monkeypatch.setattr(runner_bundle, "extract_parallel", lambda *a: used.append("parallel"))
+    monkeypatch.setattr(runner_bundle, "extract_in_order", lambda *a, **k: used.append("in-order"))
+    monkeypatch.setattr(runner_bundle, "extract_parallel", lambda *a, **k: used.append("parallel"))
     _extract(BUNDLE, tmp_path)
     monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", PAYLOAD // len(FILES))
     _extract(BUNDLE, tmp_path)
@@ -251,3 +259,16 @@ def test_failure_inside_existing_directory_removes_only_ours(tmp_path: Path, wor
         "a",
         "a/theirs.txt",
     ]
+
+
+def test_prepare_lays_out_presized_files_and_discard_removes_them(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(runner_bundle, "PARALLEL_MIN_AVERAGE", 0)
+    opened = open_bundle(io.BytesIO(BUNDLE), [public_key_of(SEED)])
+    opened.prepare(tmp_path)
+    for rel, data in FILES.items():
+        path = tmp_path / rel
+        assert path.stat().st_size == len(data), rel
+        assert path.read_bytes() == bytes(len(data)), rel  # sizes only, no plaintext
+        assert path.stat().st_mode & 0o777 == (0o700 if rel == "main.py" else 0o600)
+    opened.discard()
+    assert list(tmp_path.iterdir()) == []

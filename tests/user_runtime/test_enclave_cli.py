@@ -137,6 +137,40 @@ def test_network_isolated_when_root(image, state, capsys) -> None:
     assert Path(f"/proc/{pid}/ns/net").readlink() != Path("/proc/self/ns/net").readlink()
 
 
+def _mounts(pid: int | str) -> dict[str, tuple[str, str]]:
+    """mount point -> (fs type, super options) from /proc/PID/mountinfo."""
+    out = {}
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split()
+        tail = fields[fields.index("-") + 1 :]
+        out[fields[4]] = (tail[0], tail[2] if len(tail) > 2 else "")
+    return out
+
+
+def test_work_dir_is_a_private_tmpfs_when_root(image, state, capsys) -> None:
+    eif, _ = image
+    started = _start(eif, state, capsys, "--memory", "512")
+    if os.geteuid() != 0:
+        pytest.skip("mount namespaces need root here")
+    recorded = json.loads((state / "enclave" / "state.json").read_text())
+    assert recorded["private_mount"] is True
+    work = f"{recorded['ram_dir']}/work"
+    pid = _server_pid(started)
+    assert Path(f"/proc/{pid}/ns/mnt").readlink() != Path("/proc/self/ns/mnt").readlink()
+    fstype, options = _mounts(pid)[work]
+    assert fstype == "tmpfs"
+    assert "mode=700" in options
+    assert "size=524288k" in options
+    shmem = Path("/sys/kernel/mm/transparent_hugepage/shmem_enabled")
+    if shmem.exists() and "[deny]" not in shmem.read_text():
+        assert "huge=always" in options
+    # The host (outside the namespace) sees only the empty mount point.
+    assert work not in _mounts("self")
+    assert list(Path(work).iterdir()) == []
+    inside = Path(f"/proc/{pid}/root{work}")
+    assert stat.S_IMODE(inside.stat().st_mode) == 0o700
+
+
 def test_bad_image_is_one_line(tmp_path, state, capsys) -> None:
     bad = tmp_path / "bad.eif"
     bad.write_bytes(b"not an eif" * 100)
