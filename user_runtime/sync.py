@@ -96,7 +96,7 @@ def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) ->
     }
 
 
-def _store_write(fd: int, data: bytes, offset: int) -> None:
+def _store_write(fd: int, offset: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         written = os.pwrite(fd, view, offset)
@@ -417,15 +417,13 @@ class SyncOperations:
             self._flush_handle(path, fh)
         return bytes(self._remote(lambda c: c.read(session_path(path), offset, size)))
 
-    def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
+    def write(self, path: str | None, data: bytes | memoryview, offset: int, fh: int) -> int:
         """Write through to the store and pipeline to the enclave."""
         handle = self._handle(fh)
         if handle.error:
             raise OSError(handle.error, os.strerror(handle.error))
         handle.dirty = handle.written = True
-        local = (
-            None if handle.fd is None else functools.partial(_store_write, handle.fd, data, offset)
-        )
+        local = None if handle.fd is None else functools.partial(_store_write, handle.fd, offset)
         sp = None if path is None else session_path(path)
         self._writes.put(handle, local=local, path=sp, offset=offset, data=data, key=f"fh:{fh}")
         return len(data)
@@ -518,9 +516,8 @@ class MountOptions:
     entry_timeout: float = 1.0
     output_poll: float = 0.25
     max_write_fuse2: int = 128 * 1024
-    # One thread: cp's requests come one at a time, and a ctypes callback on a
-    # libfuse worker thread costs a Python thread state per call (§8).
-    threads: bool = False
+    # libfuse's worker threads; each keeps its Python thread state (`_pinned`).
+    threads: bool = True
 
 
 class OutputWatcher:
@@ -576,6 +573,9 @@ class OutputWatcher:
         self._stop.set()
 
 
+_pinned = threading.local()
+
+
 def _fuse_class(fuse: Any) -> Any:
     class _SyncFUSE(fuse.FUSE):  # type: ignore[misc]
         """mfusepy's FUSE with three calls made direct (specs/sync.md §8).
@@ -597,6 +597,23 @@ def _fuse_class(fuse: Any) -> Any:
             fi = fip.contents
             fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
             return 0
+
+        def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+            # A ctypes callback on a thread Python did not start creates and frees
+            # a thread state per call; one unmatched PyGILState_Ensure keeps it
+            # for the thread's life (small files: ~1.6x fewer CPU cycles per call).
+            if not getattr(_pinned, "done", False):
+                _pinned.done = True
+                ctypes.pythonapi.PyGILState_Ensure()
+            return super()._wrapper(func, *args, **kwargs)
+
+        def write(self, path: bytes | None, buf: Any, size: int, offset: int, fip: Any) -> int:
+            # libfuse's buffer, borrowed for this call: the write queue copies it
+            # only if it keeps it (no ctypes.string_at copy first).
+            address = ctypes.cast(buf, ctypes.c_void_p).value or 0
+            view = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
+            name = None if path is None else path.decode(self.encoding, self.errors)
+            return int(self.operations.write(name, view, offset, fip.contents.fh))
 
         def open(self, path: bytes, fip: Any) -> int:
             fi = fip.contents

@@ -501,15 +501,29 @@ class WriteQueue:
         self,
         token: object,
         *,
-        local: Callable[[], object] | None,
+        local: Callable[[bytes | memoryview], object] | None,
         path: str | None,
         offset: int,
-        data: bytes,
+        data: bytes | memoryview,
         key: str,
     ) -> None:
-        """Queue one write: `local()` (the store write) first, then the send when `path`."""
-        send = None if path is None else functools.partial(_send_write, path, offset, data, key)
-        self.put_call(token, send, len(data), local)
+        """Put one write: `local(data)` (the store write) first, then the send when `path`.
+
+        `data` may be borrowed (e.g. libfuse's buffer): it is used in this call
+        or copied when queued.
+        """
+        size = len(data)
+        with self._cond:
+            inline = self._claim(size)
+            if inline:
+                store = None if local is None else functools.partial(local, data)
+            data = bytes(data)  # kept past this call: queued, or the send held
+            send = None if path is None else functools.partial(_send_write, path, offset, data, key)
+            if not inline:
+                store = None if local is None else functools.partial(local, data)
+                self._enqueue(_Item((token,), store, () if send is None else (send,), size))
+                return
+        self._inline(token, store, send, size)
 
     def put_call(
         self,
@@ -518,35 +532,48 @@ class WriteQueue:
         size: int = 0,
         local: Callable[[], object] | None = None,
     ) -> None:
-        """Queue a request whose failure belongs to `token` (e.g. the create of a file)."""
+        """Put a request whose failure belongs to `token` (e.g. the create of a file)."""
         with self._cond:
-            inline = size <= self.inline_bytes and not self._queue and not self._busy
-            if inline:
-                self._busy = True
-            else:
-                self._queue_held()
-                while self._bytes >= self._limit and not self._stopped:
-                    self._cond.wait()
-                self._queue.append(_Item((token,), local, () if fn is None else (fn,), size))
-                self._bytes += size
-                self._local += local is not None
-                self._cond.notify_all()
+            if not self._claim(size):
+                self._enqueue(_Item((token,), local, () if fn is None else (fn,), size))
                 return
+        self._inline(token, local, fn, size)
+
+    def _claim(self, size: int) -> bool:
+        # Called with self._cond held: True = run in the caller (self._busy is set).
+        if not self._queue and not self._busy and size <= self.inline_bytes:
+            self._busy = True
+            return True
+        self._queue_held()
+        while self._bytes >= self._limit and not self._stopped:
+            self._cond.wait()
+        return False
+
+    def _enqueue(self, item: _Item) -> None:
+        # Called with self._cond held.
+        self._queue.append(item)
+        self._bytes += item.size
+        self._local += item.local is not None
+        self._cond.notify_all()
+
+    def _inline(
+        self, token: object, local: Callable[[], object] | None, fn: Send | None, size: int
+    ) -> None:
+        # Runs with self._busy set by `_claim`: the store write now, the send held.
         try:
             if local is not None:
                 local()
         except OSError as e:
             fn = None  # as when queued: no send after a failed store write
             self._on_error(token, e.errno or errno.EIO)
-        finally:
-            with self._cond:
-                self._busy = False
-                if fn is not None:
-                    self._held.append((token, fn))
-                    self._held_bytes += size
-                    if len(self._held) >= self.hold_count or self._held_bytes >= self.inline_bytes:
-                        self._queue_held()
-                self._cond.notify_all()
+        with self._cond:
+            self._busy = False
+            if fn is not None:
+                self._held.append((token, fn))
+                self._held_bytes += size
+                if len(self._held) >= self.hold_count or self._held_bytes >= self.inline_bytes:
+                    self._queue_held()
+            self._cond.notify_all()
 
     def _queue_held(self) -> None:
         # Called with self._cond held: the held sends become one queued item.
