@@ -14,7 +14,9 @@ the files written so far are zeroed and removed before the error propagates.
 Measured here: writing into tmpfs costs about three times the AES-GCM work, and tmpfs takes
 one writer per file at a time, so the workers overlap one batch's decryption with another's
 write. Mapping the files and decrypting into the mapping is slower on this machine (page
-faults on fresh tmpfs pages cost more than `write`'s copy).
+faults on fresh tmpfs pages cost more than `write`'s copy). Allocating the pages is a good
+part of that cost, so the runner has the tree laid out and pre-sized (`PreparedTree`, from the
+signed file table) while the key release runs, and the workers then write into it.
 """
 
 from __future__ import annotations
