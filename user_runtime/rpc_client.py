@@ -20,6 +20,7 @@ server refused one request; `errno` is set for filesystem errors).
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import socket
 import threading
@@ -40,6 +41,7 @@ from package_format.rpc import (
     encode_frame,
     parse_message,
 )
+from package_format.rpc.frames import PREFIX
 from package_format.rpc.messages import SUPPORTED_VERSIONS
 from user_runtime.errors import ExternalError, UsageError
 
@@ -526,6 +528,23 @@ class EnclaveClient:
             chunk = view[start : start + self.chunk_size]
             self._submit(key, "write", {"path": path, "offset": offset + start}, chunk)
 
+    def write_pipelined_from(
+        self, path: str, offset: int, fd: int, length: int, *, key: str | None = None
+    ) -> None:
+        """Like `write_pipelined` of `fd`'s bytes `[offset, offset + length)` at `offset`.
+
+        The bodies go from the file to the socket with `sendfile` (no copy in
+        Python). Bytes the file no longer has by then (it was truncated) are
+        sent as zeros; a later truncate puts the size right.
+
+        Raises:
+            ConnectionLostError: the connection is already lost.
+        """
+        key = path if key is None else key
+        for start in range(0, length, self.chunk_size):
+            size = min(self.chunk_size, length - start)
+            self._submit(key, "write", {"path": path, "offset": offset + start}, (fd, size))
+
     def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
         """Send any bodiless request without waiting; its error is raised by `flush(key)`.
 
@@ -537,8 +556,10 @@ class EnclaveClient:
         """
         self._submit(key, op, args, _EMPTY)
 
-    def _submit(self, key: str, op: str, args: dict[str, Any], body: memoryview) -> None:
-        size = len(body)
+    def _submit(
+        self, key: str, op: str, args: dict[str, Any], body: memoryview | tuple[int, int]
+    ) -> None:
+        size = body[1] if isinstance(body, tuple) else len(body)
         slot = _WriteSlot(key, size)
         with self._cond:
             while (
@@ -554,7 +575,32 @@ class EnclaveClient:
             self._inflight_writes += 1
             self._inflight_bytes += size
             self._files.setdefault(key, _FileState()).inflight += 1
-        self._send(request_id, op, args, body)
+        if isinstance(body, tuple):
+            self._send_from_file(request_id, op, args, *body, args["offset"])
+        else:
+            self._send(request_id, op, args, body)
+
+    def _send_from_file(  # noqa: PLR0917 - one frame's parts
+        self, request_id: int, op: str, args: dict[str, Any], fd: int, size: int, offset: int
+    ) -> None:
+        encoded = encode_frame(Request(request_id, op, args).header(), b"", self.limits)[0]
+        head = PREFIX.pack(PREFIX.unpack_from(encoded)[0], size) + encoded[PREFIX.size :]
+        with self._send_lock:
+            if self._corked is not None:
+                self._corked += [memoryview(head), memoryview(_pread_full(fd, size, offset))]
+                return
+            self._send_parts([memoryview(head)])
+            try:
+                done = 0
+                while done < size:
+                    sent = os.sendfile(self._sock.fileno(), fd, offset + done, size - done)
+                    if sent == 0:  # the file shrank: the frame still needs its bytes
+                        self._sock.sendall(bytes(size - done))
+                        break
+                    done += sent
+            except OSError as e:
+                self._connection_lost(f"cannot send to the enclave: {e.strerror or e}")
+                raise self._lost_error() from e
 
     def flush(self, key: str) -> None:
         """Wait for every pipelined write of `key`; raise the first error they met.
@@ -619,6 +665,11 @@ class EnclaveClient:
     def cancel(self) -> bool:
         """Cancel the enclave's current run; True when one was running."""
         return bool(self._call("cancel", {}).args.get("cancelled", False))
+
+
+def _pread_full(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    return data + bytes(size - len(data))
 
 
 class _ServerClosedError(Exception):

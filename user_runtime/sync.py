@@ -423,10 +423,20 @@ class SyncOperations:
         if handle.error:
             raise OSError(handle.error, os.strerror(handle.error))
         handle.dirty = handle.written = True
-        local = None if handle.fd is None else functools.partial(_store_write, handle.fd, offset)
         sp = None if path is None else session_path(path)
-        self._writes.put(handle, local=local, path=sp, offset=offset, data=data, key=f"fh:{fh}")
-        return len(data)
+        key, fd, size = f"fh:{fh}", handle.fd, len(data)
+        if fd is not None and sp is not None and size > self._writes.inline_bytes:
+            # Large: into the store now, from libfuse's buffer; the queue thread then
+            # sends the store's bytes with sendfile (no copy in Python, §6).
+            self._writes.drain_local()  # earlier queued store writes land first
+            _store_write(fd, offset, data)
+            self._writes.put_call(
+                handle, lambda c: c.write_pipelined_from(sp, offset, fd, size, key=key), size
+            )
+            return size
+        local = None if fd is None else functools.partial(_store_write, fd, offset)
+        self._writes.put(handle, local=local, path=sp, offset=offset, data=data, key=key)
+        return size
 
     def _flush_handle(self, path: str | None, fh: int) -> None:
         handle = self._handle(fh)

@@ -103,6 +103,11 @@ class SessionClient(Protocol):
     ) -> None:
         """Queue a write; its error surfaces on `flush(key or path)`."""
 
+    def write_pipelined_from(
+        self, path: str, offset: int, fd: int, length: int, *, key: str | None = None
+    ) -> None:
+        """Queue a write of `fd`'s bytes at `offset`; its error surfaces on `flush(key)`."""
+
     def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
         """Queue a bodiless request; its error surfaces on `flush(key)`."""
 

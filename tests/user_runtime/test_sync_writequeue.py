@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 import pytest
 
@@ -113,3 +114,40 @@ def test_stop_sends_what_is_held(link, sync_enclave):
     link.call(lambda c: c.flush("fh:4"))
     with EnclaveClient.connect(sync_enclave.address) as c:
         assert c.stat("dataset/s").size == 0
+
+
+def test_write_from_a_file_sends_its_bytes(sync_enclave, tmp_path):
+    data = bytes(range(256)) * 9000  # over two 1 MiB chunks
+    (tmp_path / "big").write_bytes(data)
+    (tmp_path / "patch").write_bytes(b"Z" * 200)
+    big = os.open(tmp_path / "big", os.O_RDONLY)
+    patch = os.open(tmp_path / "patch", os.O_RDONLY)
+    try:
+        with EnclaveClient.connect(sync_enclave.address) as c:
+            c.create("dataset/from")
+            c.write_pipelined_from("dataset/from", 0, big, len(data), key="k")
+            with c.batch():  # inside a batch the bytes are read, not sent from the file
+                c.write_pipelined_from("dataset/from", 100, patch, 50, key="k")
+            c.flush("k")
+            got = c.read("dataset/from", 0, len(data) + 1)
+            assert got == data[:100] + b"Z" * 50 + data[150:]
+    finally:
+        os.close(big)
+        os.close(patch)
+
+
+def test_write_from_a_shrunk_file_sends_zeros_and_the_connection_stays_usable(
+    sync_enclave, tmp_path
+):
+    source = tmp_path / "store-file"
+    source.write_bytes(b"abc")
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        with EnclaveClient.connect(sync_enclave.address) as c:
+            c.create("dataset/shrunk")
+            c.write_pipelined_from("dataset/shrunk", 0, fd, 8, key="k")
+            c.flush("k")
+            assert c.read("dataset/shrunk", 0, 100) == b"abc" + bytes(5)
+            assert c.stat("dataset/shrunk").size == 8
+    finally:
+        os.close(fd)
