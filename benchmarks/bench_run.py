@@ -10,7 +10,7 @@ enclave start from the image, dataset upload), then measures in the same run:
 2. a trivial entrypoint through `run`, beside `python3 -c pass`: the added latency in ms;
 3. the first run of a --size bundle (default 1G): verify + key release (attested, through the
    KMS front; the files are laid out pre-sized meanwhile, as the runner does) + decrypt into
-   the enclave's work dir (its private `huge=always` tmpfs, reached through /proc/PID/root,
+   the enclave's work dir (its private `huge=within_size` tmpfs, reached through /proc/PID/root,
    when the launcher could mount one), against raw AES-256-GCM over the same bytes
    (target >= 0.5x; medians of --big-repeat alternating measurements of each), plus the
    whole `run` wall time of that bundle.
@@ -168,7 +168,7 @@ def ml_app(work: Path) -> Path:
 def enclave_work_dir(world: dict[str, object]) -> tuple[Path, bool]:
     """Where the enclave decrypts, as this process can reach it; and whether it is private.
 
-    With a private mount namespace the work dir is the enclave's own tmpfs (`huge=always`),
+    With a private mount namespace the work dir is the enclave's own tmpfs (`huge=within_size`),
     reached through /proc/PID/root; otherwise the enclave's 0700 dir under /dev/shm.
     """
     state = json.loads((world["state"] / "enclave" / "state.json").read_text())  # type: ignore[operator]

@@ -136,12 +136,15 @@ def create_tree(
 
 
 def _presize(fd: int, size: int) -> None:
+    # The size first: a tmpfs mounted `huge=within_size` (the local enclave's) then backs the
+    # whole file with huge pages as fallocate allocates them; the pages' zeroing is deferred
+    # until written, so this costs a few ms per GiB there.
+    os.ftruncate(fd, size)
     try:
         os.posix_fallocate(fd, 0, size)
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
             raise
-        os.ftruncate(fd, size)
 
 
 class PreparedTree:

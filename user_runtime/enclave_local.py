@@ -9,8 +9,8 @@ interpreter and third-party packages are the host venv's) as a separate process 
 socket, in new network and PID namespaces when the kernel allows it, with the simulated NSM
 reporting the image's PCRs (zeros with --debug-mode). When root, the process also gets its own
 mount namespace, and its work directory (where bundles are decrypted) is a private tmpfs
-mounted there (mode 0700, size bounded by --memory, `huge=always` when the kernel takes it):
-no host process outside the namespace sees it, and it disappears with the namespace
+mounted there (mode 0700, size bounded by --memory, `huge=within_size` when the kernel has
+it): no host process outside the namespace sees it, and it disappears with the namespace
 (specs/threat-model.md §4). KMS is reached through a relay: a Unix socket in the state
 directory that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
 On a Nitro host the same command drives `nitro-cli run-enclave`.
@@ -394,13 +394,16 @@ def _can_mount_private(work: Path) -> bool:
 def _private_mount_argv(work: Path, memory_mib: int, argv: list[str]) -> list[str]:
     """`sh -c` that mounts the private tmpfs on `work` (in the new mount namespace), then execs.
 
-    `huge=always` (transparent huge pages for the tmpfs) halves the cost of writing the
-    decrypted bytes here; kernels without it get the same mount without the option.
+    `huge=within_size`: transparent huge pages for every 2 MiB of a file that lies within its
+    size. The runner sizes big files before it writes them, so they get huge pages (which
+    halves the cost of writing the decrypted bytes here), while small files do not each take
+    a 2 MiB page (`huge=always` makes 100 files of 100 bytes use 200 MiB of the size limit).
+    Kernels without huge pages for tmpfs get the same mount without the option.
     """
     opts = f"mode=0700,size={max(1, memory_mib)}m"
     target = shlex.quote(str(work))
     script = (
-        f"mount -t tmpfs -o {opts},huge=always nb-enclave-work {target} 2>/dev/null"
+        f"mount -t tmpfs -o {opts},huge=within_size nb-enclave-work {target} 2>/dev/null"
         f" || mount -t tmpfs -o {opts} nb-enclave-work {target} || exit 97; "
         'exec "$@"'
     )
