@@ -5,8 +5,8 @@
 Every step is a real command a person would type (printed with a `$`), against the local
 stack: moto's server for S3 and KMS over HTTP, the KMS front that enforces attestation and
 PCR policy, the simulated NSM and the enclave as a separate process. Work files go to
-./demo-work (removed at the start of each run); everything started is stopped at the end,
-also when a step fails.
+./demo-work (or $NB_DEMO_WORK; removed at the start of each run); everything started is
+stopped at the end, also when a step fails.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
-WORK = REPO / "demo-work"
+WORK = Path(os.environ.get("NB_DEMO_WORK", REPO / "demo-work")).resolve()
 BIN = Path(sys.executable).parent
 ACCOUNT = "123456789012"
 OWNER_ARN = f"arn:aws:iam::{ACCOUNT}:role/local-owner"

@@ -1,0 +1,64 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""`make demo` works: the README's owner-to-user flow, run as the README runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
+    work = tmp_path / "demo-work"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "demo.py")],
+        env={**_clean_env(), "NB_DEMO_WORK": str(work)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    # Every stage the README lists ran, in order.
+    stages = [
+        "$ owner-tools keygen",
+        "$ owner-tools build-eif",
+        "$ owner-tools pack",
+        "$ owner-tools verify",
+        "$ owner-tools publish",
+        "$ user-runtime pull",
+        "$ user-runtime enclave start",
+        "$ user-runtime sync",
+        "$ user-runtime run",
+    ]
+    positions = [out.index(stage) for stage in stages]
+    assert positions == sorted(positions)
+    assert "[ml_algorithm] scored 169 rows of patients.csv" in out
+    # The demo prints metrics.json as it found it in synced_folder/output/ (read through the mount).
+    start = out.index("{", out.index("=== user: the results"))
+    metrics = json.loads(out[start : out.index("}", start) + 1])
+    assert metrics["rows"] == 169
+    assert metrics["accuracy"] > 0.9
+    assert "ENTRYPOINT_NOT_DECLARED" in proc.stderr
+    # Everything it started is stopped again.
+    assert "local-stack: stopped" in proc.stderr
+    assert str(work) not in Path("/proc/mounts").read_text()
+    status = subprocess.run(
+        [sys.executable, "-m", "local_stack", "status", "--state-dir", str(work / "state")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert status.returncode == 1
+    assert "not running" in status.stdout + status.stderr
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "NB_"))}
