@@ -128,10 +128,14 @@ def subject_key_identifier(public_key: rsa.RSAPublicKey) -> bytes:
 def _decode(data: bytes, spec: Any, what: str) -> Any:
     try:
         value, rest = decoder.decode(data, asn1Spec=spec)
-    except (PyAsn1Error, ValueError, TypeError, LookupError, OverflowError) as exc:
-        raise CmsFormatError(f"cms: {what} is not valid ber") from exc
     except RecursionError as exc:
         raise CmsFormatError(f"cms: {what} nested too deeply") from exc
+    except (PyAsn1Error, ValueError, TypeError, LookupError, OverflowError) as exc:
+        raise CmsFormatError(f"cms: {what} is not valid ber") from exc
+    except Exception as exc:
+        # pyasn1's decoder can fail on hostile input with internal errors (AttributeError seen
+        # by the fuzzer); whatever it raises, the input is not valid BER for us.
+        raise CmsFormatError(f"cms: {what} is not valid ber") from exc
     if rest:
         raise CmsFormatError(f"cms: {len(rest)} trailing bytes after {what}")
     return value
