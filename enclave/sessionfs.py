@@ -2,7 +2,8 @@
 # Copyright the nitro-bundles authors
 """The session filesystem: the tree the user syncs into, held in enclave RAM.
 
-The enclave has no disk, so files are `bytearray`s in a dict tree, under a
+The enclave has no disk, so files are held in RAM (`enclave.file_content`: a
+`bytearray` while small, a memfd once large) in a dict tree, under a
 memory budget (ENOSPC past it). Paths are validated, never normalised: a path
 is relative, its components are separated by exactly one `/`, and `.`, `..`,
 empty components, NUL and over-long names are refused (specs/rpc-protocol.md
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from enclave.errors import InputError
+from enclave.file_content import FileContent
 from package_format.rpc.codes import ErrorCode
 
 TOP_LEVEL = ("encrypted", "dataset", "model", "output")
@@ -92,7 +94,7 @@ class _Node:
 
 @dataclass
 class _File(_Node):
-    data: bytearray = field(default_factory=bytearray)
+    content: FileContent = field(default_factory=FileContent)
 
 
 @dataclass
@@ -193,7 +195,7 @@ class SessionFs:
             kind, size = st.S_IFDIR, 0
             nlink = 2 + sum(isinstance(c, _Dir) for c in node.children.values())
         else:
-            kind, size, nlink = st.S_IFREG, len(node.data), 1
+            kind, size, nlink = st.S_IFREG, node.content.size, 1
         return StatInfo(kind | node.mode, size, nlink, node.atime_ns, node.mtime_ns, node.ctime_ns)
 
     def listdir(self, path: str) -> list[tuple[str, StatInfo]]:
@@ -228,7 +230,7 @@ class SessionFs:
         """Return up to `length` bytes of a file from `offset` (fewer at its end)."""
         with self._lock:
             node = self._file(path)
-            return bytes(node.data[offset : offset + length])
+            return node.content.read(offset, length)
 
     def statfs(self) -> dict[str, int]:
         """Return the budget and what is used (specs/rpc-protocol.md §7.2)."""
@@ -281,7 +283,8 @@ class SessionFs:
             node = self._file(path)
             del parent.children[name]
             self._nodes -= 1
-            self._used -= len(node.data)
+            self._used -= node.content.size
+            node.content.clear()
             parent.mtime_ns = parent.ctime_ns = self._clock()
 
     def create(
@@ -299,21 +302,18 @@ class SessionFs:
                 raise _err(ErrorCode.EEXIST, path, "file exists")
             if isinstance(existing, _Dir):
                 raise _err(ErrorCode.EISDIR, path, "is a directory")
-            if truncate and existing.data:
-                self._used -= len(existing.data)
-                existing.data = bytearray()
+            if truncate and existing.content.size:
+                self._used -= existing.content.size
+                existing.content.clear()
                 existing.mtime_ns = existing.ctime_ns = now
 
     def truncate(self, path: str, size: int) -> None:
         """Set a file's size, zero-filling when it grows."""
         with self._lock:
             node = self._file(path)
-            growth = size - len(node.data)
+            growth = size - node.content.size
             self._reserve(growth, path)
-            if growth > 0:
-                node.data.extend(bytes(growth))
-            else:
-                del node.data[size:]
+            node.content.truncate(size)
             self._used += growth
             node.mtime_ns = node.ctime_ns = self._clock()
 
@@ -324,17 +324,9 @@ class SessionFs:
             size = memoryview(data).nbytes
             if size == 0:
                 return 0  # POSIX: a zero-length write changes nothing
-            current = len(node.data)
-            growth = max(0, offset + size - current)
+            growth = max(0, offset + size - node.content.size)
             self._reserve(growth, path)
-            buf = node.data
-            if offset > current:
-                buf.extend(bytes(offset - current))
-            if offset + size <= len(buf):
-                buf[offset : offset + size] = data
-            else:
-                del buf[offset:]
-                buf += data
+            node.content.write(offset, data)
             self._used += growth
             node.mtime_ns = node.ctime_ns = self._clock()
             return size
@@ -380,7 +372,8 @@ class SessionFs:
                 self._check_replace(node, target, dst)
                 self._nodes -= 1
                 if isinstance(target, _File):
-                    self._used -= len(target.data)
+                    self._used -= target.content.size
+                    target.content.clear()
             del src_parent.children[src_name]
             dst_parent.children[dst_name] = node
             now = self._clock()
@@ -426,9 +419,11 @@ class SessionFs:
             session_path = "/".join((subdir, *rel)) if subdir else "/".join(rel)
             flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(target, flags, mode & 0o777)
-            with os.fdopen(fd, "wb") as out, self.open_read(session_path) as src:
-                while chunk := src.read(_READ_CHUNK):
-                    out.write(chunk)
+            try:
+                with self._lock:  # one consistent copy; the kernel moves large files
+                    self._file(session_path).content.copy_to(fd)
+            finally:
+                os.close(fd)
             count += 1
         return count
 

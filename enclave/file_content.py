@@ -1,0 +1,170 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The bytes of one session file: a `bytearray` while small, an anonymous memfd once large.
+
+Why two kinds (specs/sync.md §12, "Large files"): a `bytearray` that grows takes
+its fresh pages by faulting them in one at a time, which on this class of
+machine (a VM) costs more than copying the data; `pwrite` into a memfd lets
+the kernel allocate the pages in bulk, about 2.5x cheaper per GiB, and the
+kernel can then copy a file out (`sendfile`) without Python touching the bytes.
+A memfd has no name in any directory, so no path reaches it; it dies with the
+process. Small files stay `bytearray`s: a descriptor each would be wasteful.
+Reads and writes are the caller's to serialise (the session filesystem's lock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import resource
+
+PROMOTE_BYTES = 256 * 1024
+"""A file that grows past this moves from a `bytearray` into a memfd."""
+
+_COPY_CHUNK = 1024 * 1024
+_limit_raised = False
+
+
+def _raise_fd_limit() -> None:
+    """Let this process hold as many descriptors as its hard limit allows (once)."""
+    global _limit_raised  # noqa: PLW0603 - a process-wide, one-time adjustment
+    if _limit_raised:
+        return
+    _limit_raised = True
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY or hard > soft:
+            want = 1 << 20 if hard == resource.RLIM_INFINITY else hard
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+
+
+def _new_memfd() -> int | None:
+    """A fresh memfd, or None where there is none (or no descriptor left)."""
+    create = getattr(os, "memfd_create", None)
+    if create is None:
+        return None
+    _raise_fd_limit()
+    try:
+        return int(create("nb-session-file", getattr(os, "MFD_CLOEXEC", 1)))
+    except OSError:
+        return None
+
+
+class FileContent:
+    """Content of one file; see the module docstring."""
+
+    __slots__ = ("_buf", "_fd", "_size")
+
+    def __init__(self) -> None:
+        self._buf: bytearray | None = bytearray()
+        self._fd: int | None = None
+        self._size = 0
+
+    def __del__(self) -> None:
+        self.clear()
+
+    @property
+    def size(self) -> int:
+        """Length in bytes."""
+        return self._size
+
+    def clear(self) -> None:
+        """Drop every byte (and the memfd, if any)."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        self._buf = bytearray()
+        self._size = 0
+
+    def _promote(self, need: int) -> None:
+        if self._buf is None or need <= PROMOTE_BYTES:
+            return
+        fd = _new_memfd()
+        if fd is None:
+            return  # stays a bytearray: slower, never wrong
+        try:
+            view = memoryview(self._buf)
+            done = 0
+            while done < len(view):
+                done += os.pwrite(fd, view[done:], done)
+        except OSError:
+            os.close(fd)
+            raise
+        self._fd, self._buf = fd, None
+
+    def write(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write `data` at `offset`; a gap before it reads as zeros."""
+        view = memoryview(data).cast("B")
+        end = offset + view.nbytes
+        self._promote(end)
+        if self._buf is not None:
+            buf = self._buf
+            if offset > len(buf):
+                buf.extend(bytes(offset - len(buf)))
+            buf[offset:end] = view
+        else:
+            assert self._fd is not None
+            done = 0
+            while done < view.nbytes:
+                written = os.pwrite(self._fd, view[done:], offset + done)
+                if written <= 0:
+                    raise OSError(errno.EIO, "short write to session memory")
+                done += written
+        self._size = max(self._size, end)
+
+    def truncate(self, size: int) -> None:
+        """Set the length, zero-filling when it grows."""
+        self._promote(size)
+        if self._buf is not None:
+            if size > len(self._buf):
+                self._buf.extend(bytes(size - len(self._buf)))
+            else:
+                del self._buf[size:]
+        else:
+            assert self._fd is not None
+            os.ftruncate(self._fd, size)
+        self._size = size
+
+    def read(self, offset: int, length: int) -> bytes:
+        """Up to `length` bytes from `offset` (fewer at the end)."""
+        length = max(0, min(length, self._size - offset))
+        if length == 0:
+            return b""
+        if self._buf is not None:
+            return bytes(self._buf[offset : offset + length])
+        assert self._fd is not None
+        parts: list[bytes] = []
+        while length > 0:
+            chunk = os.pread(self._fd, length, offset)
+            if not chunk:
+                break
+            parts.append(chunk)
+            offset += len(chunk)
+            length -= len(chunk)
+        return b"".join(parts) if len(parts) != 1 else parts[0]
+
+    def copy_to(self, out_fd: int) -> None:
+        """Write every byte to `out_fd` from its start, in the kernel where it can."""
+        if self._fd is not None:
+            offset = 0
+            try:
+                while offset < self._size:
+                    sent = os.sendfile(out_fd, self._fd, offset, self._size - offset)
+                    if sent == 0:
+                        break
+                    offset += sent
+            except OSError as e:
+                if e.errno not in (errno.EINVAL, errno.ENOSYS) or offset:
+                    raise
+            else:
+                if offset == self._size:
+                    return
+        offset = 0
+        while offset < self._size:
+            chunk = self.read(offset, _COPY_CHUNK)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out_fd, view) :]
+            offset += len(chunk)

@@ -1,0 +1,89 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""enclave.file_content: small files in a bytearray, large ones in a memfd, same bytes either way."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from enclave import file_content
+from enclave.file_content import PROMOTE_BYTES, FileContent
+
+
+def _kind(content: FileContent) -> str:
+    return "memfd" if content._fd is not None else "bytes"
+
+
+def _model_write(model: bytearray, offset: int, data: bytes) -> None:
+    if offset > len(model):
+        model.extend(bytes(offset - len(model)))
+    model[offset : offset + len(data)] = data
+
+
+@pytest.mark.parametrize("memfd", [True, False], ids=["memfd", "no-memfd"])
+def test_writes_truncates_and_reads_match_a_bytearray_model(
+    memfd: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not memfd:
+        monkeypatch.setattr(file_content, "_new_memfd", lambda: None)
+    content, model = FileContent(), bytearray()
+    steps = [
+        ("write", 0, b"a" * 1000),
+        ("write", 5000, b"b" * 10),  # a gap: zeros
+        ("truncate", 3000, b""),
+        ("write", PROMOTE_BYTES - 10, os.urandom(100)),  # crosses the promotion size
+        ("write", 7, b"c" * 70_000),
+        ("truncate", PROMOTE_BYTES * 3, b""),  # grows with zeros
+        ("write", PROMOTE_BYTES * 3 + 4096, os.urandom(3 * PROMOTE_BYTES)),
+        ("truncate", 123_457, b""),
+    ]
+    for op, offset, data in steps:
+        if op == "write":
+            content.write(offset, memoryview(data))
+            _model_write(model, offset, data)
+        else:
+            content.truncate(offset)
+            del model[offset:]
+            model.extend(bytes(offset - len(model)))
+        assert content.size == len(model)
+        assert content.read(0, len(model) + 10) == bytes(model)
+    assert _kind(content) == ("memfd" if memfd else "bytes")
+    assert content.read(len(model) - 3, 100) == bytes(model[-3:])
+    assert content.read(len(model) + 5, 10) == b""
+
+
+def test_small_file_stays_in_a_bytearray() -> None:
+    content = FileContent()
+    content.write(0, b"x" * PROMOTE_BYTES)
+    assert _kind(content) == "bytes"
+    content.write(PROMOTE_BYTES, b"y")
+    assert _kind(content) == "memfd"
+    assert content.read(PROMOTE_BYTES - 1, 5) == b"xy"
+
+
+@pytest.mark.parametrize("size", [10, PROMOTE_BYTES * 5 + 3])
+def test_copy_to_writes_every_byte(size: int, tmp_path: Path) -> None:
+    data = os.urandom(size)
+    content = FileContent()
+    content.write(0, data)
+    fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        content.copy_to(fd)
+    finally:
+        os.close(fd)
+    assert (tmp_path / "out").read_bytes() == data
+
+
+def test_clear_releases_the_memfd() -> None:
+    content = FileContent()
+    content.write(0, bytes(PROMOTE_BYTES * 2))
+    fd = content._fd
+    assert fd is not None
+    content.clear()
+    assert content.size == 0
+    assert content.read(0, 10) == b""
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        os.fstat(fd)
