@@ -9,6 +9,9 @@ folders) are made in a tmpfs folder; `cp` copies them into another tmpfs folder
 (the baseline) and into the mount of a real `user-runtime sync` daemon backed
 by a real enclave server process (session filesystem in RAM, Unix socket),
 with the backing store in the same tmpfs. Each copy is checked in the enclave.
+For scale, the small files are also copied into the cheapest filesystem the
+prescribed library (mfusepy) can serve (`_noop_fuse.py`: a dict, data discarded),
+the ceiling of any mfusepy design before it does any work.
 Each figure is the best of --repeat runs (the machine is shared).
 Ends with one JSON line holding the figures and the issue's targets.
 """
@@ -90,12 +93,32 @@ def enclave_check(address: str, size: int, files: int) -> None:
         assert count == files, f"{count} of {files} small files in the enclave"
 
 
+def noop_copy(tree: str, mountpoint: Path) -> float:
+    """Seconds for `cp -r` of the tree into a fresh no-op mfusepy mount."""
+    mountpoint.mkdir(exist_ok=True)
+    server = subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "_noop_fuse.py"), str(mountpoint)]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.ismount(mountpoint):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("the no-op FUSE filesystem did not mount")
+            time.sleep(0.05)
+        return timed(["cp", "-r", tree, str(mountpoint)])
+    finally:
+        subprocess.run(["umount", str(mountpoint)], check=False, capture_output=True)
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
+        server.wait(timeout=20)
+
+
 def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, float]:
     """Best-of-N seconds for cp into tmpfs and into the mount, large file and small files."""
     work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
     server = None
     folder, state = work / "synced_folder", work / "state"
     best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
+    best["noop_small"] = 1e9
     try:
         src, dst = work / "src", work / "tmpfs-copy"
         src.mkdir()
@@ -129,6 +152,7 @@ def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, fl
             finally:
                 user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
             shutil.rmtree(store)
+            best["noop_small"] = min(best["noop_small"], noop_copy(tree, work / "noop"))
             print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
     finally:
         if server is not None:
@@ -155,11 +179,14 @@ def main() -> int:
     sync_small = opts.files / best["sync_small"]
     large_ratio = sync_large / cp_large
     small_ratio = sync_small / cp_small
+    noop_small = opts.files / best["noop_small"]
+    noop_ratio = noop_small / cp_small
     vs_aws = sync_large / AWS_SAMPLE_MBS
     print(f"large file: cp to tmpfs {cp_large:.0f} MB/s, into the mount {sync_large:.0f} MB/s")
     print(f"            = {large_ratio:.2f}x cp, {vs_aws:.1f}x the AWS sample's 17 MB/s")
     print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f}/s")
     print(f"             = {small_ratio:.3f}x cp")
+    print(f"             (a no-op mfusepy filesystem: {noop_small:.0f}/s = {noop_ratio:.3f}x cp)")
     figures = {
         "size_bytes": size,
         "files": opts.files,
@@ -168,6 +195,8 @@ def main() -> int:
         "sync_large_mb_s": round(sync_large, 1),
         "cp_small_files_s": round(cp_small, 1),
         "sync_small_files_s": round(sync_small, 1),
+        "noop_mfusepy_small_files_s": round(noop_small, 1),
+        "noop_mfusepy_small_vs_cp": round(noop_ratio, 3),
         "targets": [
             {"name": "large_vs_cp", "value": round(large_ratio, 3), "goal": ">= 0.3",
              "met": large_ratio >= 0.3},
