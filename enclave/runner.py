@@ -209,39 +209,8 @@ class Runner:
             )
 
     def _key_while_preparing(self, opened: OpenedBundle, app: Path, facts: BundleFacts) -> bytes:
-        """Release the data key while another thread lays out the app's files (pre-sized).
-
-        The signature verified already, so the sizes come from the signed file table; no
-        plaintext exists before the key does. If either side fails, what was laid out is
-        removed (the caller's `PrivateDir` wipes the rest).
-        """
         app.mkdir(mode=0o700)
-        if not isinstance(opened, PreparableBundle):
-            return self._data_key(facts)
-        failed: list[BaseException] = []
-
-        def prepare() -> None:
-            try:
-                opened.prepare(app)
-            except BaseException as exc:
-                failed.append(exc)
-
-        thread = threading.Thread(target=prepare, name="prepare", daemon=True)
-        thread.start()
-        try:
-            key = self._data_key(facts)
-        except BaseException:
-            thread.join()
-            opened.discard()
-            raise
-        thread.join()
-        if failed:
-            opened.discard()
-            raise RunSetupError(
-                f"bundle {facts.name}: cannot lay out its files in the enclave's memory: "
-                f"{_reason(failed[0])}"
-            ) from failed[0]
-        return key
+        return key_while_preparing(opened, app, lambda: self._data_key(facts), facts.name)
 
     def _data_key(self, facts: BundleFacts) -> bytes:
         ttl = self._config.key_cache_seconds
@@ -384,6 +353,46 @@ class Runner:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def key_while_preparing(
+    opened: OpenedBundle, app: Path, get_key: Callable[[], bytes], name: str
+) -> bytes:
+    """Release the data key (`get_key`) while another thread lays out the app's files.
+
+    The signature verified already, so the sizes come from the signed file table; no
+    plaintext exists before the key does (specs/threat-model.md §3 step 4). If either side
+    fails, what was laid out is removed (the caller's `PrivateDir` wipes the rest).
+
+    Raises:
+        RunSetupError: The files cannot be laid out (e.g. they do not fit).
+        RunError: As `get_key`.
+    """
+    if not isinstance(opened, PreparableBundle):
+        return get_key()
+    failed: list[BaseException] = []
+
+    def prepare() -> None:
+        try:
+            opened.prepare(app)
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=prepare, name="prepare", daemon=True)
+    thread.start()
+    try:
+        key = get_key()
+    except BaseException:
+        thread.join()
+        opened.discard()
+        raise
+    thread.join()
+    if failed:
+        opened.discard()
+        raise RunSetupError(
+            f"bundle {name}: cannot lay out its files in the enclave's memory: {_reason(failed[0])}"
+        ) from failed[0]
+    return key
 
 
 def _export_roots(base: Path, args: tuple[str, ...], session: SessionFiles) -> dict[str, Path]:
