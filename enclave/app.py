@@ -18,6 +18,7 @@ EIF's own `env`; locally, the launcher):
 | `NB_KMS_TARGET` | `unix:/path` or `vsock:CID:PORT`: where the KMS relay leads |
 | `NB_KMS_ENDPOINT` | a KMS URL used directly instead (tests, hosts with network) |
 | `NB_KEY_CACHE_SECONDS` | keep released data keys in enclave memory this long (default 300) |
+| `NB_PRESTART` | `0`: start each entrypoint's interpreter at run time, not beforehand (default 1) |
 | `AWS_ACCESS_KEY_ID` ... | credentials for KMS (never in the image) |
 """
 
@@ -141,6 +142,14 @@ class ServerRunner:
         self._runner = runner
         self._files = SessionFsFiles(fs)
 
+    def warm(self) -> None:
+        """Start the first run's interpreter in the background."""
+        self._runner.warm()
+
+    def close(self) -> None:
+        """Kill the waiting interpreter."""
+        self._runner.close()
+
     def run(
         self,
         bundle: str,
@@ -258,6 +267,7 @@ def make_runner(
         work_base=workdir,
         min_versions=image.min_versions,
         key_cache_seconds=cache,
+        prestart=env.get("NB_PRESTART", "1") != "0",
     )
     runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region))
     return ServerRunner(runner, fs)
@@ -303,9 +313,13 @@ def serve(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    runner.warm()
     if ready is not None:
         ready()
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        runner.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

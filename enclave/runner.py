@@ -66,6 +66,7 @@ from enclave.runner_errors import (
     RunSetupError,
     UntrustedBundleSignerError,
 )
+from enclave.runner_zygote import Zygote
 from package_format.bundle.errors import UntrustedSignerError
 from package_format.errors import PackageFormatError
 
@@ -92,6 +93,8 @@ class RunnerConfig:
         work_base: RAM-backed directory for the private per-run directories.
         python: The interpreter entrypoints run with (the session's Python).
         key_cache_seconds: Keep a released data key in memory this long (0: never).
+        prestart: Start the next Python entrypoint's interpreter (`enclave.runner_zygote`)
+            as soon as a run is over, so a run does not wait for it.
     """
 
     trusted_keys: tuple[bytes, ...]
@@ -99,6 +102,14 @@ class RunnerConfig:
     min_versions: Mapping[str, str] = field(default_factory=dict)
     python: str = sys.executable
     key_cache_seconds: float = 0.0
+    prestart: bool = False
+
+
+@dataclass
+class _Spare:
+    """The next run's Python interpreter, started before the run (no directory yet)."""
+
+    zygote: Zygote | None
 
 
 class Runner:
@@ -119,6 +130,49 @@ class Runner:
         self._cancel = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._keys: dict[bytes, tuple[bytes, float]] = {}
+        self._spare: _Spare | None = None
+        self._spare_thread: threading.Thread | None = None
+        self._closed = False
+
+    def warm(self) -> None:
+        """Start the next run's interpreter in the background (`prestart`)."""
+        if self._config.prestart and self._spare is None and self._spare_thread is None:
+            self._spare_thread = threading.Thread(target=self._make_spare, daemon=True)
+            self._spare_thread.start()
+
+    def settle(self) -> None:
+        """Wait until the background preparation of the next run (if any) is done."""
+        thread = self._spare_thread
+        if thread is not None:
+            thread.join()
+
+    def close(self) -> None:
+        """Kill a waiting interpreter (idempotent)."""
+        self._closed = True
+        spare = self._take_spare()
+        if spare is not None:
+            _drop_spare(spare)
+
+    def _make_spare(self) -> None:
+        try:
+            zygote = Zygote(self._config.python, _entry_env(self._config.work_base))
+        except OSError:
+            return  # the run starts its interpreter itself (and reports a failure)
+        self._spare = _Spare(zygote)
+        if self._closed:
+            _drop_spare(self._take_spare_now())
+
+    def _take_spare_now(self) -> _Spare:
+        spare, self._spare = self._spare, None
+        assert spare is not None
+        return spare
+
+    def _take_spare(self) -> _Spare | None:
+        thread, self._spare_thread = self._spare_thread, None
+        if thread is not None:
+            thread.join()
+        spare, self._spare = self._spare, None
+        return spare
 
     def cancel(self) -> None:
         """Cancel the current run: kill the entrypoint's whole process group."""
@@ -159,7 +213,28 @@ class Runner:
                     f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
                 )
             check_arguments(request.args)
-            with PrivateDir(self._config.work_base) as work:
+            spare = self._take_spare() if self._config.prestart else None
+            try:
+                return self._run_with(spare, request, entry, opened, session, sink)
+            finally:
+                if self._config.prestart and not self._closed:
+                    self.warm()
+
+    def _run_with(  # noqa: PLR0917 - the run's parts
+        self,
+        spare: _Spare | None,
+        request: RunRequest,
+        entry: EntryFacts,
+        opened: OpenedBundle,
+        session: SessionFiles,
+        sink: RunSink,
+    ) -> RunResult:
+        facts = opened.facts
+        zygote = spare.zygote if spare is not None else None
+        try:
+            work = PrivateDir(self._config.work_base)
+            _layout(work.path)
+            with work:
                 key = self._key_while_preparing(opened, work.path / "app", facts)
                 if self._cancel.is_set():
                     raise RunCancelledError("run cancelled")
@@ -171,7 +246,11 @@ class Runner:
                     key=key,
                     session=session,
                     sink=sink,
+                    zygote=zygote,
                 )
+        finally:
+            if zygote is not None:
+                zygote.discard()
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -209,7 +288,6 @@ class Runner:
             )
 
     def _key_while_preparing(self, opened: OpenedBundle, app: Path, facts: BundleFacts) -> bytes:
-        app.mkdir(mode=0o700)
         return key_while_preparing(opened, app, lambda: self._data_key(facts), facts.name)
 
     def _data_key(self, facts: BundleFacts) -> bytes:
@@ -238,11 +316,10 @@ class Runner:
         key: bytes,
         session: SessionFiles,
         sink: RunSink,
+        zygote: Zygote | None = None,
     ) -> RunResult:
         facts = opened.facts
         app = work / "app"
-        for sub in ("home", "tmp", "session"):
-            (work / sub).mkdir(mode=0o700)
         try:
             opened.extract(key, app)
         except PackageFormatError as exc:
@@ -254,11 +331,17 @@ class Runner:
             )
         roots = _export_roots(work / "session", request.args, session)
         argv = [str(program), *map_arguments(request.args, roots, app)]
-        if entry.runtime == "python":
-            # -B: no bytecode beside the plaintext; -E -s: no environment or user site reaches
-            # the entrypoint; -u: unbuffered, so its lines stream as they are printed.
-            argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
-        status = self._spawn_and_pump(work, app=app, argv=argv, facts=facts, sink=sink)
+        if entry.runtime == "python" and zygote is not None and zygote.usable():
+            # The interpreter started with the same flags before the run (runner_zygote).
+            status = self._spawn_and_pump(
+                work, app=app, argv=argv, facts=facts, sink=sink, zygote=zygote
+            )
+        else:
+            if entry.runtime == "python":
+                # -B: no bytecode beside the plaintext; -E -s: no environment or user site
+                # reaches the entrypoint; -u: unbuffered, so its lines stream as printed.
+                argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
+            status = self._spawn_and_pump(work, app=app, argv=argv, facts=facts, sink=sink)
         cancelled = self._cancel.is_set()
         outputs: tuple[str, ...] = ()
         if facts.allow_files and not cancelled:
@@ -276,28 +359,25 @@ class Runner:
         argv: list[str],
         facts: BundleFacts,
         sink: RunSink,
+        zygote: Zygote | None = None,
     ) -> int:
-        env = {
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
-            "HOME": str(work / "home"),
-            "TMPDIR": str(work / "tmp"),
-            "LANG": "C.UTF-8",
-            "LC_ALL": "C.UTF-8",
-        }
         with self._lock:
             if self._cancel.is_set():
                 raise RunCancelledError("run cancelled")
             try:
-                self._proc = subprocess.Popen(
-                    argv,
-                    cwd=app,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    close_fds=True,
-                )
+                if zygote is not None:
+                    self._proc = zygote.go(app, _entry_env(work), argv)
+                else:
+                    self._proc = subprocess.Popen(
+                        argv,
+                        cwd=app,
+                        env=_entry_env(work),
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        start_new_session=True,
+                        close_fds=True,
+                    )
             except OSError as exc:
                 raise RunSetupError(f"cannot start the entrypoint: {exc.strerror}") from exc
         proc = self._proc
@@ -393,6 +473,28 @@ def key_while_preparing(
             f"bundle {name}: cannot lay out its files in the enclave's memory: {_reason(failed[0])}"
         ) from failed[0]
     return key
+
+
+def _entry_env(work: Path) -> dict[str, str]:
+    """The entrypoint's whole environment (specs/threat-model.md §5.2)."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(work / "home"),
+        "TMPDIR": str(work / "tmp"),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+
+
+def _layout(work: Path) -> None:
+    """Make a private directory's `app/`, `home/`, `tmp/` and `session/` (§4)."""
+    for sub in ("app", "home", "tmp", "session"):
+        (work / sub).mkdir(mode=0o700)
+
+
+def _drop_spare(spare: _Spare) -> None:
+    if spare.zygote is not None:
+        spare.zygote.discard()
 
 
 def _export_roots(base: Path, args: tuple[str, ...], session: SessionFiles) -> dict[str, Path]:

@@ -55,12 +55,30 @@ owner_function()
 """
 
 
+PRESTART = {"on": False, "runners": []}
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["spawned", "prestarted"])
+def prestart(request, monkeypatch):
+    """Every runner test runs twice: interpreter started at run time, and started beforehand
+    (enclave.runner_zygote, as the server does); prestarted runners are closed afterwards."""
+    runners: list[Runner] = []
+    monkeypatch.setitem(PRESTART, "on", request.param)
+    monkeypatch.setitem(PRESTART, "runners", runners)
+    yield request.param
+    for runner in runners:
+        runner.close()
+
+
 @pytest.fixture
 def env(tmp_path: Path):
     ram = tmp_path / "ram"
     ram.mkdir()
     session = DirSession(tmp_path / "session")
-    return ram, session
+    yield ram, session
+    for runner in PRESTART["runners"]:
+        runner.close()
+    assert list(ram.iterdir()) == []
 
 
 def _runner(ram: Path, keys=None, *, min_versions=None, now=NOW, cache=0.0, release=None):
@@ -69,9 +87,14 @@ def _runner(ram: Path, keys=None, *, min_versions=None, now=NOW, cache=0.0, rele
         work_base=ram,
         min_versions=min_versions or {},
         key_cache_seconds=cache,
+        prestart=PRESTART["on"],
     )
     release = release or FakeKeyRelease()
-    return Runner(config, open_bundle, release, clock=lambda: now), release
+    runner = Runner(config, open_bundle, release, clock=lambda: now)
+    PRESTART["runners"].append(runner)
+    runner.warm()  # as the server does at start-up: the first run finds its interpreter
+    runner.settle()
+    return runner, release
 
 
 def _put(session: DirSession, data: bytes, name: str = "app.nb") -> str:
@@ -133,7 +156,7 @@ def test_untrusted_signer_rejected_before_kms(env) -> None:
         runner.run(RunRequest(path, "main.py"), session, RecordingSink())
     assert info.value.rpc_code is ErrorCode.UNTRUSTED_SIGNER
     assert release.calls == 0
-    assert list(ram.iterdir()) == []  # nothing laid out for an unverified bundle
+    _assert_no_plaintext(ram, session)  # nothing laid out for an unverified bundle
 
 
 def test_expired_bundle_rejected_before_kms(env) -> None:

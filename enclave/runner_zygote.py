@@ -1,0 +1,137 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""A Python entrypoint's interpreter, started before the run it serves (specs/threat-model.md §5.2).
+
+Starting `python` costs 25-40 ms here, about a quarter of a small entrypoint's run. The
+runner therefore starts the next run's interpreter as soon as the previous run is over
+(killed, reaped and wiped): `python -B -E -s -u -c BOOTSTRAP FD`, cwd `/`, with the
+entrypoint's environment but for `HOME` and `TMPDIR` (the next run's private directory does
+not exist yet), in its own session, stdin `/dev/null`, stdout and stderr piped to the runner.
+It waits on the read end of a pipe (FD) and holds nothing else. When the run comes,
+`go(cwd, env, argv)` writes the run's directory, `HOME`, `TMPDIR`, the program path and the
+arguments into the pipe and closes it; the bootstrap changes into the directory, sets the two
+variables, sets `sys.argv` and `sys.path[0]` as `python SCRIPT ARGS` would and executes the
+script as `__main__` (uncaught exceptions print the script's frames only, exit status 1).
+An interpreter serves exactly one run: it is killed with its process group when the run
+ends, and an unused one is killed when the runner closes or cannot use it. Nothing of a run
+exists when the next run's interpreter starts, so none can reach it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+BOOTSTRAP = """\
+def _nb_run():
+    import os, sys
+    fd = int(sys.argv[1])
+    parts = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        parts.append(chunk)
+    os.close(fd)
+    if not parts:
+        return
+    fields = [os.fsdecode(a) for a in b"".join(parts).split(b"\\0")]
+    os.chdir(fields[0])
+    os.environ["HOME"] = fields[1]
+    os.environ["TMPDIR"] = fields[2]
+    argv = fields[3:]
+    path = argv[0]
+    with open(path, "rb") as f:
+        source = f.read()
+    sys.argv = argv
+    sys.path[0] = os.path.dirname(path)
+
+    def hook(kind, value, tb, show=sys.__excepthook__):
+        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
+            tb = tb.tb_next
+        show(kind, value.with_traceback(tb), tb)
+
+    sys.excepthook = hook
+    from importlib.machinery import SourceFileLoader
+    main = sys.modules["__main__"].__dict__
+    builtins = main["__builtins__"]
+    main.clear()
+    main.update(
+        __name__="__main__", __doc__=None, __package__=None, __spec__=None, __file__=path,
+        __cached__=None, __builtins__=builtins, __loader__=SourceFileLoader("__main__", path),
+    )
+    exec(compile(source, path, "exec", dont_inherit=True), main)
+_nb_run()
+"""
+
+
+class Zygote:
+    """One pre-started interpreter for one Python entrypoint run.
+
+    Attributes:
+        proc: The interpreter's process (leader of its own process group).
+    """
+
+    def __init__(self, python: str, env: Mapping[str, str]) -> None:
+        """Start the interpreter (environment `env` but `HOME`, `TMPDIR`), waiting for `go`.
+
+        Raises:
+            OSError: The interpreter cannot be started.
+        """
+        read_end, self._control = os.pipe()
+        try:
+            self.proc: subprocess.Popen[bytes] = subprocess.Popen(
+                [python, "-B", "-E", "-s", "-u", "-c", BOOTSTRAP, str(read_end)],
+                cwd="/",
+                env={k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(read_end,),
+            )
+        except BaseException:
+            os.close(self._control)
+            raise
+        finally:
+            os.close(read_end)
+        self._sent = False
+
+    def usable(self) -> bool:
+        """Whether the interpreter still waits for its run."""
+        return not self._sent and self.proc.poll() is None
+
+    def go(self, cwd: Path, env: Mapping[str, str], argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        """Hand the interpreter its directory, `HOME`, `TMPDIR` and argv; return its process.
+
+        Raises:
+            OSError: The interpreter went away before it got them (e.g. `BrokenPipeError`).
+        """
+        self._sent = True
+        fields = [str(cwd), env["HOME"], env["TMPDIR"], *argv]
+        data = memoryview(b"\0".join(os.fsencode(a) for a in fields))
+        try:
+            while data:
+                data = data[os.write(self._control, data) :]
+        finally:
+            os.close(self._control)
+            self._control = -1
+        return self.proc
+
+    def discard(self) -> None:
+        """Kill the interpreter and its process group, reap it, close its pipes."""
+        if self._control >= 0:
+            os.close(self._control)
+            self._control = -1
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()

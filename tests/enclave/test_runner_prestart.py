@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The pre-started entrypoint interpreter (enclave.runner_zygote): it runs the script as
+`python -B -E -s -u SCRIPT ARGS` would, serves one run only, and dies with the runner."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
+
+from enclave.runner import Runner, RunnerConfig
+from enclave.runner_api import RunRequest
+from enclave.runner_bundle import open_bundle
+
+PROBE = b"""
+import json, os, sys
+print(json.dumps({
+    "argv": sys.argv[1:],
+    "path0": sys.path[0],
+    "name": __name__,
+    "file": __file__,
+    "cwd": os.getcwd(),
+    "home": os.environ["HOME"],
+    "env": sorted(os.environ),
+    "flags": [sys.flags.dont_write_bytecode, sys.flags.ignore_environment, sys.flags.no_user_site],
+    "pid": os.getpid(),
+}), flush=True)
+"""
+
+CRASH = b"""
+def owner_function():
+    raise RuntimeError("boom")
+owner_function()
+"""
+
+
+@pytest.fixture
+def runner(tmp_path: Path):
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    config = RunnerConfig(trusted_keys=(owner_key(),), work_base=ram, prestart=True)
+    runner = Runner(config, open_bundle, FakeKeyRelease())
+    runner.warm()
+    runner.settle()
+    yield runner
+    runner.close()
+    assert list(ram.iterdir()) == []
+
+
+def _run(runner: Runner, tmp_path: Path, script: bytes, args=(), **policy) -> RecordingSink:
+    session = DirSession(tmp_path / "session")
+    (session.root / "encrypted" / "app.nb").write_bytes(make_bundle({"main.py": script}, **policy))
+    sink = RecordingSink()
+    runner.run(RunRequest("encrypted/app.nb", "main.py", tuple(args)), session, sink)
+    return sink
+
+
+def test_prestarted_interpreter_runs_the_script_as_python_would(runner, tmp_path) -> None:
+    spare = runner._spare
+    assert spare is not None
+    assert spare.zygote is not None
+    waiting = spare.zygote.proc.pid
+    seen = json.loads(_run(runner, tmp_path, PROBE, ("-x", "model.h5")).out)
+    assert seen["pid"] == waiting  # the run used the interpreter started beforehand
+    assert seen["argv"] == ["-x", "model.h5"]
+    assert seen["name"] == "__main__"
+    assert seen["file"].endswith("/app/main.py")
+    assert seen["path0"] == seen["cwd"] == str(Path(seen["file"]).parent)
+    assert seen["home"].endswith("/home")
+    assert seen["env"] == ["HOME", "LANG", "LC_ALL", "PATH", "TMPDIR"]
+    assert seen["flags"] == [1, 1, 1]
+
+
+def test_each_run_gets_a_fresh_interpreter(runner, tmp_path) -> None:
+    first = json.loads(_run(runner, tmp_path / "a", PROBE).out)["pid"]
+    second = json.loads(_run(runner, tmp_path / "b", PROBE).out)["pid"]
+    assert first != second
+    with pytest.raises(ProcessLookupError):
+        os.kill(first, 0)
+
+
+def test_traceback_from_prestarted_interpreter_shows_owner_frames_only(runner, tmp_path) -> None:
+    sink = _run(runner, tmp_path, CRASH, stderr=True)
+    assert b"owner_function" in sink.err
+    assert b"RuntimeError: boom" in sink.err
+    assert b"<string>" not in sink.err  # no frame of the bootstrap
+
+
+def test_closing_the_runner_kills_the_waiting_interpreter(tmp_path) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    runner = Runner(
+        RunnerConfig(trusted_keys=(owner_key(),), work_base=ram, prestart=True),
+        open_bundle,
+        FakeKeyRelease(),
+    )
+    runner.warm()
+    runner.settle()
+    spare = runner._spare
+    assert spare is not None
+    assert spare.zygote is not None
+    proc = spare.zygote.proc
+    runner.close()
+    assert proc.returncode is not None
+    assert list(ram.iterdir()) == []
