@@ -145,6 +145,23 @@ class FileContent:
             length -= len(chunk)
         return b"".join(parts) if len(parts) != 1 else parts[0]
 
+    def readinto(self, offset: int, out: memoryview) -> int:
+        """Fill `out` from `offset` (fewer bytes at the end); one copy, no allocation."""
+        length = max(0, min(out.nbytes, self._size - offset))
+        if length == 0:
+            return 0
+        if self._buf is not None:
+            out[:length] = memoryview(self._buf)[offset : offset + length]
+            return length
+        assert self._fd is not None
+        done = 0
+        while done < length:
+            got = os.preadv(self._fd, [out[done:length]], offset + done)
+            if got <= 0:
+                break
+            done += got
+        return done
+
     def copy_to(self, out_fd: int) -> None:
         """Write every byte to `out_fd` from its start, in the kernel where it can."""
         if self._fd is not None:

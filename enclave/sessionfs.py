@@ -232,6 +232,11 @@ class SessionFs:
             node = self._file(path)
             return node.content.read(offset, length)
 
+    def readinto(self, path: str, offset: int, out: memoryview) -> int:
+        """Fill `out` with a file's bytes from `offset`; return how many (fewer at its end)."""
+        with self._lock:
+            return self._file(path).content.readinto(offset, out)
+
     def statfs(self) -> dict[str, int]:
         """Return the budget and what is used (specs/rpc-protocol.md §7.2)."""
         with self._lock:
@@ -497,7 +502,6 @@ class _SessionReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self._fs.read(self._path, self._pos, len(buffer))
-        buffer[: len(data)] = data
-        self._pos += len(data)
-        return len(data)
+        count = self._fs.readinto(self._path, self._pos, memoryview(buffer).cast("B"))
+        self._pos += count
+        return count

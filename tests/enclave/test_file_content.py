@@ -87,3 +87,14 @@ def test_clear_releases_the_memfd() -> None:
     assert content.read(0, 10) == b""
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(fd)
+
+
+@pytest.mark.parametrize("size", [1000, PROMOTE_BYTES * 3 + 17])
+def test_readinto_fills_the_buffer_like_read(size: int) -> None:
+    data = os.urandom(size)
+    content = FileContent()
+    content.write(0, data)
+    for offset, want in [(0, 100), (size - 10, 100), (size // 2, size), (size, 10)]:
+        out = bytearray(want)
+        got = content.readinto(offset, memoryview(out))
+        assert bytes(out[:got]) == content.read(offset, want) == data[offset : offset + want]

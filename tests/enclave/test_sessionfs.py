@@ -344,3 +344,16 @@ def test_export_tree_does_not_follow_directory_symlink_in_destination(tmp_path: 
         fs.export_tree("dataset", dest)
     assert info.value.errno == errno.ELOOP
     assert list(outside.iterdir()) == []
+
+
+def test_open_read_of_a_large_file_returns_every_byte() -> None:
+    fs = SessionFs()
+    data = os.urandom(3 * 1024 * 1024 + 5)  # past the memfd threshold, not a chunk multiple
+    fs.create("encrypted/big.nb")
+    fs.write("encrypted/big.nb", 0, data)
+    with fs.open_read("encrypted/big.nb") as stream:
+        head = stream.read(7)
+        out = bytearray(2 * 1024 * 1024)
+        got = stream.readinto(out)
+        rest = stream.read()
+    assert head + bytes(out[:got]) + rest == data
