@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
+# Byte-compile as a regular install does: with PYTHONDONTWRITEBYTECODE set (CI, many
+# images) an editable install would otherwise recompile every module at every CLI start.
 setup: system-packages $(STAMP)
+	@$(BIN)/python -m compileall -q package_format owner_tools user_runtime enclave local_stack cli_shell > /dev/null
 
 demo: setup
 	$(BIN)/python examples/demo.py

@@ -13,7 +13,6 @@ are the same on both paths (specs/cli.md).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 PROG = "user-runtime"
 _OPTIONS = {
@@ -59,7 +58,7 @@ def run_fast(argv: list[str]) -> int | None:
     from user_runtime.errors import UsageError, UserRuntimeError  # noqa: PLC0415
     from user_runtime.run import run_entrypoint, split_args  # noqa: PLC0415
 
-    state_dir = Path(values["state_dir"]) if "state_dir" in values else None
+    state_dir = values.get("state_dir")
     try:
         args = split_args(values.get("args"))
         return run_entrypoint(values["file"], values["script"], args, state_dir, sys.stdout.buffer)

@@ -5,8 +5,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
 
 STATE_ENV = "NB_STATE_DIR"
 DEFAULT_STATE_DIR = ".nitro-bundles-local"
@@ -16,6 +19,15 @@ STATE_FILE = "state.json"
 
 def resolve_state_dir(state_dir: Path | None, environ: Mapping[str, str] | None = None) -> Path:
     """`--state-dir`, else `$NB_STATE_DIR`, else `./.nitro-bundles-local`; enclave files below."""
+    from pathlib import Path  # noqa: PLC0415 - `run` starts without pathlib (state_dir_path)
+
+    return Path(state_dir_path(state_dir, environ))
+
+
+def state_dir_path(
+    state_dir: str | os.PathLike[str] | None, environ: Mapping[str, str] | None = None
+) -> str:
+    """`resolve_state_dir` as text, for `run`'s lean start (no pathlib: ~8 ms)."""
     env = os.environ if environ is None else environ
-    base = state_dir or Path(env.get(STATE_ENV) or DEFAULT_STATE_DIR)
-    return base.absolute() / ENCLAVE_SUBDIR
+    base = os.fspath(state_dir) if state_dir else (env.get(STATE_ENV) or DEFAULT_STATE_DIR)
+    return os.path.join(os.path.abspath(base), ENCLAVE_SUBDIR)

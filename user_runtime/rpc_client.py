@@ -25,8 +25,7 @@ import queue
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 from package_format.rpc import (
     ErrorCode,
@@ -76,8 +75,7 @@ class RemoteError(ExternalError):
         self.remote_message = message
 
 
-@dataclass(frozen=True)
-class RemoteStat:
+class RemoteStat(NamedTuple):
     """A file's status in the session filesystem (full `st_mode`, sizes, times in ns)."""
 
     mode: int
@@ -90,11 +88,10 @@ class RemoteStat:
     @classmethod
     def from_wire(cls, value: dict[str, int]) -> RemoteStat:
         """Build from a reply's stat map."""
-        return cls(**{name: int(value[name]) for name in cls.__dataclass_fields__})
+        return cls(*(int(value[name]) for name in cls._fields))
 
 
-@dataclass(frozen=True)
-class RunOutput:
+class RunOutput(NamedTuple):
     """One streamed piece of a run's output: `stream` is "stdout" or "stderr"."""
 
     stream: str

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import shlex
-from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from user_runtime.enclave_state import STATE_FILE
@@ -19,6 +18,8 @@ from user_runtime.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from user_runtime.rpc_client import EnclaveClient
+
+# No pathlib on this path: `run` starts in a fresh process every time (issue 5, lean client).
 
 ENCRYPTED = "encrypted"
 UPLOAD_CHUNK = 8 << 20
@@ -43,7 +44,7 @@ def split_args(text: str | None) -> list[str]:
         raise UsageError(f"-a: {str(exc).lower()}") from exc
 
 
-def enclave_address(state_dir: Path) -> str:
+def enclave_address(state_dir: str | os.PathLike[str]) -> str:
     """The address of the running enclave: `$NB_ENCLAVE_ADDRESS`, else the state file's.
 
     Raises:
@@ -51,9 +52,10 @@ def enclave_address(state_dir: Path) -> str:
     """
     if os.environ.get(ADDRESS_ENV):
         return os.environ[ADDRESS_ENV]
-    path = state_dir / STATE_FILE
+    path = os.path.join(state_dir, STATE_FILE)
     try:
-        address = json.loads(path.read_text(encoding="utf-8"))["address"]
+        with open(path, encoding="utf-8") as f:
+            address = json.load(f)["address"]
     except FileNotFoundError:
         address = None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -77,17 +79,16 @@ def session_bundle_path(client: EnclaveClient, bundle: str) -> str:
     """
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
-    local = Path(bundle)
-    name = local.name
+    name = os.path.basename(bundle)
     session_path = f"{ENCRYPTED}/{name}"
-    if local.is_file():
-        info = local.stat()
+    if os.path.isfile(bundle):
+        info = os.stat(bundle)
         try:
             remote = client.stat(session_path)
         except RemoteError:
             remote = None
         if remote is None or (remote.size, remote.mtime_ns) != (info.st_size, info.st_mtime_ns):
-            upload(client, local, session_path)
+            upload(client, bundle, session_path)
         return session_path
     candidate = bundle if bundle.startswith(f"{ENCRYPTED}/") else session_path
     try:
@@ -99,7 +100,7 @@ def session_bundle_path(client: EnclaveClient, bundle: str) -> str:
     return candidate
 
 
-def upload(client: EnclaveClient, local: Path, session_path: str) -> None:
+def upload(client: EnclaveClient, local: str | os.PathLike[str], session_path: str) -> None:
     """Copy `local` into the session at `session_path` (temporary name, then rename).
 
     Raises:
@@ -116,10 +117,10 @@ def upload(client: EnclaveClient, local: Path, session_path: str) -> None:
             raise
     partial = f"{folder}/.{name}.partial"
     client.create(partial, 0o644, truncate=True)
-    info = local.stat()
+    info = os.stat(local)
     offset = 0
     try:
-        with local.open("rb") as src:
+        with open(local, "rb") as src:
             # Two buffers, each with its own flush key: one is read into while the other's
             # writes are in flight; a buffer is reused only after its writes are answered.
             buffers = [bytearray(UPLOAD_CHUNK), bytearray(UPLOAD_CHUNK)]
@@ -145,7 +146,11 @@ def upload(client: EnclaveClient, local: Path, session_path: str) -> None:
 
 
 def run_entrypoint(
-    bundle: str, script: str, argv: list[str], state_dir: Path | None, out: IO[bytes]
+    bundle: str,
+    script: str,
+    argv: list[str],
+    state_dir: str | os.PathLike[str] | None,
+    out: IO[bytes],
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
@@ -158,10 +163,10 @@ def run_entrypoint(
     """
     import sys  # noqa: PLC0415
 
-    from user_runtime.enclave_state import resolve_state_dir  # noqa: PLC0415
+    from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc_client import EnclaveClient, RemoteError  # noqa: PLC0415
 
-    address = enclave_address(resolve_state_dir(state_dir))
+    address = enclave_address(state_dir_path(state_dir))
     err = sys.stderr.buffer
     with EnclaveClient.connect(address) as client:
         path = session_bundle_path(client, bundle)

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import cbor2
 
@@ -36,8 +35,9 @@ _EMPTY = memoryview(b"")
 BytesLike: TypeAlias = bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True)
-class FrameLimits:
+# NamedTuples, not dataclasses: `dataclasses` imports `inspect`, ~15 ms of every
+# `user-runtime run` start (issue 5 asks for a lean client).
+class FrameLimits(NamedTuple):
     """Limits on frames from an untrusted peer (specs/rpc-protocol.md §3.3)."""
 
     max_header: int = 64 * 1024
@@ -51,8 +51,7 @@ class FrameLimits:
 DEFAULT_LIMITS = FrameLimits()
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """One decoded frame: a validated header map and the raw body."""
 
     header: dict[str, Any]

@@ -7,8 +7,7 @@ specs/rpc-protocol.md §4 (messages) and §7 (operations).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, NamedTuple, TypeAlias
 
 from package_format.rpc.codes import ErrorCode
 from package_format.rpc.errors import BadArgumentsError, MessageSchemaError, UnknownOpError
@@ -20,6 +19,7 @@ _MAX_VERSIONS = 16
 _MAX_ID = 2**63 - 1
 _MAX_LIST = 1024
 _EMPTY = memoryview(b"")
+_NO_ARGS: Final[dict[str, Any]] = {}
 
 # specs/rpc-protocol.md §7: argument kinds and defaults of every operation.
 # A field maps to (kind, default); `_REQUIRED` marks fields without a default.
@@ -64,25 +64,33 @@ OPS: Final[dict[str, _Spec]] = {
 EVENTS: Final = ("stdout", "stderr")
 
 
-@dataclass(frozen=True)
-class Hello:
+# Messages are NamedTuples (frames.py says why); a body never takes part in equality, as
+# two messages are the same message whatever bytes follow them.
+class Hello(NamedTuple):
     """Client's first frame: the protocol versions it speaks (§4.1)."""
 
     versions: tuple[int, ...]
-    body: memoryview = field(default=_EMPTY, init=False, compare=False, repr=False)
+
+    @property
+    def body(self) -> memoryview:
+        """A hello has no body."""
+        return _EMPTY
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
         return {"type": "hello", "id": 0, "args": {"versions": list(self.versions)}}
 
 
-@dataclass(frozen=True)
-class Welcome:
+class Welcome(NamedTuple):
     """Server's answer to a hello it accepts: the chosen version and its limits (§4.1)."""
 
     version: int
     limits: FrameLimits
-    body: memoryview = field(default=_EMPTY, init=False, compare=False, repr=False)
+
+    @property
+    def body(self) -> memoryview:
+        """A welcome has no body."""
+        return _EMPTY
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
@@ -98,28 +106,50 @@ class Welcome:
         }
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(NamedTuple):
     """A client request; `args` are checked per operation by `validate_args` (§4.2)."""
 
     id: int
     op: str
     args: dict[str, Any]
-    body: memoryview = field(default=_EMPTY, compare=False)
+    body: memoryview = _EMPTY
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when everything but the body is."""
+        return type(other) is type(self) and self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        """Not `__eq__`."""
+        return not self == other
+
+    def __hash__(self) -> int:
+        """Hash of everything but the body."""
+        return hash(self[:-1])
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
         return {"type": "req", "id": self.id, "op": self.op, "args": self.args}
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """The one final answer to a request: status 0 and results, or an error (§4.3)."""
 
     id: int
     status: int
     args: dict[str, Any]
-    body: memoryview = field(default=_EMPTY, compare=False)
+    body: memoryview = _EMPTY
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when everything but the body is."""
+        return type(other) is type(self) and self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        """Not `__eq__`."""
+        return not self == other
+
+    def __hash__(self) -> int:
+        """Hash of everything but the body."""
+        return hash(self[:-1])
 
     @classmethod
     def error(cls, request_id: int, code: ErrorCode, message: str) -> Response:
@@ -136,14 +166,25 @@ class Response:
         return {"type": "res", "id": self.id, "status": self.status, "args": self.args}
 
 
-@dataclass(frozen=True)
-class Event:
+class Event(NamedTuple):
     """A streamed piece of a running request's output (§4.4): stdout or stderr bytes."""
 
     id: int
     name: str
-    args: dict[str, Any] = field(default_factory=dict)
-    body: memoryview = field(default=_EMPTY, compare=False)
+    args: dict[str, Any] = _NO_ARGS  # never mutated: every sender passes its own dict
+    body: memoryview = _EMPTY
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when everything but the body is."""
+        return type(other) is type(self) and self[:-1] == other[:-1]
+
+    def __ne__(self, other: object) -> bool:
+        """Not `__eq__`."""
+        return not self == other
+
+    def __hash__(self) -> int:
+        """Hash of everything but the body."""
+        return hash(self[:-1])
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
