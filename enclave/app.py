@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from enclave.errors import InputError, UsageError
 from enclave.runner import Runner, RunnerConfig
@@ -110,8 +110,9 @@ class SessionFsFiles:
         self._fs = fs
 
     def open_file(self, path: str) -> IO[bytes]:
-        """Open a session file for reading."""
-        return self._fs.open_read(path)
+        """Open a session file for reading: a large one sealed and mapped (no copies)."""
+        mapped = self._fs.open_mapped(path)
+        return cast("IO[bytes]", mapped) if mapped is not None else self._fs.open_read(path)
 
     def export_dir(self, name: str, dest: Path) -> None:
         """Write session directory `name` into `dest` (missing: nothing to export)."""

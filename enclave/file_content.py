@@ -10,12 +10,18 @@ kernel can then copy a file out (`sendfile`) without Python touching the bytes.
 A memfd has no name in any directory, so no path reaches it; it dies with the
 process. Small files stay `bytearray`s: a descriptor each would be wasteful.
 Reads and writes are the caller's to serialise (the session filesystem's lock).
+
+`seal()` makes a memfd's bytes immutable (F_SEAL_WRITE, GROW, SHRINK: the kernel refuses
+any change), so a reader may map them and use them in place (the runner decrypts a bundle
+that way). A later write to the file copies it into a fresh memfd first; the sealed one
+lives on, unchanged, for as long as someone maps it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import resource
 
@@ -23,6 +29,7 @@ PROMOTE_BYTES = 256 * 1024
 """A file that grows past this moves from a `bytearray` into a memfd."""
 
 _COPY_CHUNK = 1024 * 1024
+_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SHRINK
 _limit_raised = False
 
 
@@ -46,19 +53,30 @@ def _new_memfd() -> int | None:
         return None
     _raise_fd_limit()
     try:
-        return int(create("nb-session-file", getattr(os, "MFD_CLOEXEC", 1)))
+        flags = getattr(os, "MFD_CLOEXEC", 1) | getattr(os, "MFD_ALLOW_SEALING", 2)
+        return int(create("nb-session-file", flags))
     except OSError:
         return None
+
+
+def _copy_fd(src: int, dst: int, size: int) -> None:
+    done = 0
+    while done < size:
+        sent = os.sendfile(dst, src, done, size - done)
+        if sent <= 0:
+            raise OSError(errno.EIO, "short copy of a sealed session file")
+        done += sent
 
 
 class FileContent:
     """Content of one file; see the module docstring."""
 
-    __slots__ = ("_buf", "_fd", "_size")
+    __slots__ = ("_buf", "_fd", "_sealed", "_size")
 
     def __init__(self) -> None:
         self._buf: bytearray | None = bytearray()
         self._fd: int | None = None
+        self._sealed = False
         self._size = 0
 
     def __del__(self) -> None:
@@ -76,7 +94,37 @@ class FileContent:
                 os.close(self._fd)
             self._fd = None
         self._buf = bytearray()
+        self._sealed = False
         self._size = 0
+
+    def seal(self) -> int | None:
+        """Make the bytes immutable and return the memfd to map (None: not in a memfd)."""
+        if self._fd is None:
+            return None
+        if not self._sealed:
+            try:
+                fcntl.fcntl(self._fd, fcntl.F_ADD_SEALS, _SEALS)
+            except OSError:
+                return None  # a kernel without seals: the caller copies instead
+            self._sealed = True
+        return self._fd
+
+    def _unseal(self) -> None:
+        # Before any change to sealed bytes: continue in a copy; the sealed memfd stays as
+        # it is for whoever maps it (the mapping holds its own reference).
+        if not self._sealed:
+            return
+        assert self._fd is not None
+        fd = _new_memfd()
+        if fd is None:
+            raise OSError(errno.ENOMEM, "cannot copy a sealed session file")
+        try:
+            _copy_fd(self._fd, fd, self._size)
+        except OSError:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd, self._sealed = fd, False
 
     def _promote(self, need: int) -> None:
         if self._buf is None or need <= PROMOTE_BYTES:
@@ -98,6 +146,7 @@ class FileContent:
         """Write `data` at `offset`; a gap before it reads as zeros."""
         view = memoryview(data).cast("B")
         end = offset + view.nbytes
+        self._unseal()
         self._promote(end)
         if self._buf is not None:
             buf = self._buf
@@ -116,6 +165,7 @@ class FileContent:
 
     def truncate(self, size: int) -> None:
         """Set the length, zero-filling when it grows."""
+        self._unseal()
         self._promote(size)
         if self._buf is not None:
             if size > len(self._buf):

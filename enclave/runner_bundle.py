@@ -30,8 +30,9 @@ PARALLEL_MIN_AVERAGE = 64 << 10
 class VerifiedBundle:
     """A bundle whose signature verified; `prepare` may be called once, then `extract` once."""
 
-    def __init__(self, reader: BundleReader) -> None:
+    def __init__(self, reader: BundleReader, stream: object = None) -> None:
         self._reader = reader
+        self._stream = stream
         self.facts = _facts(reader)
         self._prepared: PreparedTree | None = None
 
@@ -52,6 +53,9 @@ class VerifiedBundle:
         """
         if self._parallel() and self._prepared is None:
             self._prepared = PreparedTree(dest, self._reader.header.manifest.files)
+            populate = getattr(self._stream, "populate", None)
+            if populate is not None:
+                populate()  # a mapped source (enclave.mapped_source): fault it in meanwhile
 
     def discard(self) -> None:
         """Remove what `prepare` made (no plaintext in it yet); nothing if nothing was made."""
@@ -98,7 +102,7 @@ def open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> VerifiedBun
     # Files and session readers have readinto; IO[bytes] just does not declare it.
     reader = BundleReader.open(cast("ReadableStream", stream))
     reader.verify_signature(trusted_keys)
-    return VerifiedBundle(reader)
+    return VerifiedBundle(reader, stream)
 
 
 def _facts(reader: BundleReader) -> BundleFacts:

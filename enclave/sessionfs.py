@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from enclave.errors import InputError
 from enclave.file_content import FileContent
+from enclave.mapped_source import MappedReader
 from package_format.rpc.codes import ErrorCode
 
 TOP_LEVEL = ("encrypted", "dataset", "model", "output")
@@ -405,6 +406,19 @@ class SessionFs:
         with self._lock:
             self._file(path)
         return io.BufferedReader(_SessionReader(self, path), _READ_CHUNK)
+
+    def open_mapped(self, path: str) -> MappedReader | None:
+        """Seal a large file's bytes and map them (None: not in a memfd, use `open_read`).
+
+        The file stays usable: a later write continues in a copy, while the mapping keeps
+        the sealed bytes exactly as they were (enclave.file_content).
+        """
+        with self._lock:
+            content = self._file(path).content
+            fd = content.seal()
+            if fd is None:
+                return None
+            return MappedReader(fd, content.size)
 
     def export_tree(self, subdir: str, dest_dir: Path) -> int:
         """Write the files under `subdir` into the real directory `dest_dir`.

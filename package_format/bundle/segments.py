@@ -87,6 +87,10 @@ class PayloadSegments:
     def read_batch(self, buf: memoryview, limit: int) -> SealedBatch:
         """Read up to `limit` next segments into `buf` (room for them sealed).
 
+        A stream with a `readview(size)` method, returning a view of memory that cannot
+        change while the batch is in use (a sealed mapping), is not copied: the batch's
+        views are views of that memory and `buf` is left alone.
+
         Raises:
             ValueError: `buf` is too small, or the payload was already read to its end.
         """
@@ -98,13 +102,20 @@ class PayloadSegments:
         want = sum(sizes)
         if len(buf) < want:
             raise ValueError("payload: buffer too small for the batch")
-        got = _read_full(self._stream, buf[:want])
+        readview = getattr(self._stream, "readview", None)
+        if readview is not None:
+            # The stream's own immutable memory (e.g. a sealed mapping): no copy into `buf`.
+            source: memoryview = readview(want)
+            got = len(source)
+        else:
+            got = _read_full(self._stream, buf[:want])
+            source = buf
         views: list[memoryview] = []
         pos = 0
         for size in sizes:
             if pos + size > got:
                 break
-            views.append(buf[pos : pos + size])
+            views.append(source[pos : pos + size])
             pos += size
         self._next = first + len(views)
         error: IntegrityError | None = None

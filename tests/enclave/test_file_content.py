@@ -11,6 +11,7 @@ import pytest
 
 from enclave import file_content
 from enclave.file_content import PROMOTE_BYTES, FileContent
+from enclave.mapped_source import MappedReader
 
 
 def _kind(content: FileContent) -> str:
@@ -98,3 +99,29 @@ def test_readinto_fills_the_buffer_like_read(size: int) -> None:
         out = bytearray(want)
         got = content.readinto(offset, memoryview(out))
         assert bytes(out[:got]) == content.read(offset, want) == data[offset : offset + want]
+
+
+def test_sealed_bytes_never_change_when_the_file_is_rewritten() -> None:
+    # The runner decrypts straight from a sealed mapping: a user rewriting the bundle during
+    # the run must not be able to change the bytes under AES-GCM (a time-of-check attack).
+    old = os.urandom(PROMOTE_BYTES * 2)
+    content = FileContent()
+    content.write(0, old)
+    fd = content.seal()
+    assert fd is not None
+    mapped = MappedReader(fd, content.size)
+    try:
+        with pytest.raises(PermissionError):
+            os.pwrite(fd, b"x", 0)  # the kernel refuses: F_SEAL_WRITE
+        content.write(10, b"new bytes")  # the session file itself stays writable
+        content.truncate(100)
+        assert content.read(0, 100) == old[:10] + b"new bytes" + old[19:100]
+        assert bytes(mapped.readview(len(old))) == old
+    finally:
+        mapped.close()
+
+
+def test_small_file_is_not_sealed() -> None:
+    content = FileContent()
+    content.write(0, b"small")
+    assert content.seal() is None

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import socket
 import threading
@@ -176,3 +177,29 @@ def test_loopback_forwarder_relays_to_unix_socket(tmp_path) -> None:
         relay.close()
         upstream.close()
         thread.join(timeout=30)
+
+
+def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_path) -> None:
+    # Over 256 KiB the session file is a memfd: the runner maps it sealed and decrypts from
+    # it in place; the entrypoint sees exactly the bundle's bytes.
+    runner, fs = _server_runner(tmp_path)
+    weights = bytes(range(256)) * 8192  # 2 MiB: two workers, several segments
+    script = (
+        b"import hashlib, pathlib\n"
+        b"print(hashlib.sha256(pathlib.Path('weights.bin').read_bytes()).hexdigest())\n"
+    )
+    _put(fs, make_bundle({"main.py": script, "weights.bin": weights}))
+    assert fs.stat("encrypted/app.nb").size > 256 * 1024
+    out: list[bytes] = []
+    status = runner.run(
+        "encrypted/app.nb",
+        "main.py",
+        [],
+        on_stdout=out.append,
+        on_stderr=out.append,
+        cancel=threading.Event(),
+    )
+    assert status == 0
+    assert b"".join(out).strip().decode() == hashlib.sha256(weights).hexdigest()
+    fs.write("encrypted/app.nb", 0, b"X")  # still writable after the run (a sealed copy)
+    assert fs.read("encrypted/app.nb", 0, 1) == b"X"

@@ -115,3 +115,27 @@ def test_segments_need_the_signature_checked_and_run_once() -> None:
         reader.segments(b"X" * 32)
     with pytest.raises(SignatureNotVerifiedError, match="only once"):
         reader.segments(KEY)
+
+
+class _ViewStream(io.BytesIO):
+    """A stream with `readview`, as enclave.mapped_source offers."""
+
+    def readview(self, size: int) -> memoryview:
+        data = self.read(size)
+        return memoryview(data)
+
+
+@pytest.mark.parametrize("cut", [0, 10], ids=["whole", "truncated"])
+def test_read_batch_from_readview_matches_the_copying_read(cut: int) -> None:
+    data = _bundle()
+    data = data[: len(data) - cut]
+    copied = _reader(data).segments(KEY)
+    reader = BundleReader.open(_ViewStream(data))
+    reader.verify_signature([public_key_of(SEED)])
+    viewed = reader.segments(KEY)
+    untouched = bytearray(200)
+    a = copied.read_batch(memoryview(bytearray(200)), 3)
+    b = viewed.read_batch(memoryview(untouched), 3)
+    assert [bytes(v) for v in a.sealed] == [bytes(v) for v in b.sealed]
+    assert (type(a.error), str(a.error), a.done) == (type(b.error), str(b.error), b.done)
+    assert untouched == bytearray(200)  # the views are the stream's, nothing was copied
