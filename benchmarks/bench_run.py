@@ -140,9 +140,9 @@ def pack(work: Path, app: Path, name: str, world: dict[str, object]) -> Path:
         "--kms-endpoint",
         info.kms.url,  # type: ignore[attr-defined]
         "--region",
-        info.region,
+        info.region,  # type: ignore[attr-defined]
         "--force",
-    )  # type: ignore[attr-defined]
+    )
     return out
 
 
@@ -263,6 +263,40 @@ def raw_aes_gcm(size: int) -> float:
     for _ in range(size >> 20):
         aead.decrypt(b"\0" * 12, sealed, None)
     return time.perf_counter() - start
+
+
+def raw_aes_same_bytes(bundle: Path, release: object) -> float:
+    """Raw AES-256-GCM over the bundle's own sealed segments: the issue's "same bytes".
+
+    One thread, one reused output buffer, the segments read in place from a populated
+    mapping (as the runner reads them); the key is released untimed first.
+    """
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from enclave.mapped_source import MappedReader
+    from package_format.bundle import BundleReader
+    from package_format.bundle.stream import derive_payload_key, nonce, segment_count
+
+    with MappedReader.of_path(bundle) as stream:
+        reader = BundleReader.open(stream)
+        header = reader.header
+        key = release(header.kms_key_id, header.wrapped_key, dict(header.encryption_context))  # type: ignore[operator]
+        aead = AESGCM(derive_payload_key(bytes(key), header.salt))
+        aad = reader.parsed.header_digest
+        seg, size = header.segment_size, header.payload_size
+        count = segment_count(size, seg)
+        stream.populate()
+        view = stream.readview(size + 16 * count)
+        out = memoryview(bytearray(seg))
+        start = time.perf_counter()
+        pos = 0
+        for i in range(count):
+            n = min(seg, size - i * seg)
+            aead.decrypt_into(nonce(i, i == count - 1), view[pos : pos + n + 16], aad, out[:n])
+            pos += n + 16
+        elapsed = time.perf_counter() - start
+        view.release()
+    return elapsed
 
 
 def tmpfs_write(size: int, base: Path) -> float:
@@ -389,16 +423,18 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         # guest memory the host has not backed yet costs several times the rest (reported).
         cold = first_run_phases(image, release, big, base)
         cold_total = cold["verify"] + cold["key_and_prepare"] + cold["decrypt"]
-        trials, aes_runs, tmpfs_runs, shm_runs = [], [], [], []
+        trials, aes_runs, same_runs, tmpfs_runs, shm_runs = [], [], [], [], []
         for _ in range(opts.big_repeat):
             trials.append(first_run_phases(image, release, big, base))
             aes_runs.append(raw_aes_gcm(size))
+            same_runs.append(raw_aes_same_bytes(big, release))
             tmpfs_runs.append(tmpfs_write(size, base))
             shm_runs.append(tmpfs_write(size, Path("/dev/shm")))
         phases = {k: statistics.median(t[k] for t in trials) for k in trials[0]}
         totals = [t["verify"] + t["key_and_prepare"] + t["decrypt"] for t in trials]
         first = statistics.median(totals)
         aes = statistics.median(aes_runs)
+        same = statistics.median(same_runs)
         tmpfs = statistics.median(tmpfs_runs)
         shm = statistics.median(shm_runs)
         print(
@@ -406,22 +442,25 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             + ", ".join(f"{t:.3f}" for t in totals)
             + " (decrypt "
             + ", ".join(f"{t['decrypt']:.3f}" for t in trials)
-            + "); raw AES-GCM (s): "
+            + "); raw AES-GCM over the bundle's bytes (s): "
+            + ", ".join(f"{a:.3f}" for a in same_runs)
+            + "; over one cached 1 MiB chunk (s): "
             + ", ".join(f"{a:.3f}" for a in aes_runs)
         )
         with EnclaveClient.connect(address) as client:
             upload(client, big, "encrypted/big.nb")
         big.unlink()
         big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
-        ratio = aes / first
+        ratio = same / first  # the issue's baseline: raw AES-256-GCM over the same bytes
         print(
             f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
             f"{phases['key_release'] * 1e3:.0f} ms (files laid out meanwhile; "
             f"both done after {phases['key_and_prepare'] * 1e3:.0f} ms), "
             f"decrypt {phases['decrypt'] * 1e3:.0f} ms "
             f"({size / phases['decrypt'] / 1e9:.2f} GB/s), wipe {phases['wipe'] * 1e3:.0f} ms; "
-            f"raw AES-GCM {aes * 1e3:.0f} ms ({size / aes / 1e9:.2f} GB/s); ratio {ratio:.2f}x; "
-            f"whole `run` {big_run:.2f} s"
+            f"raw AES-GCM over the same bytes {same * 1e3:.0f} ms ({size / same / 1e9:.2f} GB/s): "
+            f"ratio {ratio:.2f}x (against one cached chunk, {aes * 1e3:.0f} ms: "
+            f"{aes / first:.2f}x); whole `run` {big_run:.2f} s"
         )
         print(
             f"ceiling: writing the same bytes into the enclave's work dir takes "
@@ -446,6 +485,8 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             "big_first_run_s": round(first, 4),
             "big_cold_trial_s": round(cold_total, 4),
             "raw_aes_gcm_s": round(aes, 4),
+            "raw_aes_gcm_same_bytes_s": round(same, 4),
+            "big_ratio_vs_cached_chunk": round(aes / first, 3),
             "tmpfs_write_s": round(tmpfs, 4),
             "dev_shm_write_s": round(shm, 4),
             "big_ratio_vs_tmpfs_write": round(tmpfs / first, 3),
@@ -465,7 +506,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
                     "met": trivial_run < 0.38,
                 },
                 {
-                    "name": "first run throughput / raw AES-256-GCM",
+                    "name": "first run throughput / raw AES-256-GCM over the same bytes",
                     "value": round(ratio, 3),
                     "goal": ">= 0.5",
                     "met": ratio >= 0.5,

@@ -47,6 +47,10 @@ class MappedReader(io.RawIOBase):
         """Yes."""
         return True
 
+    def tell(self) -> int:
+        """The read position."""
+        return self._pos
+
     def populate(self) -> None:
         """Map every page now (e.g. while a key release runs), so reads do not fault later."""
         if self._map is not None:
