@@ -7,7 +7,8 @@ runner therefore starts the next run's interpreter as soon as the previous run i
 (killed, reaped and wiped): `python -B -E -s -u -c BOOTSTRAP FD`, cwd `/`, with the
 entrypoint's environment but for `HOME` and `TMPDIR` (the next run's private directory does
 not exist yet), in its own session, stdin `/dev/null`, stdout and stderr piped to the runner.
-It waits on the read end of a pipe (FD) and holds nothing else. When the run comes,
+It imports a fixed list of standard-library modules (`PRELOAD`), then waits on the read
+end of a pipe (FD) and holds nothing else. When the run comes,
 `go(cwd, env, argv)` writes the run's directory, `HOME`, `TMPDIR`, the program path and the
 arguments into the pipe and closes it; the bootstrap changes into the directory, sets the two
 variables, sets `sys.argv` and `sys.path[0]` as `python SCRIPT ARGS` would and executes the
@@ -26,9 +27,29 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+#: Standard-library modules the waiting interpreter imports before its run: what Python ML
+#: scripts load anyway (numpy alone pulls in most), ~50 ms of a small script's run here.
+#: Fixed, standard library only: no owner code, nothing chosen by or left from any run. Left
+#: out on purpose: what scripts monkeypatch before first import (threading, socket, ssl,
+#: select, signal, asyncio, subprocess, multiprocessing: gevent/eventlet need them unloaded).
+PRELOAD = (
+    "abc", "argparse", "ast", "collections", "contextlib", "copy", "csv", "dataclasses",
+    "datetime", "decimal", "enum", "fractions", "functools", "inspect", "itertools", "json",
+    "math", "numbers", "operator", "pathlib", "platform", "re", "string", "struct",
+    "textwrap", "types", "typing", "warnings", "weakref",
+)  # fmt: skip
+
 BOOTSTRAP = """\
+def _nb_preload(names):
+    import importlib
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
 def _nb_run():
     import os, sys
+    _nb_preload(sys.argv[2].split(","))
     fd = int(sys.argv[1])
     parts = []
     while True:
@@ -85,7 +106,7 @@ class Zygote:
         read_end, self._control = os.pipe()
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-                [python, "-B", "-E", "-s", "-u", "-c", BOOTSTRAP, str(read_end)],
+                [python, "-B", "-E", "-s", "-u", "-c", BOOTSTRAP, str(read_end), ",".join(PRELOAD)],
                 cwd="/",
                 env={k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")},
                 stdin=subprocess.DEVNULL,

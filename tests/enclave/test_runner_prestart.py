@@ -107,3 +107,24 @@ def test_closing_the_runner_kills_the_waiting_interpreter(tmp_path) -> None:
     runner.close()
     assert proc.returncode is not None
     assert list(ram.iterdir()) == []
+
+
+MODULES = b"""
+import json, sys
+watch = ["typing", "re", "inspect", "threading", "socket", "ssl", "signal", "subprocess",
+         "asyncio", "multiprocessing", "select", "selectors"]
+print(json.dumps({name: name in sys.modules for name in watch}), flush=True)
+"""
+
+
+def test_waiting_interpreter_preloads_standard_modules_but_none_scripts_monkeypatch(
+    runner, tmp_path
+) -> None:
+    sink = _run(runner, tmp_path, MODULES)
+    loaded = json.loads(sink.out)
+    assert loaded["typing"]  # paid before the run (the probe itself imports neither)
+    assert loaded["inspect"]
+    # gevent/eventlet patch these before their first import: they must not be loaded yet.
+    patched = ("threading", "socket", "ssl", "signal", "subprocess", "asyncio",
+               "multiprocessing", "select", "selectors")  # fmt: skip
+    assert [name for name in patched if loaded[name]] == []
