@@ -323,7 +323,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         "--repeat", type=int, default=15, help="runs per median (the host is noisy)"
     )
     parser.add_argument(
-        "--big-repeat", type=int, default=3, help="first runs of the big bundle (median kept)"
+        "--big-repeat", type=int, default=5, help="first runs of the big bundle (median kept)"
     )
     opts = parser.parse_args()
     size = parse_size(opts.size)
