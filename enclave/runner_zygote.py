@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -40,27 +41,37 @@ PRELOAD = (
 )  # fmt: skip
 
 BOOTSTRAP = """\
-def _nb_preload(names):
-    import importlib
-    for name in names:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+def _nb_preload(fd, names, ready, parts):
+    # Stops as soon as the run arrives: a run never waits for the rest of the list.
+    import importlib, os
+    os.set_blocking(fd, False)
+    try:
+        for name in names:
+            try:
+                parts.append(os.read(fd, 65536))
+                return
+            except BlockingIOError:
+                pass
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+        os.write(ready, b"r")
+    finally:
+        os.close(ready)
+        os.set_blocking(fd, True)
 def _nb_run():
     import os, sys
-    _nb_preload(sys.argv[2].split(","))
     fd = int(sys.argv[1])
     parts = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        parts.append(chunk)
+    _nb_preload(fd, sys.argv[3].split(","), int(sys.argv[2]), parts)
+    while not parts or parts[-1]:
+        parts.append(os.read(fd, 65536))
     os.close(fd)
-    if not parts:
+    data = b"".join(parts)
+    if not data:
         return
-    fields = [os.fsdecode(a) for a in b"".join(parts).split(b"\\0")]
+    fields = [os.fsdecode(a) for a in data.split(b"\\0")]
     os.chdir(fields[0])
     os.environ["HOME"] = fields[1]
     os.environ["TMPDIR"] = fields[2]
@@ -104,9 +115,21 @@ class Zygote:
             OSError: The interpreter cannot be started.
         """
         read_end, self._control = os.pipe()
+        self._ready, ready_end = os.pipe()
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
-                [python, "-B", "-E", "-s", "-u", "-c", BOOTSTRAP, str(read_end), ",".join(PRELOAD)],
+                [
+                    python,
+                    "-B",
+                    "-E",
+                    "-s",
+                    "-u",
+                    "-c",
+                    BOOTSTRAP,
+                    str(read_end),
+                    str(ready_end),
+                    ",".join(PRELOAD),
+                ],
                 cwd="/",
                 env={k: v for k, v in env.items() if k not in ("HOME", "TMPDIR")},
                 stdin=subprocess.DEVNULL,
@@ -114,14 +137,26 @@ class Zygote:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=(read_end,),
+                pass_fds=(read_end, ready_end),
             )
         except BaseException:
             os.close(self._control)
+            os.close(self._ready)
             raise
         finally:
             os.close(read_end)
+            os.close(ready_end)
         self._sent = False
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the interpreter has imported all of `PRELOAD`; False on timeout.
+
+        A run does not need this (the interpreter stops preloading when its run comes).
+        """
+        if self._ready < 0:
+            return False
+        readable, _, _ = select.select([self._ready], [], [], timeout)
+        return bool(readable) and os.read(self._ready, 1) == b"r"
 
     def usable(self) -> bool:
         """Whether the interpreter still waits for its run."""
@@ -149,6 +184,9 @@ class Zygote:
         if self._control >= 0:
             os.close(self._control)
             self._control = -1
+        if self._ready >= 0:
+            os.close(self._ready)
+            self._ready = -1
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bund
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_api import RunRequest
 from enclave.runner_bundle import open_bundle
+from enclave.runner_zygote import Zygote
 
 PROBE = b"""
 import json, os, sys
@@ -120,6 +122,10 @@ print(json.dumps({name: name in sys.modules for name in watch}), flush=True)
 def test_waiting_interpreter_preloads_standard_modules_but_none_scripts_monkeypatch(
     runner, tmp_path
 ) -> None:
+    spare = runner._spare
+    assert spare is not None
+    assert spare.zygote is not None
+    assert spare.zygote.wait_ready(timeout=60)  # the whole list imported
     sink = _run(runner, tmp_path, MODULES)
     loaded = json.loads(sink.out)
     assert loaded["typing"]  # paid before the run (the probe itself imports neither)
@@ -128,3 +134,21 @@ def test_waiting_interpreter_preloads_standard_modules_but_none_scripts_monkeypa
     patched = ("threading", "socket", "ssl", "signal", "subprocess", "asyncio",
                "multiprocessing", "select", "selectors")  # fmt: skip
     assert [name for name in patched if loaded[name]] == []
+
+
+def test_run_arriving_during_the_preload_does_not_wait_for_all_of_it(tmp_path) -> None:
+    # The run's spec is read between two imports: the script runs in that interpreter with
+    # whatever was loaded so far, and the ready signal never comes.
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("import sys; print('ran', 'typing' in sys.modules)\n")
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
+    zygote = Zygote(sys.executable, env)
+    try:
+        proc = zygote.go(app, env, [str(app / "main.py")])
+        out = proc.stdout.read() if proc.stdout is not None else b""
+        assert proc.wait() == 0
+        assert out.startswith(b"ran ")
+        assert not zygote.wait_ready(timeout=0)
+    finally:
+        zygote.discard()
