@@ -78,7 +78,7 @@ class Hello(NamedTuple):
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
-        return {"type": "hello", "id": 0, "args": {"versions": list(self.versions)}}
+        return {"id": 0, "args": {"versions": list(self.versions)}, "type": "hello"}
 
 
 class Welcome(NamedTuple):
@@ -95,14 +95,14 @@ class Welcome(NamedTuple):
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
         return {
-            "type": "welcome",
             "id": 0,
             "args": {
                 "version": self.version,
-                "max_header": self.limits.max_header,
-                "max_frame": self.limits.max_frame,
                 "max_chunk": self.limits.max_chunk,
+                "max_frame": self.limits.max_frame,
+                "max_header": self.limits.max_header,
             },
+            "type": "welcome",
         }
 
 
@@ -128,7 +128,7 @@ class Request(NamedTuple):
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
-        return {"type": "req", "id": self.id, "op": self.op, "args": self.args}
+        return {"id": self.id, "op": self.op, "args": self.args, "type": "req"}
 
 
 class Response(NamedTuple):
@@ -163,7 +163,7 @@ class Response(NamedTuple):
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
-        return {"type": "res", "id": self.id, "status": self.status, "args": self.args}
+        return {"id": self.id, "args": self.args, "type": "res", "status": self.status}
 
 
 class Event(NamedTuple):
@@ -188,7 +188,7 @@ class Event(NamedTuple):
 
     def header(self) -> dict[str, Any]:
         """Return the header map of this message."""
-        return {"type": "evt", "id": self.id, "op": self.name, "args": self.args}
+        return {"id": self.id, "op": self.name, "args": self.args, "type": "evt"}
 
 
 Message: TypeAlias = Hello | Welcome | Request | Response | Event

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import struct
 
+import cbor2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -21,6 +22,7 @@ from package_format.rpc import (
     Hello,
     MalformedFrameError,
     MessageSchemaError,
+    NonCanonicalHeaderError,
     Request,
     Response,
     TruncatedFrameError,
@@ -235,3 +237,41 @@ def test_reused_buffer_decoder_gives_each_frame_in_turn() -> None:
     decoder.feed(frames[0][:5])
     with pytest.raises(TruncatedFrameError):
         decoder.end_of_stream()
+
+
+@given(st.dictionaries(st.text(max_size=8), headers, max_size=6))
+def test_encoder_writes_exactly_cbor2s_canonical_bytes(header: dict) -> None:
+    # The encoder orders keys itself and dumps plainly (faster); the bytes must be the
+    # spec's reference encoding all the same (specs/rpc-protocol.md §1).
+    try:
+        head, _ = encode_frame(header)
+    except MalformedFrameError:
+        return  # nesting deeper than the limit
+    assert head[8:] == cbor2.dumps(header, canonical=True)
+
+
+@given(st.dictionaries(st.text(max_size=8), headers, min_size=2, max_size=6), st.booleans())
+def test_unsorted_map_keys_rejected_at_any_depth(inner: dict, nest: bool) -> None:
+    unsorted = dict(reversed(cbor2.loads(cbor2.dumps(inner, canonical=True)).items()))
+    header = {"a": unsorted} if nest else unsorted
+    raw = cbor2.dumps(header)  # plain: keeps the reversed order
+    data = struct.pack(">II", len(raw), 0) + raw
+    with pytest.raises((NonCanonicalHeaderError, MalformedFrameError)):
+        FrameDecoder().feed(data)
+
+
+@pytest.mark.parametrize("wrap", [lambda v: [v], lambda v: {"k": v}])
+def test_nesting_limit_is_exactly_eight_levels_below_the_header(wrap) -> None:
+    # §3.2: the header map is level 0; a value 8 levels below it is the deepest allowed.
+    def nest(levels: int) -> object:
+        value: object = 1
+        for _ in range(levels - 1):
+            value = wrap(value)
+        return value
+
+    assert FrameDecoder().feed(frame_bytes({"a": nest(8)}))[0].header == {"a": nest(8)}
+    with pytest.raises(MalformedFrameError):
+        encode_frame({"a": nest(9)})
+    raw = cbor2.dumps({"a": nest(9)})
+    with pytest.raises(MalformedFrameError):
+        FrameDecoder().feed(struct.pack(">II", len(raw), 0) + raw)
