@@ -11,7 +11,9 @@ by a real enclave server process (session filesystem in RAM, Unix socket),
 with the backing store in the same tmpfs. Each copy is checked in the enclave.
 For scale, the small files are also copied into the cheapest filesystem the
 prescribed library (mfusepy) can serve (`_noop_fuse.py`: a dict, data discarded),
-the ceiling of any mfusepy design before it does any work.
+the ceiling of any mfusepy design before it does any work, and, when gcc and
+libfuse3's headers are present, into its compiled twin on libfuse's low-level API
+(`_noop_fuse.c`), the ceiling of a compiled FUSE daemon (specs/sync.md §12).
 Each figure is the best of --repeat runs (the machine is shared).
 Ends with one JSON line holding the figures and the issue's targets.
 """
@@ -93,12 +95,37 @@ def enclave_check(address: str, size: int, files: int) -> None:
         assert count == files, f"{count} of {files} small files in the enclave"
 
 
-def noop_copy(tree: str, mountpoint: Path) -> float:
-    """Seconds for `cp -r` of the tree into a fresh no-op mfusepy mount."""
-    mountpoint.mkdir(exist_ok=True)
-    server = subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "_noop_fuse.py"), str(mountpoint)]
+def round_trip_us(address: str, count: int = 2000) -> float:
+    """Median microseconds of one enclave round trip (a ping), the wait a close costs."""
+    from user_runtime.rpc_client import EnclaveClient
+
+    samples = []
+    with EnclaveClient.connect(address) as client:
+        for _ in range(count):
+            start = time.perf_counter()
+            client.ping()
+            samples.append(time.perf_counter() - start)
+    return sorted(samples)[len(samples) // 2] * 1e6
+
+
+def build_c_noop(work: Path) -> str | None:
+    """Compile `_noop_fuse.c`; None (and why, on stdout) when this machine cannot."""
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "fuse3"], capture_output=True, text=True, check=False
     )
+    if flags.returncode != 0 or not shutil.which("gcc"):
+        print("no gcc or libfuse3 headers (apt install libfuse3-dev): skipping the C no-op")
+        return None
+    binary = str(work / "noop_fuse")
+    source = str(REPO / "benchmarks" / "_noop_fuse.c")
+    subprocess.run(["gcc", "-O2", "-o", binary, source, *flags.stdout.split()], check=True)
+    return binary
+
+
+def noop_copy(tree: str, mountpoint: Path, server_argv: list[str]) -> float:
+    """Seconds for `cp -r` of the tree into a fresh no-op FUSE mount."""
+    mountpoint.mkdir(exist_ok=True)
+    server = subprocess.Popen([*server_argv, str(mountpoint)])
     try:
         deadline = time.monotonic() + 20
         while not os.path.ismount(mountpoint):
@@ -112,6 +139,18 @@ def noop_copy(tree: str, mountpoint: Path) -> float:
         server.wait(timeout=20)
 
 
+def measure_ceilings(
+    tree: str, work: Path, c_noop: str | None, address: str, best: dict[str, float]
+) -> None:
+    """The no-op filesystems' small-file copies and the enclave round trip, into `best`."""
+    py_noop = [sys.executable, str(REPO / "benchmarks" / "_noop_fuse.py")]
+    best["noop_small"] = min(best["noop_small"], noop_copy(tree, work / "noop", py_noop))
+    if c_noop is not None:
+        seconds = noop_copy(tree, work / "noop_c", [c_noop])
+        best["noop_c_small"] = min(best["noop_c_small"], seconds)
+    best["round_trip_us"] = min(best.get("round_trip_us", 1e9), round_trip_us(address))
+
+
 def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, float]:
     """Best-of-N seconds for cp into tmpfs and into the mount, large file and small files."""
     work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
@@ -119,11 +158,15 @@ def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, fl
     folder, state = work / "synced_folder", work / "state"
     best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
     best["noop_small"] = 1e9
+    c_noop = None
     try:
         src, dst = work / "src", work / "tmpfs-copy"
         src.mkdir()
         print(f"making {size >> 20} MiB file and {opts.files} files of {file_size} B in {src}")
         make_sources(src, size, opts.files, file_size)
+        c_noop = build_c_noop(work)
+        if c_noop is not None:
+            best["noop_c_small"] = 1e9
         sock = work / "enclave.sock"
         budget = size + opts.files * (file_size + 4096) + (256 << 20)
         server = subprocess.Popen(
@@ -152,7 +195,7 @@ def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, fl
             finally:
                 user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
             shutil.rmtree(store)
-            best["noop_small"] = min(best["noop_small"], noop_copy(tree, work / "noop"))
+            measure_ceilings(tree, work, c_noop, address, best)
             print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
     finally:
         if server is not None:
@@ -187,6 +230,17 @@ def main() -> int:
     print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f}/s")
     print(f"             = {small_ratio:.3f}x cp")
     print(f"             (a no-op mfusepy filesystem: {noop_small:.0f}/s = {noop_ratio:.3f}x cp)")
+    budget_us = 1e6 / (0.1 * cp_small)
+    print(f"             at 0.1x cp a file may take {budget_us:.0f} us in all; one enclave round")
+    print(f"             trip (what a close that waits for the enclave costs) takes "
+          f"{best['round_trip_us']:.0f} us")  # fmt: skip
+    noop_c = {}
+    if "noop_c_small" in best:
+        rate = opts.files / best["noop_c_small"]
+        print(f"             (its compiled twin, libfuse low-level: {rate:.0f}/s = "
+              f"{rate / cp_small:.3f}x cp)")  # fmt: skip
+        noop_c = {"noop_c_small_files_s": round(rate, 1),
+                  "noop_c_small_vs_cp": round(rate / cp_small, 3)}  # fmt: skip
     figures = {
         "size_bytes": size,
         "files": opts.files,
@@ -197,6 +251,9 @@ def main() -> int:
         "sync_small_files_s": round(sync_small, 1),
         "noop_mfusepy_small_files_s": round(noop_small, 1),
         "noop_mfusepy_small_vs_cp": round(noop_ratio, 3),
+        **noop_c,
+        "per_file_budget_at_goal_us": round(budget_us, 1),
+        "enclave_round_trip_us": round(best["round_trip_us"], 1),
         "targets": [
             {"name": "large_vs_cp", "value": round(large_ratio, 3), "goal": ">= 0.3",
              "met": large_ratio >= 0.3},
