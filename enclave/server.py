@@ -44,6 +44,7 @@ _log = logging.getLogger(__name__)
 Emit = Callable[[Message], None]
 _LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
+_BODY_OPS = frozenset({"write", "put"})  # the requests that carry data (§7.2)
 
 
 class _State(enum.Enum):
@@ -177,7 +178,7 @@ class ServerConnection:
             return [Response.error(rid, ErrorCode.UNKNOWN_OP, str(e))]
         except BadArgumentsError as e:
             return [Response.error(rid, ErrorCode.BAD_ARGS, str(e))]
-        if request.op != "write" and request.body.nbytes:
+        if request.op not in _BODY_OPS and request.body.nbytes:
             return [Response.error(rid, ErrorCode.BAD_ARGS, f"{request.op}: unexpected body")]
         try:
             return self._dispatch(request, args)
@@ -198,9 +199,12 @@ class ServerConnection:
                 return [Response.error(rid, ErrorCode.TOO_LARGE, f"read: length over {max_chunk}")]
             body = fs.read(args["path"], args["offset"], args["length"])
             return [Response(rid, 0, {}, memoryview(body))]
-        if op == "write":
+        if op in _BODY_OPS:
             if request.body.nbytes > max_chunk:
-                return [Response.error(rid, ErrorCode.TOO_LARGE, f"write: body over {max_chunk}")]
+                return [Response.error(rid, ErrorCode.TOO_LARGE, f"{op}: body over {max_chunk}")]
+            if op == "put":  # §7.2: create or truncate, then the body at 0, in one request
+                fs.create(args["path"], args["mode"], truncate=True, exclusive=False)
+                args = {**args, "offset": 0}
             return [
                 Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
             ]

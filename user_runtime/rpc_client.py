@@ -496,6 +496,43 @@ class EnclaveClient:
             length -= step
         return b"".join(parts)
 
+    def put(self, path: str, data: bytes | bytearray | memoryview, mode: int = 0o644) -> int:
+        """Make `path` a file holding exactly `data` (at most `chunk_size`), in one request.
+
+        Creates the file (with `mode`) or truncates it, then writes `data` at 0
+        (specs/rpc-protocol.md §7.2 `put`).
+
+        Raises:
+            ValueError: `data` is over `chunk_size`.
+            RemoteError: as `create` or `write` would (the file may then exist, empty).
+        """
+        view = self._put_body(data)
+        self._call("put", {"path": path, "mode": mode}, view)
+        return len(view)
+
+    def put_pipelined(
+        self,
+        path: str,
+        data: bytes | bytearray | memoryview,
+        mode: int = 0o644,
+        *,
+        key: str | None = None,
+    ) -> None:
+        """`put` without waiting: its error is raised by `flush(key)` (default: the path).
+
+        Raises:
+            ValueError: `data` is over `chunk_size`.
+            ConnectionLostError: the connection is already lost.
+        """
+        view = self._put_body(data)
+        self._submit(path if key is None else key, "put", {"path": path, "mode": mode}, view)
+
+    def _put_body(self, data: bytes | bytearray | memoryview) -> memoryview:
+        view = memoryview(data).cast("B")
+        if len(view) > self.chunk_size:
+            raise ValueError(f"put of {len(view)} bytes is over the {self.chunk_size} limit")
+        return view
+
     def write(self, path: str, offset: int, data: bytes | bytearray | memoryview) -> int:
         """Write and wait for the result (pipelined chunks, then `flush`)."""
         self.write_pipelined(path, offset, data)

@@ -25,10 +25,10 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from user_runtime.backing_store import OUTPUT, BackingStore, is_output, split_path
+from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
 from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
 from user_runtime.sync_link import EnclaveLink, RemoteStat, SessionClient, WriteQueue
 
@@ -73,11 +73,19 @@ class _Handle:
     dirty: bool = False  # written since the last flush
     written: bool = False  # written since opened
     repaired: bool = False  # the store was made to match the enclave after an error
+    # Created by us and, so far, only in the store: the enclave gets it in one `put`
+    # (specs/sync.md §6). `lock` orders its store writes against that `put`.
+    fresh: bool = False
+    mode: int = 0o644
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def fail(self, code: int) -> None:
         """Keep the first error (the write queue's thread may set it concurrently)."""
         if not self.error:
             self.error = code
+
+
+Attrs = tuple[int, int, int, int, int, int]
 
 
 def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) -> dict[str, int]:
@@ -86,8 +94,8 @@ def _stat_dict(mode: int, size: int, nlink: int, times: tuple[int, int, int]) ->
         "st_mode": mode,
         "st_size": size,
         "st_nlink": nlink,
-        "st_uid": os.getuid(),
-        "st_gid": os.getgid(),
+        "st_uid": _UID,
+        "st_gid": _GID,
         "st_atime": atime,
         "st_mtime": mtime,
         "st_ctime": ctime,
@@ -126,14 +134,15 @@ class SyncOperations:
         self.on_init: Callable[[], None] | None = None
         self._writes = WriteQueue(link, self._write_failed)
         self._handles: dict[int, _Handle] = {}
+        self._fresh: dict[int, _Handle] = {}  # handles still `fresh`
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._split = PathSplitter()
 
     # -- helpers -------------------------------------------------------------------------
 
-    @staticmethod
-    def _parts(path: str) -> tuple[str, ...]:
-        return split_path(path)
+    def _parts(self, path: str) -> tuple[str, ...]:
+        return self._split(path)
 
     def _new_handle(self, path: str, fd: int | None) -> int:
         with self._lock:
@@ -148,8 +157,43 @@ class SyncOperations:
             raise OSError(errno.EBADF, "bad file handle") from None
 
     def _remote(self, fn: Callable[[SessionClient], Any]) -> Any:
+        if self._fresh:  # what it touches may be a file the enclave has not seen yet
+            with self._lock:
+                fresh, self._fresh = self._fresh, {}
+            for fh, handle in fresh.items():
+                self._materialize(fh, handle)
         self._writes.drain()  # nothing may overtake a queued write
         return self.enclave_link.call(fn)
+
+    def _materialize(self, fh: int, handle: _Handle) -> None:
+        """Queue a fresh file's `put` (its whole bytes from the store); no-op once sent.
+
+        Its verdict comes, like a queued write's, from `flush(fh:N)` at its close.
+        """
+        with self._lock:
+            self._fresh.pop(fh, None)
+        with handle.lock:
+            if handle.fd is not None and handle.fresh:
+                handle.fresh = False
+                self._queue_put(fh, handle, handle.fd)
+
+    def _queue_put(self, fh: int, handle: _Handle, fd: int) -> None:
+        # Called with handle.lock held: no store write of this handle can slip between
+        # reading its bytes and queueing them; later writes queue behind.
+        sp, mode, key = session_path(handle.path), handle.mode, f"fh:{fh}"
+        size = os.fstat(fd).st_size
+        if size <= self._writes.inline_bytes:
+            data = os.pread(fd, size, 0)
+            self._writes.put_call(handle, lambda c: c.put_pipelined(sp, data, mode, key=key), size)
+            return
+        # Grown past a `put` through another descriptor: create, then the store's bytes.
+        args = {"path": sp, "mode": mode, "truncate": True, "exclusive": False}
+
+        def send(c: SessionClient) -> None:
+            c.call_pipelined("create", args, key=key)
+            c.write_pipelined_from(sp, 0, fd, size, key=key)
+
+        self._writes.put_call(handle, send, size)
 
     def _write_failed(self, token: object, code: int) -> None:
         if isinstance(token, _Handle):
@@ -186,16 +230,20 @@ class SyncOperations:
     def getattr(self, path: str, fh: int | None = None) -> dict[str, int]:
         """Status from the store, or from the enclave inside output/."""
         del fh
+        mode, size, nlink, atime, mtime, ctime = self.attrs(path)
+        return _stat_dict(mode, size, nlink, (atime, mtime, ctime))
+
+    def attrs(self, path: str) -> Attrs:
+        """`getattr` as a tuple: mode, size, nlink, atime, mtime, ctime (ns)."""
         parts = self._parts(path)
         if is_output(parts):
             info = self._remote(lambda c: c.stat(session_path(path)))
-            return _remote_dict(info)
+            return (info.mode, info.size, info.nlink, info.atime_ns, info.mtime_ns, info.ctime_ns)
         self._writes.drain_local()  # queued store writes first: sizes must include them
         st = self.store.lstat(path)
         if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
             raise OSError(errno.ENOENT, "not a file or folder")
-        times = (st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
-        return _stat_dict(st.st_mode, st.st_size, st.st_nlink, times)
+        return (st.st_mode, st.st_size, st.st_nlink, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
 
     def readdir(self, path: str, fh: int) -> list[str]:
         """List a folder (the root also lists the enclave's output/)."""
@@ -375,9 +423,11 @@ class SyncOperations:
     def create(self, path: str, mode: int, flags: int = 0) -> int:
         """Create (or with O_TRUNC, empty) a file and open it.
 
-        Outside output/ the enclave's create is queued like a write: the store
-        answers at once (EEXIST, ENOENT...) and an enclave refusal (ENOSPC)
-        surfaces on flush/close (specs/sync.md §6.1).
+        Outside output/ the store answers at once (EEXIST, ENOENT...) and the
+        file stays `fresh`: small writes go to the store only, and the enclave
+        gets the whole file in one `put` at flush (or before any other enclave
+        request, or once it outgrows a `put`); an enclave refusal (ENOSPC)
+        surfaces on flush/close (specs/sync.md §6).
         """
         parts = self._parts(path)
         truncate = bool(flags & os.O_TRUNC)
@@ -389,10 +439,10 @@ class SyncOperations:
         store_flags = os.O_CREAT | (os.O_TRUNC if truncate else 0) | (os.O_EXCL if exclusive else 0)
         fh = self._new_handle(path, self.store.open(path, store_flags, mode))
         handle = self._handles[fh]
-        handle.dirty = handle.written = True
-        args = {"path": sp, "mode": perm, "truncate": truncate, "exclusive": False}
-        key = f"fh:{fh}"
-        self._writes.put_call(handle, lambda c: c.call_pipelined("create", args, key=key))
+        handle.dirty = handle.written = handle.fresh = True
+        handle.mode = perm
+        with self._lock:
+            self._fresh[fh] = handle
         return fh
 
     def open(self, path: str, flags: int) -> int:
@@ -400,6 +450,11 @@ class SyncOperations:
         parts = self._parts(path)
         if flags & os.O_TRUNC:
             self.truncate(path, 0)
+        if self._fresh:  # a second descriptor's writes are sent as they come: the file first
+            with self._lock:
+                same = [(fh, h) for fh, h in self._fresh.items() if h.path == path]
+            for fh, handle in same:
+                self._materialize(fh, handle)
         if is_output(parts):
             info = self._remote(lambda c: c.stat(session_path(path)))
             if stat.S_ISDIR(info.mode):
@@ -422,6 +477,13 @@ class SyncOperations:
         handle = self._handle(fh)
         if handle.error:
             raise OSError(handle.error, os.strerror(handle.error))
+        if handle.fresh:
+            with handle.lock:
+                fits = offset + len(data) <= self._writes.inline_bytes
+                if handle.fd is not None and fits and handle.fresh:
+                    _store_write(handle.fd, offset, data)  # the `put` at flush sends it
+                    return len(data)
+            self._materialize(fh, handle)  # too large for a `put`: send it, write on
         handle.dirty = handle.written = True
         sp = None if path is None else session_path(path)
         key, fd, size = f"fh:{fh}", handle.fd, len(data)
@@ -440,6 +502,7 @@ class SyncOperations:
 
     def _flush_handle(self, path: str | None, fh: int) -> None:
         handle = self._handle(fh)
+        self._materialize(fh, handle)
         if handle.dirty and not handle.error:
             key = f"fh:{fh}"
             try:
@@ -489,6 +552,10 @@ class SyncOperations:
             handle = self._handles.pop(fh, None)
         if handle is None:
             return 0
+        if handle.fresh and not handle.error:
+            self._materialize(fh, handle)  # closed without a flush
+        with self._lock:
+            self._fresh.pop(fh, None)
         self._writes.drain()  # its queued store writes need the descriptor
         try:
             if handle.fd is not None and path is not None and handle.written and not handle.error:
@@ -584,24 +651,57 @@ class OutputWatcher:
 
 
 _pinned = threading.local()
+_UID, _GID = os.getuid(), os.getgid()
+
+
+def _decode(fuse: Any, path: bytes | None) -> str | None:
+    """A path libfuse passed, as mfusepy decodes it (None with nullpath_ok)."""
+    return None if path is None else path.decode(fuse.encoding, fuse.errors)
+
+
+def _raw_times(buf: Any) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """A `struct utimbuf` of timespecs as ((sec, nsec), (sec, nsec)); None for NULL (now)."""
+    if not buf:
+        return None
+    a, m = buf.contents.actime, buf.contents.modtime
+    return ((a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec))
+
+
+def _fill_stat(buf: Any, attrs: Attrs) -> None:
+    """Write `attrs` into libfuse's `struct stat` (mfusepy's `c_stat`)."""
+    mode, size, nlink, atime, mtime, ctime = attrs
+    ctypes.memset(buf, 0, ctypes.sizeof(buf.contents))
+    st = buf.contents
+    st.st_mode, st.st_size, st.st_nlink = mode, size, nlink
+    st.st_uid, st.st_gid = _UID, _GID
+    st.st_blksize, st.st_blocks = IO_SIZE, (size + 511) // 512
+    st.st_atimespec.tv_sec, st.st_atimespec.tv_nsec = divmod(atime, 1_000_000_000)
+    st.st_mtimespec.tv_sec, st.st_mtimespec.tv_nsec = divmod(mtime, 1_000_000_000)
+    st.st_ctimespec.tv_sec, st.st_ctimespec.tv_nsec = divmod(ctime, 1_000_000_000)
 
 
 def _fuse_class(fuse: Any) -> Any:
     class _SyncFUSE(fuse.FUSE):  # type: ignore[misc]
-        """mfusepy's FUSE with three calls made direct (specs/sync.md §8).
+        """mfusepy's FUSE with five calls made direct (specs/sync.md §8).
 
         utimens gets raw (sec, nsec) pairs so UTIME_NOW/UTIME_OMIT survive;
         create skips mfusepy's per-call signature inspection; open of a file
-        in output/ uses direct I/O so reads always reach the enclave.
+        in output/ uses direct I/O so reads always reach the enclave; write
+        borrows libfuse's buffer; getattr fills the struct from a tuple.
         """
 
         def utimens_fuse_2(self, path: bytes | None, buf: Any) -> int:
-            times = None
-            if buf:
-                a, m = buf.contents.actime, buf.contents.modtime
-                times = ((a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec))
-            name = None if path is None else path.decode(self.encoding, self.errors)
-            return int(self.operations.utimens(name, times))
+            return int(self.operations.utimens(_decode(self, path), _raw_times(buf)))
+
+        def getattr_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+            del fip
+            return self.getattr_fuse_2(path, buf)
+
+        def getattr_fuse_2(self, path: bytes | None, buf: Any) -> int:
+            # The struct filled from a tuple, not through mfusepy's dict (3 of a small
+            # file's ~7 callbacks are getattr).
+            _fill_stat(buf, self.operations.attrs(_decode(self, path) or ""))  # "": EINVAL
+            return 0
 
         def create(self, path: bytes, mode: int, fip: Any) -> int:
             fi = fip.contents
@@ -622,7 +722,7 @@ def _fuse_class(fuse: Any) -> Any:
             # only if it keeps it (no ctypes.string_at copy first).
             address = ctypes.cast(buf, ctypes.c_void_p).value or 0
             view = memoryview((ctypes.c_char * size).from_address(address)).cast("B")
-            name = None if path is None else path.decode(self.encoding, self.errors)
+            name = _decode(self, path)
             return int(self.operations.write(name, view, offset, fip.contents.fh))
 
         def open(self, path: bytes, fip: Any) -> int:

@@ -111,6 +111,14 @@ class SessionClient(Protocol):
     def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
         """Queue a bodiless request; its error surfaces on `flush(key)`."""
 
+    def put(self, path: str, data: bytes | memoryview, mode: int = 0o644) -> int:
+        """Make `path` a file holding exactly `data`, in one request."""
+
+    def put_pipelined(
+        self, path: str, data: bytes | memoryview, mode: int = 0o644, *, key: str | None = None
+    ) -> None:
+        """Queue a `put`; its error surfaces on `flush(key or path)`."""
+
     def flush(self, key: str) -> None:
         """Wait for the writes under `key`; raise the first error."""
 
@@ -469,8 +477,10 @@ class WriteQueue:
     in the caller's thread and their send is *held*: the held sends leave
     together in one `sendmsg` at the next `drain()` (every flush and enclave
     request drains), when a large write is queued, when `hold_count` or
-    `inline_bytes` is reached, or after `hold_seconds`. A small file's create,
-    write and close so cost one message each way and no hand-over between threads.
+    `inline_bytes` is reached, or once they have waited `hold_seconds` (the thread
+    looks every `hold_seconds`). A small file's create, write and close so cost one
+    message each way and no hand-over between threads: the queue thread is woken
+    only for queued work, never per small request (each wake costs the caller the GIL).
 
     The store write always comes before the send, so a replay after a lost
     connection includes it. Requests leave in the order put; callers `drain()`
@@ -488,10 +498,13 @@ class WriteQueue:
         self._link = link
         self._on_error = on_error
         self._limit = limit_bytes
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # callers: drain, room, store writes done
+        self._work = threading.Condition(lock)  # the queue thread: work queued, stop
         self._queue: collections.deque[_Item] = collections.deque()
         self._held: list[tuple[object, Send]] = []
         self._held_bytes = 0
+        self._held_since = 0.0
         self.inline_bytes = 64 * 1024
         self.hold_count = 16
         self.hold_seconds = 0.05
@@ -559,7 +572,7 @@ class WriteQueue:
         self._queue.append(item)
         self._bytes += item.size
         self._local += item.local is not None
-        self._cond.notify_all()
+        self._work.notify()
 
     def _inline(
         self, token: object, local: Callable[[], object] | None, fn: Send | None, size: int
@@ -574,11 +587,15 @@ class WriteQueue:
         with self._cond:
             self._busy = False
             if fn is not None:
+                if not self._held:
+                    self._held_since = time.monotonic()
                 self._held.append((token, fn))
                 self._held_bytes += size
                 if len(self._held) >= self.hold_count or self._held_bytes >= self.inline_bytes:
                     self._queue_held()
             self._cond.notify_all()
+            if self._queue or self._stopped:
+                self._work.notify()
 
     def _queue_held(self) -> None:
         # Called with self._cond held: the held sends become one queued item.
@@ -615,19 +632,23 @@ class WriteQueue:
         """Send what is queued or held, then end the thread."""
         with self._cond:
             self._stopped = True
-            self._cond.notify_all()
+            self._work.notify()
         self._thread.join()
 
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._stopped:
-                    if self._held and not self._busy:
-                        if not self._cond.wait(self.hold_seconds):
-                            self._queue_held()  # nobody drained them: send them now
-                    else:
-                        self._cond.wait()
-                if self._stopped and not self._busy:
+                # Never beside a caller's inline work or drain (`_busy`): requests leave in order.
+                while self._busy or (not self._queue and not self._stopped):
+                    if (
+                        not self._busy
+                        and self._held
+                        and time.monotonic() - self._held_since >= self.hold_seconds
+                    ):
+                        self._queue_held()  # nobody drained them: send them now
+                        continue
+                    self._work.wait(self.hold_seconds)
+                if self._stopped:
                     self._queue_held()
                 if not self._queue:
                     return
@@ -644,6 +665,8 @@ class WriteQueue:
                 self._bytes -= item.size
                 self._busy = False
                 self._cond.notify_all()
+                if self._queue or self._stopped:
+                    self._work.notify()
 
     def _run(self, item: _Item) -> None:
         try:

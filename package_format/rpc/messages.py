@@ -53,6 +53,7 @@ OPS: Final[dict[str, _Spec]] = {
         "length": ("uint", _REQUIRED),
     },
     "write": {"path": ("text", _REQUIRED), "offset": ("uint", _REQUIRED)},
+    "put": {"path": ("text", _REQUIRED), "mode": ("uint", 0o644)},
     "fsync": {"path": ("text", _REQUIRED)},
     "run": {
         "bundle": ("text", _REQUIRED),

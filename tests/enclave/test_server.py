@@ -15,7 +15,7 @@ import pytest
 
 from enclave.runner_interface import UnavailableRunner
 from enclave.server import EnclaveServer
-from enclave.sessionfs import SessionFs
+from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
 from package_format.rpc import (
     ErrorCode,
@@ -104,6 +104,33 @@ def test_oversized_read_and_write_refused() -> None:
     body = memoryview(bytes(2**20 + 1))
     [reply] = conn.on_frame(frame_of(Request(3, "write", {"path": "dataset/x", "offset": 0}, body)))
     assert reply.status == ErrorCode.TOO_LARGE
+    [reply] = conn.on_frame(frame_of(Request(4, "put", {"path": "dataset/x"}, body)))
+    assert reply.status == ErrorCode.TOO_LARGE
+
+
+def test_put_replaces_a_whole_file_in_one_request() -> None:
+    server, conn = ready_connection()
+    server.fs.create("dataset/p")
+    server.fs.write("dataset/p", 0, b"old contents, longer")
+    put = Request(2, "put", {"path": "dataset/p", "mode": 0o600}, memoryview(b"new"))
+    [reply] = conn.on_frame(frame_of(put))
+    assert (reply.status, reply.args) == (0, {"written": 3})
+    assert server.fs.read("dataset/p", 0, 100) == b"new"
+    [reply] = conn.on_frame(frame_of(Request(3, "put", {"path": "dataset"}, memoryview(b"x"))))
+    assert reply.status == ErrorCode.EISDIR
+
+
+def test_put_over_the_budget_fails_enospc_leaving_the_file_empty() -> None:
+    # §7.2: a put fails as create + write would; the sync daemon's repair relies on it.
+    server = EnclaveServer(SessionFs(SessionLimits(budget_bytes=10)), UnavailableRunner())
+    conn = server.connection([].append)
+    conn.on_frame(frame_of(Hello((1,))))
+    [reply] = conn.on_frame(
+        frame_of(Request(2, "put", {"path": "dataset/p"}, memoryview(b"x" * 11)))
+    )
+    assert reply.status == ErrorCode.ENOSPC
+    assert server.fs.stat("dataset/p").size == 0
+    assert server.fs.statfs()["used_bytes"] == 0
 
 
 PATH_REQUESTS = {
@@ -119,6 +146,7 @@ PATH_REQUESTS = {
     "utimens": lambda p: {"path": p, "atime_ns": 0, "mtime_ns": 0},
     "read": lambda p: {"path": p, "offset": 0, "length": 1},
     "write": lambda p: {"path": p, "offset": 0},
+    "put": lambda p: {"path": p},
     "fsync": lambda p: {"path": p},
 }
 ATTACKS = {
@@ -136,7 +164,7 @@ def test_path_attack_over_the_wire_rejected(op: str, attack: str) -> None:
     server, conn = ready_connection()
     server.fs.create("dataset/victim")
     path, expected = ATTACKS[attack]
-    body = memoryview(b"x" if op == "write" else b"")
+    body = memoryview(b"x" if op in {"write", "put"} else b"")
     [reply] = conn.on_frame(frame_of(Request(9, op, PATH_REQUESTS[op](path), body)))
     assert reply.status == expected
     assert [n for n, _ in server.fs.listdir("dataset")] == ["victim"]

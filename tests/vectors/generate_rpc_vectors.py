@@ -109,6 +109,20 @@ SCENARIOS: dict[str, tuple[str, str, str, list[Line]]] = {
             ),
         ],
     ),
+    "fs_put_read": (
+        "success",
+        "server",
+        "put: a whole small file (create, truncate, write at 0) in one request, then read it",
+        [
+            *OPEN,
+            (">", req(1, "put", {"path": "dataset/p.csv", "mode": 0o600}, b"a,b\n1,2\n")),
+            ("<", res(1, {"written": 8})),
+            (">", req(2, "put", {"path": "dataset/p.csv", "mode": 0o600}, b"c\n")),
+            ("<", res(2, {"written": 2})),
+            (">", req(3, "read", {"path": "dataset/p.csv", "offset": 0, "length": 4096})),
+            ("<", res(3, body=b"c\n")),
+        ],
+    ),
     "fs_listdir_root": (
         "success",
         "server",
