@@ -507,7 +507,7 @@ class EnclaveClient:
             RemoteError: as `create` or `write` would (the file may then exist, empty).
         """
         view = self._put_body(data)
-        self._call("put", {"path": path, "mode": mode}, view)
+        self._call("put", {"mode": mode, "path": path}, view)  # keys in wire order
         return len(view)
 
     def put_pipelined(
@@ -525,7 +525,8 @@ class EnclaveClient:
             ConnectionLostError: the connection is already lost.
         """
         view = self._put_body(data)
-        self._submit(path if key is None else key, "put", {"path": path, "mode": mode}, view)
+        args = {"mode": mode, "path": path}  # keys in wire order: no reordering per frame
+        self._submit(path if key is None else key, "put", args, view)
 
     def _put_body(self, data: bytes | bytearray | memoryview) -> memoryview:
         view = memoryview(data).cast("B")
