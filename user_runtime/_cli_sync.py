@@ -111,7 +111,7 @@ def _recorded_enclave(states: Path) -> str:
 
 
 def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: int | None) -> None:
-    from user_runtime import mounts, sync
+    from user_runtime import mounts, sync, sync_fuse
     from user_runtime.backing_store import BackingStore
     from user_runtime.errors import ExternalError
     from user_runtime.rpc_client import EnclaveClient
@@ -139,6 +139,6 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
             print(f"synced {target} (store {backing.root}); Ctrl-C unmounts", file=sys.stderr)
 
     try:
-        sync.serve(str(target), backing, link, ready)
+        sync_fuse.serve(str(target), backing, link, ready)
     finally:
         mounts.remove_state(target, states, os.getpid())
