@@ -119,6 +119,42 @@ def test_enclave_restart_during_large_copy_completes_or_fails_then_resync_is_exa
     assert _enclave_files(sync_mount.enclave) == _host_files(sync_mount.folder)
 
 
+def test_enclave_restart_during_small_file_copy_then_resync_is_exact(sync_mount, tmp_path):
+    # Small files live only in the store until their close (one `put`, specs/sync.md §6):
+    # a restart mid-copy must lose none of them, open or closed.
+    source = tmp_path / "tree"
+    for i in range(1500):
+        folder = source / f"d{i % 15:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"f{i:04d}.csv").write_bytes(os.urandom(64 + i))
+    stored = sync_mount.store / "tree" / "dataset" / "tree"
+    cp = subprocess.Popen(
+        ["cp", "-r", str(source), str(sync_mount.folder / "dataset")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(
+            lambda: (stored.is_dir() and sum(1 for _ in stored.rglob("*.csv")) >= 300)
+            or cp.poll() is not None,
+            "the copy to start",
+        )
+        sync_mount.enclave.restart()
+        _, err = cp.communicate(timeout=300)
+    finally:
+        if cp.poll() is None:
+            cp.kill()
+    if cp.returncode == 0:
+        assert _host_files(sync_mount.folder / "dataset" / "tree") == _host_files(source)
+        assert _enclave_files(sync_mount.enclave) == _host_files(sync_mount.folder)
+    else:
+        assert "Input/output error" in err, err
+    sync_mount.stop()
+    sync_mount.enclave.restart()
+    sync_mount.start()
+    assert _enclave_files(sync_mount.enclave) == _host_files(sync_mount.folder)
+
+
 def test_sigkilled_sync_leaves_a_stale_mount_the_next_sync_cleans(sync_mount):
     f = sync_mount.folder
     (f / "dataset" / "kept.csv").write_bytes(b"x,y\n1,2\n")
