@@ -135,8 +135,10 @@ def test_enclave_restart_during_small_file_copy_then_resync_is_exact(sync_mount,
     )
     try:
         _wait_for(
-            lambda: (stored.is_dir() and sum(1 for _ in stored.rglob("*.csv")) >= 300)
-            or cp.poll() is not None,
+            lambda: (
+                (stored.is_dir() and sum(1 for _ in stored.rglob("*.csv")) >= 300)
+                or cp.poll() is not None
+            ),
             "the copy to start",
         )
         sync_mount.enclave.restart()
