@@ -118,7 +118,7 @@ def main() -> int:  # noqa: PLR0915 - one linear measurement script
         t_pull = time.perf_counter() - t
 
     mb = size / 1e6
-    figures = {
+    figures: dict[str, object] = {
         "size_bytes": size,
         "publish_s": round(t_publish, 2),
         "publish_MBps": round(mb / t_publish, 1),
