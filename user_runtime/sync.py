@@ -27,7 +27,7 @@ from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
 from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
-from user_runtime.sync_link import EnclaveLink, RemoteStat, SessionClient, WriteQueue
+from user_runtime.sync_link import EnclaveLink, SessionClient, WriteQueue
 
 log = logging.getLogger(__name__)
 _UID, _GID = os.getuid(), os.getgid()
@@ -107,12 +107,6 @@ def _store_write(fd: int, offset: int, data: bytes | memoryview) -> None:
     while view:
         written = os.pwrite(fd, view, offset)
         view, offset = view[written:], offset + written
-
-
-def _remote_dict(info: RemoteStat) -> dict[str, int]:
-    return _stat_dict(
-        info.mode, info.size, info.nlink, (info.atime_ns, info.mtime_ns, info.ctime_ns)
-    )
 
 
 class SyncOperations:
