@@ -132,13 +132,22 @@ def _fill_stat(buf: Any, attrs: Attrs) -> None:
     st.st_ctimespec.tv_sec, st.st_ctimespec.tv_nsec = divmod(ctime, 1_000_000_000)
 
 
+def _direct_io(path: str, flags: int) -> bool:
+    """Whether a descriptor bypasses the kernel's page cache (specs/sync.md §8).
+
+    output/: reads always reach the enclave. Write-only: the writer's pages go to the
+    daemon without a page-cache copy nobody could read through this descriptor.
+    """
+    return path.startswith(f"/{OUTPUT}/") or flags & os.O_ACCMODE == os.O_WRONLY
+
+
 def _fuse_class(fuse: Any) -> Any:
     class _SyncFUSE(fuse.FUSE):  # type: ignore[misc]
         """mfusepy's FUSE with five calls made direct (specs/sync.md §8).
 
         utimens gets raw (sec, nsec) pairs so UTIME_NOW/UTIME_OMIT survive;
-        create skips mfusepy's per-call signature inspection; open of a file
-        in output/ uses direct I/O so reads always reach the enclave; write
+        create skips mfusepy's per-call signature inspection; create and open
+        choose direct I/O (`_direct_io`); write
         borrows libfuse's buffer; getattr fills the struct from a tuple.
         """
 
@@ -157,7 +166,9 @@ def _fuse_class(fuse: Any) -> Any:
 
         def create(self, path: bytes, mode: int, fip: Any) -> int:
             fi = fip.contents
-            fi.fh = self.operations.create(path.decode(self.encoding, self.errors), mode, fi.flags)
+            name = path.decode(self.encoding, self.errors)
+            fi.fh = self.operations.create(name, mode, fi.flags)
+            fi.direct_io = _direct_io(name, fi.flags)
             return 0
 
         def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
@@ -181,8 +192,7 @@ def _fuse_class(fuse: Any) -> Any:
             fi = fip.contents
             name = path.decode(self.encoding, self.errors)
             fi.fh = self.operations.open(name, fi.flags)
-            if name.startswith(f"/{OUTPUT}/"):
-                fi.direct_io = 1
+            fi.direct_io = _direct_io(name, fi.flags)
             return 0
 
     return _SyncFUSE
