@@ -27,7 +27,8 @@ from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
 from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
-from user_runtime.sync_link import EnclaveLink, SessionClient, WriteQueue
+from user_runtime.sync_link import EnclaveLink, SessionClient
+from user_runtime.sync_writes import WriteQueue
 
 log = logging.getLogger(__name__)
 _UID, _GID = os.getuid(), os.getgid()

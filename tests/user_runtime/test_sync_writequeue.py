@@ -12,7 +12,8 @@ import pytest
 from user_runtime.backing_store import BackingStore
 from user_runtime.rpc_client import EnclaveClient, RemoteError
 from user_runtime.sync import classify
-from user_runtime.sync_link import EnclaveLink, WriteQueue
+from user_runtime.sync_link import EnclaveLink
+from user_runtime.sync_writes import WriteQueue
 
 
 @pytest.fixture
