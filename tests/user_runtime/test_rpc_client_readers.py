@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import socket
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -135,3 +136,35 @@ def test_idle_connection_notices_the_server_going_away(harness: Harness) -> None
     assert not c.connected
     with pytest.raises(ConnectionLostError):
         c.ping()
+
+
+def test_reply_read_by_another_waiting_thread_reaches_its_caller(harness: Harness) -> None:
+    # A worker following a paused run is the reader, blocked in recv; a second
+    # worker's stat reply is read by it and handed over.
+    c = harness.client()
+    sock = _recording(c)
+    handle = c.start_run("encrypted/app", "stepwise.py", ["first", "second"])
+    seen: list[bytes] = []
+    got = threading.Semaphore(0)
+
+    def follow_run() -> None:
+        for output in handle.events():
+            seen.append(output.data)
+            got.release()
+
+    runner = threading.Thread(target=follow_run)
+    runner.start()
+    assert got.acquire(timeout=10)  # "first": the run now waits for `release`
+    deadline = time.monotonic() + 10
+    while not c._reading and time.monotonic() < deadline:  # the follower is back in recv
+        time.sleep(0.01)
+    modes: list[int] = []
+    stat_thread = _in_thread(lambda: modes.append(c.stat("dataset").mode))
+    assert [stat.S_ISDIR(mode) for mode in modes] == [True]
+    assert stat_thread not in sock.readers  # its reply came through the run's reader
+    harness.runner.release.set()
+    assert got.acquire(timeout=10)  # "second"
+    harness.runner.release.set()
+    runner.join(30)
+    assert seen[:2] == [b"first\n", b"second\n"]
+    assert handle.exit_status == 0
