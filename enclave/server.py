@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from enclave.credentials import CredentialStore, HostCredentials
 from enclave.runner_interface import RunFailureError, Runner
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
@@ -63,10 +64,17 @@ class _ActiveRun:
 class EnclaveServer:
     """Shared state of every connection: the session filesystem and the one run slot."""
 
-    def __init__(self, fs: SessionFs, runner: Runner, limits: FrameLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        fs: SessionFs,
+        runner: Runner,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        credentials: CredentialStore | None = None,
+    ) -> None:
         self.fs = fs
         self.runner = runner
         self.limits = limits
+        self.credentials = credentials
         self._run_lock = threading.Condition()
         self._active: _ActiveRun | None = None
 
@@ -192,8 +200,8 @@ class ServerConnection:
         fs = self._server.fs
         rid, op = request.id, request.op
         max_chunk = self._server.limits.max_chunk
-        if op == "run":
-            return self._start_run(rid, args)
+        if op in {"run", "credentials"}:
+            return self._start_run(rid, args) if op == "run" else [self._set_credentials(rid, args)]
         if op == "read":
             if args["length"] > max_chunk:
                 return [Response.error(rid, ErrorCode.TOO_LARGE, f"read: length over {max_chunk}")]
@@ -226,6 +234,23 @@ class ServerConnection:
         if op != "ping":
             self._simple_op(op, args)
         return {}
+
+    # specs/rpc-protocol.md §7.5: held in memory for the key releases that follow.
+    def _set_credentials(self, rid: int, args: dict[str, Any]) -> Response:
+        store = self._server.credentials
+        if store is None:
+            return Response.error(rid, ErrorCode.NOT_ALLOWED, "credentials: this server takes none")
+        if not args["access_key_id"] or not args["secret_access_key"]:
+            return Response.error(rid, ErrorCode.BAD_ARGS, "credentials: empty access key")
+        store.set(
+            HostCredentials(
+                args["access_key_id"],
+                args["secret_access_key"],
+                args["session_token"] or None,
+                args["region"] or None,
+            )
+        )
+        return Response(rid, 0, {})
 
     def _simple_op(self, op: str, args: dict[str, Any]) -> None:
         fs = self._server.fs

@@ -61,6 +61,12 @@ OPS: Final[dict[str, _Spec]] = {
         "args": ("texts", ()),
     },
     "cancel": {},
+    "credentials": {
+        "access_key_id": ("text", _REQUIRED),
+        "secret_access_key": ("text", _REQUIRED),
+        "session_token": ("text", ""),
+        "region": ("text", ""),
+    },
 }
 EVENTS: Final = ("stdout", "stderr")
 
