@@ -274,6 +274,8 @@ def make_runner(
     fs: SessionFs,
     environ: Mapping[str, str] | None = None,
     store: CredentialStore | None = None,
+    *,
+    nsm: Any = None,
 ) -> ServerRunner:
     """Build the server's runner from the image config and the launcher's environment.
 
@@ -284,7 +286,7 @@ def make_runner(
     env = os.environ if environ is None else environ
     store = store if store is not None else CredentialStore(credentials_from_env(env))
     image = load_image_config(config_path)
-    nsm = make_nsm(env)
+    nsm = nsm if nsm is not None else make_nsm(env)
     cache = float(env.get("NB_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS))
     config = RunnerConfig(
         trusted_keys=image.owner_keys,
@@ -342,7 +344,7 @@ def serve(opts: ServeOptions) -> None:
     import sys  # noqa: PLC0415
 
     from enclave.runner_interface import UnavailableRunner  # noqa: PLC0415
-    from enclave.server import EnclaveServer  # noqa: PLC0415
+    from enclave.server import Attester, EnclaveServer  # noqa: PLC0415
     from enclave.sessionfs import SessionLimits  # noqa: PLC0415
     from enclave.transport import SocketServer, listen_unix, listen_vsock  # noqa: PLC0415
 
@@ -352,14 +354,22 @@ def serve(opts: ServeOptions) -> None:
     fs = SessionFs(SessionLimits(budget_bytes=opts.memory_budget))
     store = CredentialStore(credentials_from_env(env))
     runner: ServerRunner | UnavailableRunner = UnavailableRunner()
+    attester: Attester | None = None
     if opts.config_path is not None:
         opts.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        runner = make_runner(opts.config_path, opts.workdir, fs, env, store)
+        nsm = make_nsm(env)
+        runner = make_runner(opts.config_path, opts.workdir, fs, env, store, nsm=nsm)
+
+        def attest(nonce: bytes | None, user_data: bytes | None) -> bytes:
+            return bytes(nsm.attestation(user_data=user_data, nonce=nonce))
+
+        attester = attest
+
     if opts.unix is not None:
         listener, where = listen_unix(opts.unix), f"unix:{opts.unix}"
     else:
         listener, where = listen_vsock(opts.vsock_port or 0), f"vsock:any:{opts.vsock_port}"
-    server = SocketServer(EnclaveServer(fs, runner, credentials=store), listener)
+    server = SocketServer(EnclaveServer(fs, runner, credentials=store, attester=attester), listener)
 
     def stop(_signum: int, _frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()

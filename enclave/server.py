@@ -43,6 +43,9 @@ from package_format.rpc.messages import SUPPORTED_VERSIONS
 _log = logging.getLogger(__name__)
 
 Emit = Callable[[Message], None]
+# nonce, user_data -> a COSE_Sign1 attestation document from the NSM (§7.6)
+Attester = Callable[[bytes | None, bytes | None], bytes]
+_MAX_ATTEST_FIELD = 1024  # the NSM's own limit on nonce and user_data
 _LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
 _BODY_OPS = frozenset({"write", "put"})  # the requests that carry data (§7.2)
@@ -70,11 +73,13 @@ class EnclaveServer:
         runner: Runner,
         limits: FrameLimits = DEFAULT_LIMITS,
         credentials: CredentialStore | None = None,
+        attester: Attester | None = None,
     ) -> None:
         self.fs = fs
         self.runner = runner
         self.limits = limits
         self.credentials = credentials
+        self.attester = attester
         self._run_lock = threading.Condition()
         self._active: _ActiveRun | None = None
 
@@ -200,8 +205,8 @@ class ServerConnection:
         fs = self._server.fs
         rid, op = request.id, request.op
         max_chunk = self._server.limits.max_chunk
-        if op in {"run", "credentials"}:
-            return self._start_run(rid, args) if op == "run" else [self._set_credentials(rid, args)]
+        if op in _CONTROL_OPS:
+            return _CONTROL_OPS[op](self, rid, args)
         if op == "read":
             if args["length"] > max_chunk:
                 return [Response.error(rid, ErrorCode.TOO_LARGE, f"read: length over {max_chunk}")]
@@ -252,6 +257,20 @@ class ServerConnection:
         )
         return Response(rid, 0, {})
 
+    # specs/rpc-protocol.md §7.6: a fresh document bound to the caller's nonce.
+    def _attest(self, rid: int, args: dict[str, Any]) -> Response:
+        attester = self._server.attester
+        if attester is None:
+            return Response.error(rid, ErrorCode.NOT_ALLOWED, "attest: this server has no nsm")
+        try:
+            nonce = bytes.fromhex(args["nonce"]) if args["nonce"] else None
+            user_data = bytes.fromhex(args["user_data"]) if args["user_data"] else None
+        except ValueError:
+            return Response.error(rid, ErrorCode.BAD_ARGS, "attest: nonce and user_data are hex")
+        if any(f is not None and len(f) > _MAX_ATTEST_FIELD for f in (nonce, user_data)):
+            return Response.error(rid, ErrorCode.BAD_ARGS, "attest: a field is over 1024 bytes")
+        return Response(rid, 0, {}, memoryview(attester(nonce, user_data)))
+
     def _simple_op(self, op: str, args: dict[str, Any]) -> None:
         fs = self._server.fs
         path = args.get("path", "")
@@ -277,6 +296,15 @@ class ServerConnection:
             raise AssertionError(op)
 
     # specs/rpc-protocol.md §7.4: one run at a time, output streamed as events.
+    def _run_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return self._start_run(rid, args)
+
+    def _credentials_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return [self._set_credentials(rid, args)]
+
+    def _attest_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return [self._attest(rid, args)]
+
     def _start_run(self, rid: int, args: dict[str, Any]) -> list[Message]:
         active = self._server._claim_run(rid, self)  # noqa: SLF001 - one module, two classes
         if active is None:
@@ -329,3 +357,11 @@ class ServerConnection:
             self._emit(message)
         except OSError:
             active.cancel.set()
+
+
+# The requests that are not filesystem operations (§7.4-7.6).
+_CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[Message]]] = {
+    "run": ServerConnection._run_op,  # noqa: SLF001 - the table belongs to the class
+    "credentials": ServerConnection._credentials_op,  # noqa: SLF001
+    "attest": ServerConnection._attest_op,  # noqa: SLF001
+}

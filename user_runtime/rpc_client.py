@@ -413,6 +413,11 @@ class EnclaveClient(RpcConnection):
         """Cancel the enclave's current run; True when one was running."""
         return bool(self._call("cancel", {}).args.get("cancelled", False))
 
+    def attest(self, nonce: bytes | None = None, user_data: bytes | None = None) -> bytes:
+        """A fresh attestation document from the enclave's NSM (specs/rpc-protocol.md §7.6)."""
+        args = {"nonce": (nonce or b"").hex(), "user_data": (user_data or b"").hex()}
+        return bytes(self._call("attest", args).body)
+
     def set_credentials(
         self, access_key_id: str, secret_access_key: str, session_token: str = "", region: str = ""
     ) -> None:

@@ -67,6 +67,7 @@ OPS: Final[dict[str, _Spec]] = {
         "session_token": ("text", ""),
         "region": ("text", ""),
     },
+    "attest": {"nonce": ("text", ""), "user_data": ("text", "")},
 }
 EVENTS: Final = ("stdout", "stderr")
 
