@@ -135,6 +135,8 @@ def _print_human(info: dict[str, Any]) -> None:
         f"bundle:       {info['name']} {info['version']} (format {info['format']})",
         f"created:      {_when(info['created'])}",
         f"valid:        {_when(info['not_before'])} .. {_when(info['expires'])}",
+        f"run limit:    {info['max_run_seconds'] or 'none'}"
+        + (" s" if info["max_run_seconds"] else ""),
         f"signer:       {info['signer_fingerprint']}",
         f"kms key:      {info['kms_key_id']}",
         "context:      "

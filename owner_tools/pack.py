@@ -213,6 +213,7 @@ def pack(
             files=tuple(e for e, _ in rows),
             not_before=config.not_before,
             expires=config.expires,
+            max_run_seconds=config.max_run_seconds,
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc

@@ -84,6 +84,7 @@ def describe(header: BundleHeader, bundle_size: int) -> dict[str, Any]:
         "created": m.created,
         "not_before": m.not_before,
         "expires": m.expires,
+        "max_run_seconds": m.max_run_seconds,
         "entrypoints": [e.to_cbor_obj() for e in m.entrypoints],
         "output": m.output.to_cbor_obj(),
         "files": [

@@ -31,7 +31,12 @@ from package_format.bundle.limits import DEFAULT_LIMITS, TAG_SIZE, BundleLimits
 from package_format.bundle.manifest import FileEntry, Manifest
 from package_format.bundle.segments import PayloadSegments
 from package_format.bundle.signing import verify_header
-from package_format.bundle.stream import SegmentOpener, check_commitment, derive_payload_key
+from package_format.bundle.stream import (
+    SegmentOpener,
+    check_commitment,
+    derive_payload_key,
+    segment_count,
+)
 
 
 class ReadableStream(Protocol):
@@ -70,6 +75,31 @@ class PayloadFile:
     def kind(self) -> str:
         """'file' or 'dir'."""
         return self.entry.kind
+
+
+def declared_size(parsed: ParsedHeader) -> int:
+    """The exact length of the bundle the header declares (§3, §7.3): no key needed."""
+    header = parsed.header
+    count = segment_count(header.payload_size, header.segment_size)
+    return len(parsed.signed_bytes) + len(parsed.signature) + header.payload_size + TAG_SIZE * count
+
+
+def check_length(parsed: ParsedHeader, actual: int) -> None:
+    """Compare a bundle's length with what its header declares (truncation without a key).
+
+    Raises:
+        TruncatedPayloadError: The bundle is shorter than declared.
+        TrailingDataError: The bundle is longer than declared.
+    """
+    expected = declared_size(parsed)
+    if actual < expected:
+        raise TruncatedPayloadError(
+            f"bundle: truncated: {actual} bytes, the header declares {expected}"
+        )
+    if actual > expected:
+        raise TrailingDataError(
+            f"bundle: {actual - expected} bytes after the end its header declares"
+        )
 
 
 def check_validity(manifest: Manifest, now: int) -> None:
