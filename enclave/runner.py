@@ -205,7 +205,7 @@ class Runner:
         self._cancel = cancel if cancel is not None else threading.Event()
         stream = self._open_stream(session, request.bundle)
         with stream:
-            opened = self._open_bundle(stream)
+            opened = self._open_bundle(stream, request.bundle)
             facts = opened.facts
             self._check_policy(facts)
             entry = facts.entrypoints.get(request.entrypoint)
@@ -269,13 +269,13 @@ class Runner:
         except (OSError, EnclaveError) as exc:
             raise BundleInvalidError(f"{path}: cannot open the bundle: {_reason(exc)}") from exc
 
-    def _open_bundle(self, stream: IO[bytes]) -> OpenedBundle:
+    def _open_bundle(self, stream: IO[bytes], path: str) -> OpenedBundle:
         try:
             return self._opener(stream, self._config.trusted_keys)
         except UntrustedSignerError as exc:
-            raise UntrustedBundleSignerError(f"bundle: {exc}") from exc
+            raise UntrustedBundleSignerError(f"{path}: {_format_reason(exc)}") from exc
         except PackageFormatError as exc:
-            raise BundleInvalidError(f"bundle: {exc}") from exc
+            raise BundleInvalidError(f"{path}: {_format_reason(exc)}") from exc
 
     def _check_policy(self, facts: BundleFacts) -> None:
         # specs/threat-model.md §5.1: validity window on the enclave clock, then rollback.
@@ -332,7 +332,7 @@ class Runner:
         try:
             opened.extract(key, app)
         except PackageFormatError as exc:
-            raise BundleInvalidError(f"{request.bundle}: {exc}") from exc
+            raise BundleInvalidError(f"{request.bundle}: {_format_reason(exc)}") from exc
         program = app / entry.path
         if program.is_symlink() or not program.is_file():
             raise EntrypointNotDeclaredError(
@@ -556,6 +556,11 @@ def _import_outputs(out: Path, limit: int, session: SessionFiles) -> tuple[str, 
         return tuple(session.import_dir(out, "output"))
     except (OSError, EnclaveError) as exc:
         raise RunSetupError(f"session: cannot copy outputs back: {_reason(exc)}") from exc
+
+
+def _format_reason(exc: BaseException) -> str:
+    """A format error's text without its own `bundle: ` subject (the caller names the file)."""
+    return str(exc).removeprefix("bundle: ")
 
 
 def _reason(exc: BaseException) -> str:

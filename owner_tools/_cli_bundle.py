@@ -111,6 +111,7 @@ def pack(
             segment_size=segment_size,
             force=force,
             progress=progress,
+            now=int(time.time()),
         )
     info = describe(result.header, result.bundle_size)
     if as_json:
@@ -198,7 +199,11 @@ def verify(
     with _progress(total, "verifying") as progress:
         result = verify_bundle(bundle, keys, kms=kms, progress=progress)
     header = result.header
-    checked = "signature and every segment" if result.decrypted else "signature only"
+    checked = (
+        "signature, length and every segment"
+        if result.decrypted
+        else "signature and length; segments not decrypted, use --decrypt"
+    )
     if as_json:
         out = {
             "bundle": str(bundle),

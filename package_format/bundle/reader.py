@@ -87,19 +87,24 @@ def declared_size(parsed: ParsedHeader) -> int:
 def check_length(parsed: ParsedHeader, actual: int) -> None:
     """Compare a bundle's length with what its header declares (truncation without a key).
 
+    The messages are the ones reading the payload gives (`_segments`).
+
     Raises:
         TruncatedPayloadError: The bundle is shorter than declared.
         TrailingDataError: The bundle is longer than declared.
     """
+    header = parsed.header
     expected = declared_size(parsed)
-    if actual < expected:
-        raise TruncatedPayloadError(
-            f"bundle: truncated: {actual} bytes, the header declares {expected}"
-        )
     if actual > expected:
-        raise TrailingDataError(
-            f"bundle: {actual - expected} bytes after the end its header declares"
-        )
+        raise TrailingDataError("payload: bytes follow the last segment")
+    if actual == expected:
+        return
+    count = segment_count(header.payload_size, header.segment_size)
+    have = max(0, actual - len(parsed.signed_bytes) - len(parsed.signature))
+    sealed = header.segment_size + TAG_SIZE
+    counter = min(have // sealed, count - 1)
+    where = "at a segment boundary" if have == counter * sealed else "inside a segment"
+    raise TruncatedPayloadError(f"payload: ends {where} (segment {counter} of {count})")
 
 
 def check_validity(manifest: Manifest, now: int) -> None:
