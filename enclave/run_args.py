@@ -143,12 +143,11 @@ def _find(text: str, start: int, stops: frozenset[str]) -> int:
 def _check_part(arg: str, part: _Part, index: int) -> None:
     text = arg[part.start : part.end]
     if part.url:
-        scheme, _, rest = text.partition("://")
+        rest = text.partition("://")[2]
         if not rest or rest.startswith("/"):
             raise BadRunArgumentError(f"run argument {index}: url {text!r} has no host")
         if ".." in re.split(r"[/?#&=]", rest):
             raise BadRunArgumentError(f"run argument {index}: url {text!r} contains '..'")
-        del scheme
         return
     components = text.split("/")
     if ".." in components:
