@@ -161,14 +161,15 @@ class ServerRunner:
         on_stdout: Callable[[bytes], None],
         on_stderr: Callable[[bytes], None],
         cancel: threading.Event,
+        timeout: float | None = None,
     ) -> int:
-        """Run one entrypoint; a set `cancel` kills it.
+        """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
         Raises:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
         sink = _Sink(on_stdout, on_stderr)
-        request = RunRequest(bundle, entrypoint, tuple(args))
+        request = RunRequest(bundle, entrypoint, tuple(args), timeout)
         try:
             result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:

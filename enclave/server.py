@@ -330,6 +330,9 @@ class ServerConnection:
 
             return send
 
+        # A time limit is passed only when the client set one, so runners that predate it
+        # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
+        extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -338,6 +341,7 @@ class ServerConnection:
                 on_stdout=sink("stdout"),
                 on_stderr=sink("stderr"),
                 cancel=active.cancel,
+                **extra,
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")

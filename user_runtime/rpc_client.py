@@ -374,15 +374,21 @@ class EnclaveClient(RpcConnection):
 
     # -- runs (specs/rpc-protocol.md §7.4) -----------------------------------
 
-    def start_run(self, bundle: str, entrypoint: str, args: Sequence[str]) -> RunHandle:
-        """Ask the enclave to run `entrypoint`; output streams through the handle."""
+    def start_run(
+        self, bundle: str, entrypoint: str, args: Sequence[str], timeout: int | None = None
+    ) -> RunHandle:
+        """Ask the enclave to run `entrypoint`; output streams through the handle.
+
+        `timeout` (seconds) is sent only when set, so older servers still accept the request.
+        """
         with self._cond:
             request_id = self._register(None)
             handle = RunHandle(self.cancel, self.wait_until, request_id)
             self._pending[request_id] = handle
-        self._send(
-            request_id, "run", {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
-        )
+        fields: dict[str, Any] = {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
+        if timeout:
+            fields["timeout_s"] = timeout
+        self._send(request_id, "run", fields)
         return handle
 
     def run(

@@ -59,6 +59,7 @@ OPS: Final[dict[str, _Spec]] = {
         "bundle": ("text", _REQUIRED),
         "entrypoint": ("text", _REQUIRED),
         "args": ("texts", ()),
+        "timeout_s": ("uint", 0),
     },
     "cancel": {},
     "credentials": {

@@ -189,7 +189,8 @@ def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_pa
     weights = bytes(range(256)) * 8192  # 2 MiB: two workers, several segments
     script = (
         b"import hashlib, pathlib\n"
-        b"print(hashlib.sha256(pathlib.Path('weights.bin').read_bytes()).hexdigest())\n"
+        b"own = pathlib.Path(__file__).parent / 'weights.bin'\n"
+        b"print(hashlib.sha256(own.read_bytes()).hexdigest())\n"
     )
     _put(fs, make_bundle({"main.py": script, "weights.bin": weights}))
     assert fs.stat("encrypted/app.nb").size > 256 * 1024
