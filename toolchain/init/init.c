@@ -185,6 +185,33 @@ static void nb_hb_wait(int fd, short events, const struct timespec *deadline, co
     }
 }
 
+// Connects a non-blocking stream socket to ADDR before DEADLINE; returns the socket.
+static int nb_hb_connect(const struct sockaddr *addr, socklen_t addrlen, long timeout_ms,
+                         const struct timespec *deadline) {
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        nb_fail(NB_E_SYSTEM, "heartbeat: socket: %s", strerror(errno));
+    }
+    if (addr->sa_family == AF_VSOCK) {
+        // vsock gives up on a connect after 2 s by default: let our deadline decide.
+        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+        (void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof tv);
+    }
+    if (connect(fd, addr, addrlen) == 0) {
+        return fd;
+    }
+    if (errno != EINPROGRESS && errno != EAGAIN) {
+        nb_fail(NB_E_HB_CONNECT, "heartbeat: connect: %s", strerror(errno));
+    }
+    nb_hb_wait(fd, POLLOUT, deadline, "connection");
+    int err = 0;
+    socklen_t errlen = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0 || err != 0) {
+        nb_fail(NB_E_HB_CONNECT, "heartbeat: connect: %s", strerror(err ? err : errno));
+    }
+    return fd;
+}
+
 // §13.4: connect, send 0xB7, read exactly one byte back, which MUST be 0xB7; the whole
 // exchange within TIMEOUT_MS. The address (vsock, or a Unix socket in tests) is the only
 // difference between the two builds.
@@ -197,26 +224,7 @@ static void nb_heartbeat(const struct sockaddr *addr, socklen_t addrlen, long ti
         deadline.tv_sec += 1;
         deadline.tv_nsec -= 1000000000;
     }
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        nb_fail(NB_E_SYSTEM, "heartbeat: socket: %s", strerror(errno));
-    }
-    if (addr->sa_family == AF_VSOCK) {
-        // vsock gives up on a connect after 2 s by default: let our deadline decide.
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        (void)setsockopt(fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof tv);
-    }
-    if (connect(fd, addr, addrlen) < 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN) {
-            nb_fail(NB_E_HB_CONNECT, "heartbeat: connect: %s", strerror(errno));
-        }
-        nb_hb_wait(fd, POLLOUT, &deadline, "connection");
-        int err = 0;
-        socklen_t errlen = sizeof err;
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0 || err != 0) {
-            nb_fail(NB_E_HB_CONNECT, "heartbeat: connect: %s", strerror(err ? err : errno));
-        }
-    }
+    int fd = nb_hb_connect(addr, addrlen, timeout_ms, &deadline);
     unsigned char b = NB_HB_BYTE;
     for (;;) {
         ssize_t n = send(fd, &b, 1, MSG_NOSIGNAL);
