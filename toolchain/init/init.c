@@ -363,8 +363,13 @@ static void nb_nsm(void) {
     int fd = open("/nsm.ko", O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size > 0) {
+        // EEXIST: already loaded; ENOSYS: no module support, so the driver must be built in
+        // (the /dev/nsm check below decides).
         if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST) {
-            nb_fail(NB_E_SYSTEM, "load /nsm.ko: %s", strerror(errno));
+            if (errno != ENOSYS) {
+                nb_fail(NB_E_SYSTEM, "load /nsm.ko: %s", strerror(errno));
+            }
+            nb_log("warning: /nsm.ko not loaded: the kernel has no module support");
         }
     }
     if (fd >= 0) {
