@@ -54,7 +54,6 @@ CONSOLE_LOG = "console.log"
 QEMU_LOG = "qemu.log"
 VSOCK_LOG = "vsock.log"
 HEARTBEAT_MARK = "heartbeat"
-NSM_DIR = "nsm"
 GUEST_CID = 16
 SERVER_PORT = 5005  # specs/enclave-image.md §5.3
 HEARTBEAT_PORT = 9000
@@ -63,11 +62,18 @@ KVM_HEARTBEAT_TIMEOUT = 45.0
 BOOT_TIMEOUT = 900.0  # TCG on a loaded 2-core machine unpacks a large rootfs slowly
 QEMU_ENV = "NB_QEMU"
 ACCEL_ENV = "NB_QEMU_ACCEL"
+KVM_PROBE = "qemu-kvm-probe.json"
 _MARKER = "nitro-enclave"
 
 
 class QemuMissingError(InputError):
     """No QEMU with the nitro-enclave machine was found (build it: make enclave-toolchain)."""
+
+
+def cache_dir(environ: Mapping[str, str]) -> Path:
+    """The toolchain's cache (specs/toolchain.md): $NB_CACHE_DIR, else XDG's, else ~/.cache."""
+    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root")) / ".cache")
+    return Path(environ.get("NB_CACHE_DIR") or Path(xdg) / "nitro-bundles")
 
 
 def find_qemu(environ: Mapping[str, str]) -> Path:
@@ -81,9 +87,7 @@ def find_qemu(environ: Mapping[str, str]) -> Path:
         if not os.access(path, os.X_OK):
             raise QemuMissingError(f"{QEMU_ENV}={path}: not an executable")
         return path
-    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root")) / ".cache")
-    cache = Path(environ.get("NB_CACHE_DIR") or Path(xdg) / "nitro-bundles")
-    current = cache / "toolchain" / "current.json"
+    current = cache_dir(environ) / "toolchain" / "current.json"
     with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
         path = Path(json.loads(current.read_text(encoding="utf-8"))["qemu"]["bin"])
         if os.access(path, os.X_OK):
@@ -96,7 +100,7 @@ def find_qemu(environ: Mapping[str, str]) -> Path:
     return Path(found)
 
 
-def _accels(environ: Mapping[str, str]) -> list[str]:
+def _accels(environ: Mapping[str, str], qemu: Path) -> list[str]:
     choice = environ.get(ACCEL_ENV, "auto")
     if choice in {"kvm", "tcg"}:
         return [choice]
@@ -107,7 +111,36 @@ def _accels(environ: Mapping[str, str]) -> list[str]:
     except OSError:
         return ["tcg"]
     os.close(fd)
+    if _kvm_probe(environ, qemu) is False:
+        return ["tcg"]  # KVM opened but did not boot the image before, on this host
     return ["kvm", "tcg"]
+
+
+def _probe_key(qemu: Path) -> str:
+    return f"{qemu.resolve()}|{os.uname().release}"
+
+
+def _kvm_probe(environ: Mapping[str, str], qemu: Path) -> bool | None:
+    """What an earlier start learnt: whether KVM boots images with this QEMU on this kernel."""
+    try:
+        record = json.loads((cache_dir(environ) / KVM_PROBE).read_text(encoding="utf-8"))
+        return bool(record[_probe_key(qemu)])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _record_kvm_probe(environ: Mapping[str, str], qemu: Path, *, works: bool) -> None:
+    path = cache_dir(environ) / KVM_PROBE
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            record = {}
+        record[_probe_key(qemu)] = works
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+        tmp.replace(path)
 
 
 def start_qemu(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
@@ -137,14 +170,17 @@ def start_qemu(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         else:
             helpers.append(relay_pid)
         helpers.append(_spawn_heartbeat(sd))
-        signing = _nsm_signing_args(sd, stack, warnings)
-        for accel in _accels(env):
+        signing = _nsm_signing_args(stack, warnings)
+        for accel in _accels(env, qemu):
             vsock_pid = _spawn_vsock(sd)
             qemu_proc = _spawn_qemu(qemu, opts, accel, signing)
             state = _state(opts, image, qemu_proc.pid, accel, [*helpers, vsock_pid])
             _write_state(sd, state)
             timeout = KVM_HEARTBEAT_TIMEOUT if accel == "kvm" else BOOT_TIMEOUT
-            if _wait_heartbeat(qemu_proc, sd, timeout, last=accel == "tcg"):
+            booted = _wait_heartbeat(qemu_proc, sd, timeout, last=accel == "tcg")
+            if accel == "kvm":
+                _record_kvm_probe(env, qemu, works=booted)
+            if booted:
                 break
             warnings.append("kvm did not boot the image here; fell back to tcg (slower)")
             _terminate_group(qemu_proc.pid)
@@ -162,7 +198,7 @@ def start_qemu(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
 
 
 def cleanup_qemu(state_dir: Path, state: EnclaveState) -> None:
-    """Stop QEMU and every helper process; remove the sockets and signing material."""
+    """Stop QEMU and every helper process; remove the sockets."""
     if state.pid is not None and _is_our_process(state.pid, _MARKER):
         _terminate_group(state.pid)
     for pid in state.helper_pids:
@@ -173,7 +209,6 @@ def cleanup_qemu(state_dir: Path, state: EnclaveState) -> None:
             path.unlink()
     with contextlib.suppress(FileNotFoundError):
         (state_dir / VHOST_SOCKET).unlink()
-    shutil.rmtree(state_dir / NSM_DIR, ignore_errors=True)
 
 
 def _state(
@@ -237,11 +272,12 @@ def _spawn_qemu(
     qemu: Path, opts: StartOptions, accel: str, signing: list[str]
 ) -> subprocess.Popen[bytes]:
     sd = opts.state_dir
-    name = f"nb-{secrets.token_hex(4)}"
+    # An AWS-shaped module id: the document's module_id (qemu-nsm.md §6).
+    name = f"i-{secrets.token_hex(9)[:17]}-enc{secrets.token_hex(8)}"
     argv = [str(qemu), "-M", f"nitro-enclave,vsock=vsock0,id={name}"]
     argv += ["-kernel", str(opts.eif.absolute()), "-m", f"{opts.memory_mib}M"]
     argv += ["-smp", str(opts.cpu_count), "-accel", accel]
-    argv += ["-cpu", "max" if accel == "tcg" else "host"]
+    argv += ["-cpu", "max"]
     argv += ["-chardev", f"socket,id=vsock0,path={sd / VHOST_SOCKET}"]
     argv += ["-display", "none", "-monitor", "none", "-no-reboot"]
     argv += ["-serial", f"file:{sd / CONSOLE_LOG}", *signing]
@@ -308,19 +344,26 @@ def _send_credentials(address: str, env: Mapping[str, str], stack: Mapping[str, 
         client.set_credentials(access, secret, env.get("AWS_SESSION_TOKEN") or "", str(region))
 
 
-def _nsm_signing_args(sd: Path, stack: Mapping[str, Any], warnings: list[str]) -> list[str]:
-    """QEMU options that make virtio-nsm sign documents with a leaf of the stack's NSM PKI."""
+def _nsm_signing_args(stack: Mapping[str, Any], warnings: list[str]) -> list[str]:
+    """QEMU's virtio-nsm signs with the stack's NSM intermediate (CA mode, qemu-nsm.md §3).
+
+    Like the real NSM, QEMU then mints a fresh 3-hour leaf for every document, chained to the
+    root the KMS front pins.
+    """
     root_pem = stack.get("nsm_root_pem")
     if not root_pem:
         warnings.append(
             "no local stack nsm pki: attestation documents are unsigned and kms will refuse them"
         )
         return []
-    from user_runtime.nsm_signing import NSM_GLOBALS, write_leaf  # noqa: PLC0415
-
-    files = write_leaf(Path(str(root_pem)).parent, sd / NSM_DIR)
+    pki = Path(str(root_pem)).parent
+    files = {
+        "signing-key": pki / "intermediate.key",
+        "signing-cert": pki / "intermediate.pem",
+        "cabundle": pki / "root.pem",
+    }
     return [
         arg
-        for prop, path in zip(NSM_GLOBALS, files, strict=True)
-        for arg in ("-global", f"{prop}={path}")
+        for prop, path in files.items()
+        for arg in ("-global", f"virtio-nsm-device.{prop}={path}")
     ]
