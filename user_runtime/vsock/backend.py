@@ -142,6 +142,7 @@ class VsockBackend:
             os.eventfd_read(queue.kick_fd)
         except BlockingIOError:
             return
+        queue.broken = False  # §9.1: a ring found broken is looked at again at each kick
         if queue.index == TX:
             self.device.process_tx()
         # rx: new buffers, filled after this batch; event queue: never used (§4.5)

@@ -36,6 +36,7 @@ TX_SLOTS = 120  # tx slot s uses descriptors 2s (header) and 2s+1 (payload)
 TX_SLOT_SIZE = 64 * 1024 + 64
 RX_BASE = GPA_B
 TX_BASE = GPA_B + 2 * MIB
+RAW_BASE = GPA_B + 12 * MIB  # scratch memory for hand-made packets
 TIMEOUT = 30.0
 
 
@@ -160,8 +161,10 @@ class FakeFrontEnd:
         self.listening: dict[int, list[GuestConn]] = {}
         self.unmatched: list[Packet] = []  # packets for no guest socket (e.g. RST to a REQUEST)
         self.credit_violations: list[str] = []
+        self.silent = False  # True: no RST for packets that match no guest socket
         self.next_port = 50000
         self.raw_used: list[tuple[int, int]] = []  # used elems of hand-made tx chains
+        self.refused_rx: list[tuple[int, int]] = []  # rx buffers returned without a packet
 
     # -- memory --------------------------------------------------------------------------
 
@@ -322,7 +325,10 @@ class FakeFrontEnd:
         reposted = False
         for head, length in self.used_elems(0):
             index = head // 2 if self.rx_split else head
-            self.receive(self.read(self.rx_buffer(index), length))
+            if length < 44:  # a buffer the back-end refused (or could not fill)
+                self.refused_rx.append((head, length))
+            else:
+                self.receive(self.read(self.rx_buffer(index), length))
             self.post_rx(index, kick=False)
             reposted = True
         if reposted:
@@ -352,7 +358,7 @@ class FakeFrontEnd:
             return
         if conn is None:
             self.unmatched.append(packet)
-            if op not in (RST,):
+            if op != RST and not self.silent:
                 self.send_raw_header(dst_port, src_cid, src_port, RST)
             return
         conn.peer_buf_alloc, conn.peer_fwd_cnt = buf_alloc, fwd
@@ -389,6 +395,17 @@ class FakeFrontEnd:
         else:
             self.set_desc(1, head, base, length, 0)
         self.make_avail(1, head)
+
+    def post_raw_tx(self, descs: dict[int, tuple[int, int, int, int]], head: int) -> None:
+        """Queue a hand-made tx chain: {index: (addr, len, flags, next)} from `head`."""
+        for index, (addr, length, flags, nxt) in descs.items():
+            self.set_desc(1, index, addr, length, flags, nxt)
+        self.make_avail(1, head)
+
+    def next_rx_head(self) -> int:
+        """The rx chain the back-end will take next (it takes them in avail order)."""
+        slot = self.used_idx(0) % QSIZE
+        return int(struct.unpack("<H", self.read(self.ring(0)[1] + 4 + 2 * slot, 2))[0])
 
     def header(self, conn: GuestConn, op: int, flags: int, length: int) -> bytes:
         conn.sent_fwd_cnt = conn.fwd_cnt
