@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import selectors
@@ -12,6 +13,7 @@ import stat
 import struct
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from user_runtime.vsock.device import VsockDevice
 from user_runtime.vsock.device_rx import HOST_CID, TX, DeviceLimits
@@ -56,7 +58,7 @@ class VsockBackend:
             self._host_listener = _listen(config.uds_path)
         except BackendConfigError:
             self._frontend_listener.close()
-            os.unlink(config.socket_path)
+            Path(config.socket_path).unlink()
             raise
         self._stop_r, self._stop_w = os.pipe()
         os.set_blocking(self._stop_r, False)
@@ -69,10 +71,8 @@ class VsockBackend:
 
     def stop(self) -> None:
         """Ask `serve()` to return; safe from other threads and signal handlers."""
-        try:
+        with contextlib.suppress(OSError):  # already asked, or already closed
             os.write(self._stop_w, b"x")
-        except OSError:
-            pass  # already asked, or already closed
 
     def serve(self) -> None:
         """Serve until the front-end disconnects or `stop()` is called, then clean up.
@@ -131,9 +131,18 @@ class VsockBackend:
             alive = self.session.handle_one()
         except OSError as error:
             raise FrontEndError(f"front-end socket: {error}") from error
-        if not alive:
-            log.info("front-end disconnected")
-        return alive
+        if alive:
+            return True
+        if not self.session.messages:
+            # §2.2: a peer that hangs up without a request (a probe such as our own
+            # stale-socket check) is not the front-end: wait for the real one.
+            self._selector.unregister(self.session.sock)
+            self.session.sock.close()
+            self.session = self.device.session = None
+            self._selector.register(self._frontend_listener, selectors.EVENT_READ, "listen")
+            return True
+        log.info("front-end disconnected")
+        return False
 
     def _kick(self, queue: Virtqueue) -> None:
         if queue.kick_fd is None:
@@ -176,16 +185,11 @@ class VsockBackend:
         for sock in (self._frontend_listener, self._host_listener):
             sock.close()
         for path in self._paths():
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            Path(path).unlink(missing_ok=True)
         self._selector.close()
         for fd in (self._stop_r, self._stop_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
     def _paths(self) -> tuple[str, str]:
         return self.config.socket_path, self.config.uds_path
@@ -200,7 +204,7 @@ def _listen(path: str) -> socket.socket:
         sock.bind(temporary)
         sock.listen(128)
         sock.setblocking(False)
-        os.rename(temporary, path)
+        Path(temporary).rename(path)
     except OSError as error:
         sock.close()
         raise BackendConfigError(f"cannot listen on {path}: {error}") from error
@@ -209,7 +213,7 @@ def _listen(path: str) -> socket.socket:
 
 def _remove_stale(path: str) -> None:
     try:
-        mode = os.stat(path).st_mode
+        mode = Path(path).stat().st_mode
     except FileNotFoundError:
         return
     if not stat.S_ISSOCK(mode):
@@ -218,6 +222,6 @@ def _remove_stale(path: str) -> None:
         try:
             probe.connect(path)
         except OSError:
-            os.unlink(path)  # nobody listens: a leftover of an earlier run
+            Path(path).unlink()  # nobody listens: a leftover of an earlier run
             return
     raise BackendConfigError(f"{path} is in use by another process")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import selectors
 import socket
@@ -12,8 +13,8 @@ import time
 from user_runtime.vsock.device_rx import TX, DeviceBase
 from user_runtime.vsock.errors import DescriptorError, HeaderError
 from user_runtime.vsock.host_ports import (
-    ConnectLineError,
     Connection,
+    ConnectLineError,
     State,
     connect_unix,
     read_connect_line,
@@ -67,11 +68,7 @@ class VsockDevice(DeviceBase):
     def _tx_chain(self, chain: Chain) -> None:
         raw = chain.gather(min(chain.size, HEADER_SIZE))
         try:
-            header = parse_header(raw)
-            if header.src_cid != self.guest_cid:
-                raise HeaderError(f"src_cid {header.src_cid} is not the guest's")
-            if HEADER_SIZE + header.length > chain.size:
-                raise HeaderError(f"len {header.length} is over the {chain.size}-byte buffer")
+            header = self._check_header(raw, chain.size)
         except HeaderError as error:
             self.fault(error)
             ports = raw_ports(raw)
@@ -81,6 +78,14 @@ class VsockDevice(DeviceBase):
             return
         payload = memoryview(chain.gather(HEADER_SIZE + header.length))[HEADER_SIZE:]
         self._packet(header, payload)
+
+    def _check_header(self, raw: bytes, size: int) -> PacketHeader:
+        header = parse_header(raw)
+        if header.src_cid != self.guest_cid:
+            raise HeaderError(f"src_cid {header.src_cid} is not the guest's")
+        if HEADER_SIZE + header.length > size:
+            raise HeaderError(f"len {header.length} is over the {size}-byte buffer")
+        return header
 
     def _packet(self, header: PacketHeader, payload: memoryview) -> None:
         conn = self._conns.get((header.dst_port, header.src_port))
@@ -97,7 +102,12 @@ class VsockDevice(DeviceBase):
                     (header.dst_cid, header.dst_port, header.src_port, Op.RST, 0, None)
                 )
             return
-        conn.peer_buf_alloc, conn.peer_fwd_cnt = header.buf_alloc, header.fwd_cnt
+        self._connected_packet(conn, header, payload)
+
+    def _connected_packet(
+        self, conn: Connection, header: PacketHeader, payload: memoryview
+    ) -> None:
+        conn.peer_buf_alloc, conn.peer_fwd_cnt = header.buf_alloc, header.fwd_cnt  # §7.2
         if header.op is Op.RST:
             self._drop(conn)
             return
@@ -260,8 +270,7 @@ class VsockDevice(DeviceBase):
                 return
             if conn.guest_shutdown & SHUTDOWN_SEND and not conn.shut_wr:
                 conn.shut_wr = True
-                try:
+                # A client already gone shows up at its next read or write.
+                with contextlib.suppress(OSError):
                     conn.sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # the client is gone: its next read or write tells us
         self._update_interest(conn)

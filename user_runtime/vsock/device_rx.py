@@ -243,7 +243,15 @@ class DeviceBase:
             conn.sent_fwd_cnt = fwd_cnt
             conn.update_queued = conn.update_queued and op is not Op.CREDIT_UPDATE
         header = encode_header(
-            src_cid, self.guest_cid, src_port, dst_port, 0, op, flags, buf_alloc, fwd_cnt
+            src_cid=src_cid,
+            dst_cid=self.guest_cid,
+            src_port=src_port,
+            dst_port=dst_port,
+            length=0,
+            op=op,
+            flags=flags,
+            buf_alloc=buf_alloc,
+            fwd_cnt=fwd_cnt,
         )
         return chain.scatter(header)
 
@@ -263,15 +271,15 @@ class DeviceBase:
             conn.eof_sent = True
         conn.sent_fwd_cnt = conn.fwd_cnt
         header = encode_header(
-            conn.host_cid,
-            self.guest_cid,
-            conn.host_port,
-            conn.guest_port,
-            size,
-            op,
-            flags,
-            conn.buf_alloc,
-            conn.fwd_cnt,
+            src_cid=conn.host_cid,
+            dst_cid=self.guest_cid,
+            src_port=conn.host_port,
+            dst_port=conn.guest_port,
+            length=size,
+            op=op,
+            flags=flags,
+            buf_alloc=conn.buf_alloc,
+            fwd_cnt=conn.fwd_cnt,
         )
         written = chain.scatter(header + payload)
         self._schedule(conn)

@@ -17,7 +17,7 @@ FIRST_LOCAL_PORT = 1 << 30
 
 
 class ConnectLineError(VsockError):
-    """A host client sent something other than `CONNECT <port>\\n` (§6.2)."""
+    """A host client sent something other than a `CONNECT <port>` line (§6.2)."""
 
 
 class State(enum.Enum):

@@ -70,7 +70,7 @@ class GuestMemory:
         """
         for region in self._regions:
             delta = guest_addr - region.guest_addr
-            if 0 <= delta and delta + size <= region.size:
+            if delta >= 0 and delta + size <= region.size:
                 return region.view, region.start + delta
         raise DescriptorError(f"guest range {guest_addr:#x}+{size:#x} is outside guest memory")
 
@@ -82,7 +82,7 @@ class GuestMemory:
         """
         for region in self._regions:
             delta = user_addr - region.user_addr
-            if 0 <= delta and delta + size <= region.size:
+            if delta >= 0 and delta + size <= region.size:
                 return region.guest_addr + delta
         raise FrontEndError(f"user range {user_addr:#x}+{size:#x} is outside the memory table")
 

@@ -51,19 +51,20 @@ class PacketHeader:
     def to_bytes(self) -> bytes:
         """Encode the header (stream type) as 44 little-endian bytes."""
         return encode_header(
-            self.src_cid,
-            self.dst_cid,
-            self.src_port,
-            self.dst_port,
-            self.length,
-            self.op,
-            self.flags,
-            self.buf_alloc,
-            self.fwd_cnt,
+            src_cid=self.src_cid,
+            dst_cid=self.dst_cid,
+            src_port=self.src_port,
+            dst_port=self.dst_port,
+            length=self.length,
+            op=self.op,
+            flags=self.flags,
+            buf_alloc=self.buf_alloc,
+            fwd_cnt=self.fwd_cnt,
         )
 
 
 def encode_header(
+    *,
     src_cid: int,
     dst_cid: int,
     src_port: int,

@@ -91,6 +91,7 @@ class VhostUserSession:
         self._listener = listener
         self._features = 0
         self._protocol = 0
+        self.messages = 0  # requests handled so far
         self._handlers: dict[int, Handler] = {
             Request.GET_FEATURES: lambda _p, _f: _U64.pack(FEATURES),
             Request.SET_FEATURES: self._set_features,
@@ -122,6 +123,7 @@ class VhostUserSession:
         message = _read_message(self.sock)
         if message is None:
             return False
+        self.messages += 1
         request, flags, payload, fds = message
         handler = self._handlers.get(request)
         try:
@@ -282,17 +284,23 @@ def _read_message(sock: socket.socket) -> tuple[int, int, bytes, list[int]] | No
             os.close(fd)
         return None
     try:
-        if msg_flags & socket.MSG_CTRUNC:
-            raise FrontEndError("more fds than a request may carry")
-        head += _recv_exact(sock, _HEADER.size - len(head))
-        request, flags, size = _HEADER.unpack(head)
-        if flags & 0x3 != VERSION or size > MAX_PAYLOAD:
-            raise FrontEndError(f"request {request}: flags {flags:#x}, size {size}")
-        return request, flags, _recv_exact(sock, size), fds
+        return _read_rest(sock, head, msg_flags, fds)
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
+
+
+def _read_rest(
+    sock: socket.socket, head: bytes, msg_flags: int, fds: list[int]
+) -> tuple[int, int, bytes, list[int]]:
+    if msg_flags & socket.MSG_CTRUNC:
+        raise FrontEndError("more fds than a request may carry")
+    head += _recv_exact(sock, _HEADER.size - len(head))
+    request, flags, size = _HEADER.unpack(head)
+    if flags & 0x3 != VERSION or size > MAX_PAYLOAD:
+        raise FrontEndError(f"request {request}: flags {flags:#x}, size {size}")
+    return request, flags, _recv_exact(sock, size), fds
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

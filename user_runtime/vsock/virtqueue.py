@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import struct
@@ -184,7 +185,6 @@ class Virtqueue:
         view, offset = self._avail
         if _U16.unpack_from(view, offset)[0] & AVAIL_F_NO_INTERRUPT:
             return
-        try:
+        # A full counter means the guest has a notification pending anyway.
+        with contextlib.suppress(BlockingIOError):
             os.eventfd_write(self.call_fd, 1)
-        except BlockingIOError:
-            pass  # the counter is full: the guest has a notification pending anyway

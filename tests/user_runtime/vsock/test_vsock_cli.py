@@ -24,8 +24,19 @@ class Process:
         self.socket = directory / "vhost.sock"
         self.prefix = directory / "vsock"
         self.log = directory / "backend.log"
-        argv = [sys.executable, "-m", "user_runtime.vsock", "--socket", str(self.socket),
-                "--uds-path", str(self.prefix), "--log", str(self.log), "--verbose", *extra]
+        argv = [
+            sys.executable,
+            "-m",
+            "user_runtime.vsock",
+            "--socket",
+            str(self.socket),
+            "--uds-path",
+            str(self.prefix),
+            "--log",
+            str(self.log),
+            "--verbose",
+            *extra,
+        ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def wait_listening(self) -> None:

@@ -23,9 +23,9 @@ from vsock_fake import (
     QSIZE,
     RAW_BASE,
     REGION,
+    REQUEST,
     RESPONSE,
     RW,
-    REQUEST,
     GuestConn,
 )
 

@@ -74,19 +74,20 @@ def test_any_bytes_parse_or_raise_header_error(data: bytes) -> None:
 
 
 @given(
-    st.integers(0, 2**64 - 1),
-    st.integers(0, 2**64 - 1),
-    st.integers(0, 2**32 - 1),
-    st.integers(0, 2**32 - 1),
-    st.sampled_from(list(Op)),
-    st.integers(0, MAX_PAYLOAD),
-    st.integers(0, 3),
-    st.integers(0, 2**32 - 1),
-    st.integers(0, 2**32 - 1),
+    st.tuples(
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 2**64 - 1),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**32 - 1),
+        st.sampled_from(list(Op)),
+        st.integers(0, MAX_PAYLOAD),
+        st.integers(0, 3),
+        st.integers(0, 2**32 - 1),
+        st.integers(0, 2**32 - 1),
+    )
 )
-def test_valid_headers_round_trip(
-    src_cid, dst_cid, src_port, dst_port, op, length, flags, buf_alloc, fwd_cnt
-) -> None:
+def test_valid_headers_round_trip(fields) -> None:
+    src_cid, dst_cid, src_port, dst_port, op, length, flags, buf_alloc, fwd_cnt = fields
     length = length if op is Op.RW else 0
     flags = flags if op is Op.SHUTDOWN else 0
     raw = LAYOUT.pack(

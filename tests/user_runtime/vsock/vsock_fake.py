@@ -12,6 +12,7 @@ the layouts are written from the specs so that the tests check the back-end agai
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import select
@@ -40,7 +41,7 @@ RAW_BASE = GPA_B + 12 * MIB  # scratch memory for hand-made packets
 TIMEOUT = 30.0
 
 
-class Timeout(AssertionError):
+class WaitTimeoutError(AssertionError):
     """Something the test waited for did not happen (a hang, not a timing check)."""
 
 
@@ -93,9 +94,7 @@ class GuestConn:
 
     def recv(self, size: int) -> bytes:
         """Wait for up to `size` bytes; b"" at end of stream."""
-        self.guest.wait(
-            lambda: self.inbox or self.peer_shutdown & SHUT_SEND or self.reset, "data"
-        )
+        self.guest.wait(lambda: self.inbox or self.peer_shutdown & SHUT_SEND or self.reset, "data")
         data = bytes(self.inbox[:size])
         del self.inbox[:size]
         self.consumed(len(data))
@@ -191,8 +190,14 @@ class FakeFrontEnd:
 
     # -- vhost-user ----------------------------------------------------------------------
 
-    def message(self, request: int, payload: bytes = b"", fds: list[int] | None = None,
-                reply: bool = False, need_reply: bool = False) -> bytes:
+    def message(
+        self,
+        request: int,
+        payload: bytes = b"",
+        fds: list[int] | None = None,
+        reply: bool = False,
+        need_reply: bool = False,
+    ) -> bytes:
         flags = 1 | (0x8 if need_reply else 0)
         data = struct.pack("<III", request, flags, len(payload)) + payload
         if fds:
@@ -203,7 +208,8 @@ class FakeFrontEnd:
             return b""
         head = self._recv_exact(12)
         got, rflags, size = struct.unpack("<III", head)
-        assert got == request and rflags & 0x4, (got, rflags)
+        assert got == request, (got, request)
+        assert rflags & 0x4, rflags
         return self._recv_exact(size)
 
     def _recv_exact(self, size: int) -> bytes:
@@ -247,8 +253,9 @@ class FakeFrontEnd:
         base = self.avail_idx[queue] if base is None else base
         self.message(8, struct.pack("<II", queue, QSIZE))
         self.message(10, struct.pack("<II", queue, base))
-        self.message(9, struct.pack("<IIQQQQ", queue, 0, UVA_A + desc, UVA_A + used,
-                                    UVA_A + avail, 0))
+        self.message(
+            9, struct.pack("<IIQQQQ", queue, 0, UVA_A + desc, UVA_A + used, UVA_A + avail, 0)
+        )
         self.message(12, struct.pack("<Q", queue), fds=[self.kick[queue]])
         self.message(13, struct.pack("<Q", queue), fds=[self.call[queue]])
         self.message(18, struct.pack("<II", queue, 1), need_reply=True)
@@ -262,8 +269,9 @@ class FakeFrontEnd:
 
     # -- rings ---------------------------------------------------------------------------
 
-    def set_desc(self, queue: int, index: int, addr: int, length: int, flags: int,
-                 nxt: int = 0) -> None:
+    def set_desc(  # noqa: PLR0917 - the four fields of a descriptor, in their order
+        self, queue: int, index: int, addr: int, length: int, flags: int, nxt: int = 0
+    ) -> None:
         self.write(self.ring(queue)[0] + 16 * index, DESC.pack(addr, length, flags, nxt))
 
     def make_avail(self, queue: int, head: int, kick: bool = True) -> None:
@@ -313,10 +321,8 @@ class FakeFrontEnd:
         """Wait for a call (or `timeout`), then handle every used buffer."""
         ready, _, _ = select.select(self.call[:2], [], [], timeout)
         for fd in ready:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(fd)
-            except BlockingIOError:
-                pass
         for head, _ in self.used_elems(1):
             if head in RAW_DESCS:
                 self.raw_used.append((head, _))
@@ -338,20 +344,29 @@ class FakeFrontEnd:
         deadline = time.monotonic() + timeout
         while not condition():
             if time.monotonic() > deadline:
-                raise Timeout(f"timed out waiting for {what}")
+                raise WaitTimeoutError(f"timed out waiting for {what}")
             self.pump(0.05)
 
     def receive(self, raw: bytes) -> None:
         fields = HDR.unpack_from(raw)
         src_cid, dst_cid, src_port, dst_port, length, kind, op, flags, buf_alloc, fwd = fields
-        assert kind == 1 and dst_cid == self.guest_cid, fields
-        packet = Packet(src_cid, dst_cid, src_port, dst_port, op, flags, buf_alloc, fwd,
-                        raw[44 : 44 + length])
+        assert kind == 1, fields
+        assert dst_cid == self.guest_cid, fields
+        packet = Packet(
+            src_cid, dst_cid, src_port, dst_port, op, flags, buf_alloc, fwd, raw[44 : 44 + length]
+        )
         assert len(packet.payload) == length, "payload shorter than its len"
         conn = self.conns.get((dst_port, src_port))
         if op == REQUEST and dst_port in self.listening:
-            conn = GuestConn(self, dst_port, src_cid, src_port, state="established",
-                             peer_buf_alloc=buf_alloc, peer_fwd_cnt=fwd)
+            conn = GuestConn(
+                self,
+                dst_port,
+                src_cid,
+                src_port,
+                state="established",
+                peer_buf_alloc=buf_alloc,
+                peer_fwd_cnt=fwd,
+            )
             self.conns[(dst_port, src_port)] = conn
             self.send_packet(conn, RESPONSE, 0, b"")
             self.listening[dst_port].append(conn)
@@ -409,15 +424,26 @@ class FakeFrontEnd:
 
     def header(self, conn: GuestConn, op: int, flags: int, length: int) -> bytes:
         conn.sent_fwd_cnt = conn.fwd_cnt
-        return HDR.pack(self.guest_cid, conn.peer_cid, conn.local_port, conn.peer_port,
-                        length, 1, op, flags, conn.buf_alloc, conn.fwd_cnt)
+        return HDR.pack(
+            self.guest_cid,
+            conn.peer_cid,
+            conn.local_port,
+            conn.peer_port,
+            length,
+            1,
+            op,
+            flags,
+            conn.buf_alloc,
+            conn.fwd_cnt,
+        )
 
     def send_packet(self, conn: GuestConn, op: int, flags: int, payload: bytes) -> None:
         self.send_bytes(self.header(conn, op, flags, len(payload)), payload)
 
     def send_raw_header(self, src_port: int, dst_cid: int, dst_port: int, op: int) -> None:
-        self.send_bytes(HDR.pack(self.guest_cid, dst_cid, src_port, dst_port, 0, 1, op, 0,
-                                 0, 0), b"")
+        self.send_bytes(
+            HDR.pack(self.guest_cid, dst_cid, src_port, dst_port, 0, 1, op, 0, 0, 0), b""
+        )
 
     # -- sockets -------------------------------------------------------------------------
 
