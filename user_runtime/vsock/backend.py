@@ -68,6 +68,7 @@ class VsockBackend:
         )
         self.session: VhostUserSession | None = None
         self._kicks: dict[int, Virtqueue] = {}
+        self._deadline: float | None = None  # the next connection deadline
 
     def stop(self) -> None:
         """Ask `serve()` to return; safe from other threads and signal handlers."""
@@ -91,7 +92,7 @@ class VsockBackend:
             self.close()
 
     def _step(self) -> bool:
-        deadline = self.device.expire(time.monotonic())
+        deadline = self._deadline
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         for key, mask in self._selector.select(timeout):
             data = key.data
@@ -110,6 +111,8 @@ class VsockBackend:
             elif data == "stop":
                 log.info("stop requested")
                 return False
+        # Expired connections queue their RST now: serve() fills the rx queue next.
+        self._deadline = self.device.expire(time.monotonic())
         return True
 
     def _accept_frontend(self) -> None:

@@ -164,8 +164,9 @@ class VsockDevice(DeviceBase):
         conn.guest_shutdown |= flags
         if conn.guest_shutdown & SHUTDOWN_RCV:
             conn.to_guest.clear()
-        if conn.guest_shutdown == SHUTDOWN_MASK:
+        if conn.guest_shutdown == SHUTDOWN_MASK and not conn.closing:
             conn.closing = True  # §7.3: write what we hold, then close and RST
+            self._set_deadline(conn, time.monotonic() + self.limits.connect_timeout)
         self._flush_to_host(conn)
 
     def _guest_data(self, conn: Connection, payload: memoryview) -> None:

@@ -38,7 +38,9 @@ class DeviceLimits:
     to_guest_buffer: int = 256 * 1024  # host->guest bytes read ahead per connection
     max_connections: int = 1024
     max_control: int = 4096  # control packets waiting for rx buffers
-    connect_timeout: float = 2.0  # host client: CONNECT line and the guest's answer
+    # The CONNECT line, the guest's answer to a REQUEST, and writing out what a closed
+    # connection still holds (Firecracker's CONN_REQUEST/SHUTDOWN_TIMEOUT_MS).
+    connect_timeout: float = 2.0
 
 
 # A control packet waiting for an rx buffer: (src_cid, src_port, dst_port, op, flags, conn).
@@ -111,7 +113,7 @@ class DeviceBase:
             if conn.deadline is None:
                 self._timed.discard(conn)
             elif conn.deadline <= now:
-                log.info("host client to port %d: no answer in time", conn.guest_port)
+                log.info("connection %s: timed out in state %s", conn.key, conn.state.value)
                 self._reset(conn)
             elif upcoming is None or conn.deadline < upcoming:
                 upcoming = conn.deadline

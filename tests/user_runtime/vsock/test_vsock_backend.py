@@ -13,6 +13,8 @@ import pytest
 from conftest import Harness, echo_once, read_line, recv_all
 from vsock_fake import SHUT_SEND, FakeFrontEnd
 
+from user_runtime.vsock import DeviceLimits
+
 MIB = 1024 * 1024
 
 
@@ -256,3 +258,38 @@ def test_ring_restart_drops_connections_and_serves_again(vsock: Harness) -> None
             guest.start_queue(queue, bases[queue])
         os.eventfd_write(guest.kick[0], 1)
     vsock.assert_serving()
+
+
+def test_guest_that_never_answers_a_host_connect_times_out(make_harness) -> None:
+    harness: Harness = make_harness(limits=DeviceLimits(connect_timeout=0.2))
+    harness.guest.silent = True  # the REQUEST gets neither RESPONSE nor RST
+    client, line = harness.result(harness.run(harness.host_connect, 5004))
+    client.close()
+    assert line == b""
+    harness.guest.wait(lambda: harness.guest.unmatched[-1].op == 3, "the RST after the REQUEST")
+    assert [p.op for p in harness.guest.unmatched] == [1, 3]
+
+
+def test_close_with_bytes_the_host_never_reads_ends_after_the_close_timeout(make_harness):
+    harness: Harness = make_harness(limits=DeviceLimits(connect_timeout=0.2))
+    device = harness.backend.device
+
+    def held() -> int:
+        return sum(len(c.to_host) for c in list(device._conns.values()))
+
+    with harness.host_listen(9007) as server:
+        conn = harness.guest.connect(9007)
+        peer, _ = server.accept()  # never reads: its socket buffer fills, then we hold bytes
+        with peer:
+            sent = 0
+            while not held() and sent < 64 * MIB:
+                harness.guest.pump(0.01)
+                if conn.credit() > 0:
+                    chunk = min(conn.credit(), 64 * 1024)
+                    conn.send(bytes(chunk))
+                    sent += chunk
+            assert held()
+            conn.close()  # waits for the RST that the close timeout brings
+    assert conn.reset
+    harness.guest.wait(lambda: device.connection_count == 0, "the table to empty")
+    assert device.faults == 0

@@ -160,6 +160,7 @@ class FakeFrontEnd:
         self.listening: dict[int, list[GuestConn]] = {}
         self.unmatched: list[Packet] = []  # packets for no guest socket (e.g. RST to a REQUEST)
         self.credit_violations: list[str] = []
+        self.in_rx = False
         self.silent = False  # True: no RST for packets that match no guest socket
         self.next_port = 50000
         self.raw_used: list[tuple[int, int]] = []  # used elems of hand-made tx chains
@@ -323,11 +324,20 @@ class FakeFrontEnd:
         for fd in ready:
             with contextlib.suppress(BlockingIOError):
                 os.eventfd_read(fd)
-        for head, _ in self.used_elems(1):
+        for head, length in self.used_elems(1):
             if head in RAW_DESCS:
-                self.raw_used.append((head, _))
+                self.raw_used.append((head, length))
             else:
                 self.free_slots.append(head // 2)
+        if self.in_rx:  # called again from receive() (waiting for a tx slot): tx only
+            return
+        self.in_rx = True
+        try:
+            self._reap_rx()
+        finally:
+            self.in_rx = False
+
+    def _reap_rx(self) -> None:
         reposted = False
         for head, length in self.used_elems(0):
             index = head // 2 if self.rx_split else head
