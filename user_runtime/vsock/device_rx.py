@@ -261,15 +261,12 @@ class DeviceBase:
         del self._ready[conn]
         size = min(len(conn.to_guest), conn.peer_credit(), chain.size - HEADER_SIZE, MAX_PAYLOAD)
         if size > 0:
-            payload = bytes(conn.to_guest[:size])
-            del conn.to_guest[:size]
-            conn.tx_cnt = (conn.tx_cnt + size) & 0xFFFFFFFF
             op, flags = Op.RW, 0
         elif conn.to_guest:  # a buffer with room for the header only: nothing fits
             self._schedule(conn)
             return 0
         else:  # §7.3: the host side hit end of file and everything before it is sent
-            payload, op, flags = b"", Op.SHUTDOWN, SHUTDOWN_SEND
+            op, flags = Op.SHUTDOWN, SHUTDOWN_SEND
             conn.eof_sent = True
         conn.sent_fwd_cnt = conn.fwd_cnt
         header = encode_header(
@@ -283,7 +280,11 @@ class DeviceBase:
             buf_alloc=conn.buf_alloc,
             fwd_cnt=conn.fwd_cnt,
         )
-        written = chain.scatter(header + payload)
+        with memoryview(conn.to_guest) as pending:
+            written = chain.write_packet(header, pending[:size])
+        if size:
+            del conn.to_guest[:size]  # only once the view is released
+            conn.tx_cnt = (conn.tx_cnt + size) & 0xFFFFFFFF
         self._schedule(conn)
         self._update_interest(conn)
         return written

@@ -55,6 +55,16 @@ class Chain:
             done += take
         return done
 
+    def write_packet(self, header: bytes, payload: memoryview) -> int:
+        """Write a header and its payload without joining them first (the hot path)."""
+        view, offset, length = self.segments[0]
+        total = len(header) + len(payload)
+        if length >= total:  # one descriptor, as Linux posts rx buffers
+            view[offset : offset + len(header)] = header
+            view[offset + len(header) : offset + total] = payload
+            return total
+        return self.scatter(header + bytes(payload))
+
 
 class Virtqueue:
     """One split virtqueue as the front-end configured it (§3.4, §5)."""
