@@ -190,7 +190,9 @@ class VsockBackend:
         for path in self._paths():
             Path(path).unlink(missing_ok=True)
         self._selector.close()
-        for fd in (self._stop_r, self._stop_w):
+        stop_r, stop_w = self._stop_r, self._stop_w
+        self._stop_r = self._stop_w = -1  # a late stop() must not write to a reused fd
+        for fd in (stop_r, stop_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
 

@@ -100,7 +100,10 @@ def read_connect_line(conn: Connection) -> int | None:
     Raises:
         ConnectLineError: bad line, line too long, or the client hung up first.
     """
-    peek = conn.sock.recv(MAX_CONNECT_LINE - len(conn.line), socket.MSG_PEEK)
+    try:
+        peek = conn.sock.recv(MAX_CONNECT_LINE - len(conn.line), socket.MSG_PEEK)
+    except (BlockingIOError, InterruptedError):
+        return None  # woken up for nothing
     if not peek:
         raise ConnectLineError("the client hung up before its CONNECT line")
     end = peek.find(b"\n")

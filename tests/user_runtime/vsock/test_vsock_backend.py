@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import socket
+import time
 
 import pytest
 from conftest import Harness, echo_once, read_line, recv_all
@@ -293,3 +294,27 @@ def test_close_with_bytes_the_host_never_reads_ends_after_the_close_timeout(make
     assert conn.reset
     harness.guest.wait(lambda: device.connection_count == 0, "the table to empty")
     assert device.faults == 0
+
+
+def test_connect_line_in_pieces(vsock: Harness) -> None:
+    vsock.guest.listen(5005)
+
+    def host_side() -> bytes:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+            client.settimeout(30)
+            client.connect(vsock.prefix)
+            for piece in (b"CONN", b"ECT 50", b"05\n"):
+                client.sendall(piece)
+                time.sleep(0.05)  # separate reads on the back-end's side (not asserted)
+            return read_line(client)
+
+    future = vsock.run(host_side)
+    conn = vsock.guest.accept(5005)
+    assert vsock.result(future).startswith(b"OK ")
+    conn.close()
+
+
+def test_stop_after_close_is_harmless(vsock: Harness) -> None:
+    vsock.backend.stop()
+    vsock.guest.wait(lambda: vsock.backend._stop_w == -1, "the back-end to close")
+    vsock.backend.stop()  # must not write into whatever now owns the old fd number
