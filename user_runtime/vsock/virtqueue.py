@@ -8,18 +8,24 @@ import contextlib
 import mmap
 import os
 import struct
+import sys
 from dataclasses import dataclass, field
 
 from user_runtime.vsock.errors import DescriptorError, FrontEndError
 from user_runtime.vsock.memory import GuestMemory
 
 _DESC = struct.Struct("<QIHH")  # addr, len, flags, next
+# §5.4: the ring indexes shared with the guest are read and written through a native
+# 16-bit memoryview, one access each: struct's "<H" copies byte by byte, and pack_into
+# zeroes its target before writing, so a guest could read a used index of 0. Virtio 1.x
+# is little-endian, and so is every host this runs on (checked below).
 _U16 = struct.Struct("<H")
+if sys.byteorder != "little":  # pragma: no cover - x86_64 and aarch64 hosts only
+    raise ImportError("the vsock back-end needs a little-endian host")
 _USED_ELEM = struct.Struct("<II")  # id, len
 DESC_F_NEXT = 1
 DESC_F_WRITE = 2
 DESC_F_INDIRECT = 4
-AVAIL_F_NO_INTERRUPT = 1
 MAX_QUEUE_SIZE = 32768
 
 Segment = tuple[mmap.mmap, int, int]  # mapping, offset, length
@@ -83,6 +89,8 @@ class Virtqueue:
         self._desc: tuple[mmap.mmap, int] | None = None
         self._avail: tuple[mmap.mmap, int] | None = None
         self._used: tuple[mmap.mmap, int] | None = None
+        self._avail_idx: memoryview | None = None
+        self._used_idx: memoryview | None = None
 
     def resolve(self, memory: GuestMemory) -> None:
         """Find the three ring areas in `memory` from the front-end's user addresses.
@@ -94,25 +102,36 @@ class Virtqueue:
             raise FrontEndError(f"queue {self.index} started before its size and addresses")
         desc, avail, used = self.user_addrs
         num = self.num
+        self._release()
         try:
             self._desc = memory.locate(memory.user_to_guest(desc, 16 * num), 16 * num)
             self._avail = memory.locate(memory.user_to_guest(avail, 6 + 2 * num), 6 + 2 * num)
             self._used = memory.locate(memory.user_to_guest(used, 6 + 8 * num), 6 + 8 * num)
         except DescriptorError as error:
             raise FrontEndError(f"queue {self.index}: {error}") from error
+        self._avail_idx = _index_view(*self._avail)
+        self._used_idx = _index_view(*self._used)
+
+    def _release(self) -> None:
+        # The views pin the mapping: release them before it may be unmapped.
+        for view in (self._avail_idx, self._used_idx):
+            if view is not None:
+                view.release()
+        self._avail_idx = self._used_idx = None
 
     def start(self, memory: GuestMemory) -> None:
         """Start processing: locate the rings and pick up the used index (§3.5)."""
         self.resolve(memory)
         assert self._used is not None
-        view, offset = self._used
-        self.used_idx = _U16.unpack_from(view, offset + 2)[0]
+        assert self._used_idx is not None
+        self.used_idx = self._used_idx[0]
         self.started = True
         self.broken = False
 
     def stop(self) -> int:
         """Stop processing and return the next avail index (GET_VRING_BASE)."""
         self.started = False
+        self._release()
         self._desc = self._avail = self._used = None
         return self.last_avail
 
@@ -125,9 +144,8 @@ class Virtqueue:
         """True when the guest has made a buffer available that we have not taken."""
         if not self.ready:
             return False
-        assert self._avail is not None
-        view, offset = self._avail
-        return bool(_U16.unpack_from(view, offset + 2)[0] != self.last_avail)
+        assert self._avail_idx is not None
+        return bool(self._avail_idx[0] != self.last_avail)
 
     def pop(self, memory: GuestMemory, writable: bool) -> Chain | None:
         """Take the next available chain, or None when there is none.
@@ -139,8 +157,9 @@ class Virtqueue:
         if not self.ready:
             return None
         assert self._avail is not None
+        assert self._avail_idx is not None
         view, offset = self._avail
-        avail_idx = _U16.unpack_from(view, offset + 2)[0]
+        avail_idx = self._avail_idx[0]
         pending = (avail_idx - self.last_avail) & 0xFFFF
         if pending == 0:
             return None
@@ -182,19 +201,27 @@ class Virtqueue:
     def push(self, head: int, written: int) -> None:
         """Put a chain on the used ring; the index is published after the element."""
         assert self._used is not None
+        assert self._used_idx is not None
         view, offset = self._used
         slot = self.used_idx % self.num
         _USED_ELEM.pack_into(view, offset + 4 + 8 * slot, head, written)
         self.used_idx = (self.used_idx + 1) & 0xFFFF
-        _U16.pack_into(view, offset + 2, self.used_idx)
+        self._used_idx[0] = self.used_idx  # one 16-bit store, after the element (§5.4)
 
     def notify(self) -> None:
-        """Signal the call eventfd unless the guest asked for no interrupts (§5.3)."""
-        if self.call_fd is None or self._avail is None:
-            return
-        view, offset = self._avail
-        if _U16.unpack_from(view, offset)[0] & AVAIL_F_NO_INTERRUPT:
+        """Signal the call eventfd after returning buffers (§5.3).
+
+        VIRTQ_AVAIL_F_NO_INTERRUPT is not honoured: without a full memory barrier between
+        our used-index store and the flags load (which Python cannot issue) honouring it
+        could lose an interrupt, and the flag is only a hint to the device.
+        """
+        if self.call_fd is None:
             return
         # A full counter means the guest has a notification pending anyway.
         with contextlib.suppress(BlockingIOError):
             os.eventfd_write(self.call_fd, 1)
+
+
+def _index_view(view: mmap.mmap, offset: int) -> memoryview:
+    """A one-element native u16 view of a ring's `idx` field (ring start + 2)."""
+    return memoryview(view)[offset + 2 : offset + 4].cast("H")

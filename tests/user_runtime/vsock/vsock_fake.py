@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 HDR = struct.Struct("<QQIIIHHIII")
 DESC = struct.Struct("<QIHH")
+
 REQUEST, RESPONSE, RST, SHUTDOWN, RW, CREDIT_UPDATE, CREDIT_REQUEST = range(1, 8)
 SHUT_RCV, SHUT_SEND = 1, 2
 F_NEXT, F_WRITE, F_INDIRECT = 1, 2, 4
@@ -148,6 +149,7 @@ class FakeFrontEnd:
         self.fd = os.memfd_create("guest-ram")
         os.ftruncate(self.fd, 2 * REGION)
         self.ram = mmap.mmap(self.fd, 2 * REGION)
+        self.ram_u8 = memoryview(self.ram)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(TIMEOUT)
         self.sock.connect(path)
@@ -280,16 +282,22 @@ class FakeFrontEnd:
         slot = self.avail_idx[queue] % QSIZE
         self.write(avail + 4 + 2 * slot, struct.pack("<H", head))
         self.avail_idx[queue] = (self.avail_idx[queue] + 1) & 0xFFFF
-        self.write(avail + 2, struct.pack("<H", self.avail_idx[queue]))
+        self.index_view(avail)[0] = self.avail_idx[queue]  # published after the entry
         if kick:
             os.eventfd_write(self.kick[queue], 1)
 
     def used_idx(self, queue: int) -> int:
-        return int(struct.unpack("<H", self.read(self.ring(queue)[2] + 2, 2))[0])
+        return int(self.index_view(self.ring(queue)[2])[0])
+
+    def index_view(self, ring: int) -> memoryview:
+        # A ring index is one 16-bit access, as a driver makes it: struct.pack_into would
+        # zero the field first, and "<H" copies byte by byte.
+        off = self.offset(ring + 2)
+        return self.ram_u8[off : off + 2].cast("H")
 
     def used_elems(self, queue: int) -> list[tuple[int, int]]:
         used = self.ring(queue)[2]
-        idx = struct.unpack("<H", self.read(used + 2, 2))[0]
+        idx = self.used_idx(queue)
         out = []
         while self.last_used[queue] != idx:
             slot = self.last_used[queue] % QSIZE
@@ -479,5 +487,6 @@ class FakeFrontEnd:
         for fd in [*self.kick, *self.call]:
             os.close(fd)
         self.sock.close()
+        self.ram_u8.release()
         self.ram.close()
         os.close(self.fd)
