@@ -181,6 +181,17 @@ def test_sample_ml_app_end_to_end(world, monkeypatch, capsys) -> None:
     assert again.returncode == 0, again.stderr
     assert _scan(inside, needles) == []
 
+    # `enclave logs` shows the server's log, and no byte string of the plaintext is in it.
+    logs = subprocess.run(
+        [sys.executable, "-m", "user_runtime", "enclave", "logs"],
+        capture_output=True,
+        check=False,
+        env={**os.environ, "NB_STATE_DIR": str(world["state"])},
+    )
+    assert logs.returncode == 0, logs.stderr
+    assert b"enclave-server: listening on unix:" in logs.stdout
+    assert not any(needle in logs.stdout for needle in needles)
+
     assert user_main(["enclave", "stop"]) == 0
     assert not ram.exists()
     assert not inside.exists()  # the enclave's namespace, and its tmpfs, went with it

@@ -91,6 +91,22 @@ def register(app: typer.Typer) -> None:
         state = stop(resolve_state_dir(state_dir))
         print(f"user-runtime: stopped the enclave at {state.address}", file=sys.stderr)
 
+    _register_logs(group)
+
+
+def _register_logs(group: typer.Typer) -> None:
+    @group.command("logs")
+    def logs_command(
+        follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
+        state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+    ) -> None:
+        """Print the enclave's console (qemu) or server log (local), as nitro-cli console does."""
+        from user_runtime.enclave_logs import follow_logs, log_paths
+        from user_runtime.enclave_state import resolve_state_dir
+
+        paths = log_paths(resolve_state_dir(state_dir))
+        follow_logs(paths, sys.stdout.buffer, follow=follow)
+
 
 def _status_json(state: EnclaveState, *, running: bool) -> dict[str, object]:
     address = state.address

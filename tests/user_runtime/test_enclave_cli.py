@@ -252,3 +252,32 @@ def test_attestation_fetch_returns_a_fresh_document_bound_to_the_nonce(
 def test_attestation_fetch_refuses_a_bad_nonce(state, capsys) -> None:
     assert main(["attestation", "fetch", "--nonce", "xyz", "--state-dir", str(state)]) == 2
     assert "--nonce" in capsys.readouterr().err
+
+
+def test_enclave_logs_without_an_enclave_is_one_line(state, capsys) -> None:
+    assert main(["enclave", "logs", "--state-dir", str(state)]) == 1
+    err = capsys.readouterr().err
+    assert "no enclave logs" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_enclave_logs_follow_prints_appended_lines(tmp_path) -> None:
+    import io
+    import threading
+
+    from user_runtime.enclave_logs import follow_logs
+
+    log = tmp_path / "console.log"
+    log.write_bytes(b"first\n")
+    out = io.BytesIO()
+
+    def append() -> None:
+        time.sleep(0.3)
+        with log.open("ab") as f:
+            f.write(b"second\n")
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    follow_logs([log], out, follow=True, stop_after=1.5)
+    writer.join()
+    assert out.getvalue() == b"first\nsecond\n"
