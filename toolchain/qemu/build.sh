@@ -39,7 +39,7 @@ work=$builder/build/qemu
 rm -rf "$work"
 mkdir -p "$work/patches"
 for p in "$here"/*.patch; do
-  [ -e "$p" ] && cp "$p" "$work/patches/"
+  if [ -e "$p" ]; then cp "$p" "$work/patches/"; fi
 done
 
 # Everything below runs chrooted in the builder; paths are the builder's.
@@ -91,7 +91,9 @@ done
 {
   $st/lib/ld-linux-x86-64.so.2 --library-path $st/lib $st/libexec/qemu-system-x86_64 --version | head -1
   echo "debian-source $(dpkg-parsechangelog -S Version)"
-  for p in /build/qemu/patches/*.patch; do [ -e "$p" ] && echo "patch $(basename "$p")"; done
+  for p in /build/qemu/patches/*.patch; do
+    if [ -e "$p" ]; then echo "patch $(basename "$p")"; fi
+  done
 } >$st/VERSION
 EOF
 
