@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from vsock_fake import TIMEOUT, FakeFrontEnd
+from vsock_fake import FakeFrontEnd
+from vsock_fake_qemu import TIMEOUT
 
 from user_runtime.vsock import BackendConfig, DeviceLimits, VsockBackend
 

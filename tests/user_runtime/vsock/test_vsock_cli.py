@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from conftest import short_dir
-from vsock_fake import QSIZE, TIMEOUT, FakeFrontEnd
+from vsock_fake import FakeFrontEnd
+from vsock_fake_qemu import QSIZE, TIMEOUT
 
 
 class Process:

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 from conftest import Harness, short_dir
-from vsock_fake import TIMEOUT, FakeFrontEnd
+from vsock_fake import FakeFrontEnd
+from vsock_fake_qemu import TIMEOUT
 
 from user_runtime.vsock import BackendConfig, FrontEndError, VsockBackend
 
