@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import short_dir
 from vsock_fake import FakeFrontEnd
 from vsock_fake_qemu import QSIZE, TIMEOUT
+from vsock_harness import short_dir
 
 
 class Process:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import short_dir
+from vsock_harness import short_dir
 
 HERE = Path(__file__).parent
 QEMU = os.environ.get("NB_QEMU") or shutil.which("qemu-system-x86_64") or ""

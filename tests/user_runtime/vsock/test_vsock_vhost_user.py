@@ -8,9 +8,9 @@ import struct
 import threading
 
 import pytest
-from conftest import Harness, short_dir
 from vsock_fake import FakeFrontEnd
 from vsock_fake_qemu import TIMEOUT
+from vsock_harness import Harness, short_dir
 
 from user_runtime.vsock import BackendConfig, FrontEndError, VsockBackend
 
