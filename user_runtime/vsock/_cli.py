@@ -58,4 +58,11 @@ def entry(argv: list[str] | None = None) -> None:
     except VsockError as error:
         print(f"vsock: {error}", file=sys.stderr)
         sys.exit(1)
+    except Exception as error:
+        # A bug or the environment (e.g. out of memory): one line, the log has the rest.
+        logging.getLogger("user_runtime.vsock").exception("the back-end failed")
+        print(f"vsock: internal error: {error!r}", file=sys.stderr)
+        if args.verbose:
+            raise
+        sys.exit(1)
     sys.exit(0)

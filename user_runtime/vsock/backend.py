@@ -120,6 +120,8 @@ class VsockBackend:
             sock, _ = self._frontend_listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        except OSError as error:
+            raise FrontEndError(f"cannot accept the front-end: {error}") from error
         self._selector.unregister(self._frontend_listener)  # one front-end per back-end
         sock.settimeout(FRONTEND_TIMEOUT)
         config = struct.pack("<Q", self.config.guest_cid)  # virtio_vsock_config (§3.3)

@@ -189,6 +189,9 @@ class VsockDevice(DeviceBase):
             sock, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
+        except OSError as error:  # out of fds, for one: the client waits in the backlog
+            log.warning("cannot accept a host client: %s", error)
+            return
         if self.connection_count >= self.limits.max_connections:
             log.warning("connection limit reached: host client refused")
             sock.close()

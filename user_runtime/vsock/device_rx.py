@@ -14,10 +14,12 @@ from user_runtime.vsock.errors import DescriptorError, GuestFaultError
 from user_runtime.vsock.host_ports import Connection, PortAllocator, State
 from user_runtime.vsock.memory import GuestMemory
 from user_runtime.vsock.packet import (
+    HEADER,
     HEADER_SIZE,
     MAX_PAYLOAD,
     SHUTDOWN_RCV,
     SHUTDOWN_SEND,
+    TYPE_STREAM,
     Op,
     encode_header,
 )
@@ -228,8 +230,8 @@ class DeviceBase:
                 return self._control[0]
             self._control.popleft()
         while self._ready:
-            conn = next(iter(self._ready))
-            if self._alive(conn) and self._sendable(conn):
+            conn = next(iter(self._ready))  # _drop() takes dropped connections out
+            if self._sendable(conn):
                 return conn
             del self._ready[conn]
         return None
@@ -259,32 +261,35 @@ class DeviceBase:
 
     def _write_data(self, conn: Connection, chain: Chain) -> int:
         del self._ready[conn]
-        size = min(len(conn.to_guest), conn.peer_credit(), chain.size - HEADER_SIZE, MAX_PAYLOAD)
+        pending = len(conn.to_guest)
+        size = min(pending, conn.peer_credit(), chain.size - HEADER_SIZE, MAX_PAYLOAD)
         if size > 0:
             op, flags = Op.RW, 0
-        elif conn.to_guest:  # a buffer with room for the header only: nothing fits
+        elif pending:  # a buffer with room for the header only: nothing fits
             self._schedule(conn)
             return 0
         else:  # §7.3: the host side hit end of file and everything before it is sent
             op, flags = Op.SHUTDOWN, SHUTDOWN_SEND
             conn.eof_sent = True
         conn.sent_fwd_cnt = conn.fwd_cnt
-        header = encode_header(
-            src_cid=conn.host_cid,
-            dst_cid=self.guest_cid,
-            src_port=conn.host_port,
-            dst_port=conn.guest_port,
-            length=size,
-            op=op,
-            flags=flags,
-            buf_alloc=conn.buf_alloc,
-            fwd_cnt=conn.fwd_cnt,
+        header = HEADER.pack(  # §4.1, positionally: this is the per-packet hot path
+            conn.host_cid,
+            self.guest_cid,
+            conn.host_port,
+            conn.guest_port,
+            size,
+            TYPE_STREAM,
+            op,
+            flags,
+            conn.buf_alloc,
+            conn.fwd_cnt & 0xFFFFFFFF,
         )
-        with memoryview(conn.to_guest) as pending:
-            written = chain.write_packet(header, pending[:size])
+        with memoryview(conn.to_guest) as data:
+            written = chain.write_packet(header, data[:size])
         if size:
             del conn.to_guest[:size]  # only once the view is released
             conn.tx_cnt = (conn.tx_cnt + size) & 0xFFFFFFFF
+            if pending >= self.limits.to_guest_buffer:
+                self._update_interest(conn)  # room again: read the host socket
         self._schedule(conn)
-        self._update_interest(conn)
         return written

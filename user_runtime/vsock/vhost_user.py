@@ -162,9 +162,10 @@ class VhostUserSession:
         return self.queues[index]
 
     def _set_features(self, payload: bytes, _fds: list[int]) -> None:
-        self._features = _unpack(_U64, payload)[0]
-        if self._features & ~FEATURES:
-            raise FrontEndError(f"features {self._features:#x} were not offered")
+        features = _unpack(_U64, payload)[0]
+        if features & ~FEATURES:  # §3.2: logged, not fatal: the guest may still work
+            log.warning("vhost-user: features %#x were not offered", features & ~FEATURES)
+        self._features = features & FEATURES
 
     def _set_protocol_features(self, payload: bytes, _fds: list[int]) -> None:
         self._protocol = _unpack(_U64, payload)[0] & PROTOCOL_FEATURES

@@ -11,8 +11,8 @@ import socket
 import time
 
 import pytest
-from conftest import Harness, echo_once, read_line, recv_all
 from vsock_fake import SHUT_SEND, FakeFrontEnd
+from vsock_harness import Harness, echo_once, read_line, recv_all
 
 from user_runtime.vsock import DeviceLimits
 

@@ -13,21 +13,9 @@ import socket
 import struct
 
 import pytest
-from conftest import Harness, recv_all
-from vsock_fake import (
-    F_INDIRECT,
-    F_NEXT,
-    F_WRITE,
-    GPA_A,
-    HDR,
-    QSIZE,
-    RAW_BASE,
-    REGION,
-    REQUEST,
-    RESPONSE,
-    RW,
-    GuestConn,
-)
+from vsock_fake import HDR, REQUEST, RESPONSE, RW, GuestConn
+from vsock_fake_qemu import F_INDIRECT, F_NEXT, F_WRITE, GPA_A, QSIZE, RAW_BASE, REGION
+from vsock_harness import Harness, recv_all
 
 from user_runtime.vsock import DeviceLimits
 
