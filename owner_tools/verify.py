@@ -58,8 +58,9 @@ def verify_bundle(
         OSError: The file cannot be read.
     """
     with path.open("rb", buffering=0) as f:
-        reader = BundleReader.open(f)
-        signer = reader.verify_signature(trusted_keys)
+        # The signature is checked before the header is decoded (bundle-format.md §8).
+        reader = BundleReader.open(f, trusted_keys=trusted_keys)
+        signer = reader.header.signer
         header = reader.header
         if kms is not None and data_key is None:
             data_key = kms.decrypt(header.wrapped_key, header.kms_key_id, header.encryption_context)
