@@ -149,8 +149,11 @@ def encode_signature_section(signatures: list[PcrSignature]) -> bytes:
 def _byte_vec(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
-    if isinstance(value, list) and all(isinstance(v, int) and 0 <= v <= 255 for v in value):
-        return bytes(value)
+    if isinstance(value, list):
+        try:
+            return bytes(value)  # C checks each item is an integer in 0..255
+        except (TypeError, ValueError):
+            pass
     raise EifSignatureFormatError("eif signature section: a byte vector is malformed")
 
 

@@ -37,6 +37,8 @@ class Target:
         seeds: the starting corpus.
         typed: the exception classes the parser may raise; anything else is a finding.
         max_len: the largest input the fuzzer builds (bytes).
+        weight: its share of `make fuzz`'s inputs (1.0 = an equal share); the costliest
+            parsers (a certificate and an ECDSA check per input) get less.
     """
 
     name: str
@@ -44,6 +46,7 @@ class Target:
     seeds: Seeds
     typed: tuple[type[BaseException], ...] = (PackageFormatError,)
     max_len: int = 4096
+    weight: float = 1.0
 
 
 TARGETS: dict[str, Target] = {}
@@ -57,11 +60,12 @@ def target(
     *,
     typed: tuple[type[BaseException], ...] = (PackageFormatError,),
     max_len: int = 4096,
+    weight: float = 1.0,
 ) -> Callable[[Callable[[bytes], object]], Callable[[bytes], object]]:
     """Register the decorated function as the fuzz target `name`."""
 
     def register(run: Callable[[bytes], object]) -> Callable[[bytes], object]:
-        TARGETS[name] = Target(name, run, functools.cache(seeds), typed, max_len)
+        TARGETS[name] = Target(name, run, functools.cache(seeds), typed, max_len, weight)
         return run
 
     return register
@@ -233,7 +237,7 @@ def _index_seeds() -> tuple[list[bytes], bytes, list[bytes]]:
     return envelopes, bytes(owner.verify_key), signed
 
 
-@target("eif", _eif_seeds, max_len=32768)
+@target("eif", _eif_seeds, max_len=32768, weight=0.5)
 def _eif(data: bytes) -> None:
     from package_format.eif import describe, read_eif
 
@@ -243,7 +247,7 @@ def _eif(data: bytes) -> None:
     image.verify()
 
 
-@target("eif_signature", _signature_section_seeds)
+@target("eif_signature", _signature_section_seeds, weight=0.3)
 def _eif_signature(data: bytes) -> None:
     from package_format.eif.describe import certificate_json
     from package_format.eif.signature import decode_signature_section, verify_signature
@@ -268,14 +272,14 @@ def _cpio(data: bytes) -> None:
     extract_files(data, "rootfs/")
 
 
-@target("cms", _cms_seeds, max_len=6144)
+@target("cms", _cms_seeds, max_len=6144, weight=0.5)
 def _cms(data: bytes) -> None:
     from package_format.cms import parse_envelope
 
     parse_envelope(data)
 
 
-@target("attestation", _attestation_seeds, max_len=16384)
+@target("attestation", _attestation_seeds, max_len=16384, weight=0.7)
 def _attestation(data: bytes) -> None:
     # COSE, the payload's CBOR fields and the X.509 chain (root pinned, clock fixed).
     from package_format.attestation.document import parse_document

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import subprocess
@@ -109,13 +110,14 @@ def _atheris_worker(tgt: Target, args: argparse.Namespace, stats_path: Path) -> 
 
 
 def _split(total: int, names: list[str]) -> dict[str, int]:
-    share, extra = divmod(total, len(names))
-    return {n: share + (1 if i < extra else 0) for i, n in enumerate(names)}
+    """Inputs per target by weight, rounded up to thousands: the sum is at least `total`."""
+    weights = sum(TARGETS[n].weight for n in names)
+    return {n: math.ceil(total * TARGETS[n].weight / weights / 1000) * 1000 for n in names}
 
 
 def _run_all(args: argparse.Namespace, names: list[str], out: Path) -> dict[str, Stats]:
     runs = _split(args.total, names)
-    pending = list(names)
+    pending = sorted(names, key=lambda n: TARGETS[n].weight)  # the costliest start first
     active: dict[str, subprocess.Popen[bytes]] = {}
     while pending or active:
         while pending and len(active) < args.jobs:
@@ -150,7 +152,8 @@ def _collect(name: str, out: Path) -> Stats:
 def _table(results: dict[str, Stats]) -> None:
     head = (
         f"{'target':20} {'inputs':>9} {'accepted':>8} {'typed':>8} {'untyped':>7} {'>1s':>4} "
-        f"{'slowest ms':>10} {'(bytes)':>8} {'peak MiB':>8} {'exec/s':>7}  coverage"
+        f"{'slowest cpu ms':>14} {'(bytes)':>8} {'wall ms':>8} {'peak MiB':>8} {'exec/s':>7}"
+        "  coverage"
     )
     print(head)
     print("-" * len(head))
@@ -158,7 +161,8 @@ def _table(results: dict[str, Stats]) -> None:
         rate = s.inputs / s.seconds if s.seconds else 0.0
         print(
             f"{s.target:20} {s.inputs:9d} {s.accepted:8d} {s.typed:8d} {s.findings:7d} "
-            f"{s.hangs:4d} {s.slowest_s * 1000:10.1f} {s.slowest_len:8d} "
+            f"{s.hangs:4d} {s.slowest_s * 1000:14.1f} {s.slowest_len:8d} "
+            f"{s.slowest_wall_s * 1000:8.1f} "
             f"{s.peak_rss_mib:8.1f} {rate:7.0f}  {s.coverage}"
         )
 
@@ -183,7 +187,7 @@ def _parent(args: argparse.Namespace) -> int:
     peak = max(results.values(), key=lambda s: s.peak_rss_mib)
     print(
         f"total {total:,} inputs in {wall:.0f} s wall; untyped exceptions {untyped}; "
-        f"inputs over 1 s {hangs}; slowest {slowest.slowest_s * 1000:.1f} ms "
+        f"inputs over 1 s (cpu) {hangs}; slowest {slowest.slowest_s * 1000:.1f} ms cpu "
         f"({slowest.target}, {slowest.slowest_len} bytes, sha1 {slowest.slowest_sha1}); "
         f"peak RSS {peak.peak_rss_mib:.1f} MiB ({peak.target})"
     )
