@@ -77,7 +77,7 @@ def _atheris_worker(tgt: Target, args: argparse.Namespace, stats_path: Path) -> 
     stats = Stats(tgt.name, engine="atheris")
     # Coverage of our parsers only: instrumenting the libraries underneath (pyasn1,
     # cryptography's Python layer) costs a factor of 5-10 in speed for little guidance.
-    with atheris.instrument_imports(include=["package_format"]):
+    with atheris.instrument_imports(include=["package_format", "user_runtime.vsock"]):
         warm_up(tgt)  # the targets import their parsers lazily: here, instrumented
     stats.baseline_rss_mib = peak_rss_mib()
     start = time.perf_counter()

@@ -15,14 +15,15 @@ import pytest
 from fuzz_engine import CRASH_DIR, Stats, execute, mutation_loop
 from fuzz_targets import TARGETS
 
-SMOKE_INPUTS = 2000
+SMOKE_INPUTS = 2000  # per target, scaled by its weight (the costliest get at least 1,000)
 SEED = 15
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
 def test_target_raises_only_typed_errors(name: str) -> None:
-    stats = mutation_loop(TARGETS[name], SMOKE_INPUTS, SEED, crash_dir=None)
-    assert stats.inputs == SMOKE_INPUTS
+    runs = max(1000, int(SMOKE_INPUTS * TARGETS[name].weight))
+    stats = mutation_loop(TARGETS[name], runs, SEED, crash_dir=None)
+    assert stats.inputs == runs
     assert stats.findings == 0, f"untyped exceptions: see the FINDING lines on stderr ({stats})"
     assert stats.accepted > 0, "no input got through: the seeds no longer parse"
     assert stats.typed > 0, "no input was refused: the mutations do not reach the parser"
