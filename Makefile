@@ -28,8 +28,11 @@ $(STAMP): pyproject.toml
 setup: system-packages $(STAMP)
 	@$(BIN)/python -m compileall -q package_format owner_tools user_runtime enclave local_stack cli_shell > /dev/null
 
-demo: setup
-	$(BIN)/python examples/demo.py
+# `make demo ENCLAVE=qemu` boots the image in QEMU's nitro-enclave machine (builds the
+# enclave toolchain first, cached outside the clone).
+ENCLAVE ?= local
+demo: setup $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
+	ENCLAVE=$(ENCLAVE) $(BIN)/python examples/demo.py
 
 # Lint first (seconds), then the suite; CI runs exactly this.
 test: setup lint

@@ -2,15 +2,15 @@
 # Copyright the nitro-bundles authors
 """`enclave-server serve`: the RPC server on a Unix socket or vsock (specs/rpc-protocol.md §11).
 
-Runs until SIGTERM or SIGINT, then closes every connection (cancelling a run)
-and exits 0. Without `--config` the server holds the session filesystem but
-refuses every run (NOT_ALLOWED): useful to test sync alone.
+Parses the flags into `enclave.app.ServeOptions` and calls `enclave.app.serve`, the server's
+one entry (the image's `cmd` runs `python3 -m enclave serve ...`). Runs until SIGTERM or
+SIGINT, then closes every connection (cancelling a run) and exits 0. Without `--config` the
+server holds the session filesystem but refuses every run (NOT_ALLOWED).
 """
 
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import typer
@@ -51,26 +51,14 @@ def register(app: typer.Typer) -> None:
         """Serve the RPC protocol until SIGTERM or SIGINT."""
         if (unix is None) == (vsock is None):
             raise typer.BadParameter("give exactly one of --unix PATH or --vsock PORT")
-        budget = parse_size(memory_budget)
+        from enclave.app import ServeOptions, serve
 
-        from enclave.runner_interface import Runner, UnavailableRunner
-        from enclave.server import EnclaveServer
-        from enclave.sessionfs import SessionFs, SessionLimits
-        from enclave.transport import (
-            SocketServer,
-            listen_unix,
-            listen_vsock,
-            serve_until_signal,
+        serve(
+            ServeOptions(
+                unix=unix,
+                vsock_port=vsock,
+                config_path=config,
+                workdir=workdir,
+                memory_budget=parse_size(memory_budget),
+            )
         )
-
-        fs = SessionFs(SessionLimits(budget_bytes=budget))
-        runner: Runner = UnavailableRunner()
-        if config is not None:
-            from enclave.app import make_runner
-
-            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            runner = make_runner(config, workdir, fs)
-        listener = listen_unix(unix) if unix is not None else listen_vsock(vsock or 0)
-        where = f"unix:{unix}" if unix is not None else f"vsock:any:{vsock}"
-        print(f"enclave-server: listening on {where}", file=sys.stderr, flush=True)
-        serve_until_signal(SocketServer(EnclaveServer(fs, runner), listener))

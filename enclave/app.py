@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import InputError, UsageError
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_api import KeyRelease, RunRequest
@@ -160,14 +161,15 @@ class ServerRunner:
         on_stdout: Callable[[bytes], None],
         on_stderr: Callable[[bytes], None],
         cancel: threading.Event,
+        timeout: float | None = None,
     ) -> int:
-        """Run one entrypoint; a set `cancel` kills it.
+        """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
         Raises:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
         sink = _Sink(on_stdout, on_stderr)
-        request = RunRequest(bundle, entrypoint, tuple(args))
+        request = RunRequest(bundle, entrypoint, tuple(args), timeout)
         try:
             result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:
@@ -210,8 +212,24 @@ def make_nsm(environ: Mapping[str, str]) -> Any:
     return SimulatedNsm(load_sim_pki(Path(pki_dir)), pcrs, debug=debug)
 
 
-def make_key_release(environ: Mapping[str, str], nsm: Any, region: str | None) -> KeyRelease:
-    """KMS Decrypt with attestation through the relay (or a direct endpoint)."""
+def credentials_from_env(environ: Mapping[str, str]) -> HostCredentials | None:
+    """Credentials a local launcher put in the server's environment, if any."""
+    access = environ.get("AWS_ACCESS_KEY_ID")
+    secret = environ.get("AWS_SECRET_ACCESS_KEY")
+    if not access or not secret:
+        return None
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    return HostCredentials(access, secret, environ.get("AWS_SESSION_TOKEN") or None, region)
+
+
+def make_key_release(
+    environ: Mapping[str, str], nsm: Any, region: str | None, store: CredentialStore
+) -> KeyRelease:
+    """KMS Decrypt with attestation through the relay (or a direct endpoint).
+
+    Credentials are read from `store` at each release (specs/rpc-protocol.md §7.5), so the
+    host's latest ones are used; the image's `kms_region` wins over the host's region.
+    """
     from enclave.kms_client import KmsClientConfig, KmsCredentials, KmsRecipientClient  # noqa: PLC0415
 
     endpoint = environ.get("NB_KMS_ENDPOINT")
@@ -220,38 +238,45 @@ def make_key_release(environ: Mapping[str, str], nsm: Any, region: str | None) -
         from enclave.forwarder import LoopbackForwarder  # noqa: PLC0415
 
         endpoint = LoopbackForwarder(target).endpoint_url
-    access = environ.get("AWS_ACCESS_KEY_ID")
-    secret = environ.get("AWS_SECRET_ACCESS_KEY")
-    chosen_region = region or environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
-    if not access or not secret or not chosen_region:
-        missing = "credentials" if not access or not secret else "region"
+    clients: dict[HostCredentials, KmsRecipientClient] = {}
+    lock = threading.Lock()
 
-        def unavailable(
-            kms_key_id: str, wrapped_key: bytes, encryption_context: Mapping[str, str]
-        ) -> bytes:
-            del kms_key_id, wrapped_key, encryption_context
-            raise KeyReleaseError(f"kms: no {missing} were given to the enclave")
-
-        return unavailable
-    client = KmsRecipientClient(
-        KmsClientConfig(
-            region=chosen_region,
-            credentials=KmsCredentials(access, secret, environ.get("AWS_SESSION_TOKEN")),
-            endpoint_url=endpoint,
-        ),
-        nsm,
-    )
+    def client_for(creds: HostCredentials) -> KmsRecipientClient:
+        chosen_region = region or creds.region
+        if not chosen_region:
+            raise KeyReleaseError("kms: no region was given to the enclave")
+        with lock:
+            if creds not in clients:
+                clients.clear()  # only the newest credentials are kept
+                config = KmsClientConfig(
+                    region=chosen_region,
+                    credentials=KmsCredentials(
+                        creds.access_key_id, creds.secret_access_key, creds.session_token
+                    ),
+                    endpoint_url=endpoint,
+                )
+                clients[creds] = KmsRecipientClient(config, nsm)
+            return clients[creds]
 
     def release(
         kms_key_id: str, wrapped_key: bytes, encryption_context: Mapping[str, str]
     ) -> bytes:
-        return client.decrypt(wrapped_key, encryption_context, kms_key_id)
+        creds = store.get()
+        if creds is None:
+            raise KeyReleaseError("kms: no credentials were given to the enclave")
+        return client_for(creds).decrypt(wrapped_key, encryption_context, kms_key_id)
 
     return release
 
 
 def make_runner(
-    config_path: Path, workdir: Path, fs: SessionFs, environ: Mapping[str, str] | None = None
+    config_path: Path,
+    workdir: Path,
+    fs: SessionFs,
+    environ: Mapping[str, str] | None = None,
+    store: CredentialStore | None = None,
+    *,
+    nsm: Any = None,
 ) -> ServerRunner:
     """Build the server's runner from the image config and the launcher's environment.
 
@@ -260,8 +285,9 @@ def make_runner(
         UsageError: The environment names an unusable NSM or KMS target.
     """
     env = os.environ if environ is None else environ
+    store = store if store is not None else CredentialStore(credentials_from_env(env))
     image = load_image_config(config_path)
-    nsm = make_nsm(env)
+    nsm = nsm if nsm is not None else make_nsm(env)
     cache = float(env.get("NB_KEY_CACHE_SECONDS", DEFAULT_KEY_CACHE_SECONDS))
     config = RunnerConfig(
         trusted_keys=image.owner_keys,
@@ -270,7 +296,7 @@ def make_runner(
         key_cache_seconds=cache,
         prestart=env.get("NB_PRESTART", "1") != "0",
     )
-    runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region))
+    runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region, store))
     return ServerRunner(runner, fs)
 
 
@@ -280,16 +306,35 @@ def _open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> Any:
     return open_bundle(stream, trusted_keys)
 
 
-def serve(
-    *,
-    config_path: Path,
-    workdir: Path,
-    unix: Path | None = None,
-    vsock_port: int | None = None,
-    environ: Mapping[str, str] | None = None,
-    ready: Callable[[], None] | None = None,
-) -> None:
+@dataclass(frozen=True)
+class ServeOptions:
+    """How `enclave serve` runs (specs/rpc-protocol.md §11; the image's `cmd` gives them).
+
+    Attributes:
+        unix: listen on this Unix socket (local backend), or
+        vsock_port: listen on this vsock port, any CID (QEMU and Nitro; the image says 5005).
+        config_path: the image's enclave.json; None serves the session filesystem only and
+            refuses every run (NOT_ALLOWED).
+        workdir: private RAM-backed directory where runs decrypt.
+        memory_budget: most bytes the session filesystem holds (ENOSPC past it).
+        environ: the launcher's environment (NSM, KMS target, credentials); None: os.environ.
+        ready: called once the socket listens.
+    """
+
+    unix: Path | None = None
+    vsock_port: int | None = None
+    config_path: Path | None = None
+    workdir: Path = Path("/run/nitro-bundles")
+    memory_budget: int = 2 << 30
+    environ: Mapping[str, str] | None = None
+    ready: Callable[[], None] | None = None
+
+
+def serve(opts: ServeOptions) -> None:
     """Serve the RPC protocol until SIGTERM/SIGINT (then close connections and return).
+
+    The one entry of the enclave server: the `enclave serve` CLI, the image's `cmd` and the
+    local backend all come here.
 
     Raises:
         UsageError: Neither or both of `unix` and `vsock_port` are given.
@@ -297,57 +342,48 @@ def serve(
         ExternalError: The socket cannot be bound.
     """
     import signal  # noqa: PLC0415
+    import sys  # noqa: PLC0415
 
-    from enclave.server import EnclaveServer  # noqa: PLC0415
+    from enclave.runner_interface import UnavailableRunner  # noqa: PLC0415
+    from enclave.server import Attester, EnclaveServer  # noqa: PLC0415
+    from enclave.sessionfs import SessionLimits  # noqa: PLC0415
     from enclave.transport import SocketServer, listen_unix, listen_vsock  # noqa: PLC0415
 
-    if (unix is None) == (vsock_port is None):
+    if (opts.unix is None) == (opts.vsock_port is None):
         raise UsageError("serve: give exactly one of a unix socket path or a vsock port")
-    workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fs = SessionFs()
-    runner = make_runner(config_path, workdir, fs, environ)
-    listener = listen_unix(unix) if unix is not None else listen_vsock(vsock_port or 0)
-    server = SocketServer(EnclaveServer(fs, runner), listener)
+    env = os.environ if opts.environ is None else opts.environ
+    fs = SessionFs(SessionLimits(budget_bytes=opts.memory_budget))
+    store = CredentialStore(credentials_from_env(env))
+    runner: ServerRunner | UnavailableRunner = UnavailableRunner()
+    attester: Attester | None = None
+    if opts.config_path is not None:
+        opts.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        nsm = make_nsm(env)
+        runner = make_runner(opts.config_path, opts.workdir, fs, env, store, nsm=nsm)
+
+        def attest(nonce: bytes | None, user_data: bytes | None) -> bytes:
+            return bytes(nsm.attestation(user_data=user_data, nonce=nonce))
+
+        attester = attest
+
+    if opts.unix is not None:
+        listener, where = listen_unix(opts.unix), f"unix:{opts.unix}"
+    else:
+        listener, where = listen_vsock(opts.vsock_port or 0), f"vsock:any:{opts.vsock_port}"
+    server = SocketServer(EnclaveServer(fs, runner, credentials=store, attester=attester), listener)
 
     def stop(_signum: int, _frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    runner.warm()
-    if ready is not None:
-        ready()
+    if isinstance(runner, ServerRunner):
+        runner.warm()
+    print(f"enclave-server: listening on {where}", file=sys.stderr, flush=True)
+    if opts.ready is not None:
+        opts.ready()
     try:
         server.serve_forever()
     finally:
-        runner.close()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m enclave.app --unix PATH|--vsock PORT --config FILE --workdir DIR`.
-
-    The same as `enclave-server serve`, without the CLI framework (a lean start-up).
-    """
-    import argparse  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-
-    from enclave.errors import EnclaveError  # noqa: PLC0415
-    from package_format.errors import PackageFormatError  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(prog="enclave-server serve")
-    where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--unix", type=Path)
-    where.add_argument("--vsock", type=int)
-    parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--workdir", type=Path, required=True)
-    opts = parser.parse_args(argv)
-    try:
-        serve(config_path=opts.config, workdir=opts.workdir, unix=opts.unix, vsock_port=opts.vsock)
-    except (EnclaveError, PackageFormatError, OSError) as exc:
-        print(f"enclave-server: error: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+        if isinstance(runner, ServerRunner):
+            runner.close()

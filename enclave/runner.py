@@ -14,8 +14,10 @@ Order of a run, each step refusing before the next costs anything:
    thread lays out the signed file table's files there, pre-sized (no plaintext yet);
 5. decrypt into that directory; export the session roots the arguments name; map the
    arguments;
-6. run `python -B -E -s -u ENTRY ARGS` in its own process group, cwd = the decrypted app,
-   streaming stdout and (when the manifest allows) stderr to the sink as they come;
+6. run `python -B -E -s -u ENTRY ARGS` in its own process group, cwd = the run's session
+   folder (the decrypted app sits under a random name beside it and is reached only by the
+   absolute path of ENTRY), streaming stdout and (when the manifest allows) stderr to the
+   sink as they come, killed when the run's time limit passes;
 7. copy /output/ back into the session (when the manifest allows files);
 8. wipe everything (overwrite, unlink, rmdir) however the run ended.
 """
@@ -26,6 +28,7 @@ import contextlib
 import hashlib
 import os
 import re
+import secrets
 import selectors
 import signal
 import subprocess
@@ -40,7 +43,7 @@ from typing import IO
 
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
-from enclave.run_args import ROOTS, check_arguments, map_arguments
+from enclave.run_args import ROOTS, check_arguments, map_arguments, named_roots
 from enclave.runner_api import (
     BundleFacts,
     BundleOpener,
@@ -64,6 +67,7 @@ from enclave.runner_errors import (
     RunCancelledError,
     RunError,
     RunSetupError,
+    RunTimedOutError,
     UntrustedBundleSignerError,
 )
 from enclave.runner_zygote import Zygote
@@ -129,6 +133,8 @@ class Runner:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._limit: float | None = None
+        self._timed_out = False
         self._keys: dict[bytes, tuple[bytes, float]] = {}
         self._spare: _Spare | None = None
         self._spare_thread: threading.Thread | None = None
@@ -199,7 +205,7 @@ class Runner:
         self._cancel = cancel if cancel is not None else threading.Event()
         stream = self._open_stream(session, request.bundle)
         with stream:
-            opened = self._open_bundle(stream)
+            opened = self._open_bundle(stream, request.bundle)
             facts = opened.facts
             self._check_policy(facts)
             entry = facts.entrypoints.get(request.entrypoint)
@@ -213,6 +219,8 @@ class Runner:
                     f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
                 )
             check_arguments(request.args)
+            self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
+            self._timed_out = False
             spare = self._take_spare() if self._config.prestart else None
             try:
                 return self._run_with(spare, request, entry, opened, session, sink)
@@ -233,13 +241,14 @@ class Runner:
         zygote = spare.zygote if spare is not None else None
         try:
             work = PrivateDir(self._config.work_base)
-            _layout(work.path)
+            app = _layout(work.path)
             with work:
-                key = self._key_while_preparing(opened, work.path / "app", facts)
+                key = self._key_while_preparing(opened, app, facts)
                 if self._cancel.is_set():
                     raise RunCancelledError("run cancelled")
                 return self._run_in(
                     work.path,
+                    app=app,
                     request=request,
                     entry=entry,
                     opened=opened,
@@ -260,13 +269,13 @@ class Runner:
         except (OSError, EnclaveError) as exc:
             raise BundleInvalidError(f"{path}: cannot open the bundle: {_reason(exc)}") from exc
 
-    def _open_bundle(self, stream: IO[bytes]) -> OpenedBundle:
+    def _open_bundle(self, stream: IO[bytes], path: str) -> OpenedBundle:
         try:
             return self._opener(stream, self._config.trusted_keys)
         except UntrustedSignerError as exc:
-            raise UntrustedBundleSignerError(f"bundle: {exc}") from exc
+            raise UntrustedBundleSignerError(f"{path}: {_format_reason(exc)}") from exc
         except PackageFormatError as exc:
-            raise BundleInvalidError(f"bundle: {exc}") from exc
+            raise BundleInvalidError(f"{path}: {_format_reason(exc)}") from exc
 
     def _check_policy(self, facts: BundleFacts) -> None:
         # specs/threat-model.md §5.1: validity window on the enclave clock, then rollback.
@@ -310,6 +319,7 @@ class Runner:
         self,
         work: Path,
         *,
+        app: Path,
         request: RunRequest,
         entry: EntryFacts,
         opened: OpenedBundle,
@@ -319,29 +329,32 @@ class Runner:
         zygote: Zygote | None = None,
     ) -> RunResult:
         facts = opened.facts
-        app = work / "app"
         try:
             opened.extract(key, app)
         except PackageFormatError as exc:
-            raise BundleInvalidError(f"{request.bundle}: {exc}") from exc
+            raise BundleInvalidError(f"{request.bundle}: {_format_reason(exc)}") from exc
         program = app / entry.path
         if program.is_symlink() or not program.is_file():
             raise EntrypointNotDeclaredError(
                 f"{request.bundle}: entrypoint {request.entrypoint!r} is not a file of the bundle"
             )
-        roots = _export_roots(work / "session", request.args, session)
-        argv = [str(program), *map_arguments(request.args, roots, app)]
+        cwd = work / "session"
+        roots = _export_roots(cwd, request.args, session)
+        argv = [str(program), *map_arguments(request.args, roots, cwd, app)]
         if entry.runtime == "python" and zygote is not None and zygote.usable():
             # The interpreter started with the same flags before the run (runner_zygote).
             status = self._spawn_and_pump(
-                work, app=app, argv=argv, facts=facts, sink=sink, zygote=zygote
+                work, cwd=cwd, argv=argv, facts=facts, sink=sink, zygote=zygote
             )
         else:
             if entry.runtime == "python":
                 # -B: no bytecode beside the plaintext; -E -s: no environment or user site
                 # reaches the entrypoint; -u: unbuffered, so its lines stream as printed.
                 argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
-            status = self._spawn_and_pump(work, app=app, argv=argv, facts=facts, sink=sink)
+            status = self._spawn_and_pump(work, cwd=cwd, argv=argv, facts=facts, sink=sink)
+        if self._timed_out:
+            # specs/threat-model.md §5.5: no outputs; the caller's PrivateDir wipes.
+            raise RunTimedOutError(f"run timed out after {self._limit:g} s")
         cancelled = self._cancel.is_set()
         outputs: tuple[str, ...] = ()
         if facts.allow_files and not cancelled:
@@ -355,7 +368,7 @@ class Runner:
         self,
         work: Path,
         *,
-        app: Path,
+        cwd: Path,
         argv: list[str],
         facts: BundleFacts,
         sink: RunSink,
@@ -366,11 +379,11 @@ class Runner:
                 raise RunCancelledError("run cancelled")
             try:
                 if zygote is not None:
-                    self._proc = zygote.go(app, _entry_env(work), argv)
+                    self._proc = zygote.go(cwd, _entry_env(work), argv)
                 else:
                     self._proc = subprocess.Popen(
                         argv,
-                        cwd=app,
+                        cwd=cwd,
                         env=_entry_env(work),
                         stdin=subprocess.DEVNULL,
                         stdout=subprocess.PIPE,
@@ -402,11 +415,14 @@ class Runner:
             proc.stderr.fileno(): sink.stderr if facts.allow_stderr else None,
         }
         deadline: float | None = None
+        limit = None if self._limit is None else time.monotonic() + self._limit
         with selectors.DefaultSelector() as sel:
             for fd in forward:
                 sel.register(fd, selectors.EVENT_READ)
             while sel.get_map():
-                if self._cancel.is_set():
+                if limit is not None and not self._timed_out and time.monotonic() >= limit:
+                    self._timed_out = True  # specs/threat-model.md §5.5: as a cancel
+                if self._cancel.is_set() or self._timed_out:
                     with self._lock:
                         self._kill_group()
                 for key, _ in sel.select(timeout=0.1):
@@ -486,10 +502,23 @@ def _entry_env(work: Path) -> dict[str, str]:
     }
 
 
-def _layout(work: Path) -> None:
-    """Make a private directory's `app/`, `home/`, `tmp/` and `session/` (§4)."""
-    for sub in ("app", "home", "tmp", "session"):
-        (work / sub).mkdir(mode=0o700)
+def _layout(work: Path) -> Path:
+    """Make a private directory's `app-<random>/`, `home/`, `tmp/`, `session/`; return the app.
+
+    The app's name is random so that no fixed path from the entrypoint's working directory
+    (`session/`), e.g. a link inside a user's file to `/proc/self/cwd/../app/model.h5`,
+    reaches the owner's files (specs/threat-model.md §4, §5.3).
+    """
+    app = work / f"app-{secrets.token_hex(8)}"
+    for sub in (app, work / "home", work / "tmp", work / "session"):
+        sub.mkdir(mode=0o700)
+    return app
+
+
+def effective_timeout(requested: float | None, ceiling: int | None) -> float | None:
+    """The run's time limit: the smaller of the user's and the manifest's (None: no limit)."""
+    limits = [t for t in (requested, ceiling) if t is not None and t > 0]
+    return min(limits) if limits else None
 
 
 def _drop_spare(spare: _Spare) -> None:
@@ -500,11 +529,11 @@ def _drop_spare(spare: _Spare) -> None:
 def _export_roots(base: Path, args: tuple[str, ...], session: SessionFiles) -> dict[str, Path]:
     """Make the run's /dataset/, /model/, /output/; export the roots the arguments name."""
     roots = {name: base / name for name in ROOTS}
-    named = {a.partition("=")[2] if a.startswith("-") else a for a in args}
+    named = named_roots(args)
     try:
         for name, path in roots.items():
             path.mkdir(mode=0o700)
-            if name != "output" and any(v.startswith(f"/{name}") for v in named):
+            if name != "output" and name in named:
                 session.export_dir(name, path)
     except (OSError, EnclaveError) as exc:
         raise RunSetupError(f"session: cannot export for the run: {_reason(exc)}") from exc
@@ -527,6 +556,11 @@ def _import_outputs(out: Path, limit: int, session: SessionFiles) -> tuple[str, 
         return tuple(session.import_dir(out, "output"))
     except (OSError, EnclaveError) as exc:
         raise RunSetupError(f"session: cannot copy outputs back: {_reason(exc)}") from exc
+
+
+def _format_reason(exc: BaseException) -> str:
+    """A format error's text without its own `bundle: ` subject (the caller names the file)."""
+    return str(exc).removeprefix("bundle: ")
 
 
 def _reason(exc: BaseException) -> str:

@@ -48,6 +48,7 @@ class BundleFacts:
         encryption_context: The KMS encryption context bound to the wrapped key.
         header_digest: A digest of the signed header bytes (key-cache identity).
         max_files_size: Most bytes of output files the user may get back.
+        max_run_seconds: The owner's ceiling on a run's duration (None: none).
     """
 
     name: str
@@ -63,6 +64,7 @@ class BundleFacts:
     encryption_context: Mapping[str, str] = field(default_factory=dict)
     header_digest: bytes = b""
     max_files_size: int = 1 << 30
+    max_run_seconds: int | None = None
 
 
 class OpenedBundle(Protocol):
@@ -154,11 +156,13 @@ class RunRequest:
         bundle: The bundle's path in the session filesystem (e.g. `encrypted/app.nb`).
         entrypoint: The entrypoint's name or path, as declared in the manifest.
         args: The arguments, already split (the client splits `-a` like a POSIX shell).
+        timeout: The user's time limit in seconds (None: only the manifest's, if any).
     """
 
     bundle: str
     entrypoint: str
     args: tuple[str, ...] = ()
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)

@@ -127,6 +127,7 @@ def _facts(reader: BundleReader) -> BundleFacts:
         encryption_context=dict(header.encryption_context),
         header_digest=reader.parsed.header_digest,
         max_files_size=manifest.output.max_files_size,
+        max_run_seconds=manifest.max_run_seconds,
     )
 
 

@@ -73,6 +73,12 @@ class RunSetupError(RunError, ExternalError):
     """The run could not be prepared or started (work directory, session files, process)."""
 
 
+class RunTimedOutError(RunError, InputError):
+    """The entrypoint ran past the run's time limit and was killed (no outputs are kept)."""
+
+    rpc_code = ErrorCode.RUN_TIMED_OUT
+
+
 class RunCancelledError(RunError):
     """The run was cancelled before its entrypoint started."""
 

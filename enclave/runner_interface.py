@@ -44,6 +44,7 @@ class Runner(Protocol):
         on_stdout: OutputSink,
         on_stderr: OutputSink,
         cancel: threading.Event,
+        timeout: float | None = None,
     ) -> int:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
@@ -54,6 +55,7 @@ class Runner(Protocol):
             on_stdout: called with each chunk of standard output as it comes.
             on_stderr: called with each chunk of standard error the manifest allows.
             cancel: set when the user cancels or disconnects; stop soon after.
+            timeout: the user's time limit in seconds (the server passes it only when set).
 
         Returns:
             The entrypoint's exit status.
@@ -76,11 +78,12 @@ class UnavailableRunner:
         on_stdout: OutputSink,
         on_stderr: OutputSink,
         cancel: threading.Event,
+        timeout: float | None = None,
     ) -> int:
         """Refuse the run.
 
         Raises:
             RunFailureError: always, with `NOT_ALLOWED`.
         """
-        del bundle, entrypoint, args, on_stdout, on_stderr, cancel
+        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout
         raise RunFailureError(ErrorCode.NOT_ALLOWED, "this enclave server has no runner")

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from enclave.credentials import CredentialStore, HostCredentials
 from enclave.runner_interface import RunFailureError, Runner
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
@@ -42,6 +43,9 @@ from package_format.rpc.messages import SUPPORTED_VERSIONS
 _log = logging.getLogger(__name__)
 
 Emit = Callable[[Message], None]
+# nonce, user_data -> a COSE_Sign1 attestation document from the NSM (§7.6)
+Attester = Callable[[bytes | None, bytes | None], bytes]
+_MAX_ATTEST_FIELD = 1024  # the NSM's own limit on nonce and user_data
 _LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
 _BODY_OPS = frozenset({"write", "put"})  # the requests that carry data (§7.2)
@@ -63,10 +67,19 @@ class _ActiveRun:
 class EnclaveServer:
     """Shared state of every connection: the session filesystem and the one run slot."""
 
-    def __init__(self, fs: SessionFs, runner: Runner, limits: FrameLimits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        fs: SessionFs,
+        runner: Runner,
+        limits: FrameLimits = DEFAULT_LIMITS,
+        credentials: CredentialStore | None = None,
+        attester: Attester | None = None,
+    ) -> None:
         self.fs = fs
         self.runner = runner
         self.limits = limits
+        self.credentials = credentials
+        self.attester = attester
         self._run_lock = threading.Condition()
         self._active: _ActiveRun | None = None
 
@@ -192,8 +205,8 @@ class ServerConnection:
         fs = self._server.fs
         rid, op = request.id, request.op
         max_chunk = self._server.limits.max_chunk
-        if op == "run":
-            return self._start_run(rid, args)
+        if op in _CONTROL_OPS:
+            return _CONTROL_OPS[op](self, rid, args)
         if op == "read":
             if args["length"] > max_chunk:
                 return [Response.error(rid, ErrorCode.TOO_LARGE, f"read: length over {max_chunk}")]
@@ -227,6 +240,37 @@ class ServerConnection:
             self._simple_op(op, args)
         return {}
 
+    # specs/rpc-protocol.md §7.5: held in memory for the key releases that follow.
+    def _set_credentials(self, rid: int, args: dict[str, Any]) -> Response:
+        store = self._server.credentials
+        if store is None:
+            return Response.error(rid, ErrorCode.NOT_ALLOWED, "credentials: this server takes none")
+        if not args["access_key_id"] or not args["secret_access_key"]:
+            return Response.error(rid, ErrorCode.BAD_ARGS, "credentials: empty access key")
+        store.set(
+            HostCredentials(
+                args["access_key_id"],
+                args["secret_access_key"],
+                args["session_token"] or None,
+                args["region"] or None,
+            )
+        )
+        return Response(rid, 0, {})
+
+    # specs/rpc-protocol.md §7.6: a fresh document bound to the caller's nonce.
+    def _attest(self, rid: int, args: dict[str, Any]) -> Response:
+        attester = self._server.attester
+        if attester is None:
+            return Response.error(rid, ErrorCode.NOT_ALLOWED, "attest: this server has no nsm")
+        try:
+            nonce = bytes.fromhex(args["nonce"]) if args["nonce"] else None
+            user_data = bytes.fromhex(args["user_data"]) if args["user_data"] else None
+        except ValueError:
+            return Response.error(rid, ErrorCode.BAD_ARGS, "attest: nonce and user_data are hex")
+        if any(f is not None and len(f) > _MAX_ATTEST_FIELD for f in (nonce, user_data)):
+            return Response.error(rid, ErrorCode.BAD_ARGS, "attest: a field is over 1024 bytes")
+        return Response(rid, 0, {}, memoryview(attester(nonce, user_data)))
+
     def _simple_op(self, op: str, args: dict[str, Any]) -> None:
         fs = self._server.fs
         path = args.get("path", "")
@@ -252,6 +296,15 @@ class ServerConnection:
             raise AssertionError(op)
 
     # specs/rpc-protocol.md §7.4: one run at a time, output streamed as events.
+    def _run_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return self._start_run(rid, args)
+
+    def _credentials_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return [self._set_credentials(rid, args)]
+
+    def _attest_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
+        return [self._attest(rid, args)]
+
     def _start_run(self, rid: int, args: dict[str, Any]) -> list[Message]:
         active = self._server._claim_run(rid, self)  # noqa: SLF001 - one module, two classes
         if active is None:
@@ -277,6 +330,9 @@ class ServerConnection:
 
             return send
 
+        # A time limit is passed only when the client set one, so runners that predate it
+        # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
+        extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -285,6 +341,7 @@ class ServerConnection:
                 on_stdout=sink("stdout"),
                 on_stderr=sink("stderr"),
                 cancel=active.cancel,
+                **extra,
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
@@ -304,3 +361,11 @@ class ServerConnection:
             self._emit(message)
         except OSError:
             active.cancel.set()
+
+
+# The requests that are not filesystem operations (§7.4-7.6).
+_CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[Message]]] = {
+    "run": ServerConnection._run_op,  # noqa: SLF001 - the table belongs to the class
+    "credentials": ServerConnection._credentials_op,  # noqa: SLF001
+    "attest": ServerConnection._attest_op,  # noqa: SLF001
+}

@@ -29,6 +29,9 @@ OWNER_ARN = f"arn:aws:iam::{ACCOUNT}:role/local-owner"
 ENCLAVE_ARN = f"arn:aws:iam::{ACCOUNT}:role/local-enclave-parent"
 BUCKET = "bundles"
 BUILD_TIME = "2026-11-01T00:00:00+00:00"
+# `make demo ENCLAVE=qemu`: the image boots in QEMU's nitro-enclave machine (its own kernel,
+# init and rootfs from the enclave toolchain) instead of running as a local process.
+ENCLAVE = os.environ.get("ENCLAVE", "local")
 
 
 class StepFailed(Exception):
@@ -102,6 +105,23 @@ def create_kms_key_and_bucket(env: dict[str, str]) -> str:
     return str(key_id)
 
 
+def image_inputs() -> list[str | Path]:
+    """build-eif's blobs (and rootfs) for the chosen backend."""
+    if ENCLAVE != "qemu":
+        return ["--blobs", EXAMPLES / "dev-blobs" / "x86_64"]
+    built = subprocess.run(
+        [sys.executable, str(REPO / "toolchain" / "build.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if built.returncode != 0:
+        raise StepFailed(f"the enclave toolchain is not built: {built.stderr.strip()}")
+    tools = json.loads(built.stdout.strip().splitlines()[-1])
+    print(f"(set-up) enclave toolchain: blobs {tools['blobs']['dir']}", flush=True)
+    return ["--blobs", tools["blobs"]["dir"], "--rootfs", tools["rootfs"]["dir"]]
+
+
 def main() -> int:
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -124,8 +144,7 @@ def main() -> int:
         sh(
             "owner-tools",
             "build-eif",
-            "--blobs",
-            EXAMPLES / "dev-blobs" / "x86_64",
+            *image_inputs(),
             "--owner-key",
             owner / "owner.pub",
             "--name",
@@ -229,7 +248,11 @@ def main() -> int:
             env=env,
         )
         pulled_eif = next(downloads.glob("*.eif"))
-        sh("user-runtime", "enclave", "start", "--eif", pulled_eif, "--state-dir", state, env=env)
+        sh(
+            *("user-runtime", "enclave", "start", "--eif", pulled_eif, "--state-dir", state),
+            *("--backend", ENCLAVE),
+            env=env,
+        )
         sh("user-runtime", "enclave", "status", "--state-dir", state, env=env)
         sh("user-runtime", "sync", "-d", synced, "--state-dir", state, env=env, cwd=user)
         pulled_bundle = next(downloads.glob("*.nb"))

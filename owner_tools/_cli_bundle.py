@@ -111,6 +111,7 @@ def pack(
             segment_size=segment_size,
             force=force,
             progress=progress,
+            now=int(time.time()),
         )
     info = describe(result.header, result.bundle_size)
     if as_json:
@@ -135,6 +136,8 @@ def _print_human(info: dict[str, Any]) -> None:
         f"bundle:       {info['name']} {info['version']} (format {info['format']})",
         f"created:      {_when(info['created'])}",
         f"valid:        {_when(info['not_before'])} .. {_when(info['expires'])}",
+        f"run limit:    {info['max_run_seconds'] or 'none'}"
+        + (" s" if info["max_run_seconds"] else ""),
         f"signer:       {info['signer_fingerprint']}",
         f"kms key:      {info['kms_key_id']}",
         "context:      "
@@ -196,7 +199,11 @@ def verify(
     with _progress(total, "verifying") as progress:
         result = verify_bundle(bundle, keys, kms=kms, progress=progress)
     header = result.header
-    checked = "signature and every segment" if result.decrypted else "signature only"
+    checked = (
+        "signature, length and every segment"
+        if result.decrypted
+        else "signature and length; segments not decrypted, use --decrypt"
+    )
     if as_json:
         out = {
             "bundle": str(bundle),

@@ -54,11 +54,25 @@ SERVER_PYTHON = "opt/nitro-bundles/python"
 CONFIG_PATH = "etc/nitro-bundles/enclave.json"
 CONFIG_FORMAT = "nitro-bundles/enclave-config/v1"
 SERVER_PACKAGES = ("enclave", "package_format", "cli_shell")
-DEFAULT_CMD = ("python3", "-m", "enclave", "serve", "--config", "/" + CONFIG_PATH)
+# specs/enclave-image.md §5.3: the server's environment (the rootfs provides it) and its one
+# entry, `enclave serve`, on the vsock port the host connects to (5005) and with the KMS relay
+# at the parent's port 8000 (vsock-proxy's convention).
+SERVER_VENV = "opt/nitro-bundles/venv"
+SERVER_INTERPRETER = f"/{SERVER_VENV}/bin/python3"
+SERVER_VSOCK_PORT = 5005
+KMS_VSOCK_TARGET = "vsock:3:8000"
+DEFAULT_CMD = (
+    SERVER_INTERPRETER,
+    *("-m", "enclave", "serve"),
+    *("--vsock", str(SERVER_VSOCK_PORT)),
+    *("--config", "/" + CONFIG_PATH),
+    *("--workdir", "/run/nitro-bundles"),
+)
 DEFAULT_ENV = (
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    f"PATH=/{SERVER_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "PYTHONPATH=/" + SERVER_PYTHON,
     "PYTHONDONTWRITEBYTECODE=1",
+    "NB_KMS_TARGET=" + KMS_VSOCK_TARGET,
 )
 BUILD_TOOL = "nitro-bundles-owner-tools"
 MAX_CUSTOM_METADATA = 4096

@@ -15,6 +15,7 @@ from owner_tools.errors import InputError
 from package_format.bundle.errors import KeyFileError
 from package_format.bundle.signing import (
     MAX_KEY_FILE_SIZE,
+    PUBLIC_KEY_LINE,
     dump_private_key,
     dump_public_key,
     load_private_key,
@@ -88,14 +89,21 @@ def load_signing_key(path: Path) -> bytes:
         KeyFileUnreadableError: Missing, readable by group/others, or malformed.
     """
     text, info = _read_small(path)
+    # What the file is comes first: a public key given by mistake must not be told to chmod.
+    if text.startswith(PUBLIC_KEY_LINE):
+        raise KeyFileUnreadableError(
+            f"{path}: a public key; signing needs the private key "
+            f"({path.with_suffix('.key').name}, written by keygen beside it)"
+        )
+    try:
+        seed = load_private_key(text, str(path))
+    except KeyFileError as exc:
+        raise KeyFileUnreadableError(str(exc)) from exc
     if stat.S_IMODE(info.st_mode) & 0o077:
         raise KeyFileUnreadableError(
             f"{path}: private key is accessible by other users (chmod 600 it)"
         )
-    try:
-        return load_private_key(text, str(path))
-    except KeyFileError as exc:
-        raise KeyFileUnreadableError(str(exc)) from exc
+    return seed
 
 
 def load_owner_key(path: Path) -> bytes:

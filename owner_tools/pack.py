@@ -17,6 +17,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from owner_tools.errors import InputError
@@ -189,18 +190,28 @@ def pack(
     segment_size: int = DEFAULT_SEGMENT_SIZE,
     force: bool = False,
     progress: Callable[[int], None] | None = None,
+    now: int | None = None,
 ) -> PackResult:
     """Pack `app_dir` into `output` (written atomically).
+
+    `now` (seconds; the CLI passes the clock) refuses a manifest whose `expires` has already
+    passed: every enclave would refuse that bundle (specs/bundle-format.md §5.1).
 
     Raises:
         OutputExistsError: `output` exists and `force` is false.
         AppFolderError: The folder holds something a bundle cannot carry.
-        ManifestFileError: The manifest is invalid for this folder.
+        ManifestFileError: The manifest is invalid for this folder, or already expired.
         KmsError: The key service failed.
         PackageFormatError: A file changed while packing, or a limit was hit.
     """
     if (output.exists() or output.is_symlink()) and not force:
         raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+    if now is not None and config.expires is not None and config.expires <= now:
+        when = datetime.fromtimestamp(config.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ManifestFileError(
+            f"manifest: expires {when} has already passed; every enclave would refuse "
+            "this bundle (set a later expires)"
+        )
     skip = [output] + ([manifest_path] if manifest_path is not None else [])
     rows = collect_files(app_dir, config.exclude, skip)
     try:
@@ -213,6 +224,7 @@ def pack(
             files=tuple(e for e, _ in rows),
             not_before=config.not_before,
             expires=config.expires,
+            max_run_seconds=config.max_run_seconds,
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc
@@ -270,11 +282,14 @@ def _write_atomically(output: Path, write: Callable[[QueuedWriter], int]) -> int
             out.close()
             os.fsync(raw.fileno())
         temp.replace(output)
-    except BaseException:
+    except BaseException as exc:
         if fd >= 0:
             os.close(fd)
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            # The user named `output`; the temporary name means nothing to them.
+            raise OSError(exc.errno, exc.strerror, str(output)) from exc
         raise
     dir_fd = os.open(directory, os.O_RDONLY)
     try:

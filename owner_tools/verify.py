@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 
 from owner_tools.kms.interface import KeyService
 from package_format.bundle.header import BundleHeader
-from package_format.bundle.reader import BundleReader
+from package_format.bundle.reader import BundleReader, check_length
 from package_format.bundle.signing import fingerprint
 from package_format.bundle.stream import segment_count
 
@@ -50,7 +51,11 @@ def verify_bundle(
     data_key: bytes | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> VerifyResult:
-    """Check the signature and, with `kms` or `data_key`, every payload segment.
+    """Check the signature and the length the header declares; with a key, every segment.
+
+    Without a key the payload's bytes are not authenticated, but a truncated bundle, or one
+    with bytes after its end, is caught from the header's declared sizes (bundle-format §3,
+    §7.3: `TruncatedPayloadError`, `TrailingDataError`).
 
     Raises:
         PackageFormatError: Any integrity or format failure (typed, see specs §9).
@@ -62,6 +67,7 @@ def verify_bundle(
         reader = BundleReader.open(f, trusted_keys=trusted_keys)
         signer = reader.header.signer
         header = reader.header
+        check_length(reader.parsed, os.fstat(f.fileno()).st_size)
         if kms is not None and data_key is None:
             data_key = kms.decrypt(header.wrapped_key, header.kms_key_id, header.encryption_context)
         if data_key is not None:
@@ -85,6 +91,7 @@ def describe(header: BundleHeader, bundle_size: int) -> dict[str, Any]:
         "created": m.created,
         "not_before": m.not_before,
         "expires": m.expires,
+        "max_run_seconds": m.max_run_seconds,
         "entrypoints": [e.to_cbor_obj() for e in m.entrypoints],
         "output": m.output.to_cbor_obj(),
         "files": [

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""`user-runtime attestation verify` (specs/attestation.md §12)."""
+"""`user-runtime attestation verify|fetch` (specs/attestation.md §12)."""
 
 from __future__ import annotations
 
@@ -44,4 +44,47 @@ def register(app: typer.Typer) -> None:
         except UsageError as exc:
             raise typer.BadParameter(str(exc)) from exc
         result = verify_file(document, root_path=root, at=when)
+        print(json.dumps(result, indent=2))
+
+    @sub.command("fetch")
+    def fetch(
+        nonce: str = typer.Option(
+            ..., "--nonce", metavar="HEX", help="A fresh random nonce (hex, 1-1024 bytes)."
+        ),
+        out: Path | None = typer.Option(
+            None, "--out", metavar="FILE", help="Also write the raw document here."
+        ),
+        root: Path | None = typer.Option(
+            None,
+            "--root",
+            metavar="PEM",
+            help="Root certificate to pin (default: AWS Nitro root G1; the local stack's "
+            "is STATE/nsm-pki/root.pem).",
+        ),
+        state_dir: Path | None = typer.Option(None, "--state-dir", help="State directory."),
+    ) -> None:
+        """Ask the running enclave for a document bound to NONCE, verify it, print it as JSON."""
+        import contextlib
+        import json
+        import os
+
+        from user_runtime.attestation import verify_fresh
+        from user_runtime.enclave_state import state_dir_path
+        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.run import enclave_address
+
+        try:
+            wanted = bytes.fromhex(nonce)
+        except ValueError as exc:
+            raise typer.BadParameter("--nonce: expected hex") from exc
+        if not 1 <= len(wanted) <= 1024:
+            raise typer.BadParameter("--nonce: 1 to 1024 bytes")
+        address = enclave_address(state_dir_path(state_dir))
+        with contextlib.closing(EnclaveClient.connect(address)) as client:
+            data = client.attest(nonce=wanted)
+        result = verify_fresh(data, nonce=wanted, root_path=root)
+        if out is not None:
+            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(out)
         print(json.dumps(result, indent=2))

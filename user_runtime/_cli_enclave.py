@@ -38,8 +38,15 @@ def register(app: typer.Typer) -> None:
             None, "--kms-endpoint", help="KMS URL (default: AWS_ENDPOINT_URL_KMS, local stack)."
         ),
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+        backend: str = typer.Option(
+            "auto",
+            "--backend",
+            help="local (a process on this host's Python), qemu (the image booted in QEMU's "
+            "nitro-enclave machine), nitro (nitro-cli), or auto: nitro when the host has it, "
+            "else local.",
+        ),
     ) -> None:
-        """Start the enclave the image carries (locally simulated, or with nitro-cli)."""
+        """Start the enclave the image carries (a local process, QEMU, or nitro-cli)."""
         from user_runtime.enclave_local import StartOptions, start
         from user_runtime.enclave_state import resolve_state_dir
 
@@ -50,6 +57,7 @@ def register(app: typer.Typer) -> None:
             memory_mib=memory,
             cpu_count=cpu_count,
             kms_endpoint=kms_endpoint,
+            backend=backend,
         )
         state, warnings = start(opts)
         for warning in warnings:
@@ -98,4 +106,7 @@ def _status_json(state: EnclaveState, *, running: bool) -> dict[str, object]:
         "network_isolated": state.network_isolated,
         "enclave_id": state.enclave_id,
         "cid": state.cid,
+        "backend": state.mode,
+        "accel": state.accel,
+        "console_log": state.console_log,
     }

@@ -35,9 +35,16 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(
             None, "--state-dir", help="Where `enclave start` keeps its state."
         ),
+        timeout: int | None = typer.Option(
+            None,
+            "--timeout",
+            min=1,
+            help="Stop the run after this many seconds (exit 124); the bundle may set a lower"
+            " ceiling.",
+        ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
         from user_runtime.run import run_entrypoint, split_args
 
         argv = split_args(args)
-        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer)
+        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer, timeout)

@@ -68,6 +68,7 @@ def sync(  # noqa: PLR0917 - typer options
     store_dir = (store or default_store_dir(target)).resolve()
     if store_dir == target or target in store_dir.parents:
         raise UsageError(f"{store_dir}: the store cannot live inside the synced folder")
+    mounts.check_enclave_free(address, target, states)
     if not foreground:
         argv = [
             sys.executable,
@@ -119,6 +120,7 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
 
     assert isinstance(backing, BackingStore)
     logging.basicConfig(level=logging.WARNING, format="user-runtime sync: %(message)s")
+    lock = mounts.EnclaveLock(address, target, states)  # held until this process ends
     link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)
     for path, (size, mtime_ns) in backing.take_journal().items():
         link.synced.mark(path, size, mtime_ns)
@@ -142,3 +144,4 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
         sync_fuse.serve(str(target), backing, link, ready)
     finally:
         mounts.remove_state(target, states, os.getpid())
+        lock.release()

@@ -23,6 +23,7 @@ _OPTIONS = {
     "-a": "args",
     "--args": "args",
     "--state-dir": "state_dir",
+    "--timeout": "timeout",
 }
 
 
@@ -46,6 +47,10 @@ def parse_run(argv: list[str]) -> dict[str, str] | None:
         i += 1
     if "file" not in values or "script" not in values:
         return None
+    if "timeout" in values and not (
+        values["timeout"].isascii() and values["timeout"].isdigit() and int(values["timeout"]) > 0
+    ):
+        return None  # the typer path reports the usage error
     return values
 
 
@@ -61,7 +66,10 @@ def run_fast(argv: list[str]) -> int | None:
     state_dir = values.get("state_dir")
     try:
         args = split_args(values.get("args"))
-        return run_entrypoint(values["file"], values["script"], args, state_dir, sys.stdout.buffer)
+        timeout = int(values["timeout"]) if "timeout" in values else None
+        return run_entrypoint(
+            values["file"], values["script"], args, state_dir, sys.stdout.buffer, timeout
+        )
     except UsageError as exc:
         print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
         return 2

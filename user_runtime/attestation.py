@@ -195,3 +195,28 @@ def verify_file(path: Path, *, root_path: Path | None, at: datetime | None) -> d
     except AttestationError as exc:
         raise DocumentRejectedError(f"{path}: {exc}") from exc
     return document_json(doc, at=when, root=root)
+
+
+class NonceMismatchError(DocumentRejectedError):
+    """The enclave's document does not carry the nonce the user asked for (a replay)."""
+
+
+def verify_fresh(
+    data: bytes, *, nonce: bytes, root_path: Path | None, at: datetime | None = None
+) -> dict[str, Any]:
+    """Verify a document fetched from the running enclave and check it carries `nonce`.
+
+    Raises:
+        InputError: an unreadable root file.
+        DocumentRejectedError: the document does not verify.
+        NonceMismatchError: it verifies but answers another nonce.
+    """
+    root = aws_root() if root_path is None else load_root_file(root_path)
+    when = at if at is not None else datetime.now(tz=UTC)
+    try:
+        doc = verify_attestation(data, root=root, at=when)
+    except AttestationError as exc:
+        raise DocumentRejectedError(f"the enclave's document: {exc}") from exc
+    if doc.nonce != nonce:
+        raise NonceMismatchError("the enclave's document does not carry the requested nonce")
+    return document_json(doc, at=when, root=root)

@@ -33,11 +33,15 @@ class ImageContents:
         server_files: Relative path (e.g. `enclave/app.py`) -> bytes.
         config: The bytes of enclave.json.
         pcrs: PCR index -> 48-byte value (0, 1, 2, and 8 when signed).
+        cmd: The image's command, one argument each (specs/enclave-image.md §5.3).
+        env: The image's environment, `NAME=value` each.
     """
 
     server_files: dict[str, bytes]
     config: bytes
     pcrs: dict[int, bytes]
+    cmd: tuple[str, ...] = ()
+    env: tuple[str, ...] = ()
 
 
 def read_image(path: Path) -> ImageContents:
@@ -46,7 +50,7 @@ def read_image(path: Path) -> ImageContents:
     Raises:
         ImageContentError: Unreadable, damaged (CRC, signature), or without a server.
     """
-    from package_format.eif import extract_files, read_eif  # noqa: PLC0415
+    from package_format.eif import iter_cpio, read_eif  # noqa: PLC0415
     from package_format.eif.reader import SectionReader  # noqa: PLC0415
     from package_format.errors import PackageFormatError  # noqa: PLC0415
 
@@ -54,27 +58,39 @@ def read_image(path: Path) -> ImageContents:
         with path.open("rb") as f:
             image = read_eif(f)
             image.verify()
-            files: dict[str, bytes] = {}
-            config: bytes | None = None
+            wanted: dict[str, bytes] = {}
             for section in image.ramdisks()[1:]:  # the bootstrap ramdisk comes first
-                found = extract_files(SectionReader(f, section), "rootfs/")
-                for rel, data in found.items():
-                    name = "rootfs/" + rel
-                    if name.startswith(SERVER_PREFIX):
-                        files[name[len(SERVER_PREFIX) :]] = data
-                    elif name == CONFIG_NAME:
-                        config = data
+                # Only the server, its config and cmd/env are held: a rootfs may be GiBs.
+                for member in iter_cpio(SectionReader(f, section), want=_wanted):
+                    if member.is_file and member.data is not None and _wanted(member.name):
+                        wanted[member.name] = member.data
     except OSError as exc:
         raise ImageContentError(f"{path}: {exc.strerror or exc}") from exc
     except PackageFormatError as exc:
         raise ImageContentError(f"{path}: {exc}") from exc
+    files = {
+        rel: data
+        for name, data in wanted.items()
+        if (rel := name[len(SERVER_PREFIX) :]) and name.startswith(SERVER_PREFIX)
+        if not rel.startswith("/") and ".." not in rel.split("/")
+    }
+    config = wanted.get(CONFIG_NAME)
     if not any(p.startswith("enclave/") for p in files) or config is None:
         raise ImageContentError(f"{path}: the image carries no nitro-bundles enclave server")
     m = image.measurements
     pcrs = {0: m.pcr0, 1: m.pcr1, 2: m.pcr2}
     if m.pcr8 is not None:
         pcrs[8] = m.pcr8
-    return ImageContents(files, config, pcrs)
+    cmd, env = (_lines(wanted.get(name, b"")) for name in ("cmd", "env"))
+    return ImageContents(files, config, pcrs, cmd, env)
+
+
+def _wanted(name: str) -> bool:
+    return name.startswith(SERVER_PREFIX) or name in {CONFIG_NAME, "cmd", "env"}
+
+
+def _lines(data: bytes) -> tuple[str, ...]:
+    return tuple(line for line in data.decode("utf-8", "replace").split("\n") if line)
 
 
 def write_private(path: Path, data: bytes) -> None:

@@ -80,6 +80,9 @@ class EnclaveState:
     network_isolated: bool = False
     private_mount: bool = False
     started: float = field(default_factory=time.time)
+    helper_pids: list[int] = field(default_factory=list)
+    accel: str | None = None
+    console_log: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class StartOptions:
     memory_mib: int = 2048
     cpu_count: int = 2
     kms_endpoint: str | None = None
+    backend: str = "auto"
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -120,7 +124,8 @@ def is_alive(state: EnclaveState) -> bool:
     """Whether the recorded enclave still runs (pid checked against its command line)."""
     if state.mode == "nitro":
         return _nitro_running(state.enclave_id)
-    return state.pid is not None and _is_our_process(state.pid, "enclave")
+    marker = "nitro-enclave" if state.mode == "qemu" else "enclave"
+    return state.pid is not None and _is_our_process(state.pid, marker)
 
 
 def start(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
@@ -140,8 +145,19 @@ def start(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
                 f"an enclave is already running ({previous.address}); stop it first"
             )
         cleanup(state_dir, previous)
-    if nitro_available():
+    backend = opts.backend
+    if backend == "auto":
+        backend = "nitro" if nitro_available() else "local"
+    if backend == "qemu":
+        from user_runtime.enclave_qemu import start_qemu  # noqa: PLC0415
+
+        return start_qemu(opts)
+    if backend == "nitro":
+        if not nitro_available():
+            raise UsageError("--backend nitro: no /dev/nitro_enclaves or nitro-cli on this host")
         return _start_nitro(opts), []
+    if backend != "local":
+        raise UsageError(f"--backend {backend!r}: expected auto, local, qemu or nitro")
     return _start_local(opts)
 
 
@@ -167,6 +183,10 @@ def cleanup(state_dir: Path, state: EnclaveState) -> None:
                 capture_output=True,
                 check=False,
             )
+    elif state.mode == "qemu":
+        from user_runtime.enclave_qemu import cleanup_qemu  # noqa: PLC0415
+
+        cleanup_qemu(state_dir, state)
     else:
         for pid, what in ((state.pid, "enclave"), (state.relay_pid, "enclave_relay")):
             if pid is not None and _is_our_process(pid, what):
@@ -207,10 +227,9 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
             opts, image, env=env, stack=stack, code=code, pki_dir=pki_dir, kms_target=target
         )
         sock = opts.state_dir / SOCKET_NAME
-        argv = [sys.executable, *_serve_module(code), "--unix", str(sock)]
+        argv = [sys.executable, "-m", "enclave", "serve", "--unix", str(sock)]
         argv += ["--config", str(config), "--workdir", str(work)]
-        if argv[2:4] == ["enclave", "serve"]:
-            argv += ["--memory-budget", f"{opts.memory_mib}M"]
+        argv += ["--memory-budget", f"{opts.memory_mib}M"]
         if private:
             argv = _private_mount_argv(work, opts.memory_mib, argv)
         if isolate:
@@ -275,15 +294,6 @@ def _lay_out(ram_dir: Path, image: ImageContents) -> tuple[Path, Path, Path]:
     return code, config, work
 
 
-def _serve_module(code: Path) -> list[str]:
-    # The image's own `enclave serve` when it wires the runner, else the same server through
-    # enclave.app's lean entry point (both are code read from the image).
-    cli = code / "enclave" / "_cli_server.py"
-    if cli.is_file() and "enclave.app" in cli.read_text(encoding="utf-8", errors="replace"):
-        return ["-m", "enclave", "serve"]
-    return ["-m", "enclave.app"]
-
-
 def _enclave_env(
     opts: StartOptions,
     image: ImageContents,
@@ -319,7 +329,10 @@ def _enclave_env(
 
 
 def _start_relay(
-    opts: StartOptions, env: Mapping[str, str], stack: Mapping[str, Any]
+    opts: StartOptions,
+    env: Mapping[str, str],
+    stack: Mapping[str, Any],
+    sock: Path | None = None,
 ) -> tuple[int | None, str | None]:
     from urllib.parse import urlsplit  # noqa: PLC0415
 
@@ -329,7 +342,7 @@ def _start_relay(
     parts = urlsplit(str(url))
     if parts.scheme != "http" or not parts.hostname:
         raise UsageError(f"kms endpoint {url!r}: the local enclave relays plain http only")
-    sock = opts.state_dir / KMS_SOCKET_NAME
+    sock = sock or opts.state_dir / KMS_SOCKET_NAME
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
     argv = [sys.executable, "-m", "user_runtime.enclave_relay", str(sock), parts.hostname]

@@ -7,6 +7,12 @@ pid, the folder, the store and the enclave address; the daemon's log sits
 beside it. A mount whose daemon died (SIGKILL) answers `ENOTCONN`; the next
 `sync` (or `sync --stop`) detects it and unmounts it with `fusermount3 -u`,
 `fusermount -u` or `umount -l`, whichever works.
+
+One enclave has one session filesystem, so it takes one mount: a second sync of the same
+enclave (from another folder) would replay its own, different store into it and empty it under
+the first. `sync` refuses it, naming the first mount (`enclave_in_use`), and the daemon holds
+an exclusive lock per enclave for its life (`EnclaveLock`), so two syncs started at once
+cannot both get through (specs/sync.md §7).
 """
 
 # os.stat/abspath on purpose: a dead mount must not be resolved through pathlib.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import json
 import os
@@ -40,6 +47,10 @@ class MountError(ExternalError):
 
 class FolderBusyError(UsageError):
     """The folder is already mounted (by a live sync or by something else)."""
+
+
+class EnclaveAlreadySyncedError(ExternalError):
+    """The enclave is already synced to another folder (one mount per enclave)."""
 
 
 @dataclass(frozen=True)
@@ -205,6 +216,76 @@ def cleanup_stale(folder: Path, state_dir: Path) -> bool:
     unmount(folder)
     remove_state(folder, state_dir)
     return True
+
+
+def _enclave_key(address: str) -> str:
+    """One spelling per enclave: a Unix socket by its real path."""
+    kind, _, rest = address.partition(":")
+    if kind == "unix":
+        return f"unix:{os.path.realpath(rest)}"
+    return address
+
+
+def enclave_in_use(address: str, folder: Path, state_dir: Path) -> MountState | None:
+    """The live sync of the enclave at `address` on a folder other than `folder`, if any."""
+    key = _enclave_key(address)
+    mine = str(canonical_folder(folder))
+    for path in sorted((state_dir / "sync").glob("*.json")):
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            state = MountState(
+                str(raw["folder"]), str(raw["store"]), str(raw["enclave"]), int(raw["pid"])
+            )
+            same = state.folder != mine and _enclave_key(state.enclave) == key
+            if same and pid_alive(state.pid):
+                return state
+    return None
+
+
+def _already_synced(address: str, state: MountState | None) -> EnclaveAlreadySyncedError:
+    where = f"on {state.folder} (pid {state.pid})" if state is not None else "by another sync"
+    hint = f"user-runtime sync --stop -d {state.folder}" if state is not None else "sync --stop"
+    return EnclaveAlreadySyncedError(
+        f"enclave {address} is already synced {where}; one enclave takes one mount "
+        f"(a second would replace its files): stop it first with `{hint}`"
+    )
+
+
+def check_enclave_free(address: str, folder: Path, state_dir: Path) -> None:
+    """Refuse a sync of an enclave another live sync mounts (naming that mount).
+
+    Raises:
+        EnclaveAlreadySyncedError: Another folder is synced to the same enclave.
+    """
+    state = enclave_in_use(address, folder, state_dir)
+    if state is not None:
+        raise _already_synced(address, state)
+
+
+class EnclaveLock:
+    """An exclusive lock per enclave, held by the sync daemon while it runs."""
+
+    def __init__(self, address: str, folder: Path, state_dir: Path) -> None:
+        """Take the lock of the enclave at `address`.
+
+        Raises:
+            EnclaveAlreadySyncedError: Another sync holds it.
+        """
+        digest = hashlib.sha256(_enclave_key(address).encode()).hexdigest()[:16]
+        path = state_dir / "sync" / f"enclave-{digest}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise _already_synced(address, enclave_in_use(address, folder, state_dir)) from None
+
+    def release(self) -> None:
+        """Let the lock go (the kernel does too when the daemon exits)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def start_daemon(argv: Sequence[str], log_file: Path, timeout: float = 60.0) -> int:

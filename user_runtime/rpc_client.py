@@ -48,12 +48,26 @@ from user_runtime.rpc_values import (
     RemoteStat,
     RunHandle,
     RunOutput,
+    connect_preamble,
     parse_address,
 )
 
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _HEADER_ROOM = 4096  # room for a write header beside a full chunk
 _EMPTY = memoryview(b"")
+
+
+def _vsock_connect(sock: socket.socket, preamble: bytes, address: str) -> None:
+    """The host handshake: a `CONNECT <port>` line, an `OK <port>` line (specs/vsock.md §5)."""
+    sock.sendall(preamble)
+    line = b""
+    while not line.endswith(b"\n"):
+        piece = sock.recv(1)
+        if not piece or len(line) > 64:
+            raise EnclaveUnavailableError(f"{address}: the enclave's vsock port did not answer")
+        line += piece
+    if not line.startswith(b"OK "):
+        raise EnclaveUnavailableError(f"{address}: the vsock back-end refused the connection")
 
 
 class EnclaveClient(RpcConnection):
@@ -84,6 +98,9 @@ class EnclaveClient(RpcConnection):
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, option, _SOCKET_BUFFER)
             sock.connect(target)
+            preamble = connect_preamble(address)
+            if preamble is not None:
+                _vsock_connect(sock, preamble, address)
             head, _ = encode_frame(Hello(SUPPORTED_VERSIONS).header())
             sock.sendall(head)
             decoder = FrameDecoder()
@@ -357,15 +374,21 @@ class EnclaveClient(RpcConnection):
 
     # -- runs (specs/rpc-protocol.md §7.4) -----------------------------------
 
-    def start_run(self, bundle: str, entrypoint: str, args: Sequence[str]) -> RunHandle:
-        """Ask the enclave to run `entrypoint`; output streams through the handle."""
+    def start_run(
+        self, bundle: str, entrypoint: str, args: Sequence[str], timeout: int | None = None
+    ) -> RunHandle:
+        """Ask the enclave to run `entrypoint`; output streams through the handle.
+
+        `timeout` (seconds) is sent only when set, so older servers still accept the request.
+        """
         with self._cond:
             request_id = self._register(None)
             handle = RunHandle(self.cancel, self.wait_until, request_id)
             self._pending[request_id] = handle
-        self._send(
-            request_id, "run", {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
-        )
+        fields: dict[str, Any] = {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
+        if timeout:
+            fields["timeout_s"] = timeout
+        self._send(request_id, "run", fields)
         return handle
 
     def run(
@@ -395,6 +418,23 @@ class EnclaveClient(RpcConnection):
     def cancel(self) -> bool:
         """Cancel the enclave's current run; True when one was running."""
         return bool(self._call("cancel", {}).args.get("cancelled", False))
+
+    def attest(self, nonce: bytes | None = None, user_data: bytes | None = None) -> bytes:
+        """A fresh attestation document from the enclave's NSM (specs/rpc-protocol.md §7.6)."""
+        args = {"nonce": (nonce or b"").hex(), "user_data": (user_data or b"").hex()}
+        return bytes(self._call("attest", args).body)
+
+    def set_credentials(
+        self, access_key_id: str, secret_access_key: str, session_token: str = "", region: str = ""
+    ) -> None:
+        """Hand the enclave AWS credentials for KMS (specs/rpc-protocol.md §7.5)."""
+        args = {
+            "access_key_id": access_key_id,
+            "secret_access_key": secret_access_key,
+            "session_token": session_token,
+            "region": region,
+        }
+        self._call("credentials", args)
 
 
 def _pread_full(fd: int, size: int, offset: int) -> bytes:

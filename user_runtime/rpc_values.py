@@ -65,14 +65,21 @@ class RunOutput(NamedTuple):
 
 
 def parse_address(address: str) -> tuple[int, Any]:
-    """Turn `unix:/path` or `vsock:CID:PORT` into a socket family and address.
+    """Turn `unix:/path`, `vsock:CID:PORT` or `uds-vsock:/path:PORT` into a family and address.
+
+    `uds-vsock:` is a vhost-user vsock back-end's host socket (specs/vsock.md §5): connect to
+    the Unix socket, then ask for the guest's port (`connect_preamble`).
 
     Raises:
-        UsageError: the address is neither form.
+        UsageError: the address is none of these forms.
     """
     kind, _, rest = address.partition(":")
     if kind == "unix" and rest:
         return socket.AF_UNIX, rest
+    if kind == "uds-vsock":
+        path, _, port = rest.rpartition(":")
+        if path and port.isdigit():
+            return socket.AF_UNIX, path
     if kind == "vsock":
         cid, _, port = rest.partition(":")
         if cid.isdigit() and port.isdigit():
@@ -80,7 +87,17 @@ def parse_address(address: str) -> tuple[int, Any]:
             if family is None:
                 raise UsageError("vsock is not supported on this system")
             return family, (int(cid), int(port))
-    raise UsageError(f"bad enclave address {address!r}: use unix:/PATH or vsock:CID:PORT")
+    raise UsageError(
+        f"bad enclave address {address!r}: use unix:/PATH, vsock:CID:PORT or uds-vsock:/PATH:PORT"
+    )
+
+
+def connect_preamble(address: str) -> bytes | None:
+    """What to send first on a `uds-vsock:` address (a `CONNECT <port>` line), else None."""
+    kind, _, rest = address.partition(":")
+    if kind != "uds-vsock":
+        return None
+    return f"CONNECT {int(rest.rpartition(':')[2])}\n".encode()
 
 
 class RunHandle:

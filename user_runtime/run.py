@@ -3,6 +3,9 @@
 """`user-runtime run`'s library part: find the enclave, put the bundle in the session, split args.
 
 Kept free of heavy imports: the RPC client is imported by the caller only when it connects.
+A local bundle (`-f FILE`) is checked before it is sent (its header parses and its length is
+the one the header declares), uploaded with progress on a terminal, and removed from the
+session when the run ends, however it ends (specs/threat-model.md §8).
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ import contextlib
 import json
 import os
 import shlex
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from user_runtime.enclave_state import STATE_FILE
-from user_runtime.errors import InputError, UsageError
+from user_runtime.errors import ExternalError, InputError, UsageError
 
 if TYPE_CHECKING:
     from user_runtime.rpc_client import EnclaveClient
@@ -24,10 +28,18 @@ if TYPE_CHECKING:
 ENCRYPTED = "encrypted"
 UPLOAD_CHUNK = 8 << 20
 ADDRESS_ENV = "NB_ENCLAVE_ADDRESS"
+#: Exit status of a run the enclave stopped at its time limit (as GNU `timeout`).
+TIMED_OUT_STATUS = 124
+
+Progress = Callable[[int, int], None]
 
 
 class NoEnclaveRunningError(InputError):
     """No enclave is recorded in the state directory and no address was given."""
+
+
+class UploadError(ExternalError):
+    """The enclave refused the upload of a local bundle."""
 
 
 def split_args(text: str | None) -> list[str]:
@@ -67,29 +79,55 @@ def enclave_address(state_dir: str | os.PathLike[str]) -> str:
     return address
 
 
-def session_bundle_path(client: EnclaveClient, bundle: str) -> str:
-    """Return the session path of `bundle`, uploading a local file first when needed.
+def check_local_bundle(path: str) -> None:
+    """Check a local bundle before it is sent: header, and length as the header declares.
 
-    `bundle` names a file in the session's `encrypted/` folder (`app.nb` or
-    `encrypted/app.nb`), or a local file. A local file is uploaded to `encrypted/<name>`
-    unless the session already holds one of the same size and modification time.
+    No key and no signature check (the enclave does those); this catches a file that is not
+    a bundle, or a truncated one, before megabytes cross to the enclave.
 
     Raises:
-        InputError: Neither a local file nor a bundle in the session.
+        InputError: `path` is not a bundle, or its length is not the declared one.
+        OSError: It cannot be read.
+    """
+    from package_format.bundle.header import read_header  # noqa: PLC0415
+    from package_format.bundle.reader import check_length  # noqa: PLC0415
+    from package_format.errors import PackageFormatError  # noqa: PLC0415
+
+    with open(path, "rb") as f:
+        try:
+            check_length(read_header(f), os.fstat(f.fileno()).st_size)
+        except PackageFormatError as exc:
+            raise InputError(f"{path}: {str(exc).removeprefix('bundle: ')}") from exc
+
+
+def session_bundle_path(
+    client: EnclaveClient, bundle: str, progress: Progress | None = None
+) -> tuple[str, bool]:
+    """Return the session path of `bundle` and whether it was uploaded now.
+
+    `bundle` names a file in the session's `encrypted/` folder (`app.nb` or
+    `encrypted/app.nb`), or a local file. A local file is checked (`check_local_bundle`)
+    and uploaded to `encrypted/<name>` unless the session already holds one of the same
+    size and modification time; the caller removes what was uploaded when the run ends.
+
+    Raises:
+        InputError: Neither a local file nor a bundle in the session, or not a bundle.
     """
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     name = os.path.basename(bundle)
     session_path = f"{ENCRYPTED}/{name}"
     if os.path.isfile(bundle):
+        check_local_bundle(bundle)
         info = os.stat(bundle)
         try:
             remote = client.stat(session_path)
         except RemoteError:
             remote = None
         if remote is None or (remote.size, remote.mtime_ns) != (info.st_size, info.st_mtime_ns):
-            upload(client, bundle, session_path)
-        return session_path
+            upload(client, bundle, session_path, progress)
+            return session_path, True
+        return session_path, False
     candidate = bundle if bundle.startswith(f"{ENCRYPTED}/") else session_path
     try:
         client.stat(candidate)
@@ -97,15 +135,23 @@ def session_bundle_path(client: EnclaveClient, bundle: str) -> str:
         raise InputError(
             f"{bundle}: not a local file and not a bundle in the enclave's {ENCRYPTED}/"
         ) from exc
-    return candidate
+    return candidate, False
 
 
-def upload(client: EnclaveClient, local: str | os.PathLike[str], session_path: str) -> None:
+def upload(
+    client: EnclaveClient,
+    local: str | os.PathLike[str],
+    session_path: str,
+    progress: Progress | None = None,
+) -> None:
     """Copy `local` into the session at `session_path` (temporary name, then rename).
+
+    `progress(done, total)` is called after each chunk is sent. Errors name `session_path`,
+    never the temporary name.
 
     Raises:
         OSError: The local file cannot be read.
-        RemoteError: The enclave refused a write (e.g. its memory budget is exhausted).
+        UploadError: The enclave refused a write (e.g. its memory budget is exhausted).
     """
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
@@ -135,27 +181,37 @@ def upload(client: EnclaveClient, local: str | os.PathLike[str], session_path: s
                 client.write_pipelined(partial, offset, memoryview(buf)[:n], key=keys[turn])
                 offset += n
                 turn ^= 1
+                if progress is not None:
+                    progress(offset, info.st_size)
         for key in keys:
             client.flush(key)
         client.rename(partial, session_path)
         client.utimens(session_path, info.st_atime_ns, info.st_mtime_ns)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(Exception):  # best effort; the original error matters
             client.unlink(partial)
+        if isinstance(exc, RemoteError):
+            reason = exc.remote_message.replace(partial, session_path)
+            raise UploadError(
+                f"{os.fspath(local)}: upload to {session_path} failed: {reason} ({exc.name})"
+            ) from exc
         raise
 
 
-def run_entrypoint(
+def run_entrypoint(  # noqa: PLR0917 - the command's options
     bundle: str,
     script: str,
     argv: list[str],
     state_dir: str | os.PathLike[str] | None,
     out: IO[bytes],
+    timeout: int | None = None,
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
     stdout goes to `out`, stderr to this process's stderr. Ctrl-C asks the enclave to cancel
-    the run (a second Ctrl-C stops waiting); a cancelled run returns 130.
+    the run (a second Ctrl-C stops waiting); a cancelled run returns 130, one stopped at its
+    time limit (`timeout` seconds, or the manifest's ceiling) 124. A bundle uploaded for
+    this run is removed from the session when the run ends.
 
     Raises:
         NoEnclaveRunningError: No enclave is running.
@@ -164,31 +220,82 @@ def run_entrypoint(
     import sys  # noqa: PLC0415
 
     from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
-    from user_runtime.rpc_client import EnclaveClient, RemoteError  # noqa: PLC0415
+    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
 
     address = enclave_address(state_dir_path(state_dir))
-    err = sys.stderr.buffer
+    progress = _TerminalProgress(os.path.basename(bundle)) if sys.stderr.isatty() else None
     with EnclaveClient.connect(address) as client:
-        path = session_bundle_path(client, bundle)
-        handle = client.start_run(path, script, argv)
-        cancelled = False
-        while True:
-            try:
-                for event in handle.events():
-                    stream = out if event.stream == "stdout" else err
-                    stream.write(event.data)
-                    stream.flush()
-                break
-            except KeyboardInterrupt:
-                if cancelled:
-                    raise
-                cancelled = True
-                print("user-runtime: cancelling the run in the enclave", file=sys.stderr)
-                handle.cancel()
-            except RemoteError as exc:
-                if exc.name == "CANCELLED":
-                    print("user-runtime: error: run cancelled", file=sys.stderr)
-                    return 130
+        path, uploaded = session_bundle_path(client, bundle, progress)
+        if progress is not None:
+            progress.done()
+        try:
+            return _follow(client, path, script, argv, out, timeout)
+        finally:
+            if uploaded:
+                with contextlib.suppress(Exception):  # a lost enclave took it with it
+                    client.unlink(path)
+
+
+def _follow(  # noqa: PLR0917 - one run's parts
+    client: EnclaveClient,
+    path: str,
+    script: str,
+    argv: list[str],
+    out: IO[bytes],
+    timeout: int | None,
+) -> int:
+    import sys  # noqa: PLC0415
+
+    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
+
+    err = sys.stderr.buffer
+    handle = client.start_run(path, script, argv, timeout=timeout)
+    cancelled = False
+    while True:
+        try:
+            for event in handle.events():
+                stream = out if event.stream == "stdout" else err
+                stream.write(event.data)
+                stream.flush()
+            break
+        except KeyboardInterrupt:
+            if cancelled:
                 raise
-        assert handle.exit_status is not None
-        return handle.exit_status
+            cancelled = True
+            print("user-runtime: cancelling the run in the enclave", file=sys.stderr)
+            handle.cancel()
+        except RemoteError as exc:
+            if exc.name == "CANCELLED":
+                print("user-runtime: error: run cancelled", file=sys.stderr)
+                return 130
+            if exc.name == "RUN_TIMED_OUT":
+                print(f"user-runtime: error: {exc.remote_message}", file=sys.stderr)
+                return TIMED_OUT_STATUS
+            raise
+    assert handle.exit_status is not None
+    return handle.exit_status
+
+
+class _TerminalProgress:
+    """One self-rewriting line on stderr (a terminal) while a bundle is uploaded."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        import sys  # noqa: PLC0415
+
+        percent = 100 * done // total if total else 100
+        if percent != self._shown:
+            self._shown = percent
+            mib = f"{done / (1 << 20):.0f} of {total / (1 << 20):.0f} MiB"
+            sys.stderr.write(f"\ruser-runtime: uploading {self._name}: {percent:3d}% ({mib})")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        import sys  # noqa: PLC0415
+
+        if self._shown >= 0:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import logging
 import os
 import stat
 import threading
@@ -22,6 +23,10 @@ from typing import Any
 from user_runtime.backing_store import OUTPUT, BackingStore
 from user_runtime.sync import IO_SIZE, Attrs, SyncOperations
 from user_runtime.sync_link import EnclaveLink, SessionClient
+
+_log = logging.getLogger(__name__)
+#: What `fuse_main` returns when its loop ended with an error, e.g. the signal of a stop.
+_FUSE_LOOP_ENDED = 8
 
 
 def load_fuse() -> Any:
@@ -257,6 +262,14 @@ def serve(
     ops.on_init = on_init
     try:
         _fuse_class(fuse)(ops, folder, **kwargs)
+    except RuntimeError as exc:
+        # libfuse's fuse_main returns 8 when its loop ended with an error, and a loop ended
+        # by SIGTERM (`sync --stop`) or SIGINT reports the signal as one: that is our normal
+        # way out, not a crash, so it gets one log line instead of mfusepy's traceback.
+        # Errors libfuse meets on its own are already on stderr (the log).
+        if exc.args != (_FUSE_LOOP_ENDED,):
+            raise
+        _log.info("%s: unmounted", folder)
     finally:
         for watcher in watchers:
             watcher.stop()

@@ -4,9 +4,11 @@
 
 Runs inside the enclave as `ml_algorithm.py -m model.h5 -d /dataset/ -o /output/` (the seed's
 syntax): `model.h5` is a file of the decrypted bundle, `/dataset/` the user's synced plaintext
-data, `/output/` what the user gets back. Reads every *.csv in the data set (30 feature columns,
-an optional `diagnosis` column), writes predictions.csv and, when labels are present,
-metrics.json. Needs only numpy and h5py.
+data, `/output/` what the user gets back. The enclave runs this script with the user's session
+folder as its working directory, not the bundle's (specs/threat-model.md §5.3), so the owner's
+own files are found next to this script (`APP_DIR`), never through the working directory.
+Reads every *.csv in the data set (30 feature columns, an optional `diagnosis` column), writes
+predictions.csv and, when labels are present, metrics.json. Needs only numpy and h5py.
 """
 
 from __future__ import annotations
@@ -21,10 +23,18 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+#: The decrypted bundle: this script's own folder (the enclave passes its absolute path).
+APP_DIR = Path(__file__).resolve().parent
+
 
 def log(message: str) -> None:
     # Flushed line by line so the user sees progress while the run goes on.
     print(f"[ml_algorithm] {message}", flush=True)
+
+
+def owner_file(path: Path) -> Path:
+    """A relative `-m` names a file of the bundle: resolve it against `APP_DIR`."""
+    return path if path.is_absolute() else APP_DIR / path
 
 
 def load_model(path: Path) -> tuple[dict[str, np.ndarray], list[str]]:
@@ -60,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    params, features = load_model(args.model)
+    params, features = load_model(owner_file(args.model))
     files = sorted(args.dataset.glob("*.csv"))
     if not files:
         print(f"no .csv files in {args.dataset}", file=sys.stderr)

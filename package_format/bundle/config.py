@@ -15,6 +15,7 @@ from typing import Any
 
 from package_format.bundle.errors import ManifestConfigError
 from package_format.bundle.manifest import (
+    MAX_RUN_SECONDS,
     Entrypoint,
     OutputPolicy,
     check_name,
@@ -24,7 +25,8 @@ from package_format.errors import PackageFormatError
 from package_format.limits import DECODE_LIMITS
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
-            "encryption_context", "exclude"}  # fmt: skip
+            "encryption_context", "exclude", "run"}  # fmt: skip
+RUN_KEYS = {"max_seconds"}
 ENTRY_KEYS = {"path", "name", "runtime", "allow_args"}
 OUTPUT_KEYS = {"stdout", "stderr", "files", "max_files_size"}
 MAX_TOML_SIZE = 1 << 20
@@ -42,6 +44,7 @@ class BundleConfig:
     expires: int | None = None
     encryption_context: dict[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
+    max_run_seconds: int | None = None
 
 
 def default_runtime(path: str) -> str:
@@ -177,7 +180,20 @@ def _parse_top(top: dict[str, Any]) -> BundleConfig:
         expires=_time(top, "expires"),
         encryption_context=dict(context),
         exclude=tuple(exclude),
+        max_run_seconds=_parse_run(top.get("run", {})),
     )
+
+
+def _parse_run(obj: object) -> int | None:
+    """`[run] max_seconds`: the owner's ceiling on a run's duration (§5.5)."""
+    where = "bundle.toml: run"
+    table = _check_keys(obj, RUN_KEYS, where)
+    if "max_seconds" not in table:
+        return None
+    value: int = _typed(table, "max_seconds", int, where)
+    if not 1 <= value <= MAX_RUN_SECONDS:
+        raise ManifestConfigError(f"{where}: max_seconds must be 1 to {MAX_RUN_SECONDS}")
+    return value
 
 
 def _parse_output(obj: object) -> OutputPolicy:

@@ -28,6 +28,7 @@ SEMVER_RE = re.compile(
 RUNTIMES = frozenset({"python", "exec"})
 KINDS = frozenset({"file", "dir"})
 MAX_TIME = 2**40  # seconds since the epoch; far beyond any real date
+MAX_RUN_SECONDS = 2**31  # §5: the owner's ceiling on one run (about 68 years)
 
 
 def check_name(name: str, where: str, limits: BundleLimits = DEFAULT_LIMITS) -> str:
@@ -202,6 +203,7 @@ class Manifest:
     files: tuple[FileEntry, ...]
     not_before: int | None = None
     expires: int | None = None
+    max_run_seconds: int | None = None
     payload_size: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -230,6 +232,8 @@ class Manifest:
             and self.not_before >= self.expires
         ):
             raise HeaderFieldError("manifest: not_before must be before expires")
+        if self.max_run_seconds is not None and not 1 <= self.max_run_seconds <= MAX_RUN_SECONDS:
+            raise HeaderFieldError(f"manifest: max_run_seconds must be 1 to {MAX_RUN_SECONDS}")
         if len(self.files) > limits.max_files:
             raise BundleLimitError(f"manifest: more than {limits.max_files} files")
         self._check_file_table(limits)
@@ -290,6 +294,8 @@ class Manifest:
             obj["not_before"] = self.not_before
         if self.expires is not None:
             obj["expires"] = self.expires
+        if self.max_run_seconds is not None:
+            obj["max_run_seconds"] = self.max_run_seconds
         return obj
 
     @classmethod
@@ -305,7 +311,7 @@ class Manifest:
         m = fields(
             obj,
             {"created", "entrypoints", "files", "name", "output", "version"},
-            {"not_before", "expires"},
+            {"not_before", "expires", "max_run_seconds"},
             where,
         )
         entries = get_list(m, "entrypoints", where, limits.max_entrypoints)
@@ -319,6 +325,9 @@ class Manifest:
             files=tuple(FileEntry.from_cbor_obj(f, limits) for f in files),
             not_before=get_int(m, "not_before", where, 0, MAX_TIME) if "not_before" in m else None,
             expires=get_int(m, "expires", where, 0, MAX_TIME) if "expires" in m else None,
+            max_run_seconds=get_int(m, "max_run_seconds", where, 1, MAX_RUN_SECONDS)
+            if "max_run_seconds" in m
+            else None,
         )
         if limits != DEFAULT_LIMITS:
             manifest.validate(limits)

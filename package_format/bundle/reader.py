@@ -31,7 +31,12 @@ from package_format.bundle.limits import DEFAULT_LIMITS, TAG_SIZE, BundleLimits
 from package_format.bundle.manifest import FileEntry, Manifest
 from package_format.bundle.segments import PayloadSegments
 from package_format.bundle.signing import verify_header, verify_raw_header
-from package_format.bundle.stream import SegmentOpener, check_commitment, derive_payload_key
+from package_format.bundle.stream import (
+    SegmentOpener,
+    check_commitment,
+    derive_payload_key,
+    segment_count,
+)
 
 
 class ReadableStream(Protocol):
@@ -70,6 +75,36 @@ class PayloadFile:
     def kind(self) -> str:
         """'file' or 'dir'."""
         return self.entry.kind
+
+
+def declared_size(parsed: ParsedHeader) -> int:
+    """The exact length of the bundle the header declares (§3, §7.3): no key needed."""
+    header = parsed.header
+    count = segment_count(header.payload_size, header.segment_size)
+    return len(parsed.signed_bytes) + len(parsed.signature) + header.payload_size + TAG_SIZE * count
+
+
+def check_length(parsed: ParsedHeader, actual: int) -> None:
+    """Compare a bundle's length with what its header declares (truncation without a key).
+
+    The messages are the ones reading the payload gives (`_segments`).
+
+    Raises:
+        TruncatedPayloadError: The bundle is shorter than declared.
+        TrailingDataError: The bundle is longer than declared.
+    """
+    header = parsed.header
+    expected = declared_size(parsed)
+    if actual > expected:
+        raise TrailingDataError("payload: bytes follow the last segment")
+    if actual == expected:
+        return
+    count = segment_count(header.payload_size, header.segment_size)
+    have = max(0, actual - len(parsed.signed_bytes) - len(parsed.signature))
+    sealed = header.segment_size + TAG_SIZE
+    counter = min(have // sealed, count - 1)
+    where = "at a segment boundary" if have == counter * sealed else "inside a segment"
+    raise TruncatedPayloadError(f"payload: ends {where} (segment {counter} of {count})")
 
 
 def check_validity(manifest: Manifest, now: int) -> None:

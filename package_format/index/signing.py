@@ -54,6 +54,14 @@ def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
+def _fingerprint(keyid: str) -> str:
+    """A key id as users see every owner key: `SHA256:` + unpadded base64 (bundle-format §10).
+
+    The key id is the hex of the same SHA-256, so both name the key identically.
+    """
+    return "SHA256:" + base64.b64encode(bytes.fromhex(keyid)).decode().rstrip("=")
+
+
 def sign_index(index: Index, private_key: bytes) -> bytes:
     """Return the canonical signed envelope of `index` (the bytes of index.json).
 
@@ -105,7 +113,8 @@ def parse_signed_index(
     sig = _decode_sig(sig_b64)
     if keyid != key_id(public_key):
         raise IndexKeyMismatchError(
-            f"index is signed by key {keyid[:16]}, not by the owner key {key_id(public_key)[:16]}"
+            f"index is signed by key {_fingerprint(keyid)}, "
+            f"not by the owner key {_fingerprint(key_id(public_key))}"
         )
     try:
         VerifyKey(public_key).verify(SIGNATURE_CONTEXT + signed_bytes, sig)

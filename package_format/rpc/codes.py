@@ -45,6 +45,7 @@ class ErrorCode(enum.IntEnum):
     KEY_RELEASE_FAILED = 1104
     UNTRUSTED_SIGNER = 1105
     BAD_RUN_ARGUMENT = 1106
+    RUN_TIMED_OUT = 1107
 
     @property
     def is_errno(self) -> bool:

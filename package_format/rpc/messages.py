@@ -60,8 +60,16 @@ OPS: Final[dict[str, _Spec]] = {
         "bundle": ("text", _REQUIRED),
         "entrypoint": ("text", _REQUIRED),
         "args": ("texts", ()),
+        "timeout_s": ("uint", 0),
     },
     "cancel": {},
+    "credentials": {
+        "access_key_id": ("text", _REQUIRED),
+        "secret_access_key": ("text", _REQUIRED),
+        "session_token": ("text", ""),
+        "region": ("text", ""),
+    },
+    "attest": {"nonce": ("text", ""), "user_data": ("text", "")},
 }
 EVENTS: Final = ("stdout", "stderr")
 

@@ -20,6 +20,7 @@ from enclave.app import (
     make_key_release,
     make_nsm,
 )
+from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import UsageError
 from enclave.forwarder import LoopbackForwarder, parse_target
 from enclave.runner import Runner, RunnerConfig
@@ -142,7 +143,9 @@ def test_simulated_nsm_needs_pki_and_pcrs() -> None:
 
 
 def test_key_release_without_credentials_fails_typed() -> None:
-    release = make_key_release({"AWS_REGION": "us-east-1"}, nsm=None, region=None)
+    release = make_key_release(
+        {"AWS_REGION": "us-east-1"}, nsm=None, region=None, store=CredentialStore()
+    )
     with pytest.raises(KeyReleaseError, match="no credentials"):
         release("key", b"wrapped", {})
 
@@ -186,7 +189,8 @@ def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_pa
     weights = bytes(range(256)) * 8192  # 2 MiB: two workers, several segments
     script = (
         b"import hashlib, pathlib\n"
-        b"print(hashlib.sha256(pathlib.Path('weights.bin').read_bytes()).hexdigest())\n"
+        b"own = pathlib.Path(__file__).parent / 'weights.bin'\n"
+        b"print(hashlib.sha256(own.read_bytes()).hexdigest())\n"
     )
     _put(fs, make_bundle({"main.py": script, "weights.bin": weights}))
     assert fs.stat("encrypted/app.nb").size > 256 * 1024
@@ -203,3 +207,13 @@ def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_pa
     assert b"".join(out).strip().decode() == hashlib.sha256(weights).hexdigest()
     fs.write("encrypted/app.nb", 0, b"X")  # still writable after the run (a sealed copy)
     assert fs.read("encrypted/app.nb", 0, 1) == b"X"
+
+
+def test_key_release_reads_the_credentials_the_host_sent_last() -> None:
+    store = CredentialStore()
+    release = make_key_release({}, nsm=None, region=None, store=store)
+    with pytest.raises(KeyReleaseError, match="no credentials"):
+        release("key", b"wrapped", {})
+    store.set(HostCredentials("AKIDEXAMPLE", "secret"))  # no region anywhere yet
+    with pytest.raises(KeyReleaseError, match="no region"):
+        release("key", b"wrapped", {})

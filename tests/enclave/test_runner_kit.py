@@ -43,6 +43,7 @@ def make_bundle(
     expires: int | None = None,
     seed: bytes = OWNER_SEED,
     modes: Mapping[str, int] | None = None,
+    max_run_seconds: int | None = None,
 ) -> bytes:
     """Return the bytes of a signed, sealed bundle holding `files`."""
     modes = modes or {}
@@ -68,6 +69,7 @@ def make_bundle(
         files=tuple(rows),
         not_before=not_before,
         expires=expires,
+        max_run_seconds=max_run_seconds,
     )
     header = build_header(
         manifest,

@@ -13,6 +13,7 @@ from pathlib import Path
 import cbor2
 import pytest
 
+from enclave.credentials import CredentialStore, HostCredentials
 from enclave.runner_interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
@@ -353,3 +354,26 @@ def test_connections_over_the_limit_are_refused(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         thread.join(5)
+
+
+def test_credentials_op_stores_the_hosts_credentials_in_memory() -> None:
+    # §7.5: QEMU and Nitro enclaves get KMS credentials over the connection, never in the image.
+    store = CredentialStore()
+    server = EnclaveServer(SessionFs(clock=lambda: NOW), UnavailableRunner(), credentials=store)
+    conn = server.connection([].append)
+    conn.on_frame(frame_of(Hello((1,))))
+    args = {"access_key_id": "AKID", "secret_access_key": "s3cr3t", "region": "eu-west-1"}
+    [reply] = conn.on_frame(frame_of(Request(2, "credentials", args)))
+    assert (reply.status, reply.args) == (0, {})
+    assert store.get() == HostCredentials("AKID", "s3cr3t", None, "eu-west-1")
+    assert "s3cr3t" not in repr(store.get())
+    empty = {**args, "access_key_id": ""}
+    [reply] = conn.on_frame(frame_of(Request(3, "credentials", empty)))
+    assert reply.status == ErrorCode.BAD_ARGS
+
+
+def test_credentials_op_refused_by_a_server_without_a_store() -> None:
+    _, conn = ready_connection()
+    args = {"access_key_id": "AKID", "secret_access_key": "s"}
+    [reply] = conn.on_frame(frame_of(Request(2, "credentials", args)))
+    assert reply.status == ErrorCode.NOT_ALLOWED

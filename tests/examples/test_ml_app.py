@@ -59,3 +59,27 @@ def test_ml_algorithm_without_csv_fails(tmp_path: Path) -> None:
     )
     assert proc.returncode == 3
     assert "no .csv files" in proc.stderr
+
+
+def test_ml_algorithm_finds_its_model_from_the_session_folder(tmp_path: Path) -> None:
+    # The enclave runs the script by its absolute path with the user's session folder as the
+    # working directory (specs/threat-model.md §5.3): `-m model.h5` is found beside the script.
+    out = tmp_path / "output"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "ml_app" / "ml_algorithm.py"),
+            "-m",
+            "model.h5",
+            "-d",
+            str(EXAMPLES / "user" / "dataset"),
+            "-o",
+            str(out),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((out / "metrics.json").read_text())["rows"] == 169

@@ -173,9 +173,12 @@ def test_build_places_server_code_and_config_where_pcr2_measures_them(tmp_path, 
     }
     assert (
         by_name["cmd"].data
-        == b"python3\n-m\nenclave\nserve\n--config\n/etc/nitro-bundles/enclave.json\n"
+        == b"/opt/nitro-bundles/venv/bin/python3\n-m\nenclave\nserve\n--vsock\n5005\n"
+        b"--config\n/etc/nitro-bundles/enclave.json\n--workdir\n/run/nitro-bundles\n"
     )
     assert b"PYTHONPATH=/opt/nitro-bundles/python\n" in by_name["env"].data
+    assert by_name["env"].data.startswith(b"PATH=/opt/nitro-bundles/venv/bin:")
+    assert b"NB_KMS_TARGET=vsock:3:8000\n" in by_name["env"].data
     assert by_name["rootfs/app/main.py"].data == b"print('hi')\n"
     assert by_name["rootfs/bin/sh-link"].data == b"hello.sh"
     assert by_name["rootfs/app/"].uid == 0

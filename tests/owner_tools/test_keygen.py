@@ -58,3 +58,14 @@ def test_world_readable_private_key_refused(tmp_path, capsys) -> None:
                  "--signing-key", str(tmp_path / "owner.key"), "--name", "a", "--version",
                  "1.0.0", "--entrypoint", "owner.pub"]) == 1  # fmt: skip
     assert "chmod 600" in capsys.readouterr().err
+
+
+def test_public_key_given_as_signing_key_is_named_not_told_to_chmod(tmp_path, capsys) -> None:
+    assert main(["keygen", "-o", str(tmp_path / "owner")]) == 0
+    capsys.readouterr()
+    assert main(["pack", str(tmp_path), "-o", str(tmp_path / "x.nb"), "--key-id", "k",
+                 "--signing-key", str(tmp_path / "owner.pub"), "--name", "a", "--version",
+                 "1.0.0", "--entrypoint", "owner.pub"]) == 1  # fmt: skip
+    err = capsys.readouterr().err
+    assert "chmod" not in err
+    assert "owner.pub: a public key; signing needs the private key (owner.key" in err

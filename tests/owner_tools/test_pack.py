@@ -200,3 +200,26 @@ def test_console_script_bad_app_dir_no_traceback(tmp_path) -> None:
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert proc.stdout == ""
+
+
+def test_already_expired_manifest_is_refused_not_packed_silently(env, capsys) -> None:
+    # Issue 15 item 6: a bundle that expired before it was made is refused by every enclave.
+    app = make_app(env.tmp)
+    toml = app / "bundle.toml"
+    toml.write_text("expires = 2020-01-01\n" + toml.read_text())
+    out = env.tmp / "old.nb"
+    capsys.readouterr()
+    assert pack(env, app, out) == 1
+    err = one_error_line(capsys)
+    assert "expires 2020-01-01T00:00:00Z has already passed" in err
+    assert not out.exists()
+
+
+def test_missing_output_folder_error_names_the_output_not_a_temporary_file(env, capsys) -> None:
+    # Issue 15 item 6: the error named `.x.nb.<pid>.partial`, a name the user never gave.
+    app = make_app(env.tmp)
+    out = env.tmp / "missing" / "x.nb"
+    capsys.readouterr()
+    assert pack(env, app, out) == 1
+    err = one_error_line(capsys)
+    assert err == f"owner-tools: error: {out}: no such file or directory"

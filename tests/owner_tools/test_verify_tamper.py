@@ -234,3 +234,22 @@ def test_console_script_tampered_bundle_no_traceback(env, bundle) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip() == "owner-tools: error: payload: bytes follow the last segment"
+
+
+@pytest.mark.parametrize("cut", [1, SEGMENT + TAG + 3], ids=["last-byte", "a-segment-and-more"])
+def test_truncated_bundle_fails_verify_without_decrypt(env, bundle, capsys, cut: int) -> None:
+    # Issue 15 item 6: without --decrypt, verify said "ok" on a truncated bundle; the
+    # header's declared sizes give the exact length without any key.
+    data = bundle.read_bytes()
+    path = tampered(bundle, data[:-cut])
+    capsys.readouterr()
+    assert main(verify_argv(env, path, decrypt=False)) == 1
+    line = one_error_line(capsys)
+    assert line.startswith("owner-tools: error: payload: ends ")
+
+
+def test_verify_without_decrypt_says_what_it_did_not_check(env, bundle, capsys) -> None:
+    capsys.readouterr()
+    assert main(verify_argv(env, bundle, decrypt=False)) == 0
+    out = capsys.readouterr().out
+    assert "(signature and length; segments not decrypted, use --decrypt)" in out

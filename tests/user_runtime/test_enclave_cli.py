@@ -226,3 +226,29 @@ def test_console_script_bad_image_no_traceback(tmp_path) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_attestation_fetch_returns_a_fresh_document_bound_to_the_nonce(
+    image, state, capsys, tmp_path
+) -> None:
+    eif, pcrs = image
+    _start(eif, state, capsys)
+    nonce = os.urandom(32).hex()
+    root = Path(os.environ["NB_SIM_PKI_DIR"]) / "root.pem"
+    out = tmp_path / "fresh.cose"
+    argv = ["attestation", "fetch", "--nonce", nonce, "--root", str(root), "--out", str(out)]
+    assert main([*argv, "--state-dir", str(state)]) == 0
+    fetched = json.loads(capsys.readouterr().out)
+    assert fetched["verified"] is True
+    assert fetched["nonce"] == nonce
+    assert {f"PCR{k}": v for k, v in fetched["pcrs"].items() if f"PCR{k}" in pcrs} == pcrs
+    # the saved document verifies on its own, and a replay of it answers no other nonce
+    from user_runtime.attestation import NonceMismatchError, verify_fresh
+
+    with pytest.raises(NonceMismatchError):
+        verify_fresh(out.read_bytes(), nonce=os.urandom(32), root_path=root)
+
+
+def test_attestation_fetch_refuses_a_bad_nonce(state, capsys) -> None:
+    assert main(["attestation", "fetch", "--nonce", "xyz", "--state-dir", str(state)]) == 2
+    assert "--nonce" in capsys.readouterr().err

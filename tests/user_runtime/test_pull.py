@@ -390,3 +390,19 @@ def test_console_script_bad_key_file_no_traceback(repo, tmp_path):
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.splitlines()) == 1
     assert proc.stderr.startswith("user-runtime: error: ")
+
+
+def test_wrong_owner_key_is_named_by_the_same_fingerprint_as_everywhere(repo, capsys) -> None:
+    # Issue 15 item 6: one fingerprint format in every message (`SHA256:` + base64, as
+    # keygen, inspect and verify print it), not a truncated hex key id here.
+    from package_format.bundle.signing import fingerprint, load_public_key
+
+    _publish(repo)
+    impostor = owner_key(repo["tmp"] / "impostor")
+    args = _cli(repo)
+    args[args.index("--owner-key") + 1] = str(impostor.public_path)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    signer = load_public_key(repo["key"].public_path.read_text())
+    mine = load_public_key(impostor.public_path.read_text())
+    assert f"signed by key {fingerprint(signer)}, not by the owner key {fingerprint(mine)}" in err

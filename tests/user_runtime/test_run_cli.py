@@ -71,12 +71,114 @@ def test_run_uploads_local_bundle_into_encrypted(enclave, tmp_path, capsys) -> N
     _sock, fs, _ram = enclave
     bundle = _bundle(tmp_path)
     assert main(["run", "-f", str(bundle), "-s", "main.py"]) == 0
-    assert fs.stat("encrypted/app.nb").size == bundle.stat().st_size
-    # Now by its name in the session's encrypted/ folder, with no local file.
+    # A bundle in the session's encrypted/ folder, by its name, with no local file.
+    fs.create("encrypted/app.nb", 0o644, truncate=True, exclusive=False)
+    fs.write("encrypted/app.nb", 0, bundle.read_bytes())
     bundle.rename(tmp_path / "elsewhere.nb")
     assert main(["run", "-f", "app.nb", "-s", "main.py"]) == 0
     assert main(["run", "-f", "encrypted/app.nb", "-s", "main.py"]) == 0
     assert capsys.readouterr().out.count("line one") == 3
+    assert fs.stat("encrypted/app.nb").size > 0  # the user's own copy is left alone
+
+
+def _encrypted(fs) -> list[str]:
+    return [name for name, _ in fs.listdir_page("encrypted", "", 1 << 16)[0]]
+
+
+@pytest.mark.parametrize("status", [0, 3])
+def test_run_removes_the_bundle_it_uploaded_when_the_run_ends(
+    enclave, tmp_path, capsys, status: int
+) -> None:
+    _sock, fs, _ram = enclave
+    bundle = _bundle(tmp_path)
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "-a", str(status)]) == status
+    assert _encrypted(fs) == []
+    assert fs.statfs()["used_bytes"] == 0
+
+
+@pytest.mark.parametrize("damage", ["bad-magic", "truncated", "trailing"])
+def test_run_local_file_that_is_not_a_whole_bundle_is_refused_before_upload(
+    enclave, tmp_path, capsys, damage: str
+) -> None:
+    _sock, fs, _ram = enclave
+    data = _bundle(tmp_path).read_bytes()
+    data = {
+        "bad-magic": b"\0" * len(data),
+        "truncated": data[:-1],
+        "trailing": data + b"x",
+    }[damage]
+    local = tmp_path / "big.nb"
+    local.write_bytes(data)
+    assert main(["run", "-f", str(local), "-s", "main.py"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"user-runtime: error: {local}: ")
+    assert _encrypted(fs) == []
+    assert fs.statfs()["used_bytes"] == 0
+
+
+def test_run_shows_upload_progress_on_a_terminal(enclave, tmp_path, capsys, monkeypatch) -> None:
+    bundle = _bundle(tmp_path)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["run", "-f", str(bundle), "-s", "main.py"]) == 0
+    err = capsys.readouterr().err
+    assert "\ruser-runtime: uploading app.nb: 100% (" in err
+    assert ".partial" not in err
+
+
+def test_run_upload_failure_names_the_bundle_not_a_temporary_file(tmp_path, monkeypatch, capsys):
+    from user_runtime.rpc_values import RemoteError
+    from user_runtime.run import UploadError, upload
+
+    class Refusing:
+        def __init__(self) -> None:
+            self.unlinked: list[str] = []
+
+        def mkdir(self, path: str) -> None:
+            pass
+
+        def create(self, path: str, mode: int, *, truncate: bool) -> None:
+            pass
+
+        def flush(self, key: str) -> None:
+            pass
+
+        def write_pipelined(self, path: str, offset: int, data, *, key: str) -> None:
+            raise RemoteError(28, "ENOSPC", f"{path}: no space left in the session")
+
+        def unlink(self, path: str) -> None:
+            self.unlinked.append(path)
+
+    bundle = _bundle(tmp_path)
+    client = Refusing()
+    with pytest.raises(UploadError) as info:
+        upload(client, bundle, "encrypted/app.nb")
+    assert ".partial" not in str(info.value)
+    assert "encrypted/app.nb: no space left in the session" in str(info.value)
+    assert client.unlinked == ["encrypted/.app.nb.partial"]
+
+
+def test_run_timeout_exits_124_with_one_line(enclave, tmp_path, capsys) -> None:
+    _sock, fs, _ram = enclave
+    slow = b"import time\nprint('started', flush=True)\ntime.sleep(600)\n"
+    bundle = _bundle(tmp_path, slow)
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "--timeout", "1"]) == 124
+    captured = capsys.readouterr()
+    assert captured.out == "started\n"
+    assert captured.err == "user-runtime: error: run timed out after 1 s\n"
+    assert _encrypted(fs) == []
+
+
+def test_lean_entry_passes_the_timeout() -> None:
+    from user_runtime._entry import parse_run
+
+    assert parse_run(["-f", "a.nb", "-s", "m.py", "--timeout", "5"]) == {
+        "file": "a.nb",
+        "script": "m.py",
+        "timeout": "5",
+    }
+    assert parse_run(["-f", "a.nb", "-s", "m.py", "--timeout", "0"]) is None  # typer: usage
+    assert parse_run(["-f", "a.nb", "-s", "m.py", "--timeout", "x"]) is None
 
 
 def test_run_missing_bundle_is_one_line(enclave, capsys) -> None:

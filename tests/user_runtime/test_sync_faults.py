@@ -228,3 +228,13 @@ def test_after_sigkill_the_next_sync_compares_conservatively(sync_mount):
         mtime = c.stat("dataset/a.bin").mtime_ns
     assert mtime == (sync_mount.store / "tree" / "dataset" / "a.bin").stat().st_mtime_ns
     assert _enclave_files(sync_mount.enclave) == _host_files(f)
+
+
+def test_sync_stop_leaves_no_traceback_in_the_log(sync_mount):
+    # Issue 15 item 6: libfuse ends its loop on SIGTERM with status 8, which mfusepy raised as
+    # a 45-line traceback into the daemon's log at every `sync --stop`.
+    result = sync_mount.stop()
+    assert result.stdout.startswith("stopped: ")
+    log = sync_mount.log()
+    assert "Traceback" not in log
+    assert "RuntimeError" not in log

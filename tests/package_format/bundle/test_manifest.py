@@ -219,3 +219,29 @@ def test_bad_bundle_toml_rejected(text: str) -> None:
     with pytest.raises(ManifestConfigError) as info:
         parse_bundle_toml(text)
     assert "\n" not in str(info.value)
+
+
+def test_run_ceiling_round_trips_and_is_optional() -> None:
+    ceiling = make(max_run_seconds=3600)
+    assert ceiling.to_cbor_obj()["max_run_seconds"] == 3600
+    assert Manifest.from_cbor_obj(ceiling.to_cbor_obj()) == ceiling
+    assert "max_run_seconds" not in make().to_cbor_obj()  # older bundles: byte-identical
+    assert Manifest.from_cbor_obj(make().to_cbor_obj()).max_run_seconds is None
+
+
+@pytest.mark.parametrize("value", [0, 2**31 + 1])
+def test_run_ceiling_out_of_range_rejected(value: int) -> None:
+    with pytest.raises(HeaderFieldError):
+        make(max_run_seconds=value)
+    obj = make().to_cbor_obj()
+    obj["max_run_seconds"] = value
+    with pytest.raises(HeaderFieldError):
+        Manifest.from_cbor_obj(obj)
+
+
+def test_bundle_toml_run_table_sets_the_ceiling() -> None:
+    assert parse_bundle_toml("[run]\nmax_seconds = 90\n").max_run_seconds == 90
+    assert parse_bundle_toml("").max_run_seconds is None
+    for bad in ("[run]\nmax_seconds = 0\n", "[run]\nmax_seconds = '9'\n", "[run]\nx = 1\n"):
+        with pytest.raises(ManifestConfigError):
+            parse_bundle_toml(bad)

@@ -1,0 +1,195 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Issue 14: the image `build-eif` writes, booted in QEMU's nitro-enclave machine, end to end.
+
+The production code path on this machine: the toolchain's kernel, our init and a rootfs with
+Python (toolchain/, specs/toolchain.md), QEMU's virtio-nsm signing documents with the local
+stack's NSM chain (specs/qemu-nsm.md), vsock through our vhost-user back-end (specs/vsock.md).
+The user's flow runs through the real CLIs: attestation-gated key release through the local
+KMS front, `sync` (a real FUSE mount), `run` with streamed output, `output/` back on the host,
+`stop`. A second image from a modified rootfs (another PCR0) is refused its key.
+
+`make test` builds the toolchain first (`make enclave-toolchain`, cached outside the clone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from local_stack import stack
+from local_stack.processes import LOCAL_CREDENTIALS
+from owner_tools._cli import main as owner_main
+from user_runtime._cli import main as user_main
+
+REPO = Path(__file__).resolve().parent.parent
+APP = REPO / "examples" / "ml_app"
+DATASET = REPO / "examples" / "user" / "dataset" / "patients.csv"
+BUNDLE_NAME = "breast-cancer-scorer"
+ARGS = "-m model.h5 -d /dataset/ -o /output/"
+BUILD_TIME = "2026-11-01T00:00:00+00:00"
+
+
+def toolchain() -> dict[str, dict[str, str]]:
+    """The toolchain's artefacts (toolchain/build.py's current.json)."""
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "toolchain" / "build.py"), "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"the enclave toolchain is not built (make enclave-toolchain): {proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def build_image(out: Path, rootfs: Path, blobs: Path, owner_pub: Path) -> dict[str, str]:
+    args = ["build-eif", "-o", str(out), "--blobs", str(blobs), "--rootfs", str(rootfs)]
+    args += ["--owner-key", str(owner_pub), "--build-time", BUILD_TIME]
+    assert owner_main(args) == 0
+    printed = json.loads(out.with_name(out.name + ".pcrs.json").read_text())["Measurements"]
+    return {k: v for k, v in printed.items() if k.startswith("PCR")}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """The local stack, the booting image, a PCR0-bound key and the packed sample app."""
+    tools = toolchain()
+    work = tmp_path_factory.mktemp("qemu")
+    state = work / "state"
+    info, _ = stack.up(state)
+    saved = dict(os.environ)
+    try:
+        os.environ.update(LOCAL_CREDENTIALS)
+        os.environ["AWS_CONFIG_FILE"] = str(work / "no-config")
+        os.environ["AWS_SHARED_CREDENTIALS_FILE"] = str(work / "no-credentials")
+        os.environ["NB_STATE_DIR"] = str(state)
+        assert owner_main(["keygen", "-o", str(work / "owner")]) == 0
+        eif = work / "app.eif"
+        rootfs, blobs = Path(tools["rootfs"]["dir"]), Path(tools["blobs"]["dir"])
+        pcrs = build_image(eif, rootfs, blobs, work / "owner.pub")
+        key_id = _bound_key(info, eif, work / "policy.json")
+        bundle = work / "app.nb"
+        pack = ["pack", str(APP), "-o", str(bundle), "--key-id", key_id]
+        pack += ["--signing-key", str(work / "owner.key"), "--kms-endpoint", info.kms.url]
+        assert owner_main([*pack, "--region", info.region]) == 0
+        yield {
+            "work": work,
+            "state": state,
+            "eif": eif,
+            "pcrs": pcrs,
+            "bundle": bundle,
+            "rootfs": rootfs,
+            "blobs": blobs,
+        }
+    finally:
+        user_main(["enclave", "stop", "--state-dir", str(state)])
+        os.environ.clear()
+        os.environ.update(saved)
+        stack.down(state)
+
+
+def _bound_key(info, eif: Path, policy_path: Path) -> str:
+    import boto3
+
+    kms = boto3.session.Session().client("kms", region_name=info.region, endpoint_url=info.kms.url)
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    args = ["policy", "--eif", str(eif), "--bundle-name", BUNDLE_NAME]
+    args += ["--account", stack.LOCAL_ACCOUNT, "--enclave-principal", stack.ENCLAVE_PRINCIPAL]
+    args += ["--admin-principal", stack.OWNER_PRINCIPAL, "--owner-principal"]
+    assert owner_main([*args, stack.OWNER_PRINCIPAL, "-o", str(policy_path)]) == 0
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy_path.read_text())
+    return key_id
+
+
+def _cli(*argv: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack.ENCLAVE_CREDENTIALS}
+    return subprocess.run(
+        [sys.executable, "-m", "user_runtime", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def _start(eif: Path) -> dict:
+    proc = _cli("enclave", "start", "--eif", str(eif), "--backend", "qemu")
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
+
+
+def test_user_flow_on_the_booted_image(world, tmp_path) -> None:
+    status = _start(world["eif"])
+    assert status["backend"] == "qemu"
+    assert status["accel"] in {"kvm", "tcg"}
+    assert status["address"].startswith("uds-vsock:")
+
+    # PCR0/1/2 in the document QEMU's NSM signs equal what build-eif printed.
+    nonce = os.urandom(16).hex()
+    root = world["state"] / "nsm-pki" / "root.pem"
+    fetched = _cli("attestation", "fetch", "--nonce", nonce, "--root", str(root))
+    assert fetched.returncode == 0, fetched.stderr
+    doc = json.loads(fetched.stdout)
+    assert doc["nonce"] == nonce
+    for index in (0, 1, 2):
+        assert doc["pcrs"][str(index)] == world["pcrs"][f"PCR{index}"]
+
+    synced = tmp_path / "synced"
+    mounted = _cli("sync", "-d", str(synced))
+    assert mounted.returncode == 0, mounted.stderr
+    try:
+        shutil.copy(world["bundle"], synced / "encrypted" / "app.nb")
+        shutil.copy(DATASET, synced / "dataset" / DATASET.name)
+        run = _cli("run", "-f", "app.nb", "-s", "ml_algorithm.py", "-a", ARGS)
+        assert run.returncode == 0, run.stderr
+        assert any("scored 169 rows of patients.csv" in line for line in run.stdout.splitlines())
+        deadline = time.monotonic() + 60
+        while not (synced / "output" / "metrics.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        metrics = json.loads((synced / "output" / "metrics.json").read_text())
+        assert metrics["rows"] == 169
+        assert (synced / "output" / "predictions.csv").read_text().count("\n") == 170
+
+        refused = _cli("run", "-f", "app.nb", "-s", "train.py")
+        assert refused.returncode == 1
+        assert "[ml_algorithm]" not in refused.stdout
+    finally:
+        assert _cli("sync", "--stop", "-d", str(synced)).returncode == 0
+    assert _cli("enclave", "stop").returncode == 0
+    assert not _running(status["pid"])
+    left = [p.name for p in (world["state"] / "enclave").glob("*.sock*")]
+    assert left == []
+
+
+def test_modified_rootfs_is_refused_its_key(world, tmp_path) -> None:
+    rootfs = tmp_path / "rootfs"
+    subprocess.run(["cp", "-al", str(world["rootfs"]), str(rootfs)], check=True)
+    (rootfs / "etc" / "modified-by-the-host").write_text("not the owner's image\n")
+    eif = tmp_path / "modified.eif"
+    pcrs = build_image(eif, rootfs, world["blobs"], world["work"] / "owner.pub")
+    assert pcrs["PCR0"] != world["pcrs"]["PCR0"]
+    _start(eif)
+    try:
+        run = _cli("run", "-f", str(world["bundle"]), "-s", "ml_algorithm.py", "-a", ARGS)
+        assert run.returncode == 1
+        assert "KEY_RELEASE_FAILED" in run.stderr
+        assert "[ml_algorithm]" not in run.stdout
+    finally:
+        assert _cli("enclave", "stop").returncode == 0
