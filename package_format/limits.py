@@ -113,8 +113,10 @@ def scan_cbor(
             count = _children(major, arg)
             bignum = major == 6 and arg in (2, 3)
             if count:
-                if len(stack) >= max_depth:
-                    raise CborScanError(f"cbor: nested deeper than {max_depth}", limit=True)
+                if count > max_items or len(stack) >= max_depth:
+                    raise CborScanError(
+                        f"cbor: over {max_items} items or {max_depth} deep", limit=True
+                    )
                 stack.append(count)
                 continue
         if _completed(stack):
