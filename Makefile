@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench vectors clean system-packages
+.PHONY: setup demo test lint typecheck bench vectors clean system-packages fuzz
 
 # Debian packages the FUSE mount needs; installed only when missing (CI runs as root).
 system-packages:
@@ -43,6 +43,14 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy benchmarks
+
+# Fuzz every parser (tests/fuzz/, issue 15): FUZZ_INPUTS inputs over all targets, FUZZ_JOBS
+# workers at once; prints per-target counts, coverage, the slowest input and peak RSS.
+# `make test` runs only a short smoke of the same targets (tests/fuzz/test_fuzz_smoke.py).
+FUZZ_INPUTS ?= 1000000
+FUZZ_JOBS ?= 2
+fuzz: setup
+	$(BIN)/python tests/fuzz/run_fuzz.py --total $(FUZZ_INPUTS) --jobs $(FUZZ_JOBS)
 
 vectors: setup
 	$(BIN)/python tests/vectors/generate_bundle_vectors.py

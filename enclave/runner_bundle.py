@@ -100,8 +100,8 @@ def open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> VerifiedBun
         package_format.errors.PackageFormatError: Malformed header or bad signature.
     """
     # Files and session readers have readinto; IO[bytes] just does not declare it.
-    reader = BundleReader.open(cast("ReadableStream", stream))
-    reader.verify_signature(trusted_keys)
+    # The signature is checked before the header is decoded (bundle-format.md §8).
+    reader = BundleReader.open(cast("ReadableStream", stream), trusted_keys=trusted_keys)
     return VerifiedBundle(reader, stream)
 
 

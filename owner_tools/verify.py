@@ -63,8 +63,9 @@ def verify_bundle(
         OSError: The file cannot be read.
     """
     with path.open("rb", buffering=0) as f:
-        reader = BundleReader.open(f)
-        signer = reader.verify_signature(trusted_keys)
+        # The signature is checked before the header is decoded (bundle-format.md §8).
+        reader = BundleReader.open(f, trusted_keys=trusted_keys)
+        signer = reader.header.signer
         header = reader.header
         check_length(reader.parsed, os.fstat(f.fileno()).st_size)
         if kms is not None and data_key is None:

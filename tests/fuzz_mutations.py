@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The byte-level mutator shared by the parser fuzz tests (attestation, CMS)."""
+"""The byte-level mutator shared by the parser fuzz tests (attestation, CMS, tests/fuzz/)."""
 
 from __future__ import annotations
 

@@ -8,12 +8,10 @@ both are refused here, and nesting is capped so hostile input cannot recurse.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import cbor2
-
-from package_format.attestation.errors import CoseStructureError
+from package_format.attestation.errors import CoseStructureError, FieldLimitError
+from package_format.limits import DECODE_LIMITS, CborScanError, decode_cbor
 
 MAX_CBOR_DEPTH = 8  # the deepest real structure is pcrs inside the payload map (depth 2)
 
@@ -29,19 +27,20 @@ def strict_loads(data: bytes, what: str) -> Any:
         The decoded value (cbor2's Python types).
 
     Raises:
-        CoseStructureError: invalid CBOR, duplicate keys, too deep, or trailing bytes.
+        CoseStructureError: invalid CBOR, duplicate keys or trailing bytes.
+        FieldLimitError: too deep, too many items, or a bignum too long (checked before
+            decoding, DECODE_LIMITS).
     """
-    stream = io.BytesIO(data)
     try:
-        decoder = cbor2.CBORDecoder(stream, max_depth=MAX_CBOR_DEPTH, allow_duplicate_keys=False)
-        value = decoder.decode()
-    except (cbor2.CBORDecodeError, ValueError, TypeError, LookupError, OverflowError) as exc:
-        raise CoseStructureError(f"{what}: invalid cbor ({_first_line(exc)})") from exc
-    except (RecursionError, MemoryError) as exc:
-        raise CoseStructureError(f"{what}: cbor nested too deeply") from exc
-    if stream.tell() != len(data):
-        raise CoseStructureError(f"{what}: {len(data) - stream.tell()} trailing bytes")
-    return value
+        return decode_cbor(
+            data,
+            max_items=DECODE_LIMITS.max_cbor_items,
+            max_depth=MAX_CBOR_DEPTH,
+            allow_duplicate_keys=False,
+        )
+    except CborScanError as exc:
+        kind = FieldLimitError if exc.limit else CoseStructureError
+        raise kind(f"{what}: invalid cbor ({_first_line(exc)})") from exc
 
 
 def _first_line(exc: BaseException) -> str:

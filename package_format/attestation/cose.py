@@ -31,6 +31,7 @@ from package_format.attestation.errors import (
     SignatureInvalidError,
     UnsupportedAlgorithmError,
 )
+from package_format.limits import short_repr
 
 COSE_SIGN1_TAG = 18
 ALG_ES384 = -35
@@ -127,7 +128,9 @@ def _check_protected(protected: bytes) -> None:
     if alg is None:
         raise UnsupportedAlgorithmError("cose_sign1: protected header names no algorithm")
     if type(alg) is not int or alg != ALG_ES384:
-        raise UnsupportedAlgorithmError(f"cose_sign1: algorithm {alg!r} is not es384 (-35)")
+        raise UnsupportedAlgorithmError(
+            f"cose_sign1: algorithm {short_repr(alg)} is not es384 (-35)"
+        )
 
 
 def sig_structure(protected: bytes, payload: bytes) -> bytes:

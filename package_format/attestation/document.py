@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from package_format.attestation._cbor import strict_loads
 from package_format.attestation.cose import MAX_COSE_BYTES, CoseSign1, parse_cose_sign1
 from package_format.attestation.errors import FieldError, FieldLimitError
+from package_format.limits import short_repr
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -142,7 +143,7 @@ def parse_payload(
         raise FieldError("payload: not a map")
     for key in fields:
         if not isinstance(key, str) or key not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
-            raise FieldError(f"payload: unknown field {key!r:.40}")
+            raise FieldError(f"payload: unknown field {short_repr(key)}")
     for name in REQUIRED_FIELDS:
         if name not in fields:
             raise FieldError(f"payload: missing field {name}")
@@ -174,7 +175,7 @@ def _module_id(value: object, limits: AttestationLimits) -> str:
 
 def _digest(value: object) -> str:
     if value != DIGEST_SHA384 or not isinstance(value, str):
-        raise FieldError(f"payload: digest {value!r:.40} is not {DIGEST_SHA384}")
+        raise FieldError(f"payload: digest {short_repr(value)} is not {DIGEST_SHA384}")
     return value
 
 
@@ -194,7 +195,7 @@ def _pcrs(value: object, limits: AttestationLimits) -> Mapping[int, bytes]:
     pcrs: dict[int, bytes] = {}
     for index, digest in value.items():
         if type(index) is not int or not 0 <= index <= limits.max_pcr_index:
-            raise FieldError(f"payload: pcr index {index!r:.40} out of range")
+            raise FieldError(f"payload: pcr index {short_repr(index)} out of range")
         if not isinstance(digest, bytes):
             raise FieldError(f"payload: pcr {index} is not a byte string")
         if len(digest) not in limits.pcr_lengths:

@@ -8,6 +8,7 @@ Pure: the text is passed in; pack adds the file table and the creation time.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from package_format.bundle.manifest import (
     check_version,
 )
 from package_format.errors import PackageFormatError
+from package_format.limits import DECODE_LIMITS
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
             "encryption_context", "exclude", "run"}  # fmt: skip
@@ -111,10 +113,15 @@ def parse_bundle_toml(text: str) -> BundleConfig:
     """
     if len(text) > MAX_TOML_SIZE:
         raise ManifestConfigError("bundle.toml: larger than 1 MiB")
+    if toml_depth(text) > DECODE_LIMITS.max_toml_depth:
+        raise ManifestConfigError(
+            f"bundle.toml: nested deeper than {DECODE_LIMITS.max_toml_depth} levels"
+        )
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ManifestConfigError(f"bundle.toml: not valid toml ({exc})") from exc
+    except (tomllib.TOMLDecodeError, ValueError, RecursionError) as exc:
+        # ValueError: an integer over Python's 4,300-digit conversion limit.
+        raise ManifestConfigError(f"bundle.toml: not valid toml ({_short(exc)})") from exc
     top = _check_keys(data, TOP_KEYS, "bundle.toml")
     try:
         return _parse_top(top)
@@ -122,6 +129,32 @@ def parse_bundle_toml(text: str) -> BundleConfig:
         raise
     except PackageFormatError as exc:
         raise ManifestConfigError(f"bundle.toml: {exc}") from exc
+
+
+# Strings (multi-line first) and comments, removed before brackets are counted.
+_TOML_SKIP = re.compile(
+    r'"""[\s\S]*?"""|\'\'\'[\s\S]*?\'\'\'|"(?:[^"\\\n]|\\.)*"|\'[^\'\n]*\'|#[^\n]*'
+)
+_TOML_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def toml_depth(text: str) -> int:
+    """The deepest nesting of `[`/`{` outside strings and comments (§5.5).
+
+    Runs before the parser, without recursion, so deep nesting is refused cheaply.
+    """
+    depth = deepest = 0
+    for match in _TOML_BRACKET.finditer(_TOML_SKIP.sub("", text)):
+        if match.group() in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _parse_top(top: dict[str, Any]) -> BundleConfig:

@@ -39,6 +39,7 @@ from package_format.bundle.limits import (
     BundleLimits,
 )
 from package_format.bundle.manifest import Manifest
+from package_format.limits import CborScanError, decode_cbor
 
 HEADER_FIELDS = {
     "commitment",
@@ -178,14 +179,19 @@ class BundleHeader:
             UnsupportedBundleVersionError: The header's format field is not 1.
         """
         try:
-            obj = cbor2.loads(
+            obj = decode_cbor(
                 data,
+                max_items=limits.max_cbor_items,
                 max_depth=limits.max_cbor_depth,
                 allow_indefinite=False,
                 allow_duplicate_keys=False,
             )
+        except CborScanError as exc:
+            kind = BundleLimitError if exc.limit else HeaderEncodingError
+            raise kind(f"header: {exc}") from exc
+        try:
             again = cbor2.dumps(obj, canonical=True)
-        except (cbor2.CBORError, ValueError, TypeError, RecursionError) as exc:
+        except (cbor2.CBORError, ValueError, TypeError) as exc:
             raise HeaderEncodingError(f"header: not valid cbor ({exc})") from exc
         if again != data:
             raise HeaderEncodingError("header: cbor is not in canonical (deterministic) form")
@@ -252,20 +258,60 @@ def read_exact(stream: ByteSource, size: int) -> bytes:
     return b"".join(chunks)
 
 
-def read_header(stream: ByteSource, limits: BundleLimits = DEFAULT_LIMITS) -> ParsedHeader:
-    """Read and decode the preamble, header and signature from `stream` (§3).
+@dataclass(frozen=True)
+class RawHeader:
+    """The preamble, header and signature bytes of a bundle, before any decoding (§3)."""
 
-    The stream is left at the first payload byte. No key is needed and the
-    signature is not checked here (see `signing.verify_header`).
+    signed_bytes: bytes
+    signature: bytes
+
+    @property
+    def body(self) -> bytes:
+        """The header's CBOR bytes."""
+        return self.signed_bytes[PREAMBLE_SIZE:]
+
+    def signer(self) -> bytes:
+        """The `signer` field, read at its fixed place without decoding the header (§4.1).
+
+        Canonical encoding puts the header map's keys in a fixed order: `salt` (32 bytes),
+        `format` (1), then `signer` (32 bytes), so every valid header starts with the same
+        57 bytes of structure around two 32-byte values.
+
+        Raises:
+            HeaderEncodingError: The header does not start as a valid header must.
+        """
+        body = self.body
+        salt_end = len(_SIGNER_PREFIX[0]) + SALT_SIZE
+        signer_at = salt_end + len(_SIGNER_PREFIX[1])
+        if (
+            body[: len(_SIGNER_PREFIX[0])] != _SIGNER_PREFIX[0]
+            or body[salt_end:signer_at] != _SIGNER_PREFIX[1]
+            or len(body) < signer_at + PUBLIC_KEY_SIZE
+        ):
+            raise HeaderEncodingError("header: does not start with salt, format 1 and signer")
+        return body[signer_at : signer_at + PUBLIC_KEY_SIZE]
+
+    def decode(self, limits: BundleLimits = DEFAULT_LIMITS) -> ParsedHeader:
+        """Decode the header (see `BundleHeader.decode`)."""
+        header = BundleHeader.decode(self.body, limits)
+        return ParsedHeader(header=header, signed_bytes=self.signed_bytes, signature=self.signature)
+
+
+# map(10), "salt", bytes(32) ... then "format", 1, "signer", bytes(32): see RawHeader.signer.
+_SIGNER_PREFIX = (
+    b"\xaa" + cbor2.dumps("salt") + b"\x58\x20",
+    cbor2.dumps("format") + bytes([FORMAT_VERSION]) + cbor2.dumps("signer") + b"\x58\x20",
+)
+
+
+def read_raw_header(stream: ByteSource, limits: BundleLimits = DEFAULT_LIMITS) -> RawHeader:
+    """Read the preamble, header and signature bytes from `stream`, decoding nothing (§3).
 
     Raises:
         BadMagicError: The stream does not start with `NBNDL`.
         UnsupportedBundleVersionError: The version byte is not 1.
         TruncatedHeaderError: The stream ends before the signature's last byte.
         BundleLimitError: The header length is over `limits.max_header_size`.
-        HeaderEncodingError: The header is not canonical CBOR.
-        HeaderFieldError: A header field is missing, unknown or invalid.
-        UnsafePathError: A path is unsafe.
     """
     pre = read_exact(stream, PREAMBLE_SIZE)
     if pre[: len(MAGIC)] != MAGIC[: len(pre)]:
@@ -284,5 +330,23 @@ def read_header(stream: ByteSource, limits: BundleLimits = DEFAULT_LIMITS) -> Pa
     signature = read_exact(stream, SIGNATURE_SIZE)
     if len(signature) < SIGNATURE_SIZE:
         raise TruncatedHeaderError("bundle: ends inside the signature")
-    header = BundleHeader.decode(body, limits)
-    return ParsedHeader(header=header, signed_bytes=pre + body, signature=signature)
+    return RawHeader(signed_bytes=pre + body, signature=signature)
+
+
+def read_header(stream: ByteSource, limits: BundleLimits = DEFAULT_LIMITS) -> ParsedHeader:
+    """Read and decode the preamble, header and signature from `stream` (§3).
+
+    The stream is left at the first payload byte. No key is needed and the
+    signature is not checked here (see `signing.verify_header`); a reader that has
+    its trusted keys should rather use `BundleReader.open(..., trusted_keys=...)`,
+    which checks the signature before decoding.
+
+    Raises:
+        BadMagicError, UnsupportedBundleVersionError, TruncatedHeaderError: see
+            `read_raw_header`.
+        BundleLimitError: The header length, or a size or count in it, is over `limits`.
+        HeaderEncodingError: The header is not canonical CBOR.
+        HeaderFieldError: A header field is missing, unknown or invalid.
+        UnsafePathError: A path is unsafe.
+    """
+    return read_raw_header(stream, limits).decode(limits)

@@ -52,6 +52,8 @@ class BundleLimits:
     max_file_size: int = 1 << 44
     max_payload_size: int = 1 << 46
     max_cbor_depth: int = 8
+    # 9 items per file-table row (a map of 4 pairs) at max_files, plus the rest of the header.
+    max_cbor_items: int = 1_000_000
 
 
 DEFAULT_LIMITS = BundleLimits()

@@ -26,11 +26,11 @@ from package_format.bundle.errors import (
     TrailingDataError,
     TruncatedPayloadError,
 )
-from package_format.bundle.header import BundleHeader, ParsedHeader, read_header
+from package_format.bundle.header import BundleHeader, ParsedHeader, read_raw_header
 from package_format.bundle.limits import DEFAULT_LIMITS, TAG_SIZE, BundleLimits
 from package_format.bundle.manifest import FileEntry, Manifest
 from package_format.bundle.segments import PayloadSegments
-from package_format.bundle.signing import verify_header
+from package_format.bundle.signing import verify_header, verify_raw_header
 from package_format.bundle.stream import (
     SegmentOpener,
     check_commitment,
@@ -130,15 +130,32 @@ class BundleReader:
         self._consumed = False
 
     @classmethod
-    def open(cls, stream: ReadableStream, limits: BundleLimits = DEFAULT_LIMITS) -> BundleReader:
+    def open(
+        cls,
+        stream: ReadableStream,
+        limits: BundleLimits = DEFAULT_LIMITS,
+        trusted_keys: Iterable[bytes] | None = None,
+    ) -> BundleReader:
         """Read the header from `stream` and leave the stream at the payload.
+
+        With `trusted_keys`, the signature is checked before the header is decoded
+        (§8: nothing costly before the signature) and the reader is verified.
 
         Raises:
             BadMagicError, UnsupportedBundleVersionError, TruncatedHeaderError,
             HeaderEncodingError, HeaderFieldError, UnsafePathError,
             BundleLimitError: see `header.read_header`.
+            UntrustedSignerError, BundleSignatureError: see `verify_signature`.
         """
-        return cls(stream, read_header(stream, limits))
+        raw = read_raw_header(stream, limits)
+        if trusted_keys is None:
+            return cls(stream, raw.decode(limits))
+        signer = verify_raw_header(raw, trusted_keys)
+        reader = cls(stream, raw.decode(limits))
+        # The decoded signer is the field verify_raw_header read (canonical encoding).
+        assert reader.header.signer == signer
+        reader._verified = True
+        return reader
 
     @property
     def header(self) -> BundleHeader:

@@ -20,7 +20,7 @@ from package_format.bundle.errors import (
     KeyFileError,
     UntrustedSignerError,
 )
-from package_format.bundle.header import ParsedHeader
+from package_format.bundle.header import ParsedHeader, RawHeader
 from package_format.bundle.limits import PUBLIC_KEY_SIZE, SIGNATURE_LABEL
 
 PRIVATE_KEY_LINE = "nitro-bundles ed25519 private key v1"
@@ -65,6 +65,29 @@ def verify_header(parsed: ParsedHeader, trusted_keys: Iterable[bytes]) -> bytes:
         )
     try:
         VerifyKey(signer).verify(SIGNATURE_LABEL + parsed.signed_bytes, parsed.signature)
+    except (BadSignatureError, CryptoError, ValueError) as exc:
+        raise BundleSignatureError("bundle: header signature is not valid") from exc
+    return signer
+
+
+def verify_raw_header(raw: RawHeader, trusted_keys: Iterable[bytes]) -> bytes:
+    """Check the signature before the header is decoded; return the signer key (§6, §8).
+
+    Only the signer field is read (at its fixed place); the costly decoding of the
+    header then happens only for a header a trusted key signed.
+
+    Raises:
+        HeaderEncodingError: The header does not start as a valid header must.
+        UntrustedSignerError: The header's signer is not among `trusted_keys`.
+        BundleSignatureError: The signature does not verify under the signer key.
+    """
+    signer = raw.signer()
+    if signer not in {bytes(k) for k in trusted_keys}:
+        raise UntrustedSignerError(
+            f"bundle: signed by {fingerprint(signer)}, which is not a trusted owner key"
+        )
+    try:
+        VerifyKey(signer).verify(SIGNATURE_LABEL + raw.signed_bytes, raw.signature)
     except (BadSignatureError, CryptoError, ValueError) as exc:
         raise BundleSignatureError("bundle: header signature is not valid") from exc
     return signer

@@ -31,8 +31,11 @@ from package_format.bundle.limits import (
 )
 
 MAX_COUNTER = (1 << 88) - 1
-# On a failed tag, how many other positions we try to tell "moved" from "modified".
-ORDER_PROBE_LIMIT = 4096
+# On a failed tag, how far from its place we look for a moved segment (§7.3, §8): at most
+# 2 * radius + 2 extra decryptions per failed segment (neighbours, own place with the other
+# last-segment flag, the final place), so one flipped bit costs a handful, not thousands.
+ORDER_PROBE_RADIUS = 4
+MAX_ORDER_PROBES = 2 * ORDER_PROBE_RADIUS + 2
 
 
 def _hkdf(data_key: bytes, salt: bytes, info: bytes) -> bytes:
@@ -162,20 +165,25 @@ class SegmentOpener:
             ) from None
 
     def _diagnose(self, counter: int, sealed: memoryview, out: memoryview) -> None:
-        """Raise SegmentOrderError when the segment opens at another (position, flag)."""
-        lo = max(0, counter - ORDER_PROBE_LIMIT // 2)
-        hi = min(self.count, lo + ORDER_PROBE_LIMIT)
-        for other in range(lo, hi):
-            for last in (False, True):
-                if other == counter and last == (counter == self.count - 1):
-                    continue
-                try:
-                    self._aead.decrypt_into(nonce(other, last), sealed, self._aad, out)
-                except InvalidTag:
-                    continue
-                where = "the final segment" if last else f"segment {other}"
-                raise SegmentOrderError(
-                    f"payload: segment {counter} is authentic but belongs at {where}"
-                    if other != counter
-                    else f"payload: segment {counter} has the wrong last-segment flag"
-                )
+        """Raise SegmentOrderError when the segment opens at another (position, flag).
+
+        Bounded: at most MAX_ORDER_PROBES decryptions (§8); a segment moved further away
+        is reported as failing authentication, which it also does.
+        """
+        final = self.count - 1
+        lo, hi = max(0, counter - ORDER_PROBE_RADIUS), min(final, counter + ORDER_PROBE_RADIUS)
+        probes = [(other, other == final) for other in range(lo, hi + 1) if other != counter]
+        probes.append((counter, counter != final))
+        if hi < final:
+            probes.append((final, True))
+        for other, last in probes:
+            try:
+                self._aead.decrypt_into(nonce(other, last), sealed, self._aad, out)
+            except InvalidTag:
+                continue
+            where = "the final segment" if last else f"segment {other}"
+            raise SegmentOrderError(
+                f"payload: segment {counter} is authentic but belongs at {where}"
+                if other != counter
+                else f"payload: segment {counter} has the wrong last-segment flag"
+            )

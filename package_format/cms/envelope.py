@@ -31,6 +31,7 @@ from package_format.cms.errors import (
     CmsUnsupportedError,
     RecipientMismatchError,
 )
+from package_format.limits import short_repr
 
 OID_ENVELOPED_DATA = "1.2.840.113549.1.7.3"
 OID_DATA = "1.2.840.113549.1.7.1"
@@ -164,11 +165,21 @@ def parse_envelope(data: bytes, *, limits: CmsLimits = DEFAULT_CMS_LIMITS) -> Re
     if not data:
         raise CmsFormatError("cms: empty envelope")
     info = _decode(data, _EnvelopedContentInfo(), "contentinfo")
+    try:
+        return _envelope_fields(info, limits)
+    except (PyAsn1Error, ValueError, TypeError, LookupError, OverflowError) as exc:
+        # pyasn1 decodes lazily in places (indefinite-length open types, absent components):
+        # reading a field of hostile input can fail, which means the input is not valid.
+        raise CmsFormatError(f"cms: a field cannot be read ({type(exc).__name__})") from exc
+
+
+def _envelope_fields(info: Any, limits: CmsLimits) -> RecipientEnvelope:
     if str(info["contentType"]) != OID_ENVELOPED_DATA:
-        raise CmsUnsupportedError(f"cms: content type {info['contentType']} is not envelopeddata")
+        raise CmsUnsupportedError("cms: content type is not envelopeddata")
     enveloped = info["content"]
     if int(enveloped["version"]) != 2:
-        raise CmsUnsupportedError(f"cms: envelopeddata version {int(enveloped['version'])}, need 2")
+        version = short_repr(int(enveloped["version"]), 20)
+        raise CmsUnsupportedError(f"cms: envelopeddata version {version}, need 2")
     if (
         _opt(enveloped, "originatorInfo") is not None
         or _opt(enveloped, "unprotectedAttrs") is not None

@@ -35,6 +35,8 @@ class CpioLimits:
     max_entries: int = 1_000_000
     max_name_size: int = 4096
     max_member_size: int = 256 << 20  # per member whose data is returned
+    # Zero padding after TRAILER!!! (writers pad to 512); anything more is refused unread.
+    max_trailer_padding: int = 512
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,13 @@ def _read_header(
     return ino, mode, uid, gid, mtime, size, rmaj, rmin, name
 
 
+def _check_trailer_padding(src: _Stream, lim: CpioLimits) -> None:
+    """Read at most `max_trailer_padding` + 1 bytes after the trailer: zeros, then the end."""
+    rest = src._s.read(lim.max_trailer_padding + 1)  # noqa: SLF001 - the raw stream's end
+    if len(rest) > lim.max_trailer_padding or rest.strip(b"\0"):
+        raise CpioFormatError("cpio: data after the trailer")
+
+
 def iter_cpio(
     stream: Readable | bytes,
     limits: CpioLimits | None = None,
@@ -145,9 +154,7 @@ def iter_cpio(
         ino, mode, uid, gid, mtime, size, rmaj, rmin, name = _read_header(src, lim)
         src.padding("name")
         if name == TRAILER:
-            rest = src._s.read()  # noqa: SLF001
-            if rest.strip(b"\0"):
-                raise CpioFormatError("cpio: data after the trailer")
+            _check_trailer_padding(src, lim)
             return
         count += 1
         if count > lim.max_entries:

@@ -13,7 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
+from package_format.eif.errors import EifSignatureFormatError
 from package_format.eif.pcr import DEFAULT_HASH_ALGORITHM
 from package_format.eif.reader import EifImage
 
@@ -24,18 +26,33 @@ def _asn1_time(when: datetime) -> str:
 
 
 def certificate_json(cert: x509.Certificate) -> dict[str, Any]:
-    """The `SigningCertificate` object: issuer names, algorithm, validity, signature."""
-    issuer = {
-        attr.oid._name: attr.value  # noqa: SLF001 - OpenSSL long names, as nitro-cli prints
-        for attr in cert.issuer
-    }
-    return {
-        "IssuerName": dict(sorted(issuer.items())),
-        "Algorithm": cert.signature_algorithm_oid._name,  # noqa: SLF001
-        "NotBefore": _asn1_time(cert.not_valid_before_utc),
-        "NotAfter": _asn1_time(cert.not_valid_after_utc),
-        "Signature": ":".join(f"{b:02X}" for b in cert.signature),
-    }
+    """The `SigningCertificate` object: issuer names, algorithm, validity, signature.
+
+    Raises:
+        EifSignatureFormatError: a field of the certificate cannot be decoded (cryptography
+            parses names and times lazily, so a hostile certificate fails only here).
+    """
+    try:
+        issuer = {
+            attr.oid._name: _text(attr.value)  # noqa: SLF001 - OpenSSL long names, as nitro-cli
+            for attr in cert.issuer
+        }
+        return {
+            "IssuerName": dict(sorted(issuer.items())),
+            "Algorithm": cert.signature_algorithm_oid._name,  # noqa: SLF001
+            "NotBefore": _asn1_time(cert.not_valid_before_utc),
+            "NotAfter": _asn1_time(cert.not_valid_after_utc),
+            "Signature": ":".join(f"{b:02X}" for b in cert.signature),
+        }
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise EifSignatureFormatError(
+            "eif signature: certificate fields cannot be decoded"
+        ) from exc
+
+
+def _text(value: str | bytes) -> str:
+    # X.500 values are text except a few binary types (e.g. x500UniqueIdentifier).
+    return value if isinstance(value, str) else value.hex()
 
 
 def describe(image: EifImage, hash_algorithm: str = DEFAULT_HASH_ALGORITHM) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from package_format.eif.errors import EifSectionError
+from package_format.limits import json_loads
 
 MAX_CUSTOM_METADATA = 4096
 
@@ -64,7 +65,7 @@ class IdentityInfo:
             EifSectionError: not JSON, or a required field is missing or not a string.
         """
         try:
-            obj = json.loads(data.decode())
+            obj = json_loads(data.decode())
             bm = obj["BuildMetadata"]
             fields = [
                 obj["ImageName"],
@@ -76,6 +77,7 @@ class IdentityInfo:
                 bm["KernelVersion"],
             ]
         except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            # ValueError covers JsonLimitError: too deep, or an integer too long.
             raise EifSectionError("eif metadata section: not valid identity info json") from exc
         if not all(isinstance(f, str) for f in fields):
             raise EifSectionError("eif metadata section: a required field is not a string")

@@ -15,7 +15,7 @@ from typing import Any
 
 import cbor2
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 )
 
 from package_format.eif.errors import EifSignatureError, EifSignatureFormatError
+from package_format.limits import CborScanError, decode_cbor
 
 #: COSE algorithm ids by curve: (alg, hash, coordinate size).
 _ALGS: dict[str, tuple[int, type[hashes.HashAlgorithm], int]] = {
@@ -32,6 +33,9 @@ _ALGS: dict[str, tuple[int, type[hashes.HashAlgorithm], int]] = {
     "secp521r1": (-36, hashes.SHA512, 66),
 }
 MAX_SIGNATURE_SECTION = 64 << 10
+# Every byte of the section can be a CBOR item (byte vectors are integer arrays).
+SIGNATURE_CBOR_ITEMS = MAX_SIGNATURE_SECTION
+SIGNATURE_CBOR_DEPTH = 4
 
 
 def pcr_info_payload(pcr0: bytes, index: int = 0) -> bytes:
@@ -68,13 +72,13 @@ def cose_verify(cose: bytes, public_key: ec.EllipticCurvePublicKey) -> bytes:
         EifSignatureError: the signature does not verify.
     """
     try:
-        obj = cbor2.loads(cose)
+        obj = decode_cbor(cose, max_items=SIGNATURE_CBOR_ITEMS, max_depth=SIGNATURE_CBOR_DEPTH)
         if isinstance(obj, cbor2.CBORTag) and obj.tag == 18:
             obj = obj.value
         protected, _unprotected, payload, sig = obj
-        header = cbor2.loads(protected)
+        header = decode_cbor(protected, max_items=16, max_depth=2)
         alg_id = header[1]
-    except (cbor2.CBORDecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except (CborScanError, ValueError, TypeError, KeyError, IndexError) as exc:
         raise EifSignatureFormatError("eif signature: not a COSE_Sign1 structure") from exc
     alg = _ALGS.get(public_key.curve.name)
     if alg is None or alg[0] != alg_id or not isinstance(payload, bytes):
@@ -109,6 +113,23 @@ class PcrSignature:
         except ValueError as exc:
             raise EifSignatureFormatError("eif signature: bad signing certificate") from exc
 
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        """The certificate's EC public key.
+
+        Raises:
+            EifSignatureFormatError: the certificate or its key cannot be loaded, or the
+                key is not an EC key.
+        """
+        try:
+            key = self.certificate.public_key()
+        except (ValueError, UnsupportedAlgorithm) as exc:
+            raise EifSignatureFormatError(
+                "eif signature: certificate key cannot be loaded"
+            ) from exc
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise EifSignatureFormatError("eif signature: certificate key is not an ec key")
+        return key
+
     @property
     def certificate_der(self) -> bytes:
         """DER of the certificate (what PCR8 measures)."""
@@ -128,8 +149,11 @@ def encode_signature_section(signatures: list[PcrSignature]) -> bytes:
 def _byte_vec(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
-    if isinstance(value, list) and all(isinstance(v, int) and 0 <= v <= 255 for v in value):
-        return bytes(value)
+    if isinstance(value, list):
+        try:
+            return bytes(value)  # C checks each item is an integer in 0..255
+        except (TypeError, ValueError):
+            pass
     raise EifSignatureFormatError("eif signature section: a byte vector is malformed")
 
 
@@ -142,9 +166,9 @@ def decode_signature_section(data: bytes) -> list[PcrSignature]:
     if len(data) > MAX_SIGNATURE_SECTION:
         raise EifSignatureFormatError("eif signature section: over the size limit")
     try:
-        obj = cbor2.loads(data)
-    except (cbor2.CBORDecodeError, ValueError) as exc:
-        raise EifSignatureFormatError("eif signature section: not valid cbor") from exc
+        obj = decode_cbor(data, max_items=SIGNATURE_CBOR_ITEMS, max_depth=SIGNATURE_CBOR_DEPTH)
+    except CborScanError as exc:
+        raise EifSignatureFormatError(f"eif signature section: {exc}") from exc
     if not isinstance(obj, list) or not obj:
         raise EifSignatureFormatError("eif signature section: not a non-empty array")
     out = []
@@ -182,9 +206,7 @@ def verify_signature(sig: PcrSignature, pcr0: bytes) -> None:
         EifSignatureFormatError: certificate or COSE cannot be decoded, or not an EC key.
         EifSignatureError: the signature fails or signs another PCR0.
     """
-    key = sig.certificate.public_key()
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise EifSignatureFormatError("eif signature: certificate key is not an ec key")
+    key = sig.public_key()
     payload = cose_verify(sig.cose_sign1, key)
     if payload != pcr_info_payload(pcr0):
         raise EifSignatureError("eif signature: signed pcr0 differs from the image's pcr0")

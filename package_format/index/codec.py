@@ -29,6 +29,7 @@ from package_format.index.model import (
     _check_name,
     _check_uint,
 )
+from package_format.limits import JsonLimitError, json_loads, short_repr
 
 # --- canonical JSON (specs/distribution.md §3.1) -----------------------------------------
 
@@ -62,7 +63,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _decode_canonical(data: bytes) -> dict[str, Any]:
     try:
-        obj = json.loads(
+        obj = json_loads(
             data.decode("utf-8"),
             object_pairs_hook=_no_duplicates,
             parse_float=_reject_float,
@@ -70,10 +71,12 @@ def _decode_canonical(data: bytes) -> dict[str, Any]:
         )
     except UnicodeDecodeError:
         raise IndexFormatError("index: not UTF-8") from None
-    except RecursionError:
-        raise IndexFormatError("index: nested too deeply") from None
+    except JsonLimitError as e:
+        raise IndexLimitError(f"index: {e}") from None
     except json.JSONDecodeError as e:
         raise IndexFormatError(f"index: not JSON ({e.msg} at byte {e.pos})") from None
+    except ValueError as e:  # what json raises besides JSONDecodeError (bad escapes...)
+        raise IndexFormatError(f"index: not JSON ({str(e)[:80]})") from None
     if not isinstance(obj, dict):
         raise IndexFormatError("index: top level is not an object")
     if _canonical(obj) != data:
@@ -162,8 +165,12 @@ def _entry_from_json(ver: str, obj: object, limits: IndexLimits) -> VersionEntry
 
 def _index_from_json(obj: object, limits: IndexLimits) -> Index:
     keys = {"current", "expires", "name", "spec_version", "type", "version", "versions"}
-    if isinstance(obj, dict) and "spec_version" in obj and obj["spec_version"] != 1:
-        raise IndexVersionError(f"index: spec_version {str(obj['spec_version'])[:16]} unsupported")
+    if isinstance(obj, dict) and "spec_version" in obj:
+        spec = obj["spec_version"]
+        if type(spec) is not int:  # `true == 1` in Python: a bool is not a version
+            raise IndexFormatError("index: spec_version is not an integer")
+        if spec != 1:
+            raise IndexVersionError(f"index: spec_version {short_repr(spec, 16)} unsupported")
     _exact_keys("index signed", obj, keys)
     assert isinstance(obj, dict)
     if obj["type"] != INDEX_TYPE:

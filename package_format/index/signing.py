@@ -106,12 +106,9 @@ def parse_signed_index(
     """
     if len(data) > limits.max_bytes:
         raise IndexLimitError(f"index: {len(data)} bytes is over the limit of {limits.max_bytes}")
-    envelope = _decode_canonical(data)
-    _exact_keys("index", envelope, {"signature", "signed"})
-    sig_obj = envelope["signature"]
-    _exact_keys("index signature", sig_obj, {"keyid", "sig"})
-    keyid, sig_b64 = sig_obj["keyid"], sig_obj["sig"]
-    if not isinstance(keyid, str) or not _KEYID_RE.fullmatch(keyid):
+    # specs/distribution.md §3.5: the signature is checked before the JSON is decoded.
+    keyid, sig_b64, signed_bytes = _split_envelope(data)
+    if not _KEYID_RE.fullmatch(keyid):
         raise IndexFormatError("index: signature keyid is not 64 lowercase hex digits")
     sig = _decode_sig(sig_b64)
     if keyid != key_id(public_key):
@@ -120,9 +117,11 @@ def parse_signed_index(
             f"not by the owner key {_fingerprint(key_id(public_key))}"
         )
     try:
-        VerifyKey(public_key).verify(SIGNATURE_CONTEXT + _canonical(envelope["signed"]), sig)
+        VerifyKey(public_key).verify(SIGNATURE_CONTEXT + signed_bytes, sig)
     except BadSignatureError:
         raise IndexSignatureError("index signature does not verify under the owner key") from None
+    envelope = _decode_canonical(data)
+    _exact_keys("index", envelope, {"signature", "signed"})
     return _index_from_json(envelope["signed"], limits)
 
 
@@ -190,6 +189,37 @@ def verify_index(
 def expiry_after(now: datetime, lifetime: timedelta) -> datetime:
     """Return `now + lifetime`, truncated to whole seconds as the index stores it."""
     return (now + lifetime).astimezone(UTC).replace(microsecond=0)
+
+
+# The canonical envelope: keys sorted, so "signature" (keyid, sig) precedes "signed".
+_ENVELOPE_HEAD = b'{"signature":{"keyid":"'
+_KEYID_LEN, _SIG_B64_LEN = 64, 88
+_AFTER_KEYID = b'","sig":"'
+_AFTER_SIG = b'"},"signed":'
+_SIGNED_AT = len(_ENVELOPE_HEAD) + _KEYID_LEN + len(_AFTER_KEYID) + _SIG_B64_LEN + len(_AFTER_SIG)
+
+
+def _split_envelope(data: bytes) -> tuple[str, str, bytes]:
+    """Cut a canonical envelope into (keyid, sig, signed bytes) without decoding it.
+
+    Raises:
+        IndexFormatError: `data` does not have the layout every canonical envelope has.
+    """
+    sig_at = len(_ENVELOPE_HEAD) + _KEYID_LEN + len(_AFTER_KEYID)
+    if (
+        not data.startswith(_ENVELOPE_HEAD)
+        or data[sig_at - len(_AFTER_KEYID) : sig_at] != _AFTER_KEYID
+        or data[_SIGNED_AT - len(_AFTER_SIG) : _SIGNED_AT] != _AFTER_SIG
+        or not data.endswith(b"}")
+        or len(data) < _SIGNED_AT + 3
+    ):
+        raise IndexFormatError("index: not in canonical JSON form")
+    try:
+        keyid = data[len(_ENVELOPE_HEAD) : len(_ENVELOPE_HEAD) + _KEYID_LEN].decode("ascii")
+        sig = data[sig_at : sig_at + _SIG_B64_LEN].decode("ascii")
+    except UnicodeDecodeError:
+        raise IndexFormatError("index: signature fields are not ascii") from None
+    return keyid, sig, data[_SIGNED_AT:-1]
 
 
 def _decode_sig(value: object) -> bytes:

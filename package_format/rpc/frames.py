@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TypeAlias
 
 import cbor2
 
+from package_format.limits import CborScanError, decode_cbor
 from package_format.rpc.errors import (
     FrameTooLargeError,
     MalformedFrameError,
@@ -30,6 +31,8 @@ PREFIX_SIZE = PREFIX.size
 _MAX_DEPTH = 8  # specs/rpc-protocol.md §3.2: headers are shallow
 _INT_MIN = -(2**63)
 _INT_MAX = 2**64 - 1
+# specs/rpc-protocol.md §3.2: items in one header (lists hold at most 1,024 entries).
+HEADER_CBOR_ITEMS = 16384
 _EMPTY = memoryview(b"")
 
 BytesLike: TypeAlias = bytes | bytearray | memoryview
@@ -123,8 +126,11 @@ def decode_header(data: BytesLike) -> dict[str, Any]:
     """
     raw = bytes(data)
     try:
-        value = cbor2.loads(raw)
-    except Exception as e:  # cbor2 raises several types, incl. RecursionError
+        # Items and depth are checked before cbor2 builds anything (DECODE_LIMITS).
+        value = decode_cbor(raw, max_items=HEADER_CBOR_ITEMS, max_depth=_MAX_DEPTH + 1)
+    except CborScanError as e:
+        if e.trailing:
+            raise NonCanonicalHeaderError("frame header has bytes after its cbor map") from e
         raise MalformedFrameError(f"frame header is not valid cbor: {e}") from e
     if not isinstance(value, dict):
         raise MalformedFrameError("frame header is not a cbor map")

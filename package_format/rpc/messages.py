@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Final, NamedTuple, TypeAlias
 
+from package_format.limits import short_repr
 from package_format.rpc.codes import ErrorCode
 from package_format.rpc.errors import BadArgumentsError, MessageSchemaError, UnknownOpError
 from package_format.rpc.frames import Frame, FrameLimits
@@ -226,9 +227,9 @@ def parse_message(frame: Frame) -> Message:
     header = frame.header
     kind = header.get("type")
     if not isinstance(kind, str) or kind not in _KEYS:
-        raise MessageSchemaError(f"unknown message type {kind!r}")
+        raise MessageSchemaError(f"unknown message type {short_repr(kind)}")
     if set(header) != _KEYS[kind]:
-        raise MessageSchemaError(f"{kind} header has fields {sorted(header)}")
+        raise MessageSchemaError(f"{kind} header has fields {short_repr(sorted(header), 200)}")
     msg_id = _uint(header["id"], "id", _MAX_ID)
     args = header["args"]
     if not isinstance(args, dict):
