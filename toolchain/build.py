@@ -26,8 +26,10 @@ import selectors
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +48,11 @@ DEPENDS: dict[str, tuple[str, ...]] = {
 DEBIAN = "http://deb.debian.org/debian"
 NSM_PLACEHOLDER = b"nsm is built into this kernel (CONFIG_NSM=y): there is no module to load\n"
 HEARTBEAT_S = 60.0
+# The rootfs needs no builder and little CPU (downloads, dpkg): it runs beside the compiles.
+BESIDE = ("rootfs",)
+# Child processes running now, killed if the run is interrupted.
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
 
 
 class ToolchainError(Exception):
@@ -248,6 +255,8 @@ def run_logged(cmd: list[str], log: Path, name: str, progress: Progress) -> None
         out.write(f"$ {' '.join(cmd)}\n".encode())
         out.flush()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
         assert proc.stdout is not None
         last = time.monotonic()
         with selectors.DefaultSelector() as sel:
@@ -267,6 +276,9 @@ def run_logged(cmd: list[str], log: Path, name: str, progress: Progress) -> None
                 proc.kill()
                 proc.wait()
                 raise
+            finally:
+                with _RUNNING_LOCK:
+                    _RUNNING.discard(proc)
         code = proc.wait()
     if code != 0:
         msg = f"{name} failed (exit {code}); see {log}"
@@ -376,6 +388,9 @@ def build_one(run: Run, comp: Component) -> bool:
         rel = script.relative_to(TOOLCHAIN.parent)
         run.progress.line(f"{comp.name}: skipped, {rel} does not exist yet")
         return False
+    if os.geteuid() != 0 and comp.name != "blobs":
+        msg = f"{comp.name} must be built as root (mmdebstrap, chroot); run build.py as root"
+        raise ToolchainError(msg)
     log = run.root / "logs" / f"{comp.dirname}.log"
     log.unlink(missing_ok=True)
     run.progress.line(f"{comp.name}: building (log {log})")
@@ -450,6 +465,27 @@ def locked(root: Path, progress: Progress) -> Iterator[None]:
         yield
 
 
+def build_all(run: Run, comps: list[Component]) -> None:
+    """Build the rootfs in a thread beside the compiled chain (builder, qemu, kernel...).
+
+    Raises:
+        ToolchainError: A component failed (the first failure is reported).
+    """
+    beside = [c for c in comps if c.name in BESIDE]
+    chain = [c for c in comps if c.name not in BESIDE]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        side = pool.submit(lambda: [build_one(run, c) for c in beside])
+        try:
+            for comp in chain:
+                build_one(run, comp)
+        except BaseException:
+            with _RUNNING_LOCK:
+                for proc in _RUNNING:
+                    proc.kill()
+            raise
+        side.result()
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The command line (specs/toolchain.md §2)."""
     p = argparse.ArgumentParser(prog="build.py", description=__doc__.splitlines()[0])
@@ -470,8 +506,7 @@ def main(argv: list[str]) -> int:
         with locked(run.root, progress):
             comps = plan(TOOLCHAIN, args.only or list(COMPONENTS))
             progress.line(f"cache {run.root}: {', '.join(c.dirname for c in comps)}")
-            for comp in comps:
-                build_one(run, comp)
+            build_all(run, comps)
             current = write_current(run)
             if args.prune:
                 prune(run)
