@@ -22,16 +22,18 @@ import fcntl
 import hashlib
 import json
 import os
-import selectors
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+# Run as a script, this directory is on sys.path; loaded by path (the tests), it may not be.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runlog import RUNNING, RUNNING_LOCK, Progress, ToolchainError, run_logged
 
 FORMAT = "nitro-bundles/toolchain/v1"
 TOOLCHAIN = Path(__file__).resolve().parent
@@ -46,17 +48,10 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "rootfs": (),
 }
 DEBIAN = "http://deb.debian.org/debian"
-NSM_PLACEHOLDER = b"nsm is built into this kernel (CONFIG_NSM=y): there is no module to load\n"
-HEARTBEAT_S = 60.0
+# An empty nsm.ko tells our init the NSM driver is built in (enclave-image.md §13.2 step 3).
+NSM_PLACEHOLDER = b""
 # The rootfs needs no builder and little CPU (downloads, dpkg): it runs beside the compiles.
 BESIDE = ("rootfs",)
-# Child processes running now, killed if the run is interrupted.
-_RUNNING: set[subprocess.Popen[bytes]] = set()
-_RUNNING_LOCK = threading.Lock()
-
-
-class ToolchainError(Exception):
-    """A component could not be built; the message is one line for the terminal."""
 
 
 @dataclass(frozen=True)
@@ -219,91 +214,6 @@ def write_json_atomic(path: Path, value: object) -> None:
         raise
 
 
-class Progress:
-    """Progress lines on the terminal, each with the run's elapsed time."""
-
-    def __init__(self) -> None:
-        """Start the clock."""
-        self.start = time.monotonic()
-
-    def elapsed(self) -> str:
-        """Elapsed time as M:SS."""
-        s = int(time.monotonic() - self.start)
-        return f"{s // 60}:{s % 60:02d}"
-
-    def line(self, text: str) -> None:
-        """Print one progress line on stderr."""
-        print(f"[toolchain {self.elapsed()}] {text}", file=sys.stderr, flush=True)
-
-
-def run_logged(cmd: list[str], log: Path, name: str, progress: Progress) -> None:
-    """Run `cmd` with all its output appended to `log`; echo its `[name]` lines.
-
-    Prints a heartbeat line every minute of silence so a long compile shows it is alive.
-
-    Args:
-        cmd: The command.
-        log: The log file.
-        name: The component (its scripts prefix their progress lines with `[name]`).
-        progress: Where progress lines go.
-
-    Raises:
-        ToolchainError: The command failed; the message names the component and the log.
-    """
-    started = time.monotonic()
-    with log.open("ab") as out:
-        out.write(f"$ {' '.join(cmd)}\n".encode())
-        out.flush()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        with _RUNNING_LOCK:
-            _RUNNING.add(proc)
-        assert proc.stdout is not None
-        last = time.monotonic()
-        with selectors.DefaultSelector() as sel:
-            sel.register(proc.stdout, selectors.EVENT_READ)
-            try:
-                for raw in _lines(proc, sel):
-                    out.write(raw)
-                    text = raw.decode(errors="replace").rstrip()
-                    if text.startswith(f"[{name}]"):
-                        progress.line(text)
-                        last = time.monotonic()
-                    elif time.monotonic() - last >= HEARTBEAT_S:
-                        minutes = (time.monotonic() - started) / 60
-                        progress.line(f"{name}: still building ({minutes:.0f} min)")
-                        last = time.monotonic()
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-            finally:
-                with _RUNNING_LOCK:
-                    _RUNNING.discard(proc)
-        code = proc.wait()
-    if code != 0:
-        msg = f"{name} failed (exit {code}); see {log}"
-        raise ToolchainError(msg)
-
-
-def _lines(proc: subprocess.Popen[bytes], sel: selectors.BaseSelector) -> Iterator[bytes]:
-    """Yield output lines; yield b"" once a second of silence (for heartbeats)."""
-    assert proc.stdout is not None
-    buf = b""
-    while True:
-        if not sel.select(timeout=1.0):
-            yield b""
-            continue
-        chunk = os.read(proc.stdout.fileno(), 65536)
-        if not chunk:
-            if buf:
-                yield buf
-            return
-        buf += chunk
-        *whole, buf = buf.split(b"\n")
-        for line in whole:
-            yield line + b"\n"
-
-
 @dataclass
 class Run:
     """One build.py run: where things go and what has been built."""
@@ -355,7 +265,7 @@ def builder_command(packages_txt: Path, out: Path) -> list[str]:
 def assemble_blobs(kernel: Path, init: Path, cmdline: Path, out: Path) -> None:
     """Lay out the `owner-tools build-eif --blobs` directory from our kernel and init.
 
-    nsm.ko is a placeholder: the NSM driver is built into the kernel (specs/toolchain.md §5).
+    nsm.ko is empty: the NSM driver is built into the kernel (specs/toolchain.md §5).
     """
     shutil.copyfile(kernel / "bzImage", out / "bzImage")
     shutil.copyfile(kernel / "bzImage.config", out / "bzImage.config")
@@ -479,8 +389,8 @@ def build_all(run: Run, comps: list[Component]) -> None:
             for comp in chain:
                 build_one(run, comp)
         except BaseException:
-            with _RUNNING_LOCK:
-                for proc in _RUNNING:
+            with RUNNING_LOCK:
+                for proc in RUNNING:
                     proc.kill()
             raise
         side.result()
