@@ -221,6 +221,7 @@ class Run:
     cache: Path
     progress: Progress
     dirs: dict[str, Path]
+    toolchain: Path = TOOLCHAIN
 
     @property
     def root(self) -> Path:
@@ -290,12 +291,12 @@ def build_one(run: Run, comp: Component) -> bool:
         run.dirs[comp.name] = final
         return True
     missing = [d for d in DEPENDS[comp.name] if d not in run.dirs]
-    script = TOOLCHAIN / comp.name / "build.sh"
+    script = run.toolchain / comp.name / "build.sh"
     if missing:
         run.progress.line(f"{comp.name}: skipped, needs {', '.join(missing)}")
         return False
     if comp.name not in {"builder", "blobs"} and not script.is_file():
-        rel = script.relative_to(TOOLCHAIN.parent)
+        rel = script.relative_to(run.toolchain.parent)
         run.progress.line(f"{comp.name}: skipped, {rel} does not exist yet")
         return False
     if os.geteuid() != 0 and comp.name != "blobs":
@@ -311,7 +312,7 @@ def build_one(run: Run, comp: Component) -> bool:
             ensure_mmdebstrap(run.progress)
             run_logged(builder_command(comp.inputs[0], tmp), log, comp.name, run.progress)
         elif comp.name == "blobs":
-            cmdline = TOOLCHAIN / "kernel" / "cmdline"
+            cmdline = run.toolchain / "kernel" / "cmdline"
             assemble_blobs(run.dirs["kernel"], run.dirs["init"], cmdline, tmp)
         elif comp.name == "rootfs":
             ensure_mmdebstrap(run.progress)

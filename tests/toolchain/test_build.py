@@ -268,3 +268,53 @@ def test_check_script_exit_codes(tmp_path: Path) -> None:
     assert check_config.main([str(frag), str(good)]) == 0
     assert check_config.main([str(frag), str(bad)]) == 1
     assert check_config.main([str(frag)]) == 2
+
+
+# --- a run over a toy toolchain (no network, no root tools) -------------------------------
+
+
+def _toy_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_script: str):
+    root = _tree(tmp_path)
+    (root / "kernel" / "build.sh").write_text(kernel_script)
+    (root / "kernel" / "build.sh").chmod(0o755)
+    monkeypatch.setattr(build.os, "geteuid", lambda: 0)
+    run = build.Run(tmp_path / "cache", build.Progress(), {}, root)
+    run.root.mkdir(parents=True)
+    (run.root / "logs").mkdir()
+    comps = build.plan(root, ["blobs"])
+    # The builder is already cached: nothing runs mmdebstrap.
+    (run.root / comps[0].dirname).mkdir()
+    return run, comps
+
+
+def test_run_builds_kernel_and_skips_what_has_no_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = '#!/bin/sh\necho "[kernel] making"\necho k > "$2/bzImage"\n'
+    run, comps = _toy_run(tmp_path, monkeypatch, script)
+    build.build_all(run, comps)
+    kernel = run.root / next(c.dirname for c in comps if c.name == "kernel")
+    assert (kernel / "bzImage").read_text() == "k\n"
+    assert set(run.dirs) == {"builder", "kernel"}
+    err = capsys.readouterr().err
+    assert "[kernel] making" in err
+    assert "init: skipped, toolchain/init/build.sh does not exist yet" in err
+    assert "blobs: skipped, needs init" in err
+    # Warm: everything present is reused, nothing runs.
+    (kernel / "bzImage").write_text("cached\n")
+    build.build_all(build.Run(run.cache, build.Progress(), {}, run.toolchain), comps)
+    assert (kernel / "bzImage").read_text() == "cached\n"
+
+
+def test_failing_component_leaves_nothing_and_names_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = '#!/bin/sh\necho half > "$2/bzImage"\necho "no compiler" >&2\nexit 1\n'
+    run, comps = _toy_run(tmp_path, monkeypatch, script)
+    key = next(c.key for c in comps if c.name == "kernel")
+    with pytest.raises(
+        build.ToolchainError, match=rf"kernel failed \(exit 1\); see .*kernel-{key}"
+    ):
+        build.build_all(run, comps)
+    assert sorted(p.name for p in run.root.iterdir()) == ["builder-" + comps[0].key, "logs"]
+    assert "no compiler" in (run.root / "logs" / f"kernel-{key}.log").read_text()
