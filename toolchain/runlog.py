@@ -21,6 +21,7 @@ HEARTBEAT_S = 60.0
 # Child processes running now, killed if the run is interrupted.
 RUNNING: set[subprocess.Popen[bytes]] = set()
 RUNNING_LOCK = threading.Lock()
+_PRINT_LOCK = threading.Lock()
 
 
 class ToolchainError(Exception):
@@ -40,8 +41,10 @@ class Progress:
         return f"{s // 60}:{s % 60:02d}"
 
     def line(self, text: str) -> None:
-        """Print one progress line on stderr."""
-        print(f"[toolchain {self.elapsed()}] {text}", file=sys.stderr, flush=True)
+        """Print one progress line on stderr, whole (two threads may print at once)."""
+        with _PRINT_LOCK:
+            sys.stderr.write(f"[toolchain {self.elapsed()}] {text}\n")
+            sys.stderr.flush()
 
 
 def run_logged(cmd: list[str], log: Path, name: str, progress: Progress) -> None:
