@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -52,6 +53,7 @@ DEBIAN = "http://deb.debian.org/debian"
 NSM_PLACEHOLDER = b""
 # The rootfs needs no builder and little CPU (downloads, dpkg): it runs beside the compiles.
 BESIDE = ("rootfs",)
+_APT_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -235,8 +237,12 @@ def ensure_mmdebstrap(progress: Progress) -> None:
     Raises:
         ToolchainError: It is missing and cannot be installed here.
     """
-    if shutil.which("mmdebstrap"):
-        return
+    with _APT_LOCK:  # the builder and the rootfs threads may both ask
+        if not shutil.which("mmdebstrap"):
+            _install_mmdebstrap(progress)
+
+
+def _install_mmdebstrap(progress: Progress) -> None:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         msg = "mmdebstrap is missing: install it (apt-get install mmdebstrap) and run again"
         raise ToolchainError(msg)
