@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench vectors clean system-packages fuzz
+.PHONY: setup demo test lint typecheck bench vectors clean system-packages fuzz enclave-toolchain
 
 # Debian packages the FUSE mount needs; installed only when missing (CI runs as root).
 system-packages:
@@ -16,6 +16,17 @@ system-packages:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fuse3 libfuse2 >/dev/null; \
 	fi
+
+# The enclave toolchain (QEMU, kernel, init, blobs, rootfs) in a cache outside the clone,
+# keyed by its inputs (specs/toolchain.md): ~20 min cold, seconds warm. Needs root and
+# Debian's mmdebstrap, installed here when missing. NB_CACHE_DIR moves the cache.
+enclave-toolchain:
+	@if ! command -v mmdebstrap >/dev/null; then \
+	  echo "installing mmdebstrap from Debian"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mmdebstrap >/dev/null; \
+	fi
+	$(PY) toolchain/build.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,8 +45,8 @@ ENCLAVE ?= local
 demo: setup $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
 	ENCLAVE=$(ENCLAVE) $(BIN)/python examples/demo.py
 
-# Lint first (seconds), then the suite; CI runs exactly this.
-test: setup lint
+# Lint first (seconds), then the enclave toolchain (cached), then the suite; CI runs exactly this.
+test: setup lint enclave-toolchain
 	$(BIN)/python -m pytest -q
 
 lint: setup
