@@ -36,7 +36,8 @@ from package_format.eif.pcr import Measurements
 
 HERE = Path(__file__).resolve().parent
 GUARD = 300  # seconds: a hung QEMU fails the test instead of hanging it (never asserted)
-CMDLINE = b"reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on"
+# loglevel=1: no kernel message lands inside the probe's output lines on the console.
+CMDLINE = b"reboot=k panic=30 pci=off nomodules console=ttyS0 random.trust_cpu=on loglevel=1"
 MODULE_ID = "i-0123456789abcdef0-enc0123456789abcdef"
 
 

@@ -43,7 +43,7 @@ def test_sync_bad_enclave_address(tmp_path, capsys):
     assert (rc, out) == (2, "")
     assert (
         err
-        == "user-runtime: usage: bad enclave address 'tcp:1.2.3.4:5': use unix:/PATH or vsock:CID:PORT\n"
+        == "user-runtime: usage: bad enclave address 'tcp:1.2.3.4:5': use unix:/PATH, vsock:CID:PORT or uds-vsock:/PATH:PORT\n"
     )
 
 
