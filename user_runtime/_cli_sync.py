@@ -145,6 +145,10 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
     from user_runtime.sync_link import EnclaveLink
 
     assert isinstance(backing, BackingStore)
+    # The replay queue's thread decodes the enclave's answers while FUSE callbacks wait
+    # for the GIL: a 0.5 ms switch interval (5 ms by default) hands it over sooner
+    # (small files: 25-35% faster in alternating runs, specs/sync.md §12).
+    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.WARNING, format="user-runtime sync: %(message)s")
     lock = mounts.EnclaveLock(address, target, states)  # held until this process ends
     link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)

@@ -72,7 +72,7 @@ class ReplayQueue:
         send_queued: Callable[[], None],
         classify: Callable[[BaseException], int | None],
         upload: Callable[[SessionClient, str], None],
-        limit: int = MAX_PENDING,
+        limit: int | None = None,
     ) -> None:
         """Create the queue and start its acker.
 
@@ -84,14 +84,15 @@ class ReplayQueue:
                 (`WriteQueue.drain`), so the acker never waits for an unsent one.
             classify: Maps an exception to an errno (None: the link was lost).
             upload: Uploads one store file again (`retry_failed`).
-            limit: Pending files beyond which `add` waits (back-pressure).
+            limit: Pending files beyond which `add` waits (back-pressure); default
+                `$NB_SYNC_MAX_PENDING`, else `MAX_PENDING`.
         """
         self._link = link
         self._send_all = send_all
         self._send_queued = send_queued
         self._classify = classify
         self._upload = upload
-        self._limit = limit
+        self._limit = limit or int(os.environ.get("NB_SYNC_MAX_PENDING") or MAX_PENDING)
         self._cond = threading.Condition()
         self._pending: collections.deque[Pending] = collections.deque()
         self._busy = 0  # taken by the acker, not yet answered
