@@ -545,6 +545,8 @@ class SyncOperations:
                     handle.fail(e.errno or errno.EIO)
         elif handle.dirty and not handle.error:
             # Synced tree: the file is in the store; its answers come behind (§6.3).
+            if handle.fd_sends:
+                self._writes.drain_local()  # its queued store writes land before the stat
             st = os.fstat(handle.fd)
             sp = session_path(path if path is not None else handle.path)
             item = Pending(f"fh:{fh}", sp, st.st_size, st.st_mtime_ns, handle.fail)
@@ -599,6 +601,8 @@ class SyncOperations:
     def _queue_close(self, fh: int, handle: _Handle) -> None:
         self._materialize(fh, handle)
         if handle.dirty and handle.fd is not None:
+            if handle.fd_sends:
+                self._writes.drain_local()
             st = os.fstat(handle.fd)
             item = Pending(f"fh:{fh}", session_path(handle.path), st.st_size, st.st_mtime_ns)
             handle.dirty = False
