@@ -136,3 +136,21 @@ def test_enclave_killed_while_the_replay_queue_is_full_then_holds_exactly_the_ho
     host = _host_files(sync_mount.folder)
     assert len([p for p in host if p.startswith("dataset/src/f")]) == 200
     assert _enclave_files(sync_mount.enclave) == host
+
+
+def test_status_of_a_folder_not_synced_is_one_usage_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "user_runtime", "sync", "--status", "-d", str(tmp_path / "f"),
+         "--state-dir", str(tmp_path / "state")],
+        cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"user-runtime: usage: {tmp_path / 'f'}: not synced"
+    ]
+
+
+def test_run_without_a_sync_of_its_enclave_does_not_wait(tmp_path):
+    (tmp_path / "sync").mkdir()
+    sync_control.wait_for_sync("unix:/nowhere.sock", tmp_path)  # returns: nothing to wait for
+    assert mounts.mount_of_enclave("unix:/nowhere.sock", tmp_path) is None
