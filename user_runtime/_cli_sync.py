@@ -36,6 +36,9 @@ def sync(  # noqa: PLR0917 - typer options
         help="State folder (default: $NB_STATE_DIR, else ./.nitro-bundles-local).",
     ),
     stop: bool = typer.Option(False, "--stop", help="Unmount the folder and stop its sync."),
+    status: bool = typer.Option(
+        False, "--status", help="Files not yet in the enclave, and paths it refused."
+    ),
     foreground: bool = typer.Option(
         False, "--foreground", help="Stay in the foreground until unmounted (tests, debugging)."
     ),
@@ -45,6 +48,9 @@ def sync(  # noqa: PLR0917 - typer options
     from user_runtime import mounts
 
     states = state_dir or mounts.default_state_dir()
+    if status:
+        _status(folder, states)
+        return
     if stop:
         what = mounts.stop(folder, states)
         print(f"{what}: {mounts.canonical_folder(folder)}")
@@ -92,6 +98,26 @@ def sync(  # noqa: PLR0917 - typer options
     _serve(target, backing, address, states, ready_fd)
 
 
+def _status(folder: Path, states: Path) -> None:
+    """Print the replay queue of FOLDER's daemon; exit 1 when the enclave refused files."""
+    from user_runtime import mounts, sync_control
+    from user_runtime.errors import UsageError
+
+    target = mounts.canonical_folder(folder)
+    state = mounts.read_state(target, states)
+    if state is None or not mounts.pid_alive(state.pid):
+        raise UsageError(f"{target}: not synced")
+    answer = sync_control.ask(mounts.control_path(target, states), "status")
+    failed = answer.get("failed") or {}
+    print(f"pending: {answer.get('pending', 0)}")
+    for path, name in sorted(failed.items()):
+        print(f"failed: {path} ({name})")
+    if failed:
+        raise sync_control.SyncNotInStepError(
+            f"the enclave refused {len(failed)} file(s): {sync_control.describe_failed(failed)}"
+        )
+
+
 def _recorded_enclave(states: Path) -> str:
     """The address `user-runtime enclave start` recorded in `<state>/enclave/state.json`."""
     import json
@@ -119,6 +145,10 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
     from user_runtime.sync_link import EnclaveLink
 
     assert isinstance(backing, BackingStore)
+    # The replay queue's thread decodes the enclave's answers while FUSE callbacks wait
+    # for the GIL: a 0.5 ms switch interval (5 ms by default) hands it over sooner
+    # (small files: 25-35% faster in alternating runs, specs/sync.md §12).
+    sys.setswitchinterval(0.0005)
     logging.basicConfig(level=logging.WARNING, format="user-runtime sync: %(message)s")
     lock = mounts.EnclaveLock(address, target, states)  # held until this process ends
     link = EnclaveLink(lambda: EnclaveClient.connect(address), backing, sync.classify)
@@ -141,7 +171,9 @@ def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: 
             print(f"synced {target} (store {backing.root}); Ctrl-C unmounts", file=sys.stderr)
 
     try:
-        sync_fuse.serve(str(target), backing, link, ready)
+        sync_fuse.serve(
+            str(target), backing, link, ready, control=mounts.control_path(target, states)
+        )
     finally:
         mounts.remove_state(target, states, os.getpid())
         lock.release()

@@ -29,8 +29,9 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -226,20 +227,43 @@ def _enclave_key(address: str) -> str:
     return address
 
 
-def enclave_in_use(address: str, folder: Path, state_dir: Path) -> MountState | None:
-    """The live sync of the enclave at `address` on a folder other than `folder`, if any."""
-    key = _enclave_key(address)
-    mine = str(canonical_folder(folder))
+def _live_states(state_dir: Path) -> Iterator[MountState]:
     for path in sorted((state_dir / "sync").glob("*.json")):
         with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
             raw = json.loads(path.read_text(encoding="utf-8"))
             state = MountState(
                 str(raw["folder"]), str(raw["store"]), str(raw["enclave"]), int(raw["pid"])
             )
-            same = state.folder != mine and _enclave_key(state.enclave) == key
-            if same and pid_alive(state.pid):
-                return state
+            if pid_alive(state.pid):
+                yield state
+
+
+def enclave_in_use(address: str, folder: Path, state_dir: Path) -> MountState | None:
+    """The live sync of the enclave at `address` on a folder other than `folder`, if any."""
+    key = _enclave_key(address)
+    mine = str(canonical_folder(folder))
+    for state in _live_states(state_dir):
+        if state.folder != mine and _enclave_key(state.enclave) == key:
+            return state
     return None
+
+
+def mount_of_enclave(address: str, state_dir: Path) -> MountState | None:
+    """The live sync of the enclave at `address`, if any (a `run` waits for its replay)."""
+    key = _enclave_key(address)
+    return next((s for s in _live_states(state_dir) if _enclave_key(s.enclave) == key), None)
+
+
+def control_path(folder: Path, state_dir: Path) -> Path:
+    """The daemon's control socket (specs/sync.md §6.4): beside its state file.
+
+    A Unix socket path holds at most 107 bytes; a deeper state folder puts it in
+    the temporary folder under the same name.
+    """
+    path = _paths(folder, state_dir)[0].with_suffix(".sock")
+    if len(os.fsencode(path)) <= 100:  # sun_path holds 107 bytes
+        return path
+    return Path(tempfile.gettempdir()) / f"nb-sync-{path.stem}.sock"
 
 
 def _already_synced(address: str, state: MountState | None) -> EnclaveAlreadySyncedError:

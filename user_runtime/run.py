@@ -222,7 +222,9 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
 
-    address = enclave_address(state_dir_path(state_dir))
+    states = state_dir_path(state_dir)
+    address = enclave_address(states)
+    _wait_for_sync(address, states)
     progress = _TerminalProgress(os.path.basename(bundle)) if sys.stderr.isatty() else None
     with EnclaveClient.connect(address) as client:
         path, uploaded = session_bundle_path(client, bundle, progress)
@@ -234,6 +236,36 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
             if uploaded:
                 with contextlib.suppress(Exception):  # a lost enclave took it with it
                     client.unlink(path)
+
+
+def _wait_for_sync(address: str, states: str) -> None:
+    """Wait for the sync mount of this enclave to replay every closed file (sync.md §6.4).
+
+    A line on stderr says so when it takes more than a second.
+    """
+    if not os.path.isdir(os.path.join(states, "sync")):
+        return  # never synced here: keep the lean start
+    import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    from pathlib import Path  # noqa: PLC0415
+
+    from user_runtime.sync_control import wait_for_sync  # noqa: PLC0415
+
+    start = time.monotonic()
+    shown = False
+
+    def progress(pending: int) -> None:
+        nonlocal shown
+        if time.monotonic() - start >= 1.0:
+            sys.stderr.write(f"\ruser-runtime: waiting for sync: {pending} file(s) to the enclave ")
+            sys.stderr.flush()
+            shown = True
+
+    try:
+        wait_for_sync(address, Path(states), progress)
+    finally:
+        if shown:
+            sys.stderr.write("\n")
 
 
 def _follow(  # noqa: PLR0917 - one run's parts

@@ -27,7 +27,8 @@ from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
 from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
-from user_runtime.sync_link import EnclaveLink, SessionClient
+from user_runtime.sync_link import EnclaveLink, SessionClient, upload_file
+from user_runtime.sync_replay import Pending, ReplayQueue
 from user_runtime.sync_writes import WriteQueue
 
 log = logging.getLogger(__name__)
@@ -71,12 +72,13 @@ class _Handle:
     error: int = 0
     dirty: bool = False  # written since the last flush
     written: bool = False  # written since opened
-    repaired: bool = False  # the store was made to match the enclave after an error
     # Created by us and, so far, only in the store: the enclave gets it in one `put`
     # (specs/sync.md §6). `lock` orders its store writes against that `put`.
     fresh: bool = False
     mode: int = 0o644
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fd_sends: bool = False  # queued work reads the descriptor: drain before closing it
+    pending: Pending | None = None  # its last close's answers, awaited by `fsync`
 
     def fail(self, code: int) -> None:
         """Keep the first error (the write queue's thread may set it concurrently)."""
@@ -126,6 +128,13 @@ class SyncOperations:
         self._on_ready = on_ready
         self.on_init: Callable[[], None] | None = None
         self._writes = WriteQueue(link, self._write_failed)
+        self.replay = ReplayQueue(
+            link,
+            send_all=self._send_all,
+            send_queued=self._writes.drain,
+            classify=classify,
+            upload=lambda c, sp: upload_file(c, store, sp, link.synced),
+        )
         self._handles: dict[int, _Handle] = {}
         self._fresh: dict[int, _Handle] = {}  # handles still `fresh`
         self._ids = itertools.count(1)
@@ -180,6 +189,7 @@ class SyncOperations:
             self._writes.put_call(handle, lambda c: c.put_pipelined(sp, data, mode, key=key), size)
             return
         # Grown past a `put` through another descriptor: create, then the store's bytes.
+        handle.fd_sends = True
         args = {"path": sp, "mode": mode, "truncate": True, "exclusive": False}
 
         def send(c: SessionClient) -> None:
@@ -191,6 +201,23 @@ class SyncOperations:
     def _write_failed(self, token: object, code: int) -> None:
         if isinstance(token, _Handle):
             token.fail(code)
+            if token.fd is not None:
+                self.replay.fail(session_path(token.path), code)
+
+    def _send_all(self) -> None:
+        """Queue every fresh file's `put`, hand everything queued to the connection."""
+        if self._fresh:
+            with self._lock:
+                fresh, self._fresh = self._fresh, {}
+            for fh, handle in fresh.items():
+                self._materialize(fh, handle)
+        self._writes.drain()
+
+    def _check_failed(self, path: str) -> None:
+        """The enclave refused `path` after its close returned: say so, once (§6.3)."""
+        code = self.replay.failed_errno(session_path(path))
+        if code:
+            raise OSError(code, f"the enclave refused this file earlier: {os.strerror(code)}")
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -208,6 +235,7 @@ class SyncOperations:
         with self._lock:
             handles = list(self._handles.values())
             self._handles.clear()
+        self.replay.stop()  # sends what is held and collects the answers first
         self._writes.stop()
         for handle in handles:
             if handle.fd is not None:
@@ -303,10 +331,16 @@ class SyncOperations:
         sp, parts = session_path(path), self._parts(path)
 
         def op(c: SessionClient) -> None:
-            c.unlink(sp)
+            try:
+                c.unlink(sp)
+            except RemoteError as e:
+                # A refused create may have left nothing there: removed all the same.
+                if e.errno != errno.ENOENT or not self.replay.is_failed(sp):
+                    raise
             if not is_output(parts):
                 self.store.unlink(path)
                 self.enclave_link.synced.forget(sp)
+                self.replay.forget(sp)
 
         self._remote(op)
         return 0
@@ -314,6 +348,7 @@ class SyncOperations:
     def rename(self, old: str, new: str) -> int:
         """Rename within the store side or within output/; across them is EXDEV."""
         old_parts, new_parts = self._parts(old), self._parts(new)
+        self._check_failed(old)
         if is_output(old_parts) != is_output(new_parts):
             raise OSError(errno.EXDEV, "output/ is the enclave's; copy instead")
         if (len(old_parts) == 1 or len(new_parts) == 1) and old_parts != new_parts:
@@ -333,6 +368,7 @@ class SyncOperations:
     def chmod(self, path: str, mode: int) -> int:
         """Set permission bits."""
         parts = self._parts(path)
+        self._check_failed(path)
 
         def op(c: SessionClient) -> None:
             c.chmod(session_path(path), mode & 0o7777)
@@ -352,6 +388,7 @@ class SyncOperations:
     ) -> int:
         """Set times; `times` holds raw (sec, nsec) pairs with UTIME_NOW/OMIT."""
         parts = self._parts(path)
+        self._check_failed(path)
         now = time.time_ns()
         if times is None:
             atime = mtime = now
@@ -378,6 +415,7 @@ class SyncOperations:
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         """Set a file's size (the kernel sends this for O_TRUNC opens too)."""
         parts = self._parts(path)
+        self._check_failed(path)
         if fh is not None:
             self._flush_handle(path, fh)
 
@@ -441,6 +479,7 @@ class SyncOperations:
     def open(self, path: str, flags: int) -> int:
         """Open an existing file (O_TRUNC empties it on both sides: atomic_o_trunc)."""
         parts = self._parts(path)
+        self._check_failed(path)
         if flags & os.O_TRUNC:
             self.truncate(path, 0)
         if self._fresh:  # a second descriptor's writes are sent as they come: the file first
@@ -478,6 +517,7 @@ class SyncOperations:
                     return len(data)
             self._materialize(fh, handle)  # too large for a `put`: send it, write on
         handle.dirty = handle.written = True
+        handle.fd_sends = handle.fd is not None
         sp = None if path is None else session_path(path)
         key, fd, size = f"fh:{fh}", handle.fd, len(data)
         if fd is not None and sp is not None and size > self._writes.inline_bytes:
@@ -493,73 +533,77 @@ class SyncOperations:
         self._writes.put(handle, local=local, path=sp, offset=offset, data=data, key=key)
         return size
 
-    def _flush_handle(self, path: str | None, fh: int) -> None:
+    def _flush_handle(self, path: str | None, fh: int, *, wait: bool = False) -> None:
         handle = self._handle(fh)
         self._materialize(fh, handle)
-        if handle.dirty and not handle.error:
-            key = f"fh:{fh}"
-            try:
-                self._remote(lambda c: c.flush(key))  # drains the queue first
-            except OSError as e:
-                handle.fail(e.errno or errno.EIO)
+        if handle.fd is None:  # output/: the enclave's verdict now, as ever
+            if handle.dirty and not handle.error:
+                key = f"fh:{fh}"
+                try:
+                    self._remote(lambda c: c.flush(key))  # drains the queue first
+                except OSError as e:
+                    handle.fail(e.errno or errno.EIO)
+        elif handle.dirty and not handle.error:
+            # Synced tree: the file is in the store; its answers come behind (§6.3).
+            if handle.fd_sends:
+                self._writes.drain_local()  # its queued store writes land before the stat
+            st = os.fstat(handle.fd)
+            sp = session_path(path if path is not None else handle.path)
+            item = Pending(f"fh:{fh}", sp, st.st_size, st.st_mtime_ns, handle.fail)
+            handle.pending, handle.dirty = item, False
+            self.replay.add(item)
+        if wait and handle.pending is not None:
+            code = self.replay.wait(handle.pending)
+            if code:
+                handle.fail(code)
         if handle.error:
-            if not handle.repaired and path is not None and handle.fd is not None:
-                handle.repaired = True
-                self._repair(path, handle.fd)
             raise OSError(handle.error, os.strerror(handle.error))
         handle.dirty = False
 
-    def _repair(self, path: str, fd: int) -> None:
-        """After a failed create or write, make the store hold what the enclave holds (§6.2)."""
-        sp = session_path(path)
-        try:
-            try:
-                size = self._remote(lambda c: c.stat(sp)).size
-            except FileNotFoundError:
-                self.store.unlink(path)  # the enclave refused to create it
-                return
-            os.ftruncate(fd, min(size, os.fstat(fd).st_size))
-            st = os.fstat(fd)
-            self._remote(lambda c: c.truncate(sp, st.st_size))
-            self._remote(lambda c: c.utimens(sp, st.st_atime_ns, st.st_mtime_ns))
-        except OSError as e:
-            log.warning("%s: cannot repair after a failed write: %s", path, e)
-
     def flush(self, path: str | None, fh: int) -> int:
-        """Surface the enclave's first error for this file (close() returns it)."""
+        """Queue the file's answers for the replay queue; a known error comes back (§6.3).
+
+        `close` does not wait for the enclave: the file is in the store already.
+        """
         self._flush_handle(path, fh)
         return 0
 
     def fsync(self, path: str | None, datasync: int, fh: int) -> int:
-        """Flush to the enclave and the store's disk."""
+        """Wait for the enclave's answers to this file, then sync the store's disk."""
         del datasync
         handle = self._handle(fh)
-        self._flush_handle(path, fh)
+        self._flush_handle(path, fh, wait=True)
         if handle.fd is not None:
             os.fsync(handle.fd)
         return 0
 
     def release(self, path: str | None, fh: int) -> int:
-        """Close; note the file as in step with the enclave so a replay can skip it (§5.1)."""
+        """Close; a file closed without `flush` joins the replay queue here."""
+        del path  # the handle knows it (nullpath_ok passes None)
         with self._lock:
             handle = self._handles.pop(fh, None)
         if handle is None:
             return 0
-        if handle.fresh and not handle.error:
-            self._materialize(fh, handle)  # closed without a flush
-        with self._lock:
-            self._fresh.pop(fh, None)
-        self._writes.drain()  # its queued store writes need the descriptor
         try:
-            if handle.fd is not None and path is not None and handle.written and not handle.error:
-                st = os.fstat(handle.fd)
-                if handle.dirty:
-                    key = f"fh:{fh}"
-                    self._remote(lambda c: c.flush(key))
-                self.enclave_link.synced.mark(session_path(path), st.st_size, st.st_mtime_ns)
+            if handle.fd is not None and not handle.error:
+                self._queue_close(fh, handle)
         except OSError as e:
-            log.warning("%s: closing: %s", path, e)
+            log.warning("%s: closing: %s", handle.path, e)
         finally:
+            with self._lock:
+                self._fresh.pop(fh, None)
+            if handle.fd_sends:
+                self._writes.drain()  # queued store writes and sends read the descriptor
             if handle.fd is not None:
                 os.close(handle.fd)
         return 0
+
+    def _queue_close(self, fh: int, handle: _Handle) -> None:
+        self._materialize(fh, handle)
+        if handle.dirty and handle.fd is not None:
+            if handle.fd_sends:
+                self._writes.drain_local()
+            st = os.fstat(handle.fd)
+            item = Pending(f"fh:{fh}", session_path(handle.path), st.st_size, st.st_mtime_ns)
+            handle.dirty = False
+            self.replay.add(item)

@@ -18,10 +18,12 @@ import stat
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore
 from user_runtime.sync import IO_SIZE, Attrs, SyncOperations
+from user_runtime.sync_control import ControlServer
 from user_runtime.sync_link import EnclaveLink, SessionClient
 
 _log = logging.getLogger(__name__)
@@ -224,11 +226,14 @@ def serve(
     store: BackingStore,
     link: EnclaveLink,
     on_ready: Callable[[], None] | None = None,
+    *,
     options: MountOptions | None = None,
+    control: Path | None = None,
 ) -> None:
     """Mount `folder` and serve until it is unmounted (SIGTERM/SIGINT unmount it).
 
-    The link must already be started (connected and replayed).
+    The link must already be started (connected and replayed). With `control`, the
+    replay queue answers `run` and `sync --status` on that socket (sync.md §6.4).
     """
     opts = options or MountOptions()
     fuse = load_fuse()
@@ -260,6 +265,7 @@ def serve(
             watchers.append(watcher)
 
     ops.on_init = on_init
+    server = None if control is None else ControlServer(control, ops.replay)
     try:
         _fuse_class(fuse)(ops, folder, **kwargs)
     except RuntimeError as exc:
@@ -271,5 +277,7 @@ def serve(
             raise
         _log.info("%s: unmounted", folder)
     finally:
+        if server is not None:
+            server.close()
         for watcher in watchers:
             watcher.stop()

@@ -438,3 +438,21 @@ def _restore(
     client.utimens(sp, entry.atime_ns, entry.mtime_ns)
     known.mark(sp, entry.size, entry.mtime_ns)
     return 1
+
+
+def upload_file(
+    client: SessionClient, store: BackingStore, session_path: str, known: SyncedFiles
+) -> None:
+    """Upload one store file into the enclave again (a failed path's retry, sync.md §6.3).
+
+    Raises:
+        FileNotFoundError: The store no longer holds it.
+    """
+    path = "/" + session_path
+    info = store.lstat(path)
+    if not st.S_ISREG(info.st_mode):
+        raise FileNotFoundError(errno.ENOENT, "not a file in the store", path)
+    entry = StoreEntry(
+        path, False, info.st_mode & 0o7777, info.st_size, info.st_atime_ns, info.st_mtime_ns
+    )
+    _restore(client, store, entry, None, known)

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +40,9 @@ class EnclaveProc:
     sock: Path
     budget: int
     proc: subprocess.Popen[bytes] | None = None
+    # Set by `sync_mount`: a look into the enclave first waits for the mount's replay
+    # queue (close returns before the enclave has the file, specs/sync.md §6.3).
+    settle: Callable[[], object] | None = None
 
     @property
     def address(self) -> str:
@@ -65,9 +68,11 @@ class EnclaveProc:
         self.kill()
         self.start()
 
-    def client(self):
+    def client(self, *, settle: bool = True):
         from user_runtime.rpc_client import EnclaveClient
 
+        if settle and self.settle is not None:
+            self.settle()
         return EnclaveClient.connect(self.address)
 
 
@@ -138,6 +143,15 @@ class SyncMount:
         path = mounts.log_path(self.folder, self.state)
         return path.read_text() if path.exists() else ""
 
+    def settle(self) -> dict[str, object]:
+        """Wait until the daemon's replay queue is empty; its final status ({} if not up)."""
+        from user_runtime import sync_control
+
+        try:
+            return sync_control.ask(mounts.control_path(self.folder, self.state), "drain")
+        except sync_control.SyncControlError:
+            return {}
+
 
 @pytest.fixture
 def fuse_ok() -> None:
@@ -151,6 +165,7 @@ def sync_mount(tmp_path: Path, sync_enclave: EnclaveProc, fuse_ok: None) -> Iter
         tmp_path / "synced_folder", tmp_path / "store", tmp_path / "state", sync_enclave
     )
     mount.start()
+    sync_enclave.settle = mount.settle
     try:
         yield mount
     finally:

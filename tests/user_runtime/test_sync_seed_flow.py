@@ -79,3 +79,41 @@ def test_seed_flow_through_the_mount(world, tmp_path, fuse_ok):  # noqa: F811
     finally:
         _sh(*ur, "sync", "--stop", "-d", "synced_folder", env=env, cwd=user)
         _sh(*ur, "enclave", "stop", env=env, cwd=user)
+
+
+def test_entrypoint_run_right_after_cp_sees_all_10000_files(world, tmp_path, fuse_ok):  # noqa: F811
+    # Close does not wait for the enclave (specs/sync.md §6.3): `run` must wait for the
+    # mount's replay queue before starting (§6.4), or it would miss the last files.
+    from local_stack import stack
+
+    user = tmp_path / "user"
+    many = user / "many"
+    many.mkdir(parents=True)
+    header, row = DATASET.read_text().splitlines()[:2]
+    for i in range(10_000):
+        (many / f"p{i:05d}.csv").write_text(f"{header}\n{row}\n")
+    (user / "app_package.encrypted").write_bytes(world["bundle"].read_bytes())
+    env = {**os.environ, "NB_STATE_DIR": str(world["state"]), **stack.ENCLAVE_CREDENTIALS}
+    env.pop("NB_ENCLAVE_ADDRESS", None)
+    ur = [sys.executable, "-m", "user_runtime"]
+    started = _sh(*ur, "enclave", "start", "--eif", str(world["eif"]), env=env, cwd=user)
+    assert started.returncode == 0, started.stderr
+    synced = user / "synced_folder"
+    try:
+        step = _sh(*ur, "sync", "-d", "synced_folder", env=env, cwd=user)
+        assert step.returncode == 0, step.stderr
+        step = _sh("cp", "app_package.encrypted", "synced_folder/encrypted", env=env, cwd=user)
+        assert step.returncode == 0, step.stderr
+        step = _sh("cp", "-r", "many/.", "synced_folder/dataset/", env=env, cwd=user)
+        assert step.returncode == 0, step.stderr
+        run = _sh(
+            *ur, "run", "-f", "app_package.encrypted", "-s", "ml_algorithm.py",
+            "-a", "-m model.h5 -d /dataset/ -o /output/", env=env, cwd=user,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        metrics = json.loads((synced / "output" / "metrics.json").read_text())
+        assert metrics["rows"] == 10_000
+        assert "scored 1 rows of p09999.csv" in run.stdout
+    finally:
+        _sh(*ur, "sync", "--stop", "-d", "synced_folder", env=env, cwd=user)
+        _sh(*ur, "enclave", "stop", env=env, cwd=user)
