@@ -45,6 +45,7 @@ from user_runtime.enclave_local import (
     _start_relay,
     _terminate_group,
     _write_state,
+    cleanup,
 )
 from user_runtime.errors import InputError, UsageError
 
@@ -190,7 +191,7 @@ def start_qemu(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         _send_credentials(state.address, env, stack)
     except BaseException:
         if state is not None:
-            cleanup_qemu(sd, state)
+            cleanup(sd, state)  # the processes, the sockets and state.json
         for pid in helpers:
             _terminate_group(pid)
         raise
