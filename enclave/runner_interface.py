@@ -51,7 +51,7 @@ class Runner(Protocol):
         Args:
             bundle: session path of the bundle, e.g. `encrypted/app.bundle`.
             entrypoint: the entrypoint name the user asked for.
-            args: the user's arguments, not yet mapped or checked.
+            args: the user's arguments, not yet checked (they reach the entrypoint unchanged).
             on_stdout: called with each chunk of standard output as it comes.
             on_stderr: called with each chunk of standard error the manifest allows.
             cancel: set when the user cancels or disconnects; stop soon after.

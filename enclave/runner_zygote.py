@@ -26,7 +26,8 @@ import select
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+
+from enclave import run_view
 
 #: Standard-library modules the waiting interpreter imports before its run: what Python ML
 #: scripts load anyway (numpy alone pulls in most), ~50 ms of a small script's run here.
@@ -61,7 +62,6 @@ def _nb_preload(fd, names, ready, parts):
         os.close(ready)
         os.set_blocking(fd, True)
 def _nb_run():
-    import os, sys
     fd = int(sys.argv[1])
     parts = []
     _nb_preload(fd, sys.argv[3].split(","), int(sys.argv[2]), parts)
@@ -72,7 +72,7 @@ def _nb_run():
     if not data:
         return
     fields = [os.fsdecode(a) for a in data.split(b"\\0")]
-    os.chdir(fields[0])
+    enter(json.loads(fields[0]))
     os.environ["HOME"] = fields[1]
     os.environ["TMPDIR"] = fields[2]
     argv = fields[3:]
@@ -116,6 +116,8 @@ class Zygote:
         """
         read_end, self._control = os.pipe()
         self._ready, ready_end = os.pipe()
+        #: Read end of the pipe `run_view.enter` reports on (end of file: the script starts).
+        self.report, self._report_end = os.pipe()
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
                 [
@@ -125,7 +127,7 @@ class Zygote:
                     "-s",
                     "-u",
                     "-c",
-                    BOOTSTRAP,
+                    run_view.source() + BOOTSTRAP,
                     str(read_end),
                     str(ready_end),
                     ",".join(PRELOAD),
@@ -137,15 +139,16 @@ class Zygote:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=(read_end, ready_end),
+                pass_fds=(read_end, ready_end, self._report_end),
             )
         except BaseException:
-            os.close(self._control)
-            os.close(self._ready)
+            for fd in (self._control, self._ready, self.report):
+                os.close(fd)
             raise
         finally:
             os.close(read_end)
             os.close(ready_end)
+            os.close(self._report_end)
         self._sent = False
 
     def wait_ready(self, timeout: float) -> bool:
@@ -162,14 +165,17 @@ class Zygote:
         """Whether the interpreter still waits for its run."""
         return not self._sent and self.proc.poll() is None
 
-    def go(self, cwd: Path, env: Mapping[str, str], argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        """Hand the interpreter its directory, `HOME`, `TMPDIR` and argv; return its process.
+    def go(
+        self, view: Mapping[str, object], env: Mapping[str, str], argv: Sequence[str]
+    ) -> subprocess.Popen[bytes]:
+        """Hand the interpreter its view (`run_view`), `HOME`, `TMPDIR`, argv; return its process.
 
         Raises:
             OSError: The interpreter went away before it got them (e.g. `BrokenPipeError`).
         """
         self._sent = True
-        fields = [str(cwd), env["HOME"], env["TMPDIR"], *argv]
+        spec = {**view, "report": self._report_end}
+        fields = [run_view.dump(spec), env["HOME"], env["TMPDIR"], *argv]
         data = memoryview(b"\0".join(os.fsencode(a) for a in fields))
         try:
             while data:
@@ -187,6 +193,9 @@ class Zygote:
         if self._ready >= 0:
             os.close(self._ready)
             self._ready = -1
+        if self.report >= 0:
+            os.close(self.report)
+            self.report = -1
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
