@@ -600,9 +600,14 @@ def _drop_spare(spare: _Spare) -> None:
 
 
 def _export_roots(base: Path, session: SessionFiles) -> dict[str, Path]:
-    """Make the run's /dataset/, /model/ (exported from the session) and a fresh /output/."""
+    """Make the run's /dataset/, /model/ (exported from the session) and a fresh /output/.
+
+    The session's `output/` is emptied here, as the entrypoint is about to start: after the
+    run it holds this run's files only (specs/sync.md §2).
+    """
     roots = {name: base / name for name in ROOTS}
     try:
+        session.clear_dir("output")
         for name, path in roots.items():
             path.mkdir(mode=0o700)
             if name != "output":

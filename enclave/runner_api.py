@@ -131,6 +131,10 @@ class SessionFiles(Protocol):
         """Copy the session directory `name` (regular files and dirs only) into `dest`."""
         ...
 
+    def clear_dir(self, name: str) -> None:
+        """Remove everything under the session directory `name` (kept itself)."""
+        ...
+
     def import_dir(self, src: Path, name: str) -> list[str]:
         """Copy the regular files under `src` into session directory `name`; list them."""
         ...

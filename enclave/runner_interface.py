@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from enclave.errors import EnclaveError
@@ -32,6 +33,14 @@ class RunFailureError(EnclaveError):
         self.code = code
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: its exit status and the session paths of the files it produced."""
+
+    exit_status: int
+    outputs: tuple[str, ...] = ()
+
+
 class Runner(Protocol):
     """Runs one bundle entrypoint; the server calls it from a thread of its own."""
 
@@ -45,7 +54,7 @@ class Runner(Protocol):
         on_stderr: OutputSink,
         cancel: threading.Event,
         timeout: float | None = None,
-    ) -> int:
+    ) -> int | RunOutcome:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
         Args:
@@ -58,7 +67,7 @@ class Runner(Protocol):
             timeout: the user's time limit in seconds (the server passes it only when set).
 
         Returns:
-            The entrypoint's exit status.
+            The entrypoint's exit status, or that and the files the run produced.
 
         Raises:
             RunFailureError: the run was refused or failed, with its code.

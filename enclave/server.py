@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner_interface import RunFailureError, Runner
+from enclave.runner_interface import RunFailureError, Runner, RunOutcome
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
     BadArgumentsError,
@@ -345,6 +345,9 @@ class ServerConnection:
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
+            elif isinstance(status, RunOutcome):
+                outputs = list(status.outputs)
+                reply = Response(rid, 0, {"exit_status": status.exit_status, "outputs": outputs})
             else:
                 reply = Response(rid, 0, {"exit_status": status})
         except RunFailureError as e:

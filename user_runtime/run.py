@@ -273,6 +273,9 @@ def _follow(  # noqa: PLR0917 - one run's parts
                 return TIMED_OUT_STATUS
             raise
     assert handle.exit_status is not None
+    if handle.outputs:
+        # specs/sync.md §2: output/ holds this run's files only; say which.
+        print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
     return handle.exit_status
 
 

@@ -122,6 +122,32 @@ def test_run_streams_stdout_and_copies_outputs(env) -> None:
     _assert_no_plaintext(ram, session)
 
 
+WRITE_ONE = b"import sys; open('/output/' + sys.argv[1], 'w').write(sys.argv[1])"
+
+
+def test_output_holds_the_last_runs_files_only(env) -> None:
+    # specs/sync.md §2: output/ is emptied when a run's entrypoint starts.
+    ram, session = env
+    (session.root / "output" / "stale.txt").write_text("from an earlier run")
+    path = _put(session, make_bundle({"main.py": WRITE_ONE}))
+    runner, _ = _runner(ram)
+    first = runner.run(RunRequest(path, "main.py", ("a.txt",)), session, RecordingSink())
+    assert first.outputs == ("output/a.txt",)
+    second = runner.run(RunRequest(path, "main.py", ("b.txt",)), session, RecordingSink())
+    assert second.outputs == ("output/b.txt",)
+    assert sorted(p.name for p in (session.root / "output").iterdir()) == ["b.txt"]
+
+
+def test_refused_run_leaves_output_untouched(env) -> None:
+    ram, session = env
+    (session.root / "output" / "kept.txt").write_text("kept")
+    path = _put(session, make_bundle({"main.py": WRITE_ONE}))
+    runner, _ = _runner(ram)
+    with pytest.raises(EntrypointNotDeclaredError):
+        runner.run(RunRequest(path, "other.py", ("b.txt",)), session, RecordingSink())
+    assert [p.name for p in (session.root / "output").iterdir()] == ["kept.txt"]
+
+
 def test_entrypoint_not_declared_rejected(env) -> None:
     ram, session = env
     path = _put(session, make_bundle({"main.py": MAIN, "helper.py": b"print(1)"}))

@@ -105,6 +105,13 @@ class DirSession:
     def export_dir(self, name: str, dest: Path) -> None:
         shutil.copytree(self.root / name, dest, dirs_exist_ok=True, symlinks=True)
 
+    def clear_dir(self, name: str) -> None:
+        for path in (self.root / name).iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
     def import_dir(self, src: Path, name: str) -> list[str]:
         done = []
         for path in sorted(src.rglob("*")):

@@ -188,6 +188,12 @@ def test_run_missing_bundle_is_one_line(enclave, capsys) -> None:
     assert err[0].startswith("user-runtime: error: nope.nb: not a local file")
 
 
+def test_run_lists_the_files_it_produced_on_stderr(enclave, tmp_path, capsys) -> None:
+    script = b"open('/output/a.csv', 'w').write('x'); open('/output/b.txt', 'w').write('y')"
+    assert main(["run", "-f", str(_bundle(tmp_path, script)), "-s", "main.py"]) == 0
+    assert capsys.readouterr().err == "user-runtime: output: output/a.csv output/b.txt\n"
+
+
 def test_run_entrypoint_not_declared_is_one_line(enclave, tmp_path, capsys) -> None:
     bundle = _bundle(tmp_path)
     assert main(["run", "-f", str(bundle), "-s", "other.py"]) == 1
