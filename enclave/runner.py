@@ -162,7 +162,7 @@ class Runner:
 
     def _make_spare(self) -> None:
         try:
-            zygote = Zygote(self._config.python, _entry_env())
+            zygote = Zygote(self._config.python, _entry_env(self._config.python))
         except OSError:
             return  # the run starts its interpreter itself (and reports a failure)
         self._spare = _Spare(zygote)
@@ -390,7 +390,7 @@ class Runner:
                 raise RunCancelledError("run cancelled")
             try:
                 if zygote is not None:
-                    self._proc = zygote.go(view, _entry_env(), argv)
+                    self._proc = zygote.go(view, _entry_env(self._config.python), argv)
                     report = zygote.report  # closed by zygote.discard()
                 else:
                     self._proc, report = self._launch(view, argv)
@@ -433,7 +433,7 @@ class Runner:
                     *argv,
                 ],
                 cwd="/",
-                env=_entry_env(),
+                env=_entry_env(self._config.python),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
@@ -564,10 +564,14 @@ def system_dirs(python: str) -> list[str]:
     return found
 
 
-def _entry_env() -> dict[str, str]:
-    """The entrypoint's whole environment (specs/threat-model.md §5.2)."""
+def _entry_env(python: str) -> dict[str, str]:
+    """The entrypoint's whole environment (specs/threat-model.md §5.2).
+
+    `PATH` starts with the interpreter's own directory, so `python`, `python3` (and `pip`'s
+    console scripts) there are the entrypoint's interpreter, with its packages.
+    """
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
         "HOME": "/tmp",  # noqa: S108 - the run's own tmpfs (enclave.run_view)
         "TMPDIR": "/tmp",  # noqa: S108
         "LANG": "C.UTF-8",
