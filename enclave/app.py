@@ -166,6 +166,7 @@ class ServerRunner:
         on_stderr: Callable[[bytes], None],
         cancel: threading.Event,
         timeout: float | None = None,
+        env: Sequence[str] = (),
     ) -> RunOutcome:
         """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
@@ -173,7 +174,8 @@ class ServerRunner:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
         sink = _Sink(on_stdout, on_stderr)
-        request = RunRequest(bundle, entrypoint, tuple(args), timeout)
+        pairs = tuple((name, value) for name, _, value in (item.partition("=") for item in env))
+        request = RunRequest(bundle, entrypoint, tuple(args), timeout, pairs)
         try:
             result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:

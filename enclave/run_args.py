@@ -12,7 +12,8 @@ kernel's limits and the server's memory), and that each is text without a NUL by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 
 from enclave.runner_errors import BadRunArgumentError
 
@@ -37,3 +38,27 @@ def check_arguments(args: Sequence[str]) -> None:
             raise BadRunArgumentError(f"run argument {index}: longer than {MAX_ARG_BYTES} bytes")
         if "\x00" in arg:
             raise BadRunArgumentError(f"run argument {index}: contains a nul byte")
+
+
+def run_environment(
+    requested: Sequence[tuple[str, str]], allow: AbstractSet[str], defaults: Mapping[str, str]
+) -> dict[str, str]:
+    """The run's own variables: the owner's defaults, then the user's (threat-model.md §5.2).
+
+    Raises:
+        BadRunArgumentError: A name the manifest does not allow, or a value that is not text
+            of at most 4096 bytes without NUL.
+    """
+    env = dict(defaults)
+    for name, value in requested:
+        if name not in allow:
+            raise BadRunArgumentError(
+                f"run: environment variable {name!r} is not allowed by the bundle's manifest"
+            )
+        if "\x00" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_ARG_BYTES:
+            raise BadRunArgumentError(
+                f"run: environment variable {name!r}: value must be text of at most "
+                f"{MAX_ARG_BYTES} bytes without NUL"
+            )
+        env[name] = value
+    return env

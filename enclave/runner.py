@@ -44,7 +44,7 @@ from typing import IO
 from enclave import run_view
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
-from enclave.run_args import ROOTS, check_arguments
+from enclave.run_args import ROOTS, check_arguments, run_environment
 from enclave.runner_api import (
     BundleFacts,
     BundleOpener,
@@ -136,6 +136,7 @@ class Runner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._limit: float | None = None
         self._timed_out = False
+        self._run_env: dict[str, str] = {}
         self._keys: dict[bytes, tuple[bytes, float]] = {}
         self._spare: _Spare | None = None
         self._spare_thread: threading.Thread | None = None
@@ -220,6 +221,7 @@ class Runner:
                     f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
                 )
             check_arguments(request.args)
+            self._run_env = run_environment(request.env, facts.env_allow, facts.env_defaults)
             self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
             self._timed_out = False
             spare = self._take_spare() if self._config.prestart else None
@@ -390,7 +392,8 @@ class Runner:
                 raise RunCancelledError("run cancelled")
             try:
                 if zygote is not None:
-                    self._proc = zygote.go(view, _entry_env(self._config.python), argv)
+                    env = {**_entry_env(self._config.python), **self._run_env}
+                    self._proc = zygote.go(view, env, argv)
                     report = zygote.report  # closed by zygote.discard()
                 else:
                     self._proc, report = self._launch(view, argv)
@@ -433,7 +436,7 @@ class Runner:
                     *argv,
                 ],
                 cwd="/",
-                env=_entry_env(self._config.python),
+                env={**_entry_env(self._config.python), **self._run_env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -49,6 +49,8 @@ class BundleFacts:
         header_digest: A digest of the signed header bytes (key-cache identity).
         max_files_size: Most bytes of output files the user may get back.
         max_run_seconds: The owner's ceiling on a run's duration (None: none).
+        env_allow: Environment variables the user may set for a run.
+        env_defaults: The owner's values of some of them, used unless the user sets them.
     """
 
     name: str
@@ -65,6 +67,8 @@ class BundleFacts:
     header_digest: bytes = b""
     max_files_size: int = 1 << 30
     max_run_seconds: int | None = None
+    env_allow: frozenset[str] = frozenset()
+    env_defaults: Mapping[str, str] = field(default_factory=dict)
 
 
 class OpenedBundle(Protocol):
@@ -161,12 +165,15 @@ class RunRequest:
         entrypoint: The entrypoint's name or path, as declared in the manifest.
         args: The arguments, already split (the client splits `-a` like a POSIX shell).
         timeout: The user's time limit in seconds (None: only the manifest's, if any).
+        env: Environment variables the user sets (`NAME`, value), checked against the
+            manifest's allow-list.
     """
 
     bundle: str
     entrypoint: str
     args: tuple[str, ...] = ()
     timeout: float | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,8 @@ def _facts(reader: BundleReader) -> BundleFacts:
         header_digest=reader.parsed.header_digest,
         max_files_size=manifest.output.max_files_size,
         max_run_seconds=manifest.max_run_seconds,
+        env_allow=frozenset(manifest.env.allow if manifest.env else ()),
+        env_defaults=dict(manifest.env.defaults if manifest.env else ()),
     )
 
 

@@ -54,6 +54,7 @@ class Runner(Protocol):
         on_stderr: OutputSink,
         cancel: threading.Event,
         timeout: float | None = None,
+        env: Sequence[str] = (),
     ) -> int | RunOutcome:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
@@ -65,6 +66,7 @@ class Runner(Protocol):
             on_stderr: called with each chunk of standard error the manifest allows.
             cancel: set when the user cancels or disconnects; stop soon after.
             timeout: the user's time limit in seconds (the server passes it only when set).
+            env: the user's `NAME=VALUE` variables (the server passes them only when set).
 
         Returns:
             The entrypoint's exit status, or that and the files the run produced.
@@ -88,11 +90,12 @@ class UnavailableRunner:
         on_stderr: OutputSink,
         cancel: threading.Event,
         timeout: float | None = None,
+        env: Sequence[str] = (),
     ) -> int:
         """Refuse the run.
 
         Raises:
             RunFailureError: always, with `NOT_ALLOWED`.
         """
-        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout
+        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env
         raise RunFailureError(ErrorCode.NOT_ALLOWED, "this enclave server has no runner")

@@ -9,10 +9,11 @@ entrypoint's environment but for `HOME` and `TMPDIR` (the next run's private dir
 not exist yet), in its own session, stdin `/dev/null`, stdout and stderr piped to the runner.
 It imports a fixed list of standard-library modules (`PRELOAD`), then waits on the read
 end of a pipe (FD) and holds nothing else. When the run comes,
-`go(cwd, env, argv)` writes the run's directory, `HOME`, `TMPDIR`, the program path and the
-arguments into the pipe and closes it; the bootstrap changes into the directory, sets the two
-variables, sets `sys.argv` and `sys.path[0]` as `python SCRIPT ARGS` would and executes the
-script as `__main__` (uncaught exceptions print the script's frames only, exit status 1).
+`go(view, env, argv)` writes the run's view (`enclave.run_view`), its environment (`HOME`,
+`TMPDIR`, the run's variables), the program path and the arguments into the pipe and closes
+it; the bootstrap enters the view, sets the variables, sets `sys.argv` and `sys.path[0]` as
+`python SCRIPT ARGS` would and executes the script as `__main__` (uncaught exceptions
+print the script's frames only, exit status 1).
 An interpreter serves exactly one run: it is killed with its process group when the run
 ends, and an unused one is killed when the runner closes or cannot use it. Nothing of a run
 exists when the next run's interpreter starts, so none can reach it.
@@ -21,6 +22,7 @@ exists when the next run's interpreter starts, so none can reach it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
@@ -73,9 +75,8 @@ def _nb_run():
         return
     fields = [os.fsdecode(a) for a in data.split(b"\\0")]
     enter(json.loads(fields[0]))
-    os.environ["HOME"] = fields[1]
-    os.environ["TMPDIR"] = fields[2]
-    argv = fields[3:]
+    os.environ.update(json.loads(fields[1]))
+    argv = fields[2:]
     path = argv[0]
     with open(path, "rb") as f:
         source = f.read()
@@ -168,14 +169,17 @@ class Zygote:
     def go(
         self, view: Mapping[str, object], env: Mapping[str, str], argv: Sequence[str]
     ) -> subprocess.Popen[bytes]:
-        """Hand the interpreter its view (`run_view`), `HOME`, `TMPDIR`, argv; return its process.
+        """Hand the interpreter its view (`run_view`), environment and argv; return its process.
+
+        `env` holds `HOME`, `TMPDIR` and the run's own variables; the interpreter adds them to
+        the environment it was started with.
 
         Raises:
             OSError: The interpreter went away before it got them (e.g. `BrokenPipeError`).
         """
         self._sent = True
         spec = {**view, "report": self._report_end}
-        fields = [run_view.dump(spec), env["HOME"], env["TMPDIR"], *argv]
+        fields = [run_view.dump(spec), json.dumps(dict(env)), *argv]
         data = memoryview(b"\0".join(os.fsencode(a) for a in fields))
         try:
             while data:

@@ -333,6 +333,8 @@ class ServerConnection:
         # A time limit is passed only when the client set one, so runners that predate it
         # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
         extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
+        if args["env"]:
+            extra["env"] = args["env"]
         try:
             status = self._server.runner.run(
                 args["bundle"],

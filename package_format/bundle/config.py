@@ -16,6 +16,7 @@ from package_format.bundle.errors import ManifestConfigError
 from package_format.bundle.manifest import (
     MAX_RUN_SECONDS,
     Entrypoint,
+    EnvPolicy,
     OutputPolicy,
     check_name,
     check_version,
@@ -23,7 +24,8 @@ from package_format.bundle.manifest import (
 from package_format.errors import PackageFormatError
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
-            "encryption_context", "exclude", "run"}  # fmt: skip
+            "encryption_context", "exclude", "run", "env"}  # fmt: skip
+ENV_KEYS = {"allow", "defaults"}
 RUN_KEYS = {"max_seconds"}
 ENTRY_KEYS = {"path", "name", "runtime", "allow_args"}
 OUTPUT_KEYS = {"stdout", "stderr", "files", "max_files_size"}
@@ -43,6 +45,7 @@ class BundleConfig:
     encryption_context: dict[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     max_run_seconds: int | None = None
+    env: EnvPolicy | None = None
 
 
 def default_runtime(path: str) -> str:
@@ -148,7 +151,24 @@ def _parse_top(top: dict[str, Any]) -> BundleConfig:
         encryption_context=dict(context),
         exclude=tuple(exclude),
         max_run_seconds=_parse_run(top.get("run", {})),
+        env=_parse_env(top["env"]) if "env" in top else None,
     )
+
+
+def _parse_env(obj: object) -> EnvPolicy:
+    """`[env] allow = [NAMES]`, `[env.defaults] NAME = "value"` (§5.5)."""
+    where = "bundle.toml: env"
+    table = _check_keys(obj, ENV_KEYS, where)
+    allow = _typed(table, "allow", list, where) if "allow" in table else []
+    defaults = table.get("defaults", {})
+    if not all(isinstance(n, str) for n in allow):
+        raise ManifestConfigError(f"{where}: allow must be a list of names")
+    if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
+        raise ManifestConfigError(f"{where}: defaults values must be strings")
+    try:
+        return EnvPolicy(tuple(allow), tuple(defaults.items()))
+    except PackageFormatError as exc:
+        raise ManifestConfigError(f"{where}: {str(exc).removeprefix('manifest: env: ')}") from exc
 
 
 def _parse_run(obj: object) -> int | None:

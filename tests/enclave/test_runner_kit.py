@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from package_format.bundle import build_header, public_key_of, write_bundle
-from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
 
 OWNER_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -44,6 +44,7 @@ def make_bundle(
     seed: bytes = OWNER_SEED,
     modes: Mapping[str, int] | None = None,
     max_run_seconds: int | None = None,
+    env: EnvPolicy | None = None,
 ) -> bytes:
     """Return the bytes of a signed, sealed bundle holding `files`."""
     modes = modes or {}
@@ -70,6 +71,7 @@ def make_bundle(
         not_before=not_before,
         expires=expires,
         max_run_seconds=max_run_seconds,
+        env=env,
     )
     header = build_header(
         manifest,

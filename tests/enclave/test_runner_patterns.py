@@ -19,6 +19,8 @@ from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bund
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_api import RunRequest
 from enclave.runner_bundle import open_bundle
+from enclave.runner_errors import BadRunArgumentError
+from package_format.bundle.manifest import EnvPolicy
 
 
 @pytest.fixture(params=[False, True], ids=["spawned", "prestarted"])
@@ -131,3 +133,50 @@ def test_two_stage_pipeline_driven_by_a_config_file_with_absolute_paths(env) -> 
 def runner_python() -> str:
     """The interpreter the runner starts entrypoints with (RunnerConfig's default)."""
     return RunnerConfig(trusted_keys=(), work_base=Path()).python
+
+
+CONFIGURED = b"""
+import os
+n = int(os.environ["N_ESTIMATORS"])
+seed = int(os.environ["SEED"])
+print(n, seed, os.environ.get("UNSET", "-"), flush=True)
+"""
+
+ENV_POLICY = EnvPolicy(("N_ESTIMATORS", "SEED", "UNSET"), (("N_ESTIMATORS", "10"),))
+
+
+def test_script_configured_only_by_environment_variables(env) -> None:
+    runner, session = env
+    (session.root / "encrypted" / "app.nb").write_bytes(
+        make_bundle({"main.py": CONFIGURED}, stderr=True, env=ENV_POLICY)
+    )
+    sink = RecordingSink()
+    request = RunRequest("encrypted/app.nb", "main.py", env=(("SEED", "7"),))
+    result = runner.run(request, session, sink)
+    assert result.exit_status == 0, bytes(sink.err).decode()
+    assert sink.out == b"10 7 -\n"  # the owner's default, the user's value, unset stays unset
+    sink = RecordingSink()
+    request = RunRequest("encrypted/app.nb", "main.py", env=(("SEED", "1"), ("N_ESTIMATORS", "3")))
+    assert runner.run(request, session, sink).exit_status == 0
+    assert sink.out == b"3 1 -\n"
+
+
+@pytest.mark.parametrize("name", ["LD_PRELOAD", "PATH", "OTHER"])
+def test_env_name_the_owner_did_not_allow_is_refused_before_kms(tmp_path, name: str) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    session = DirSession(tmp_path / "session")
+    release = FakeKeyRelease()
+    runner = Runner(RunnerConfig(trusted_keys=(owner_key(),), work_base=ram), open_bundle, release)
+    (session.root / "output" / "kept.txt").write_text("kept")
+    (session.root / "encrypted" / "app.nb").write_bytes(
+        make_bundle({"main.py": CONFIGURED}, env=ENV_POLICY)
+    )
+    request = RunRequest("encrypted/app.nb", "main.py", env=((name, "/dataset/x.so"),))
+    with pytest.raises(BadRunArgumentError) as info:
+        runner.run(request, session, RecordingSink())
+    assert str(info.value) == (
+        f"run: environment variable {name!r} is not allowed by the bundle's manifest"
+    )
+    assert release.calls == 0
+    assert [p.name for p in (session.root / "output").iterdir()] == ["kept.txt"]

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_run_server import serve_in_thread
 from test_runner_kit import make_bundle
 
+from package_format.bundle.manifest import EnvPolicy
 from user_runtime._cli import main
 from user_runtime.rpc_client import EnclaveClient
 
@@ -346,3 +347,27 @@ def test_console_script_usage_error_goes_through_typer(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("user-runtime: usage: ")
     assert "Traceback" not in proc.stderr
+
+
+ENV_SCRIPT = b"import os; print(os.environ['N'], os.environ['SEED'])"
+
+
+def test_run_env_reaches_the_entrypoint_with_the_owners_defaults(enclave, tmp_path, capsys) -> None:
+    policy = EnvPolicy(("N", "SEED"), (("N", "5"),))
+    bundle = _bundle(tmp_path, ENV_SCRIPT, env=policy)
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "--env", "SEED=a=b c"]) == 0
+    assert capsys.readouterr().out == "5 a=b c\n"
+
+
+def test_run_env_name_not_allowed_is_one_line(enclave, tmp_path, capsys) -> None:
+    bundle = _bundle(tmp_path, ENV_SCRIPT, env=EnvPolicy(("N",)))
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "--env", "SEED=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'SEED' is not allowed by the bundle's manifest" in err
+    assert "BAD_RUN_ARGUMENT" in err
+
+
+def test_run_env_without_a_name_is_a_usage_error(enclave, tmp_path, capsys) -> None:
+    assert main(["run", "-f", str(_bundle(tmp_path)), "-s", "main.py", "--env", "SEED"]) == 2
+    assert capsys.readouterr().err.startswith("user-runtime: usage: --env: expected NAME=VALUE")

@@ -15,7 +15,7 @@ from package_format.bundle.errors import (
     ManifestConfigError,
     UnsafePathError,
 )
-from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
 from package_format.bundle.paths import check_path
 from package_format.bundle.reader import check_validity
 
@@ -245,3 +245,54 @@ def test_bundle_toml_run_table_sets_the_ceiling() -> None:
     for bad in ("[run]\nmax_seconds = 0\n", "[run]\nmax_seconds = '9'\n", "[run]\nx = 1\n"):
         with pytest.raises(ManifestConfigError):
             parse_bundle_toml(bad)
+
+
+# -- env: the names a user may set, and the owner's defaults (§5, issue 21) -----------------
+
+
+def test_env_policy_round_trips_and_is_optional() -> None:
+    policy = EnvPolicy(("SEED", "N_ESTIMATORS"), (("N_ESTIMATORS", "100"),))
+    manifest = make(env=policy)
+    obj = manifest.to_cbor_obj()
+    assert obj["env"] == {"allow": ["N_ESTIMATORS", "SEED"], "defaults": {"N_ESTIMATORS": "100"}}
+    assert Manifest.from_cbor_obj(obj) == manifest
+    assert "env" not in make().to_cbor_obj()  # older bundles: byte-identical
+    assert Manifest.from_cbor_obj(make().to_cbor_obj()).env is None
+
+
+@pytest.mark.parametrize(
+    ("allow", "defaults"),
+    [
+        (("LD_PRELOAD",), ()),
+        (("PYTHONPATH",), ()),
+        (("PATH",), ()),
+        (("LC_CTYPE",), ()),
+        (("1BAD",), ()),
+        (("A-B",), ()),
+        (("SEED",), (("OTHER", "1"),)),
+        (("SEED",), (("SEED", "a\x00b"),)),
+    ],
+    ids=[
+        "ld-preload",
+        "pythonpath",
+        "path",
+        "locale",
+        "digit",
+        "dash",
+        "default-not-allowed",
+        "nul",
+    ],
+)
+def test_env_policy_refuses_reserved_or_bad_names(allow, defaults) -> None:
+    with pytest.raises(HeaderFieldError):
+        EnvPolicy(allow, defaults)
+
+
+def test_bundle_toml_env_table() -> None:
+    config = parse_bundle_toml('[env]\nallow = ["SEED", "N"]\n[env.defaults]\nN = "5"\n')
+    assert config.env == EnvPolicy(("N", "SEED"), (("N", "5"),))
+    assert parse_bundle_toml("").env is None
+    for bad in ('[env]\nallow = ["LD_PRELOAD"]\n', "[env]\nallow = [1]\n", "[env]\nx = 1\n"):
+        with pytest.raises(ManifestConfigError) as info:
+            parse_bundle_toml(bad)
+        assert "\n" not in str(info.value)
