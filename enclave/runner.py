@@ -71,7 +71,7 @@ from enclave.runner_errors import (
     RunTimedOutError,
     UntrustedBundleSignerError,
 )
-from enclave.runner_zygote import Zygote
+from enclave.runner_zygote import RUN_MODULE, Zygote
 from package_format.bundle.errors import UntrustedSignerError
 from package_format.errors import PackageFormatError
 
@@ -345,10 +345,14 @@ class Runner:
         view = self._view(work, app, roots)
         # specs/threat-model.md §5.3: the arguments pass unchanged; the view confines them.
         argv = [f"/{app.name}/{entry.path}", *request.args]
+        if entry.module is not None:  # python -m MODULE, the app's root first on sys.path
+            argv = ["-m", f"/{app.name}", entry.module, *request.args]
         if entry.runtime == "python" and zygote is not None and zygote.usable():
             # The interpreter started with the same flags before the run (runner_zygote).
             status = self._spawn_and_pump(view, argv=argv, facts=facts, sink=sink, zygote=zygote)
         else:
+            if entry.module is not None:
+                argv = ["-c", RUN_MODULE, *argv[1:]]
             if entry.runtime == "python":
                 # -B: no bytecode beside the plaintext; -E -s: no environment or user site
                 # reaches the entrypoint; -u: unbuffered, so its lines stream as printed.

@@ -23,11 +23,13 @@ class EntryFacts:
         path: Its file in the bundle (relative, normalised).
         runtime: `python` (run with the session's Python) or `exec` (run directly).
         allow_args: Whether the user may pass arguments.
+        module: Run as `python -m MODULE` (its file is `path`), or None.
     """
 
     path: str
     runtime: str = "python"
     allow_args: bool = True
+    module: str | None = None
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,12 @@ def _facts(reader: BundleReader) -> BundleFacts:
     manifest: Manifest = header.manifest
     entries: dict[str, EntryFacts] = {}
     for entry in manifest.entrypoints:
-        facts = EntryFacts(path=entry.path, runtime=entry.runtime, allow_args=entry.allow_args)
+        facts = EntryFacts(
+            path=entry.path,
+            runtime=entry.runtime,
+            allow_args=entry.allow_args,
+            module=entry.module,
+        )
         entries.setdefault(entry.path, facts)
         entries[entry.name] = facts
     return BundleFacts(

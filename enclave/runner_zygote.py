@@ -77,18 +77,26 @@ def _nb_run():
     enter(json.loads(fields[0]))
     os.environ.update(json.loads(fields[1]))
     argv = fields[2:]
+
+    def hook(kind, value, tb, show=sys.__excepthook__):
+        while tb is not None and (tb.tb_frame.f_code.co_filename == "<string>"
+                                  or tb.tb_frame.f_code.co_filename.endswith("runpy.py")):
+            tb = tb.tb_next
+        show(kind, value.with_traceback(tb), tb)
+
+    sys.excepthook = hook
+    if argv[0] == "-m":
+        # python -m MODULE ARGS, with the app's root first on sys.path (runner: module).
+        import runpy
+        sys.path[0] = argv[1]
+        sys.argv = [argv[2], *argv[3:]]
+        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        return
     path = argv[0]
     with open(path, "rb") as f:
         source = f.read()
     sys.argv = argv
     sys.path[0] = os.path.dirname(path)
-
-    def hook(kind, value, tb, show=sys.__excepthook__):
-        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
-            tb = tb.tb_next
-        show(kind, value.with_traceback(tb), tb)
-
-    sys.excepthook = hook
     from importlib.machinery import SourceFileLoader
     main = sys.modules["__main__"].__dict__
     builtins = main["__builtins__"]
@@ -100,6 +108,14 @@ def _nb_run():
     exec(compile(source, path, "exec", dont_inherit=True), main)
 _nb_run()
 """
+
+
+#: `python -c RUN_MODULE APP MODULE ARGS`: `python -m MODULE ARGS` with APP first on sys.path
+#: (a module entrypoint without a pre-started interpreter).
+RUN_MODULE = (
+    "import runpy, sys; sys.path[0] = sys.argv[1]; mod = sys.argv[2]; "
+    "sys.argv = [mod, *sys.argv[3:]]; runpy.run_module(mod, run_name='__main__', alter_sys=True)"
+)
 
 
 class Zygote:

@@ -27,7 +27,7 @@ TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
             "encryption_context", "exclude", "run", "env"}  # fmt: skip
 ENV_KEYS = {"allow", "defaults"}
 RUN_KEYS = {"max_seconds"}
-ENTRY_KEYS = {"path", "name", "runtime", "allow_args"}
+ENTRY_KEYS = {"path", "name", "runtime", "allow_args", "module"}
 OUTPUT_KEYS = {"stdout", "stderr", "files", "max_files_size"}
 MAX_TOML_SIZE = 1 << 20
 
@@ -83,6 +83,11 @@ def _time(table: dict[str, Any], key: str) -> int | None:
     raise ManifestConfigError(f"bundle.toml: {key} must be a TOML date or date-time")
 
 
+def module_path(module: str | None) -> str:
+    """The default file of a module entrypoint, `a/b.py` (a package's needs `path`)."""
+    return str(module).replace(".", "/") + ".py"
+
+
 def parse_entrypoint(obj: object, where: str) -> Entrypoint:
     """Build an entrypoint from a `[[entrypoints]]` table.
 
@@ -90,12 +95,14 @@ def parse_entrypoint(obj: object, where: str) -> Entrypoint:
         ManifestConfigError: The table does not follow §5.5.
     """
     table = _check_keys(obj, ENTRY_KEYS, where)
-    if "path" not in table:
-        raise ManifestConfigError(f"{where}: path is required")
-    path = _typed(table, "path", str, where)
+    module = _typed(table, "module", str, where) if "module" in table else None
+    if "path" not in table and module is None:
+        raise ManifestConfigError(f"{where}: path (or module) is required")
+    path = _typed(table, "path", str, where) if "path" in table else module_path(module)
     try:
         return Entrypoint(
-            name=_typed(table, "name", str, where) if "name" in table else path,
+            name=_typed(table, "name", str, where) if "name" in table else (module or path),
+            module=module,
             path=path,
             runtime=_typed(table, "runtime", str, where)
             if "runtime" in table

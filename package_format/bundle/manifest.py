@@ -29,6 +29,7 @@ RUNTIMES = frozenset({"python", "exec"})
 KINDS = frozenset({"file", "dir"})
 MAX_TIME = 2**40  # seconds since the epoch; far beyond any real date
 MAX_RUN_SECONDS = 2**31  # §5: the owner's ceiling on one run (about 68 years)
+MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_ENV_NAMES = 64
 MAX_ENV_VALUE_BYTES = 4096
@@ -140,6 +141,7 @@ class Entrypoint:
     path: str
     runtime: str = "python"
     allow_args: bool = True
+    module: str | None = None
 
     def __post_init__(self) -> None:
         where = f"entrypoint {self.name!r}"
@@ -148,15 +150,20 @@ class Entrypoint:
         check_path(self.path, where)
         if self.runtime not in RUNTIMES:
             raise HeaderFieldError(f"{where}: runtime must be one of {sorted(RUNTIMES)}")
+        if self.module is not None:
+            check_module(self.module, self.path, self.runtime, where)
 
     def to_cbor_obj(self) -> dict[str, Any]:
-        """Return the CBOR map of this entrypoint (§5.2)."""
-        return {
+        """Return the CBOR map of this entrypoint (§5.2); `module` only when set."""
+        obj: dict[str, Any] = {
             "allow_args": self.allow_args,
             "name": self.name,
             "path": self.path,
             "runtime": self.runtime,
         }
+        if self.module is not None:
+            obj["module"] = self.module
+        return obj
 
     @classmethod
     def from_cbor_obj(cls, obj: object, where: str) -> Entrypoint:
@@ -166,12 +173,35 @@ class Entrypoint:
             HeaderFieldError: A field is missing, unknown or invalid.
             UnsafePathError: The path is unsafe.
         """
-        m = fields(obj, {"allow_args", "name", "path", "runtime"}, set(), where)
+        m = fields(obj, {"allow_args", "name", "path", "runtime"}, {"module"}, where)
         return cls(
             name=get_text(m, "name", where, 255),
             path=get_text(m, "path", where, DEFAULT_LIMITS.max_path_bytes),
             runtime=get_text(m, "runtime", where, 16),
             allow_args=get_bool(m, "allow_args", where),
+            module=get_text(m, "module", where, 255) if "module" in m else None,
+        )
+
+
+def module_paths(module: str) -> tuple[str, str]:
+    """The two files `python -m MODULE` may run: `a/b.py` or `a/b/__main__.py`."""
+    base = module.replace(".", "/")
+    return f"{base}.py", f"{base}/__main__.py"
+
+
+def check_module(module: str, path: str, runtime: str, where: str) -> None:
+    """Check a `python -m` entrypoint: a dotted name whose file is `path` (§5.2).
+
+    Raises:
+        HeaderFieldError: Not a dotted name, not a Python entrypoint, or another file.
+    """
+    if not MODULE_RE.fullmatch(module) or len(module) > 255:
+        raise HeaderFieldError(f"{where}: module {module!r} is not a dotted module name")
+    if runtime != "python":
+        raise HeaderFieldError(f"{where}: a module entrypoint must have runtime python")
+    if path not in module_paths(module):
+        raise HeaderFieldError(
+            f"{where}: path of module {module!r} must be one of {list(module_paths(module))}"
         )
 
 

@@ -45,6 +45,7 @@ def make_bundle(
     modes: Mapping[str, int] | None = None,
     max_run_seconds: int | None = None,
     env: EnvPolicy | None = None,
+    modules: Mapping[str, str] | None = None,
 ) -> bytes:
     """Return the bytes of a signed, sealed bundle holding `files`."""
     modes = modes or {}
@@ -60,7 +61,9 @@ def make_bundle(
         name=name,
         version=version,
         created=CREATED,
-        entrypoints=tuple(Entrypoint(name=n, path=p) for n, p in entrypoints),
+        entrypoints=tuple(
+            Entrypoint(name=n, path=p, module=(modules or {}).get(n)) for n, p in entrypoints
+        ),
         output=OutputPolicy(
             stdout=stdout,
             stderr=stderr,

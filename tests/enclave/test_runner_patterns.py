@@ -180,3 +180,47 @@ def test_env_name_the_owner_did_not_allow_is_refused_before_kms(tmp_path, name: 
     )
     assert release.calls == 0
     assert [p.name for p in (session.root / "output").iterdir()] == ["kept.txt"]
+
+
+PKG_CLI = b"""
+import sys
+from . import helper
+print(__name__, __package__, sys.argv[1:], helper.VALUE, flush=True)
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "path"), [("pkg.cli", "pkg/cli.py"), ("pkg", "pkg/__main__.py")]
+)
+def test_python_dash_m_entrypoint_runs_its_package(env, module: str, path: str) -> None:
+    runner, session = env
+    files = {"pkg/__init__.py": b"", "pkg/helper.py": b"VALUE = 42\n", path: PKG_CLI}
+    (session.root / "encrypted" / "app.nb").write_bytes(
+        make_bundle(files, entrypoints=((module, path),), stderr=True, modules={module: module})
+    )
+    sink = RecordingSink()
+    request = RunRequest("encrypted/app.nb", module, ("--url", "https://a//b"))
+    result = runner.run(request, session, sink)
+    assert result.exit_status == 0, bytes(sink.err).decode()
+    assert sink.out.decode() == "__main__ pkg ['--url', 'https://a//b'] 42\n"
+
+
+def test_python_dash_m_traceback_shows_the_owners_frames_only(env) -> None:
+    runner, session = env
+    files = {
+        "pkg/__init__.py": b"",
+        "pkg/cli.py": b"def boom():\n    raise RuntimeError('x')\nboom()\n",
+    }
+    (session.root / "encrypted" / "app.nb").write_bytes(
+        make_bundle(
+            files,
+            entrypoints=(("pkg.cli", "pkg/cli.py"),),
+            stderr=True,
+            modules={"pkg.cli": "pkg.cli"},
+        )
+    )
+    sink = RecordingSink()
+    result = runner.run(RunRequest("encrypted/app.nb", "pkg.cli"), session, sink)
+    assert result.exit_status == 1
+    assert b"RuntimeError: x" in sink.err
+    assert b"boom" in sink.err

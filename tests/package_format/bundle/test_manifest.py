@@ -296,3 +296,35 @@ def test_bundle_toml_env_table() -> None:
         with pytest.raises(ManifestConfigError) as info:
             parse_bundle_toml(bad)
         assert "\n" not in str(info.value)
+
+
+# -- module entrypoints: python -m (§5.2, issue 21) ----------------------------------------
+
+
+def test_module_entrypoint_round_trips_and_is_optional() -> None:
+    entry = Entrypoint(name="pkg.cli", path="pkg/cli.py", module="pkg.cli")
+    assert entry.to_cbor_obj()["module"] == "pkg.cli"
+    assert Entrypoint.from_cbor_obj(entry.to_cbor_obj(), "e") == entry
+    assert "module" not in Entrypoint(name="a.py", path="a.py").to_cbor_obj()
+
+
+@pytest.mark.parametrize(
+    ("module", "path", "runtime"),
+    [
+        ("pkg.cli", "pkg/other.py", "python"),
+        ("pkg..cli", "pkg//cli.py", "python"),
+        ("pkg.cli", "pkg/cli.py", "exec"),
+        ("1pkg", "1pkg.py", "python"),
+    ],
+    ids=["other-file", "bad-name", "exec", "digit"],
+)
+def test_module_entrypoint_must_name_its_own_python_file(module, path, runtime) -> None:
+    with pytest.raises((HeaderFieldError, UnsafePathError)):
+        Entrypoint(name="e", path=path, runtime=runtime, module=module)
+
+
+def test_bundle_toml_module_entrypoint_defaults_its_path_and_name() -> None:
+    config = parse_bundle_toml('[[entrypoints]]\nmodule = "pkg.cli"\n')
+    assert config.entrypoints == (Entrypoint(name="pkg.cli", path="pkg/cli.py", module="pkg.cli"),)
+    package = parse_bundle_toml('[[entrypoints]]\nmodule = "pkg"\npath = "pkg/__main__.py"\n')
+    assert package.entrypoints[0].path == "pkg/__main__.py"
