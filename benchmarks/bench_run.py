@@ -186,7 +186,8 @@ def make_release(world: dict[str, object], env: dict[str, str]) -> tuple[object,
     The server builds its KMS client at start-up, so its first recipient key pair is made
     in the background long before a run needs it (enclave.kms_client.RecipientKeys).
     """
-    from enclave.app import load_image_config, make_key_release, make_nsm
+    from enclave.app import credentials_from_env, load_image_config, make_key_release, make_nsm
+    from enclave.credentials import CredentialStore
 
     state = Path(world["state"])  # type: ignore[arg-type]
     ram = Path(json.loads((state / "enclave" / "state.json").read_text())["ram_dir"])
@@ -200,7 +201,8 @@ def make_release(world: dict[str, object], env: dict[str, str]) -> tuple[object,
         **env,
     }
     nsm = make_nsm(nsm_env)
-    return image, make_key_release(nsm_env, nsm, image.kms_region)
+    store = CredentialStore(credentials_from_env(nsm_env))
+    return image, make_key_release(nsm_env, nsm, image.kms_region, store)
 
 
 def first_run_phases(image: object, release: object, bundle: Path, base: Path) -> dict[str, float]:
