@@ -25,11 +25,13 @@ executed by `python -c` (`source()`), with no access to the enclave's packages.
 """
 
 # os paths, not pathlib: every import here is paid by each run's interpreter before its run.
-# ruff: noqa: PTH102, PTH103, PTH106, PTH110, PTH112, PTH114, PTH115, PTH120, PTH123, PTH211, S108
+# ruff: noqa: PTH102, PTH103, PTH110, PTH112, PTH114, PTH115, PTH120, PTH123, PTH211, S108
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
 import json
 import os
 import sys
@@ -67,7 +69,7 @@ def _mount(  # noqa: PLR0917 - mount(2)'s own arguments
 ) -> None:
     _check(
         libc.mount(src.encode(), dst.encode(), fstype.encode(), flags, data.encode() or None),
-        f"mount {dst}",
+        f"mount {dst} ({'move' if flags & MS_MOVE else fstype or 'bind'})",
     )
 
 
@@ -92,7 +94,13 @@ def _place(root: str, path: str, *, is_dir: bool) -> str:
 def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
     """Build the view under `spec["root"]`; return the root (a tmpfs mount)."""
     root = str(spec["root"])
-    _mount(libc, "none", "/", "", MS_REC | MS_PRIVATE, "")
+    try:
+        _mount(libc, "none", "/", "", MS_REC | MS_PRIVATE, "")
+    except OSError as exc:
+        # "/" is no mount point when the process is chrooted into a directory (the enclave's
+        # init chroots into /rootfs of its initramfs): nothing there propagates anyway.
+        if exc.errno != errno.EINVAL:
+            raise
     _mount(libc, "nb-run", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
     system = spec["system"]
     assert isinstance(system, list)
@@ -123,25 +131,28 @@ def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
         os.symlink(target, root + "/dev/" + name)
     _mount(libc, "proc", _place(root, "/proc", is_dir=True), "proc", MS_NOSUID | MS_NODEV, "")
+    os.mkdir(root + "/.old")  # pivot_root's put-old (left empty)
+    # Every mount point exists now: the view's own tree becomes read-only before it is entered.
+    _mount(libc, "", root, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "")
     return root
 
 
 def _switch(libc: ctypes.CDLL, root: str) -> None:
-    """Make `root` the process's `/`, hide the old one, then make `/` read-only."""
-    old = root + "/.old"
-    os.mkdir(old)
-    if libc.syscall(155, root.encode(), old.encode()) == 0:  # pivot_root (x86_64)
+    """Make `root` the process's `/` and hide the old one as far as the kernel lets us.
+
+    `pivot_root` then detaching the old root where `/` is a mount point of its own (a
+    host); where it is not (an initramfs, or a chroot into a directory, as in the enclave)
+    the view is moved over `/` as `switch_root` does, or else only `chroot`ed into.
+    """
+    if libc.syscall(155, root.encode(), (root + "/.old").encode()) == 0:  # pivot_root, x86_64
         os.chdir("/")
-        _check(libc.umount2(b"/.old", MNT_DETACH), "umount old root")
-        os.rmdir("/.old")
-    else:
-        # An initramfs root cannot be pivoted: move the view over it, as switch_root does.
-        os.rmdir(old)
-        os.chdir(root)
+        _check(libc.umount2(b"/.old", MNT_DETACH), "umount the old root")
+        return
+    os.chdir(root)
+    with contextlib.suppress(OSError):
         _mount(libc, root, "/", "", MS_MOVE, "")
-        os.chroot(".")
-        os.chdir("/")
-    _mount(libc, "", "/", "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID, "")
+    os.chroot(".")
+    os.chdir("/")
 
 
 def _exit_like(status: int) -> None:
