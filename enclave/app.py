@@ -37,7 +37,7 @@ from enclave.errors import InputError, UsageError
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_api import KeyRelease, RunRequest
 from enclave.runner_errors import KeyReleaseError, RunError
-from enclave.runner_interface import RunFailureError
+from enclave.runner_interface import RunFailureError, RunOutcome
 from enclave.sessionfs import SessionFs
 
 NSM_DEVICE = Path("/dev/nsm")
@@ -126,6 +126,10 @@ class SessionFsFiles:
             if exc.code is not ErrorCode.ENOENT:
                 raise
 
+    def clear_dir(self, name: str) -> None:
+        """Empty session directory `name` (kept)."""
+        self._fs.clear_tree(name)
+
     def import_dir(self, src: Path, name: str) -> list[str]:
         """Copy the files under `src` into session directory `name`; list them."""
         listed = sorted(
@@ -162,19 +166,21 @@ class ServerRunner:
         on_stderr: Callable[[bytes], None],
         cancel: threading.Event,
         timeout: float | None = None,
-    ) -> int:
+        env: Sequence[str] = (),
+    ) -> RunOutcome:
         """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
         Raises:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
         sink = _Sink(on_stdout, on_stderr)
-        request = RunRequest(bundle, entrypoint, tuple(args), timeout)
+        pairs = tuple((name, value) for name, _, value in (item.partition("=") for item in env))
+        request = RunRequest(bundle, entrypoint, tuple(args), timeout, pairs)
         try:
             result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:
             raise RunFailureError(exc.rpc_code, str(exc)) from exc
-        return result.exit_status
+        return RunOutcome(result.exit_status, result.outputs)
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ Order of a run, each step refusing before the next costs anything:
 4. create a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which no
    RPC can name, and obtain the data key through attestation (`KeyRelease`) while another
    thread lays out the signed file table's files there, pre-sized (no plaintext yet);
-5. decrypt into that directory; export the session roots the arguments name; map the
-   arguments;
-6. run `python -B -E -s -u ENTRY ARGS` in its own process group, cwd = the run's session
-   folder (the decrypted app sits under a random name beside it and is reached only by the
-   absolute path of ENTRY), streaming stdout and (when the manifest allows) stderr to the
-   sink as they come, killed when the run's time limit passes;
+5. decrypt into that directory; export the session's dataset and model for the run;
+6. run `python -B -E -s -u ENTRY ARGS` in its own process group, inside the run's own view
+   of the file system (`enclave.run_view`: `/dataset`, `/model` read-only, a fresh
+   `/output`, `/tmp`, the app read-only at `/app-<random>`, the image's system, nothing of
+   the session), arguments unchanged, streaming stdout and (when the manifest allows)
+   stderr to the sink as they come, killed when the run's time limit passes;
 7. copy /output/ back into the session (when the manifest allows files);
 8. wipe everything (overwrite, unlink, rmdir) however the run ended.
 """
@@ -41,9 +41,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
+from enclave import run_view
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
-from enclave.run_args import ROOTS, check_arguments, map_arguments, named_roots
+from enclave.run_args import ROOTS, check_arguments, run_environment
 from enclave.runner_api import (
     BundleFacts,
     BundleOpener,
@@ -70,7 +71,7 @@ from enclave.runner_errors import (
     RunTimedOutError,
     UntrustedBundleSignerError,
 )
-from enclave.runner_zygote import Zygote
+from enclave.runner_zygote import RUN_MODULE, Zygote
 from package_format.bundle.errors import UntrustedSignerError
 from package_format.errors import PackageFormatError
 
@@ -135,6 +136,7 @@ class Runner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._limit: float | None = None
         self._timed_out = False
+        self._run_env: dict[str, str] = {}
         self._keys: dict[bytes, tuple[bytes, float]] = {}
         self._spare: _Spare | None = None
         self._spare_thread: threading.Thread | None = None
@@ -161,7 +163,7 @@ class Runner:
 
     def _make_spare(self) -> None:
         try:
-            zygote = Zygote(self._config.python, _entry_env(self._config.work_base))
+            zygote = Zygote(self._config.python, _entry_env(self._config.python))
         except OSError:
             return  # the run starts its interpreter itself (and reports a failure)
         self._spare = _Spare(zygote)
@@ -219,6 +221,7 @@ class Runner:
                     f"{request.bundle}: entrypoint {request.entrypoint!r} takes no arguments"
                 )
             check_arguments(request.args)
+            self._run_env = run_environment(request.env, facts.env_allow, facts.env_defaults)
             self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
             self._timed_out = False
             spare = self._take_spare() if self._config.prestart else None
@@ -338,20 +341,23 @@ class Runner:
             raise EntrypointNotDeclaredError(
                 f"{request.bundle}: entrypoint {request.entrypoint!r} is not a file of the bundle"
             )
-        cwd = work / "session"
-        roots = _export_roots(cwd, request.args, session)
-        argv = [str(program), *map_arguments(request.args, roots, cwd, app)]
+        roots = _export_roots(work / "session", session)
+        view = self._view(work, app, roots)
+        # specs/threat-model.md §5.3: the arguments pass unchanged; the view confines them.
+        argv = [f"/{app.name}/{entry.path}", *request.args]
+        if entry.module is not None:  # python -m MODULE, the app's root first on sys.path
+            argv = ["-m", f"/{app.name}", entry.module, *request.args]
         if entry.runtime == "python" and zygote is not None and zygote.usable():
             # The interpreter started with the same flags before the run (runner_zygote).
-            status = self._spawn_and_pump(
-                work, cwd=cwd, argv=argv, facts=facts, sink=sink, zygote=zygote
-            )
+            status = self._spawn_and_pump(view, argv=argv, facts=facts, sink=sink, zygote=zygote)
         else:
+            if entry.module is not None:
+                argv = ["-c", RUN_MODULE, *argv[1:]]
             if entry.runtime == "python":
                 # -B: no bytecode beside the plaintext; -E -s: no environment or user site
                 # reaches the entrypoint; -u: unbuffered, so its lines stream as printed.
                 argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
-            status = self._spawn_and_pump(work, cwd=cwd, argv=argv, facts=facts, sink=sink)
+            status = self._spawn_and_pump(view, argv=argv, facts=facts, sink=sink)
         if self._timed_out:
             # specs/threat-model.md §5.5: no outputs; the caller's PrivateDir wipes.
             raise RunTimedOutError(f"run timed out after {self._limit:g} s")
@@ -364,11 +370,22 @@ class Runner:
             sink.stderr(generic_failure_message(status))
         return RunResult(status, cancelled, withheld, outputs)
 
+    def _view(self, work: Path, app: Path, roots: Mapping[str, Path]) -> dict[str, object]:
+        """The run's view (`enclave.run_view`): what its private namespace holds."""
+        root = work / "root"
+        root.mkdir(mode=0o700)
+        return {
+            "root": str(root),
+            "system": system_dirs(self._config.python),
+            **{name: str(path) for name, path in roots.items()},
+            "app": str(app),
+            "app_at": f"/{app.name}",
+        }
+
     def _spawn_and_pump(
         self,
-        work: Path,
+        view: dict[str, object],
         *,
-        cwd: Path,
         argv: list[str],
         facts: BundleFacts,
         sink: RunSink,
@@ -379,22 +396,20 @@ class Runner:
                 raise RunCancelledError("run cancelled")
             try:
                 if zygote is not None:
-                    self._proc = zygote.go(cwd, _entry_env(work), argv)
+                    env = {**_entry_env(self._config.python), **self._run_env}
+                    self._proc = zygote.go(view, env, argv)
+                    report = zygote.report  # closed by zygote.discard()
                 else:
-                    self._proc = subprocess.Popen(
-                        argv,
-                        cwd=cwd,
-                        env=_entry_env(work),
-                        stdin=subprocess.DEVNULL,
-                        stdout=subprocess.PIPE,
-                        stderr=subprocess.PIPE,
-                        start_new_session=True,
-                        close_fds=True,
-                    )
+                    self._proc, report = self._launch(view, argv)
             except OSError as exc:
                 raise RunSetupError(f"cannot start the entrypoint: {exc.strerror}") from exc
         proc = self._proc
         try:
+            try:
+                _await_view(report)
+            finally:
+                if zygote is None:
+                    os.close(report)
             self._pump(proc, facts, sink)
         finally:
             with self._lock:
@@ -406,6 +421,39 @@ class Runner:
                     pipe.close()
         code = proc.returncode
         return 128 - code if code < 0 else code
+
+    def _launch(
+        self, view: dict[str, object], argv: list[str]
+    ) -> tuple[subprocess.Popen[bytes], int]:
+        """Start `argv` in its view through `run_view`'s launcher; return it and its report."""
+        report, report_end = os.pipe()
+        try:
+            proc = subprocess.Popen(
+                [
+                    self._config.python,
+                    "-B",
+                    "-E",
+                    "-s",
+                    "-c",
+                    run_view.launcher(),
+                    run_view.dump({**view, "report": report_end}),
+                    *argv,
+                ],
+                cwd="/",
+                env={**_entry_env(self._config.python), **self._run_env},
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(report_end,),
+            )
+        except BaseException:
+            os.close(report)
+            raise
+        finally:
+            os.close(report_end)
+        return proc, report
 
     def _pump(self, proc: subprocess.Popen[bytes], facts: BundleFacts, sink: RunSink) -> None:
         assert proc.stdout is not None
@@ -491,26 +539,62 @@ def key_while_preparing(
     return key
 
 
-def _entry_env(work: Path) -> dict[str, str]:
-    """The entrypoint's whole environment (specs/threat-model.md §5.2)."""
+def _await_view(report: int) -> None:
+    """Wait until the run's view is built (end of file on `report`).
+
+    Raises:
+        RunSetupError: The view could not be built (its one line says why).
+    """
+    parts: list[bytes] = []
+    while chunk := os.read(report, 4096):
+        parts.append(chunk)
+    if parts:
+        reason = b"".join(parts).decode(errors="replace")
+        raise RunSetupError(f"{reason} (specs/threat-model.md §5.3)")
+
+
+#: System directories of the image the run sees read-only, when present.
+_SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+
+
+def system_dirs(python: str) -> list[str]:
+    """The image's directories bound read-only into a run's view: system and interpreter."""
+    prefixes = {sys.prefix, sys.base_prefix, str(Path(python).parent.parent)}
+    prefixes.add(str(Path(python).resolve().parent.parent))
+    found: list[str] = []
+    for path in [*_SYSTEM, *sorted(prefixes, key=len)]:
+        if path in {"", "/"} or not os.path.lexists(path):
+            continue
+        if any(path == d or path.startswith(d + "/") for d in found if not Path(d).is_symlink()):
+            continue
+        found.append(path)
+    return found
+
+
+def _entry_env(python: str) -> dict[str, str]:
+    """The entrypoint's whole environment (specs/threat-model.md §5.2).
+
+    `PATH` starts with the interpreter's own directory, so `python`, `python3` (and `pip`'s
+    console scripts) there are the entrypoint's interpreter, with its packages.
+    """
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": str(work / "home"),
-        "TMPDIR": str(work / "tmp"),
+        "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": "/tmp",  # noqa: S108 - the run's own tmpfs (enclave.run_view)
+        "TMPDIR": "/tmp",  # noqa: S108
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
     }
 
 
 def _layout(work: Path) -> Path:
-    """Make a private directory's `app-<random>/`, `home/`, `tmp/`, `session/`; return the app.
+    """Make a private directory's `app-<random>/` and `session/`; return the app.
 
-    The app's name is random so that no fixed path from the entrypoint's working directory
-    (`session/`), e.g. a link inside a user's file to `/proc/self/cwd/../app/model.h5`,
-    reaches the owner's files (specs/threat-model.md §4, §5.3).
+    The app's name is random, and the run sees it at `/<that name>` (enclave.run_view), so
+    that no fixed path, e.g. a link inside a user's file to `/app/model.h5`, reaches the
+    owner's files (specs/threat-model.md §4, §5.3).
     """
     app = work / f"app-{secrets.token_hex(8)}"
-    for sub in (app, work / "home", work / "tmp", work / "session"):
+    for sub in (app, work / "session"):
         sub.mkdir(mode=0o700)
     return app
 
@@ -526,14 +610,18 @@ def _drop_spare(spare: _Spare) -> None:
         spare.zygote.discard()
 
 
-def _export_roots(base: Path, args: tuple[str, ...], session: SessionFiles) -> dict[str, Path]:
-    """Make the run's /dataset/, /model/, /output/; export the roots the arguments name."""
+def _export_roots(base: Path, session: SessionFiles) -> dict[str, Path]:
+    """Make the run's /dataset/, /model/ (exported from the session) and a fresh /output/.
+
+    The session's `output/` is emptied here, as the entrypoint is about to start: after the
+    run it holds this run's files only (specs/sync.md §2).
+    """
     roots = {name: base / name for name in ROOTS}
-    named = named_roots(args)
     try:
+        session.clear_dir("output")
         for name, path in roots.items():
             path.mkdir(mode=0o700)
-            if name != "output" and name in named:
+            if name != "output":
                 session.export_dir(name, path)
     except (OSError, EnclaveError) as exc:
         raise RunSetupError(f"session: cannot export for the run: {_reason(exc)}") from exc

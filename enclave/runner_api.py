@@ -23,11 +23,13 @@ class EntryFacts:
         path: Its file in the bundle (relative, normalised).
         runtime: `python` (run with the session's Python) or `exec` (run directly).
         allow_args: Whether the user may pass arguments.
+        module: Run as `python -m MODULE` (its file is `path`), or None.
     """
 
     path: str
     runtime: str = "python"
     allow_args: bool = True
+    module: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class BundleFacts:
         header_digest: A digest of the signed header bytes (key-cache identity).
         max_files_size: Most bytes of output files the user may get back.
         max_run_seconds: The owner's ceiling on a run's duration (None: none).
+        env_allow: Environment variables the user may set for a run.
+        env_defaults: The owner's values of some of them, used unless the user sets them.
     """
 
     name: str
@@ -65,6 +69,8 @@ class BundleFacts:
     header_digest: bytes = b""
     max_files_size: int = 1 << 30
     max_run_seconds: int | None = None
+    env_allow: frozenset[str] = frozenset()
+    env_defaults: Mapping[str, str] = field(default_factory=dict)
 
 
 class OpenedBundle(Protocol):
@@ -131,6 +137,10 @@ class SessionFiles(Protocol):
         """Copy the session directory `name` (regular files and dirs only) into `dest`."""
         ...
 
+    def clear_dir(self, name: str) -> None:
+        """Remove everything under the session directory `name` (kept itself)."""
+        ...
+
     def import_dir(self, src: Path, name: str) -> list[str]:
         """Copy the regular files under `src` into session directory `name`; list them."""
         ...
@@ -157,12 +167,15 @@ class RunRequest:
         entrypoint: The entrypoint's name or path, as declared in the manifest.
         args: The arguments, already split (the client splits `-a` like a POSIX shell).
         timeout: The user's time limit in seconds (None: only the manifest's, if any).
+        env: Environment variables the user sets (`NAME`, value), checked against the
+            manifest's allow-list.
     """
 
     bundle: str
     entrypoint: str
     args: tuple[str, ...] = ()
     timeout: float | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,12 @@ def _facts(reader: BundleReader) -> BundleFacts:
     manifest: Manifest = header.manifest
     entries: dict[str, EntryFacts] = {}
     for entry in manifest.entrypoints:
-        facts = EntryFacts(path=entry.path, runtime=entry.runtime, allow_args=entry.allow_args)
+        facts = EntryFacts(
+            path=entry.path,
+            runtime=entry.runtime,
+            allow_args=entry.allow_args,
+            module=entry.module,
+        )
         entries.setdefault(entry.path, facts)
         entries[entry.name] = facts
     return BundleFacts(
@@ -128,6 +133,8 @@ def _facts(reader: BundleReader) -> BundleFacts:
         header_digest=reader.parsed.header_digest,
         max_files_size=manifest.output.max_files_size,
         max_run_seconds=manifest.max_run_seconds,
+        env_allow=frozenset(manifest.env.allow if manifest.env else ()),
+        env_defaults=dict(manifest.env.defaults if manifest.env else ()),
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from enclave.errors import EnclaveError
@@ -32,6 +33,14 @@ class RunFailureError(EnclaveError):
         self.code = code
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: its exit status and the session paths of the files it produced."""
+
+    exit_status: int
+    outputs: tuple[str, ...] = ()
+
+
 class Runner(Protocol):
     """Runs one bundle entrypoint; the server calls it from a thread of its own."""
 
@@ -45,20 +54,22 @@ class Runner(Protocol):
         on_stderr: OutputSink,
         cancel: threading.Event,
         timeout: float | None = None,
-    ) -> int:
+        env: Sequence[str] = (),
+    ) -> int | RunOutcome:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
         Args:
             bundle: session path of the bundle, e.g. `encrypted/app.bundle`.
             entrypoint: the entrypoint name the user asked for.
-            args: the user's arguments, not yet mapped or checked.
+            args: the user's arguments, not yet checked (they reach the entrypoint unchanged).
             on_stdout: called with each chunk of standard output as it comes.
             on_stderr: called with each chunk of standard error the manifest allows.
             cancel: set when the user cancels or disconnects; stop soon after.
             timeout: the user's time limit in seconds (the server passes it only when set).
+            env: the user's `NAME=VALUE` variables (the server passes them only when set).
 
         Returns:
-            The entrypoint's exit status.
+            The entrypoint's exit status, or that and the files the run produced.
 
         Raises:
             RunFailureError: the run was refused or failed, with its code.
@@ -79,11 +90,12 @@ class UnavailableRunner:
         on_stderr: OutputSink,
         cancel: threading.Event,
         timeout: float | None = None,
+        env: Sequence[str] = (),
     ) -> int:
         """Refuse the run.
 
         Raises:
             RunFailureError: always, with `NOT_ALLOWED`.
         """
-        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout
+        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env
         raise RunFailureError(ErrorCode.NOT_ALLOWED, "this enclave server has no runner")

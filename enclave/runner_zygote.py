@@ -9,10 +9,11 @@ entrypoint's environment but for `HOME` and `TMPDIR` (the next run's private dir
 not exist yet), in its own session, stdin `/dev/null`, stdout and stderr piped to the runner.
 It imports a fixed list of standard-library modules (`PRELOAD`), then waits on the read
 end of a pipe (FD) and holds nothing else. When the run comes,
-`go(cwd, env, argv)` writes the run's directory, `HOME`, `TMPDIR`, the program path and the
-arguments into the pipe and closes it; the bootstrap changes into the directory, sets the two
-variables, sets `sys.argv` and `sys.path[0]` as `python SCRIPT ARGS` would and executes the
-script as `__main__` (uncaught exceptions print the script's frames only, exit status 1).
+`go(view, env, argv)` writes the run's view (`enclave.run_view`), its environment (`HOME`,
+`TMPDIR`, the run's variables), the program path and the arguments into the pipe and closes
+it; the bootstrap enters the view, sets the variables, sets `sys.argv` and `sys.path[0]` as
+`python SCRIPT ARGS` would and executes the script as `__main__` (uncaught exceptions
+print the script's frames only, exit status 1).
 An interpreter serves exactly one run: it is killed with its process group when the run
 ends, and an unused one is killed when the runner closes or cannot use it. Nothing of a run
 exists when the next run's interpreter starts, so none can reach it.
@@ -21,12 +22,14 @@ exists when the next run's interpreter starts, so none can reach it.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import select
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+
+from enclave import run_view
 
 #: Standard-library modules the waiting interpreter imports before its run: what Python ML
 #: scripts load anyway (numpy alone pulls in most), ~50 ms of a small script's run here.
@@ -61,7 +64,6 @@ def _nb_preload(fd, names, ready, parts):
         os.close(ready)
         os.set_blocking(fd, True)
 def _nb_run():
-    import os, sys
     fd = int(sys.argv[1])
     parts = []
     _nb_preload(fd, sys.argv[3].split(","), int(sys.argv[2]), parts)
@@ -72,22 +74,29 @@ def _nb_run():
     if not data:
         return
     fields = [os.fsdecode(a) for a in data.split(b"\\0")]
-    os.chdir(fields[0])
-    os.environ["HOME"] = fields[1]
-    os.environ["TMPDIR"] = fields[2]
-    argv = fields[3:]
+    enter(json.loads(fields[0]))
+    os.environ.update(json.loads(fields[1]))
+    argv = fields[2:]
+
+    def hook(kind, value, tb, show=sys.__excepthook__):
+        while tb is not None and (tb.tb_frame.f_code.co_filename == "<string>"
+                                  or tb.tb_frame.f_code.co_filename.endswith("runpy.py")):
+            tb = tb.tb_next
+        show(kind, value.with_traceback(tb), tb)
+
+    sys.excepthook = hook
+    if argv[0] == "-m":
+        # python -m MODULE ARGS, with the app's root first on sys.path (runner: module).
+        import runpy
+        sys.path[0] = argv[1]
+        sys.argv = [argv[2], *argv[3:]]
+        runpy.run_module(argv[2], run_name="__main__", alter_sys=True)
+        return
     path = argv[0]
     with open(path, "rb") as f:
         source = f.read()
     sys.argv = argv
     sys.path[0] = os.path.dirname(path)
-
-    def hook(kind, value, tb, show=sys.__excepthook__):
-        while tb is not None and tb.tb_frame.f_code.co_filename == "<string>":
-            tb = tb.tb_next
-        show(kind, value.with_traceback(tb), tb)
-
-    sys.excepthook = hook
     from importlib.machinery import SourceFileLoader
     main = sys.modules["__main__"].__dict__
     builtins = main["__builtins__"]
@@ -99,6 +108,14 @@ def _nb_run():
     exec(compile(source, path, "exec", dont_inherit=True), main)
 _nb_run()
 """
+
+
+#: `python -c RUN_MODULE APP MODULE ARGS`: `python -m MODULE ARGS` with APP first on sys.path
+#: (a module entrypoint without a pre-started interpreter).
+RUN_MODULE = (
+    "import runpy, sys; sys.path[0] = sys.argv[1]; mod = sys.argv[2]; "
+    "sys.argv = [mod, *sys.argv[3:]]; runpy.run_module(mod, run_name='__main__', alter_sys=True)"
+)
 
 
 class Zygote:
@@ -116,6 +133,8 @@ class Zygote:
         """
         read_end, self._control = os.pipe()
         self._ready, ready_end = os.pipe()
+        #: Read end of the pipe `run_view.enter` reports on (end of file: the script starts).
+        self.report, self._report_end = os.pipe()
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
                 [
@@ -125,7 +144,7 @@ class Zygote:
                     "-s",
                     "-u",
                     "-c",
-                    BOOTSTRAP,
+                    run_view.source() + BOOTSTRAP,
                     str(read_end),
                     str(ready_end),
                     ",".join(PRELOAD),
@@ -137,15 +156,16 @@ class Zygote:
                 stderr=subprocess.PIPE,
                 start_new_session=True,
                 close_fds=True,
-                pass_fds=(read_end, ready_end),
+                pass_fds=(read_end, ready_end, self._report_end),
             )
         except BaseException:
-            os.close(self._control)
-            os.close(self._ready)
+            for fd in (self._control, self._ready, self.report):
+                os.close(fd)
             raise
         finally:
             os.close(read_end)
             os.close(ready_end)
+            os.close(self._report_end)
         self._sent = False
 
     def wait_ready(self, timeout: float) -> bool:
@@ -162,14 +182,20 @@ class Zygote:
         """Whether the interpreter still waits for its run."""
         return not self._sent and self.proc.poll() is None
 
-    def go(self, cwd: Path, env: Mapping[str, str], argv: Sequence[str]) -> subprocess.Popen[bytes]:
-        """Hand the interpreter its directory, `HOME`, `TMPDIR` and argv; return its process.
+    def go(
+        self, view: Mapping[str, object], env: Mapping[str, str], argv: Sequence[str]
+    ) -> subprocess.Popen[bytes]:
+        """Hand the interpreter its view (`run_view`), environment and argv; return its process.
+
+        `env` holds `HOME`, `TMPDIR` and the run's own variables; the interpreter adds them to
+        the environment it was started with.
 
         Raises:
             OSError: The interpreter went away before it got them (e.g. `BrokenPipeError`).
         """
         self._sent = True
-        fields = [str(cwd), env["HOME"], env["TMPDIR"], *argv]
+        spec = {**view, "report": self._report_end}
+        fields = [run_view.dump(spec), json.dumps(dict(env)), *argv]
         data = memoryview(b"\0".join(os.fsencode(a) for a in fields))
         try:
             while data:
@@ -187,6 +213,9 @@ class Zygote:
         if self._ready >= 0:
             os.close(self._ready)
             self._ready = -1
+        if self.report >= 0:
+            os.close(self.report)
+            self.report = -1
         if self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner_interface import RunFailureError, Runner
+from enclave.runner_interface import RunFailureError, Runner, RunOutcome
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
     BadArgumentsError,
@@ -333,6 +333,8 @@ class ServerConnection:
         # A time limit is passed only when the client set one, so runners that predate it
         # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
         extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
+        if args["env"]:
+            extra["env"] = args["env"]
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -345,6 +347,9 @@ class ServerConnection:
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
+            elif isinstance(status, RunOutcome):
+                outputs = list(status.outputs)
+                reply = Response(rid, 0, {"exit_status": status.exit_status, "outputs": outputs})
             else:
                 reply = Response(rid, 0, {"exit_status": status})
         except RunFailureError as e:

@@ -446,6 +446,15 @@ class SessionFs:
             count += 1
         return count
 
+    def clear_tree(self, subdir: str) -> None:
+        """Remove everything under `subdir` (kept itself), deepest first."""
+        for rel, is_dir, _mode in reversed(list(self._walk(subdir))):
+            path = "/".join((subdir, *rel))
+            if is_dir:
+                self.rmdir(path)
+            else:
+                self.unlink(path)
+
     def _walk(self, subdir: str) -> Iterator[tuple[tuple[str, ...], bool, int]]:
         with self._lock:
             top = self._lookup(subdir)

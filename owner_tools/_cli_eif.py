@@ -72,6 +72,11 @@ def build_eif_cmd(  # noqa: PLR0917
     keep_mtime: bool = typer.Option(
         False, "--keep-mtime", help="Keep rootfs mtimes even with --build-time."
     ),
+    no_server_check: bool = typer.Option(
+        False,
+        "--no-server-check",
+        help="Accept a --rootfs without the enclave server's Python (image-format tests only).",
+    ),
     ramdisk: list[Path] = typer.Option(
         [], "--ramdisk", help="Use prebuilt ramdisks instead (bootstrap first; raw mode)."
     ),
@@ -123,6 +128,7 @@ def build_eif_cmd(  # noqa: PLR0917
         custom_metadata=None if metadata is None else image.load_custom_metadata(metadata),
         build_time=None if build_time is None else image.parse_build_time(build_time)[1],
         normalize_mtime=False if keep_mtime else None,
+        server_check=not no_server_check,
         env=list(env),
         ramdisks=list(ramdisk),
         build_tool=build_tool,

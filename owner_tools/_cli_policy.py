@@ -41,7 +41,9 @@ def _generate(  # noqa: PLR0917 - typer options
     ctx: typer.Context,
     eif: Path | None = typer.Option(None, "--eif", help="Take PCR0/PCR8 from this image."),
     pcrs: Path | None = typer.Option(None, "--pcrs", help="Or from a .pcrs.json file."),
-    bundle_name: str | None = typer.Option(None, "--bundle-name", help="Bundle name."),
+    bundle_name: list[str] = typer.Option(
+        [], "--bundle-name", help="Bundle name (repeatable: one key for several bundles)."
+    ),
     bundle_version: str | None = typer.Option(None, "--bundle-version", help="Only this version."),
     account: str | None = typer.Option(None, "--account", help="AWS account id (12 digits)."),
     enclave_principal: str | None = typer.Option(
@@ -72,7 +74,6 @@ def _generate(  # noqa: PLR0917 - typer options
     ]
     if missing:
         raise UsageError(f"missing {', '.join(missing)}")
-    assert bundle_name is not None
     assert account is not None
     assert enclave_principal is not None
     pcr0, pcr8 = _pcrs(eif, pcrs)

@@ -27,6 +27,7 @@ from owner_tools.errors import InputError, UsageError
 from owner_tools.image_rootfs import (
     RootEntry,
     bootstrap_entries,
+    check_server_interpreter,
     customer_entries,
     file_opener,
     load_rootfs,
@@ -232,6 +233,7 @@ class BuildOptions:
     normalize_mtime: bool | None = None
     env: list[str] = field(default_factory=list)
     ramdisks: list[Path] = field(default_factory=list)
+    server_check: bool = True
     build_tool: str = BUILD_TOOL
     build_tool_version: str = "0.1.0"
     operating_system: str | None = None
@@ -296,6 +298,9 @@ def _ramdisk_sections(opts: BuildOptions, stack: ExitStack) -> list[SectionSourc
     if normalize and epoch is None:
         epoch = LINUXKIT_MTIME
     base = load_rootfs(opts.rootfs, stack, epoch if normalize else None)
+    if opts.rootfs is not None and opts.server_check:
+        # specs/enclave-image.md §5.3: an image whose server cannot start is refused.
+        check_server_interpreter(base, SERVER_INTERPRETER, str(opts.rootfs))
     config = enclave_config(opts.owner_keys, opts.min_versions, opts.kms_region)
     image = merge_layer(base, server_layer(config))
     env = [*DEFAULT_ENV, *opts.env]

@@ -16,7 +16,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -356,3 +356,51 @@ def bootstrap_entries(init: Path, nsm_ko: Path) -> list[CpioEntry]:
             CpioEntry(name=name, mode=stat.S_IFREG | 0o755, size=size, opener=file_opener(path))
         )
     return out
+
+
+def resolve(entries: Sequence[RootEntry], path: str) -> RootEntry | None:
+    """The entry `path` names in a layer, following symlinks (absolute ones from the root).
+
+    Returns None when a component is missing, a loop, or more than 40 links.
+    """
+    table = {e.path: e for e in entries}
+    parts = [p for p in path.split("/") if p]
+    done: list[str] = []
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part in {"", "."}:
+            continue
+        if part == "..":
+            if done:
+                done.pop()
+            continue
+        entry = table.get("/".join([*done, part]))
+        if entry is None:
+            return None
+        if stat.S_ISLNK(entry.mode):
+            hops += 1
+            target = (entry.data or b"").decode("utf-8", "surrogateescape")
+            if hops > 40:
+                return None
+            if target.startswith("/"):
+                done = []
+            parts = [p for p in target.split("/") if p] + parts
+            continue
+        done.append(part)
+    return table.get("/".join(done)) if done else None
+
+
+def check_server_interpreter(entries: Sequence[RootEntry], interpreter: str, where: str) -> None:
+    """Refuse a rootfs whose enclave server interpreter is missing (enclave-image.md §5.3).
+
+    Raises:
+        RootfsError: `interpreter` (e.g. /opt/nitro-bundles/venv/bin/python3) does not
+            resolve to an executable regular file of the layer.
+    """
+    entry = resolve(entries, interpreter)
+    if entry is None or not stat.S_ISREG(entry.mode) or not entry.mode & 0o111:
+        raise RootfsError(
+            f"{where}: has no {interpreter} (the enclave server's Python): an image built on "
+            "it could not start its server; build the rootfs with toolchain/rootfs/build.sh"
+        )

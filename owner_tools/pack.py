@@ -225,6 +225,7 @@ def pack(
             not_before=config.not_before,
             expires=config.expires,
             max_run_seconds=config.max_run_seconds,
+            env=config.env,
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc

@@ -16,6 +16,7 @@ import copy
 import fnmatch
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,14 +88,17 @@ def build_key_policy(
     *,
     account_id: str,
     pcr0: str,
-    bundle_name: str,
+    bundle_name: str | Sequence[str],
     enclave_principal: str,
     admin_principals: list[str],
     pcr8: str | None = None,
     bundle_version: str | None = None,
     owner_principal: str | None = None,
 ) -> dict[str, Any]:
-    """The key policy for one bundle served by one enclave image.
+    """The key policy for one bundle (or several: a list) served by one enclave image.
+
+    Several names share one key: the conditions list them all (IAM: any of them matches);
+    one name gives exactly the single-bundle policy (specs/key-policy.md §3).
 
     Raises:
         UsageError: a principal is not an ARN of `account_id`, or no admin.
@@ -104,14 +108,18 @@ def build_key_policy(
         raise UsageError(f"--account {account_id!r}: expected 12 digits")
     if not admin_principals:
         raise UsageError("at least one --admin-principal is required")
-    if not bundle_name:
+    names = [bundle_name] if isinstance(bundle_name, str) else list(dict.fromkeys(bundle_name))
+    if not names or not all(names):
         raise UsageError("--bundle-name must not be empty")
+    if len(names) > 1 and bundle_version is not None:
+        raise UsageError("--bundle-version needs exactly one --bundle-name")
+    bundle: str | list[str] = names[0] if len(names) == 1 else names
     admins = [_check_principal(a, account_id, "--admin-principal") for a in admin_principals]
     enclave = _check_principal(enclave_principal, account_id, "--enclave-principal")
     attestation = {IMAGE_SHA384: check_pcr(pcr0, "PCR0")}
     if pcr8 is not None:
         attestation[PCR8_KEY] = check_pcr(pcr8, "PCR8")
-    context = {CONTEXT_PREFIX + "bundle": bundle_name}
+    context: dict[str, str | list[str]] = {CONTEXT_PREFIX + "bundle": bundle}
     if bundle_version is not None:
         context[CONTEXT_PREFIX + "version"] = bundle_version
     statements: list[dict[str, Any]] = [
@@ -140,10 +148,11 @@ def build_key_policy(
                 "Principal": {"AWS": owner},
                 "Action": "kms:GenerateDataKey",
                 "Resource": "*",
-                "Condition": {"StringEquals": {CONTEXT_PREFIX + "bundle": bundle_name}},
+                "Condition": {"StringEquals": {CONTEXT_PREFIX + "bundle": bundle}},
             }
         )
-    return {"Version": "2012-10-17", "Id": f"nitro-bundles:{bundle_name}", "Statement": statements}
+    ident = f"nitro-bundles:{','.join(names)}"
+    return {"Version": "2012-10-17", "Id": ident, "Statement": statements}
 
 
 def revocation_sid(bundle_name: str, version: str) -> str:

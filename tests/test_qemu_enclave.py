@@ -88,6 +88,9 @@ def world(tmp_path_factory):
             "bundle": bundle,
             "rootfs": rootfs,
             "blobs": blobs,
+            "key_id": key_id,
+            "kms_url": info.kms.url,
+            "region": info.region,
         }
     finally:
         user_main(["enclave", "stop", "--state-dir", str(state)])
@@ -193,3 +196,80 @@ def test_modified_rootfs_is_refused_its_key(world, tmp_path) -> None:
         assert "[ml_algorithm]" not in run.stdout
     finally:
         assert _cli("enclave", "stop").returncode == 0
+
+
+# -- issue 21: one world on every backend --------------------------------------------------
+
+PIPELINE = """\
+import json, multiprocessing, os, subprocess, sys
+from pathlib import Path
+
+def double(x):
+    return 2 * x
+
+if __name__ == "__main__":
+    config = json.loads(Path(sys.argv[1]).read_text())
+    rows = [float(x) for x in Path(config["input"]).read_text().split()]
+    with multiprocessing.Pool(2) as pool:
+        doubled = pool.map(double, rows)
+    Path(config["features"]).write_text(" ".join(str(x) for x in doubled))
+    subprocess.run(["python3", str(Path(__file__).parent / "stage2.py"), sys.argv[1]], check=True)
+    print("url", sys.argv[2], "n", os.environ["N"], "pids", sorted(os.listdir("/proc"))[:1])
+"""
+
+STAGE2 = """\
+import json, os, sys
+from pathlib import Path
+config = json.loads(Path(sys.argv[1]).read_text())
+values = [float(x) for x in Path(config["features"]).read_text().split()]
+Path(config["report"]).write_text(f"sum={sum(values)} n={os.environ['N']}\\n")
+"""
+
+CONFIG = {"input": "/dataset/rows.txt", "features": "/output/f.txt", "report": "/output/r.txt"}
+
+
+def _patterns_bundle(world) -> Path:
+    app = world["work"] / "patterns"
+    app.mkdir(exist_ok=True)
+    (app / "pipeline.py").write_text(PIPELINE)
+    (app / "stage2.py").write_text(STAGE2)
+    (app / "bundle.toml").write_text(
+        f'name = "{BUNDLE_NAME}"\nversion = "2.0.0"\n[[entrypoints]]\npath = "pipeline.py"\n'
+        '[output]\nstderr = true\n[env]\nallow = ["N"]\n[env.defaults]\nN = "3"\n'
+    )
+    bundle = world["work"] / "patterns.nb"
+    pack = ["pack", str(app), "-o", str(bundle), "--key-id", world["key_id"]]
+    pack += ["--signing-key", str(world["work"] / "owner.key")]
+    pack += ["--kms-endpoint", world["kms_url"], "--region", world["region"]]
+    assert owner_main(pack) == 0
+    return bundle
+
+
+def _run_patterns(world, bundle: Path, backend: str) -> tuple[str, dict[str, bytes]]:
+    from user_runtime.rpc_client import EnclaveClient
+
+    status = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", backend)
+    assert status.returncode == 0, status.stderr
+    address = json.loads(status.stdout)["address"]
+    try:
+        with EnclaveClient.connect(address) as client:
+            for name, data in (("config.json", json.dumps(CONFIG)), ("rows.txt", "1 2 3.5\n")):
+                client.create(f"dataset/{name}")
+                client.write(f"dataset/{name}", 0, data.encode())
+        args = "/dataset/config.json https://example.com//a/../b"
+        run = _cli("run", "-f", str(bundle), "-s", "pipeline.py", "-a", args, "--env", "N=5")
+        assert run.returncode == 0, run.stderr
+        with EnclaveClient.connect(address) as client:
+            outputs = {n: client.read(f"output/{n}", 0, 1 << 16) for n in ("f.txt", "r.txt")}
+        return run.stdout, outputs
+    finally:
+        assert _cli("enclave", "stop").returncode == 0
+
+
+def test_same_bundle_same_outputs_on_local_and_qemu(world) -> None:
+    bundle = _patterns_bundle(world)
+    local = _run_patterns(world, bundle, "local")
+    qemu = _run_patterns(world, bundle, "qemu")
+    assert local == qemu
+    assert local[0] == "url https://example.com//a/../b n 5 pids ['1']\n"
+    assert local[1]["r.txt"] == b"sum=13.0 n=5\n"

@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
     """Add `run` to `app`."""
 
     @app.command("run")
-    def run_command(
+    def run_command(  # noqa: PLR0917 - the command's options
         bundle: str = typer.Option(
             ...,
             "-f",
@@ -42,9 +42,16 @@ def register(app: typer.Typer) -> None:
             help="Stop the run after this many seconds (exit 124); the bundle may set a lower"
             " ceiling.",
         ),
+        env: list[str] = typer.Option(
+            [],
+            "--env",
+            help="NAME=VALUE for the entrypoint's environment (repeatable); only names the"
+            " bundle's manifest allows.",
+        ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
-        from user_runtime.run import run_entrypoint, split_args
+        from user_runtime.run import check_env, run_entrypoint, split_args
 
         argv = split_args(args)
-        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer, timeout)
+        items = check_env(env)
+        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer, timeout, items)

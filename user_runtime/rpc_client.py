@@ -375,11 +375,17 @@ class EnclaveClient(RpcConnection):
     # -- runs (specs/rpc-protocol.md §7.4) -----------------------------------
 
     def start_run(
-        self, bundle: str, entrypoint: str, args: Sequence[str], timeout: int | None = None
+        self,
+        bundle: str,
+        entrypoint: str,
+        args: Sequence[str],
+        timeout: int | None = None,
+        env: Sequence[str] = (),
     ) -> RunHandle:
         """Ask the enclave to run `entrypoint`; output streams through the handle.
 
-        `timeout` (seconds) is sent only when set, so older servers still accept the request.
+        `timeout` (seconds) and `env` (`NAME=VALUE` items) are sent only when set, so older
+        servers still accept the request.
         """
         with self._cond:
             request_id = self._register(None)
@@ -388,6 +394,8 @@ class EnclaveClient(RpcConnection):
         fields: dict[str, Any] = {"bundle": bundle, "entrypoint": entrypoint, "args": list(args)}
         if timeout:
             fields["timeout_s"] = timeout
+        if env:
+            fields["env"] = list(env)
         self._send(request_id, "run", fields)
         return handle
 

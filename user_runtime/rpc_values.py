@@ -114,6 +114,8 @@ class RunHandle:
         self.request_id = request_id
         self._queue: queue.SimpleQueue[RunOutput | Response | ExternalError] = queue.SimpleQueue()
         self.exit_status: int | None = None
+        #: Session paths of the files the run produced (servers that predate it send none).
+        self.outputs: tuple[str, ...] = ()
 
     def _put(self, item: RunOutput | Response | ExternalError) -> None:
         self._queue.put(item)
@@ -133,6 +135,9 @@ class RunHandle:
             elif isinstance(item, Response):
                 if not item.ok:
                     raise remote_error(item)
+                outputs = item.args.get("outputs", [])
+                if isinstance(outputs, list):
+                    self.outputs = tuple(str(o) for o in outputs)
                 self.exit_status = int(item.args.get("exit_status", 1))
             else:
                 raise item

@@ -14,7 +14,7 @@ import contextlib
 import json
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING
 
 from user_runtime.enclave_state import STATE_FILE
@@ -54,6 +54,19 @@ def split_args(text: str | None) -> list[str]:
         return shlex.split(text)
     except ValueError as exc:
         raise UsageError(f"-a: {str(exc).lower()}") from exc
+
+
+def check_env(items: Sequence[str]) -> list[str]:
+    """Check `--env NAME=VALUE` items (the enclave checks NAME against the manifest).
+
+    Raises:
+        UsageError: An item without `=` or with an empty name.
+    """
+    for item in items:
+        name, eq, _ = item.partition("=")
+        if not eq or not name:
+            raise UsageError(f"--env: expected NAME=VALUE, got {item!r}")
+    return list(items)
 
 
 def enclave_address(state_dir: str | os.PathLike[str]) -> str:
@@ -205,6 +218,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     state_dir: str | os.PathLike[str] | None,
     out: IO[bytes],
     timeout: int | None = None,
+    env: Sequence[str] = (),
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
@@ -231,7 +245,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
         if progress is not None:
             progress.done()
         try:
-            return _follow(client, path, script, argv, out, timeout)
+            return _follow(client, path, script, argv, out, timeout, env)
         finally:
             if uploaded:
                 with contextlib.suppress(Exception):  # a lost enclave took it with it
@@ -275,13 +289,14 @@ def _follow(  # noqa: PLR0917 - one run's parts
     argv: list[str],
     out: IO[bytes],
     timeout: int | None,
+    env: Sequence[str] = (),
 ) -> int:
     import sys  # noqa: PLC0415
 
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
-    handle = client.start_run(path, script, argv, timeout=timeout)
+    handle = client.start_run(path, script, argv, timeout=timeout, env=env)
     cancelled = False
     while True:
         try:
@@ -305,6 +320,9 @@ def _follow(  # noqa: PLR0917 - one run's parts
                 return TIMED_OUT_STATUS
             raise
     assert handle.exit_status is not None
+    if handle.outputs:
+        # specs/sync.md §2: output/ holds this run's files only; say which.
+        print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
     return handle.exit_status
 
 

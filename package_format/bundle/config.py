@@ -17,6 +17,7 @@ from package_format.bundle.errors import ManifestConfigError
 from package_format.bundle.manifest import (
     MAX_RUN_SECONDS,
     Entrypoint,
+    EnvPolicy,
     OutputPolicy,
     check_name,
     check_version,
@@ -25,9 +26,10 @@ from package_format.errors import PackageFormatError
 from package_format.limits import DECODE_LIMITS
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
-            "encryption_context", "exclude", "run"}  # fmt: skip
+            "encryption_context", "exclude", "run", "env"}  # fmt: skip
+ENV_KEYS = {"allow", "defaults"}
 RUN_KEYS = {"max_seconds"}
-ENTRY_KEYS = {"path", "name", "runtime", "allow_args"}
+ENTRY_KEYS = {"path", "name", "runtime", "allow_args", "module"}
 OUTPUT_KEYS = {"stdout", "stderr", "files", "max_files_size"}
 MAX_TOML_SIZE = 1 << 20
 
@@ -45,6 +47,7 @@ class BundleConfig:
     encryption_context: dict[str, str] = field(default_factory=dict)
     exclude: tuple[str, ...] = ()
     max_run_seconds: int | None = None
+    env: EnvPolicy | None = None
 
 
 def default_runtime(path: str) -> str:
@@ -82,6 +85,11 @@ def _time(table: dict[str, Any], key: str) -> int | None:
     raise ManifestConfigError(f"bundle.toml: {key} must be a TOML date or date-time")
 
 
+def module_path(module: str | None) -> str:
+    """The default file of a module entrypoint, `a/b.py` (a package's needs `path`)."""
+    return str(module).replace(".", "/") + ".py"
+
+
 def parse_entrypoint(obj: object, where: str) -> Entrypoint:
     """Build an entrypoint from a `[[entrypoints]]` table.
 
@@ -89,12 +97,14 @@ def parse_entrypoint(obj: object, where: str) -> Entrypoint:
         ManifestConfigError: The table does not follow §5.5.
     """
     table = _check_keys(obj, ENTRY_KEYS, where)
-    if "path" not in table:
-        raise ManifestConfigError(f"{where}: path is required")
-    path = _typed(table, "path", str, where)
+    module = _typed(table, "module", str, where) if "module" in table else None
+    if "path" not in table and module is None:
+        raise ManifestConfigError(f"{where}: path (or module) is required")
+    path = _typed(table, "path", str, where) if "path" in table else module_path(module)
     try:
         return Entrypoint(
-            name=_typed(table, "name", str, where) if "name" in table else path,
+            name=_typed(table, "name", str, where) if "name" in table else (module or path),
+            module=module,
             path=path,
             runtime=_typed(table, "runtime", str, where)
             if "runtime" in table
@@ -181,7 +191,24 @@ def _parse_top(top: dict[str, Any]) -> BundleConfig:
         encryption_context=dict(context),
         exclude=tuple(exclude),
         max_run_seconds=_parse_run(top.get("run", {})),
+        env=_parse_env(top["env"]) if "env" in top else None,
     )
+
+
+def _parse_env(obj: object) -> EnvPolicy:
+    """`[env] allow = [NAMES]`, `[env.defaults] NAME = "value"` (§5.5)."""
+    where = "bundle.toml: env"
+    table = _check_keys(obj, ENV_KEYS, where)
+    allow = _typed(table, "allow", list, where) if "allow" in table else []
+    defaults = table.get("defaults", {})
+    if not all(isinstance(n, str) for n in allow):
+        raise ManifestConfigError(f"{where}: allow must be a list of names")
+    if not isinstance(defaults, dict) or not all(isinstance(v, str) for v in defaults.values()):
+        raise ManifestConfigError(f"{where}: defaults values must be strings")
+    try:
+        return EnvPolicy(tuple(allow), tuple(defaults.items()))
+    except PackageFormatError as exc:
+        raise ManifestConfigError(f"{where}: {str(exc).removeprefix('manifest: env: ')}") from exc
 
 
 def _parse_run(obj: object) -> int | None:

@@ -29,6 +29,80 @@ RUNTIMES = frozenset({"python", "exec"})
 KINDS = frozenset({"file", "dir"})
 MAX_TIME = 2**40  # seconds since the epoch; far beyond any real date
 MAX_RUN_SECONDS = 2**31  # §5: the owner's ceiling on one run (about 68 years)
+MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+MAX_ENV_NAMES = 64
+MAX_ENV_VALUE_BYTES = 4096
+#: Names no manifest may allow: the runner sets them, or they change what code the
+#: interpreter or the dynamic loader runs (a user's `LD_PRELOAD=/dataset/x.so` would run the
+#: user's code inside the owner's process).
+ENV_RESERVED = frozenset({"PATH", "HOME", "TMPDIR", "LANG", "LC_ALL", "GCONV_PATH", "IFS"})
+ENV_RESERVED_PREFIXES = ("LD_", "PYTHON", "LC_")
+
+
+def check_env_name(name: str, where: str) -> str:
+    """Check one environment variable name the manifest allows (§5).
+
+    Raises:
+        HeaderFieldError: Not a portable name, or a reserved one.
+    """
+    if not ENV_NAME_RE.fullmatch(name):
+        raise HeaderFieldError(f"{where}: {name!r} is not an environment variable name")
+    if name in ENV_RESERVED or name.startswith(ENV_RESERVED_PREFIXES):
+        raise HeaderFieldError(f"{where}: {name!r} is reserved and cannot be allowed")
+    return name
+
+
+def check_env_value(value: str, where: str) -> str:
+    """Check one environment value (a default, or the user's).
+
+    Raises:
+        HeaderFieldError: Longer than 4096 bytes or holding a NUL.
+    """
+    if "\x00" in value or len(value.encode("utf-8", "surrogatepass")) > MAX_ENV_VALUE_BYTES:
+        raise HeaderFieldError(f"{where}: a value must be text of at most 4096 bytes, no NUL")
+    return value
+
+
+@dataclass(frozen=True)
+class EnvPolicy:
+    """Environment variables the user may set for a run, and the owner's defaults (§5)."""
+
+    allow: tuple[str, ...] = ()
+    defaults: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "allow", tuple(sorted(set(self.allow))))
+        object.__setattr__(self, "defaults", tuple(sorted(dict(self.defaults).items())))
+        if len(self.allow) > MAX_ENV_NAMES:
+            raise BundleLimitError(f"manifest: env allows more than {MAX_ENV_NAMES} names")
+        for name in self.allow:
+            check_env_name(name, "manifest: env")
+        for name, value in self.defaults:
+            if name not in self.allow:
+                raise HeaderFieldError(f"manifest: env default {name!r} is not an allowed name")
+            check_env_value(value, f"manifest: env default {name!r}")
+
+    def to_cbor_obj(self) -> dict[str, Any]:
+        """The CBOR map `{allow: [text], defaults: {text: text}}`."""
+        return {"allow": list(self.allow), "defaults": dict(self.defaults)}
+
+    @classmethod
+    def from_cbor_obj(cls, obj: object) -> EnvPolicy:
+        """Parse the manifest's `env` map.
+
+        Raises:
+            HeaderFieldError: A field is missing, unknown or invalid.
+        """
+        where = "manifest: env"
+        m = fields(obj, {"allow", "defaults"}, set(), where)
+        allow = get_list(m, "allow", where, MAX_ENV_NAMES)
+        defaults = m["defaults"]
+        if not all(isinstance(n, str) for n in allow) or not isinstance(defaults, dict):
+            raise HeaderFieldError(f"{where}: allow must list names, defaults map them to text")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
+            raise HeaderFieldError(f"{where}: defaults must map names to text")
+        return cls(tuple(allow), tuple(defaults.items()))
 
 
 def check_name(name: str, where: str, limits: BundleLimits = DEFAULT_LIMITS) -> str:
@@ -67,6 +141,7 @@ class Entrypoint:
     path: str
     runtime: str = "python"
     allow_args: bool = True
+    module: str | None = None
 
     def __post_init__(self) -> None:
         where = f"entrypoint {self.name!r}"
@@ -75,15 +150,20 @@ class Entrypoint:
         check_path(self.path, where)
         if self.runtime not in RUNTIMES:
             raise HeaderFieldError(f"{where}: runtime must be one of {sorted(RUNTIMES)}")
+        if self.module is not None:
+            check_module(self.module, self.path, self.runtime, where)
 
     def to_cbor_obj(self) -> dict[str, Any]:
-        """Return the CBOR map of this entrypoint (§5.2)."""
-        return {
+        """Return the CBOR map of this entrypoint (§5.2); `module` only when set."""
+        obj: dict[str, Any] = {
             "allow_args": self.allow_args,
             "name": self.name,
             "path": self.path,
             "runtime": self.runtime,
         }
+        if self.module is not None:
+            obj["module"] = self.module
+        return obj
 
     @classmethod
     def from_cbor_obj(cls, obj: object, where: str) -> Entrypoint:
@@ -93,12 +173,35 @@ class Entrypoint:
             HeaderFieldError: A field is missing, unknown or invalid.
             UnsafePathError: The path is unsafe.
         """
-        m = fields(obj, {"allow_args", "name", "path", "runtime"}, set(), where)
+        m = fields(obj, {"allow_args", "name", "path", "runtime"}, {"module"}, where)
         return cls(
             name=get_text(m, "name", where, 255),
             path=get_text(m, "path", where, DEFAULT_LIMITS.max_path_bytes),
             runtime=get_text(m, "runtime", where, 16),
             allow_args=get_bool(m, "allow_args", where),
+            module=get_text(m, "module", where, 255) if "module" in m else None,
+        )
+
+
+def module_paths(module: str) -> tuple[str, str]:
+    """The two files `python -m MODULE` may run: `a/b.py` or `a/b/__main__.py`."""
+    base = module.replace(".", "/")
+    return f"{base}.py", f"{base}/__main__.py"
+
+
+def check_module(module: str, path: str, runtime: str, where: str) -> None:
+    """Check a `python -m` entrypoint: a dotted name whose file is `path` (§5.2).
+
+    Raises:
+        HeaderFieldError: Not a dotted name, not a Python entrypoint, or another file.
+    """
+    if not MODULE_RE.fullmatch(module) or len(module) > 255:
+        raise HeaderFieldError(f"{where}: module {module!r} is not a dotted module name")
+    if runtime != "python":
+        raise HeaderFieldError(f"{where}: a module entrypoint must have runtime python")
+    if path not in module_paths(module):
+        raise HeaderFieldError(
+            f"{where}: path of module {module!r} must be one of {list(module_paths(module))}"
         )
 
 
@@ -204,6 +307,7 @@ class Manifest:
     not_before: int | None = None
     expires: int | None = None
     max_run_seconds: int | None = None
+    env: EnvPolicy | None = None
     payload_size: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -296,6 +400,8 @@ class Manifest:
             obj["expires"] = self.expires
         if self.max_run_seconds is not None:
             obj["max_run_seconds"] = self.max_run_seconds
+        if self.env is not None:
+            obj["env"] = self.env.to_cbor_obj()
         return obj
 
     @classmethod
@@ -311,7 +417,7 @@ class Manifest:
         m = fields(
             obj,
             {"created", "entrypoints", "files", "name", "output", "version"},
-            {"not_before", "expires", "max_run_seconds"},
+            {"not_before", "expires", "max_run_seconds", "env"},
             where,
         )
         entries = get_list(m, "entrypoints", where, limits.max_entrypoints)
@@ -328,6 +434,7 @@ class Manifest:
             max_run_seconds=get_int(m, "max_run_seconds", where, 1, MAX_RUN_SECONDS)
             if "max_run_seconds" in m
             else None,
+            env=EnvPolicy.from_cbor_obj(m["env"]) if "env" in m else None,
         )
         if limits != DEFAULT_LIMITS:
             manifest.validate(limits)

@@ -61,6 +61,7 @@ OPS: Final[dict[str, _Spec]] = {
         "entrypoint": ("text", _REQUIRED),
         "args": ("texts", ()),
         "timeout_s": ("uint", 0),
+        "env": ("texts", ()),
     },
     "cancel": {},
     "credentials": {

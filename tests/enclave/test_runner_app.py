@@ -26,7 +26,7 @@ from enclave.forwarder import LoopbackForwarder, parse_target
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_bundle import open_bundle
 from enclave.runner_errors import KeyReleaseError
-from enclave.runner_interface import RunFailureError
+from enclave.runner_interface import RunFailureError, RunOutcome
 from enclave.sessionfs import SessionFs
 from package_format.rpc.codes import ErrorCode
 
@@ -115,7 +115,7 @@ def test_server_runner_exports_dataset_and_imports_output(tmp_path) -> None:
         on_stderr=out.append,
         cancel=threading.Event(),
     )
-    assert status == 0
+    assert status == RunOutcome(0, ("output/out.txt",))
     assert fs.read("output/out.txt", 0, 100) == b"HELLO"
 
 
@@ -131,7 +131,7 @@ def test_server_runner_cancel_event_kills_run(tmp_path) -> None:
         on_stderr=lambda _b: None,
         cancel=cancel,
     )
-    assert status == 128 + 9
+    assert status.exit_status == 128 + 9
     assert list((tmp_path / "ram").iterdir()) == []
 
 
@@ -203,7 +203,7 @@ def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_pa
         on_stderr=out.append,
         cancel=threading.Event(),
     )
-    assert status == 0
+    assert status.exit_status == 0
     assert b"".join(out).strip().decode() == hashlib.sha256(weights).hexdigest()
     fs.write("encrypted/app.nb", 0, b"X")  # still writable after the run (a sealed copy)
     assert fs.read("encrypted/app.nb", 0, 1) == b"X"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from package_format.bundle import build_header, public_key_of, write_bundle
-from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
 
 OWNER_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -44,6 +44,8 @@ def make_bundle(
     seed: bytes = OWNER_SEED,
     modes: Mapping[str, int] | None = None,
     max_run_seconds: int | None = None,
+    env: EnvPolicy | None = None,
+    modules: Mapping[str, str] | None = None,
 ) -> bytes:
     """Return the bytes of a signed, sealed bundle holding `files`."""
     modes = modes or {}
@@ -59,7 +61,9 @@ def make_bundle(
         name=name,
         version=version,
         created=CREATED,
-        entrypoints=tuple(Entrypoint(name=n, path=p) for n, p in entrypoints),
+        entrypoints=tuple(
+            Entrypoint(name=n, path=p, module=(modules or {}).get(n)) for n, p in entrypoints
+        ),
         output=OutputPolicy(
             stdout=stdout,
             stderr=stderr,
@@ -70,6 +74,7 @@ def make_bundle(
         not_before=not_before,
         expires=expires,
         max_run_seconds=max_run_seconds,
+        env=env,
     )
     header = build_header(
         manifest,
@@ -104,6 +109,13 @@ class DirSession:
 
     def export_dir(self, name: str, dest: Path) -> None:
         shutil.copytree(self.root / name, dest, dirs_exist_ok=True, symlinks=True)
+
+    def clear_dir(self, name: str) -> None:
+        for path in (self.root / name).iterdir():
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def import_dir(self, src: Path, name: str) -> list[str]:
         done = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
-from enclave.runner import Runner, RunnerConfig
+from enclave.runner import Runner, RunnerConfig, system_dirs
 from enclave.runner_api import RunRequest
 from enclave.runner_bundle import open_bundle
 from enclave.runner_zygote import Zygote
@@ -30,6 +30,7 @@ print(json.dumps({
     "env": sorted(os.environ),
     "flags": [sys.flags.dont_write_bytecode, sys.flags.ignore_environment, sys.flags.no_user_site],
     "pid": os.getpid(),
+    "ppid": os.getppid(),
 }), flush=True)
 """
 
@@ -67,21 +68,35 @@ def test_prestarted_interpreter_runs_the_script_as_python_would(runner, tmp_path
     assert spare.zygote is not None
     waiting = spare.zygote.proc.pid
     seen = json.loads(_run(runner, tmp_path, PROBE, ("-x", "model.h5")).out)
-    assert seen["pid"] == waiting  # the run used the interpreter started beforehand
+    # The run used the interpreter started beforehand (it is reaped: its pid is free), and
+    # runs as the second process of its own PID namespace (after its init, run_view).
+    with pytest.raises(ProcessLookupError):
+        os.kill(waiting, 0)
+    assert (seen["pid"], seen["ppid"]) == (2, 1)
     assert seen["argv"] == ["-x", "model.h5"]
     assert seen["name"] == "__main__"
     assert Path(seen["file"]).name == "main.py"
     assert Path(seen["file"]).parent.name.startswith("app-")  # a random name (§4)
     assert seen["path0"] == str(Path(seen["file"]).parent)
-    assert seen["cwd"] == str(Path(seen["file"]).parent.parent / "session")
-    assert seen["home"].endswith("/home")
+    assert Path(seen["file"]).parent.parent == Path("/")
+    assert seen["cwd"] == "/"
+    assert seen["home"] == "/tmp"
     assert seen["env"] == ["HOME", "LANG", "LC_ALL", "PATH", "TMPDIR"]
     assert seen["flags"] == [1, 1, 1]
 
 
 def test_each_run_gets_a_fresh_interpreter(runner, tmp_path) -> None:
-    first = json.loads(_run(runner, tmp_path / "a", PROBE).out)["pid"]
-    second = json.loads(_run(runner, tmp_path / "b", PROBE).out)["pid"]
+    def waiting() -> int:
+        spare = runner._spare
+        assert spare is not None
+        assert spare.zygote is not None
+        return spare.zygote.proc.pid
+
+    first = waiting()
+    _run(runner, tmp_path / "a", PROBE)
+    runner.settle()
+    second = waiting()
+    _run(runner, tmp_path / "b", PROBE)
     assert first != second
     with pytest.raises(ProcessLookupError):
         os.kill(first, 0)
@@ -147,7 +162,18 @@ def test_run_arriving_during_the_preload_does_not_wait_for_all_of_it(tmp_path) -
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "TMPDIR": str(tmp_path)}
     zygote = Zygote(sys.executable, env)
     try:
-        proc = zygote.go(app, env, [str(app / "main.py")])
+        view = {
+            "root": str(tmp_path / "root"),
+            "system": system_dirs(sys.executable),
+            "dataset": str(app),
+            "model": str(app),
+            "output": str(tmp_path / "out"),
+            "app": str(app),
+            "app_at": "/app",
+        }
+        (tmp_path / "root").mkdir()
+        (tmp_path / "out").mkdir()
+        proc = zygote.go(view, env, ["/app/main.py"])
         out = proc.stdout.read() if proc.stdout is not None else b""
         assert proc.wait() == 0
         assert out.startswith(b"ran ")

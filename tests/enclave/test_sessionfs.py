@@ -357,3 +357,16 @@ def test_open_read_of_a_large_file_returns_every_byte() -> None:
         got = stream.readinto(out)
         rest = stream.read()
     assert head + bytes(out[:got]) + rest == data
+
+
+def test_clear_tree_removes_everything_below_and_keeps_the_folder() -> None:
+    fs = SessionFs()
+    fs.mkdir("output/a")
+    fs.mkdir("output/a/b")
+    for path in ("output/x", "output/a/y", "output/a/b/z"):
+        fs.create(path)
+        fs.write(path, 0, b"data")
+    fs.create("dataset/keep")
+    fs.clear_tree("output")
+    assert fs.listdir("output") == []
+    assert [name for name, _ in fs.listdir("dataset")] == ["keep"]

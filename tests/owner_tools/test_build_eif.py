@@ -52,6 +52,9 @@ def _rootfs(root: Path, order: list[str], mtime: int) -> Path:
 
 
 def _build(tmp_path, out_name, *extra, owner_pub) -> tuple[int, Path]:
+    # The toy trees here test the image format, not a server that boots (test_server_check).
+    if "--rootfs" in extra:
+        extra = (*extra, "--no-server-check")
     out = tmp_path / out_name
     rc = main(
         [
@@ -380,3 +383,46 @@ def test_tar_made_with_dot_root_is_accepted(tmp_path, owner_pub, capsys):
         names = [m.name for m in read_cpio(SectionReader(f, image.ramdisks()[1]))]
     assert "rootfs/app/main.py" in names
     assert not any(n.startswith("rootfs/./") or n == "rootfs//" for n in names)
+
+
+def _server_rootfs(root: Path) -> Path:
+    """A toy tree with the server's interpreter behind a chain of links, as Debian's."""
+    (root / "usr" / "bin").mkdir(parents=True)
+    python = root / "usr" / "bin" / "python3.13"
+    python.write_bytes(b"\x7fELF")
+    python.chmod(0o755)
+    (root / "usr" / "bin" / "python3").symlink_to("python3.13")
+    (root / "bin").symlink_to("usr/bin")
+    venv = root / "opt" / "nitro-bundles" / "venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "python3").symlink_to("/bin/python3")
+    return root
+
+
+def test_server_check_accepts_a_rootfs_whose_server_python_resolves(tmp_path, owner_pub) -> None:
+    root = _server_rootfs(tmp_path / "rootfs")
+    out = tmp_path / "ok.eif"
+    args = ["build-eif", "-o", str(out), "--blobs", str(BLOBS / "x86_64"), "--rootfs", str(root)]
+    assert main([*args, "--owner-key", str(owner_pub)]) == 0
+    assert out.exists()
+
+
+@pytest.mark.parametrize("damage", ["missing", "dangling", "not-executable"])
+def test_server_check_refuses_a_rootfs_without_the_server_python(
+    tmp_path, owner_pub, capsys, damage: str
+) -> None:
+    root = _server_rootfs(tmp_path / "rootfs")
+    if damage == "missing":
+        (root / "opt" / "nitro-bundles" / "venv" / "bin" / "python3").unlink()
+    elif damage == "dangling":
+        (root / "usr" / "bin" / "python3.13").unlink()
+    else:
+        (root / "usr" / "bin" / "python3.13").chmod(0o644)
+    out = tmp_path / "bad.eif"
+    args = ["build-eif", "-o", str(out), "--blobs", str(BLOBS / "x86_64"), "--rootfs", str(root)]
+    capsys.readouterr()
+    assert main([*args, "--owner-key", str(owner_pub)]) == 1
+    err = capsys.readouterr().err.removeprefix("Start building the Enclave Image...\n")
+    assert err.count("\n") == 1
+    assert "has no /opt/nitro-bundles/venv/bin/python3 (the enclave server's Python)" in err
+    assert list(tmp_path.glob("bad.eif*")) == []

@@ -19,6 +19,7 @@ from owner_tools.pack import Overrides, load_config
 from owner_tools.pack import pack as pack_library
 from owner_tools.verify import inspect_bundle
 from package_format.bundle.errors import PayloadSourceError
+from package_format.bundle.manifest import EnvPolicy
 
 
 @pytest.fixture
@@ -85,6 +86,28 @@ def test_extra_encryption_context_and_exclude(env) -> None:
         "team": "ml",
     }
     assert not any(f.path.startswith("notes") for f in header.manifest.files)
+
+
+def test_env_table_is_signed_into_the_manifest(env) -> None:
+    app = make_app(env.tmp)
+    (app / "bundle.toml").write_text(
+        (app / "bundle.toml").read_text()
+        + '\n[env]\nallow = ["SEED", "N"]\n[env.defaults]\nN = "5"\n'
+    )
+    assert pack(env, app, env.tmp / "e.nb") == 0
+    header, _ = inspect_bundle(env.tmp / "e.nb")
+    assert header.manifest.env == EnvPolicy(("N", "SEED"), (("N", "5"),))
+
+
+def test_reserved_env_name_is_refused_and_nothing_packed(env, capsys) -> None:
+    app = make_app(env.tmp)
+    (app / "bundle.toml").write_text(
+        (app / "bundle.toml").read_text() + '\n[env]\nallow = ["LD_PRELOAD"]\n'
+    )
+    capsys.readouterr()
+    assert pack(env, app, env.tmp / "e.nb") == 1
+    assert "'LD_PRELOAD' is reserved" in one_error_line(capsys)
+    assert not (env.tmp / "e.nb").exists()
 
 
 def test_symlink_leaving_app_folder_refused(env, capsys) -> None:

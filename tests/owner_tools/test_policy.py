@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from local_stack.policy_eval import RequestContext, attestation_condition_keys, evaluate
 from owner_tools._cli import main
 from owner_tools.errors import UsageError
 from owner_tools.policy import (
@@ -329,3 +330,42 @@ def test_cli_policy_check_not_json_subprocess(tmp_path):
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f"owner-tools: error: {path}: not json"]
+
+
+def test_several_bundle_names_share_one_key_and_only_they_decrypt():
+    policy = _policy(bundle_name=["alpha", "beta", "alpha"], bundle_version=None)
+    cond = _statement(policy, "AttestedEnclaveOnly")["Condition"]["StringEquals"]
+    assert cond == {"kms:EncryptionContext:bundle": ["alpha", "beta"]}
+    owner = _statement(policy, "OwnerPackNoDecrypt")["Condition"]["StringEquals"]
+    assert owner == {"kms:EncryptionContext:bundle": ["alpha", "beta"]}
+    assert policy["Id"] == "nitro-bundles:alpha,beta"
+    assert check_policy(policy) == []
+    keys = attestation_condition_keys({0: bytes.fromhex(PCR0), 8: bytes.fromhex(PCR8)})
+
+    def decrypts(bundle: str) -> bool:
+        request = {**keys, "kms:EncryptionContext:bundle": bundle}
+        return evaluate(policy, RequestContext("kms:Decrypt", ENCLAVE, "*", request)).allowed
+
+    assert (decrypts("alpha"), decrypts("beta"), decrypts("gamma")) == (True, True, False)
+
+
+def test_one_bundle_name_gives_the_single_bundle_policy():
+    assert _policy(bundle_name=["demo"]) == _policy()
+
+
+def test_bundle_version_with_several_names_refused():
+    with pytest.raises(UsageError):
+        _policy(bundle_name=["alpha", "beta"])
+
+
+def test_cli_policy_takes_several_bundle_names(tmp_path):
+    rc, out = _cli_generate(tmp_path, "--pcrs", str(_pcrs_file(tmp_path)), "--bundle-name", "b2")
+    assert rc == 0
+    cond = _statement(json.loads(out.read_text()), "AttestedEnclaveOnly")["Condition"]
+    assert cond["StringEquals"] == {"kms:EncryptionContext:bundle": ["b2", "demo"]}
+
+
+def _pcrs_file(tmp_path):
+    pcrs = tmp_path / "x.pcrs.json"
+    pcrs.write_text(json.dumps({"PCR0": PCR0}))
+    return pcrs

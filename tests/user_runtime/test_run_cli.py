@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_run_server import serve_in_thread
 from test_runner_kit import make_bundle
 
+from package_format.bundle.manifest import EnvPolicy
 from user_runtime._cli import main
 from user_runtime.rpc_client import EnclaveClient
 
@@ -188,6 +189,12 @@ def test_run_missing_bundle_is_one_line(enclave, capsys) -> None:
     assert err[0].startswith("user-runtime: error: nope.nb: not a local file")
 
 
+def test_run_lists_the_files_it_produced_on_stderr(enclave, tmp_path, capsys) -> None:
+    script = b"open('/output/a.csv', 'w').write('x'); open('/output/b.txt', 'w').write('y')"
+    assert main(["run", "-f", str(_bundle(tmp_path, script)), "-s", "main.py"]) == 0
+    assert capsys.readouterr().err == "user-runtime: output: output/a.csv output/b.txt\n"
+
+
 def test_run_entrypoint_not_declared_is_one_line(enclave, tmp_path, capsys) -> None:
     bundle = _bundle(tmp_path)
     assert main(["run", "-f", str(bundle), "-s", "other.py"]) == 1
@@ -197,8 +204,8 @@ def test_run_entrypoint_not_declared_is_one_line(enclave, tmp_path, capsys) -> N
     assert "ENTRYPOINT_NOT_DECLARED" in captured.err
 
 
-@pytest.mark.parametrize("args", ["../main.py", "/etc/passwd", "//dataset/", "/dataset/../x"])
-def test_run_bad_path_argument_rejected(enclave, tmp_path, capsys, args: str) -> None:
+@pytest.mark.parametrize("args", ["a\x00b", "x" * 4097], ids=["nul", "too-long"])
+def test_run_argument_exec_cannot_carry_rejected(enclave, tmp_path, capsys, args: str) -> None:
     bundle = _bundle(tmp_path)
     assert main(["run", "-f", str(bundle), "-s", "main.py", "-a", args]) == 1
     captured = capsys.readouterr()
@@ -262,18 +269,18 @@ def test_console_script_bad_input_has_no_traceback(enclave, tmp_path) -> None:
 def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
     # The entrypoint prints one line, then waits for a file that this test creates only after
     # reading that line from the CLI's stdout: it exits 0 only if the line came through live.
-    sock, _fs, _ram = enclave
-    flag = tmp_path / "line-seen"
+    # The flag goes into the run's /output/ (enclave.run_view: the run sees nothing else).
+    sock, _fs, ram = enclave
     script = (
-        "import os, sys, time\n"
-        "print('first line', flush=True)\n"
-        "for _ in range(1200):\n"
-        f"    if os.path.exists({str(flag)!r}):\n"
-        "        print('saw the flag', flush=True)\n"
-        "        sys.exit(0)\n"
-        "    time.sleep(0.05)\n"
-        "sys.exit(9)\n"
-    ).encode()
+        b"import os, sys, time\n"
+        b"print('first line', flush=True)\n"
+        b"for _ in range(1200):\n"
+        b"    if os.path.exists('/output/line-seen'):\n"
+        b"        print('saw the flag', flush=True)\n"
+        b"        sys.exit(0)\n"
+        b"    time.sleep(0.05)\n"
+        b"sys.exit(9)\n"
+    )
     bundle = _bundle(tmp_path, script)
     cli = subprocess.Popen(
         [sys.executable, "-m", "user_runtime", "run", "-f", str(bundle), "-s", "main.py"],
@@ -283,7 +290,7 @@ def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
     )
     assert cli.stdout is not None
     assert cli.stdout.readline() == b"first line\n"
-    flag.touch()
+    (next(Path(ram).glob("*/session/output")) / "line-seen").touch()
     out, err = cli.communicate(timeout=120)
     assert cli.returncode == 0, err
     assert out == b"saw the flag\n"
@@ -340,3 +347,27 @@ def test_console_script_usage_error_goes_through_typer(tmp_path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("user-runtime: usage: ")
     assert "Traceback" not in proc.stderr
+
+
+ENV_SCRIPT = b"import os; print(os.environ['N'], os.environ['SEED'])"
+
+
+def test_run_env_reaches_the_entrypoint_with_the_owners_defaults(enclave, tmp_path, capsys) -> None:
+    policy = EnvPolicy(("N", "SEED"), (("N", "5"),))
+    bundle = _bundle(tmp_path, ENV_SCRIPT, env=policy)
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "--env", "SEED=a=b c"]) == 0
+    assert capsys.readouterr().out == "5 a=b c\n"
+
+
+def test_run_env_name_not_allowed_is_one_line(enclave, tmp_path, capsys) -> None:
+    bundle = _bundle(tmp_path, ENV_SCRIPT, env=EnvPolicy(("N",)))
+    assert main(["run", "-f", str(bundle), "-s", "main.py", "--env", "SEED=1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "'SEED' is not allowed by the bundle's manifest" in err
+    assert "BAD_RUN_ARGUMENT" in err
+
+
+def test_run_env_without_a_name_is_a_usage_error(enclave, tmp_path, capsys) -> None:
+    assert main(["run", "-f", str(_bundle(tmp_path)), "-s", "main.py", "--env", "SEED"]) == 2
+    assert capsys.readouterr().err.startswith("user-runtime: usage: --env: expected NAME=VALUE")

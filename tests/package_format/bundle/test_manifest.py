@@ -15,7 +15,7 @@ from package_format.bundle.errors import (
     ManifestConfigError,
     UnsafePathError,
 )
-from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
 from package_format.bundle.paths import check_path
 from package_format.bundle.reader import check_validity
 
@@ -245,3 +245,86 @@ def test_bundle_toml_run_table_sets_the_ceiling() -> None:
     for bad in ("[run]\nmax_seconds = 0\n", "[run]\nmax_seconds = '9'\n", "[run]\nx = 1\n"):
         with pytest.raises(ManifestConfigError):
             parse_bundle_toml(bad)
+
+
+# -- env: the names a user may set, and the owner's defaults (§5, issue 21) -----------------
+
+
+def test_env_policy_round_trips_and_is_optional() -> None:
+    policy = EnvPolicy(("SEED", "N_ESTIMATORS"), (("N_ESTIMATORS", "100"),))
+    manifest = make(env=policy)
+    obj = manifest.to_cbor_obj()
+    assert obj["env"] == {"allow": ["N_ESTIMATORS", "SEED"], "defaults": {"N_ESTIMATORS": "100"}}
+    assert Manifest.from_cbor_obj(obj) == manifest
+    assert "env" not in make().to_cbor_obj()  # older bundles: byte-identical
+    assert Manifest.from_cbor_obj(make().to_cbor_obj()).env is None
+
+
+@pytest.mark.parametrize(
+    ("allow", "defaults"),
+    [
+        (("LD_PRELOAD",), ()),
+        (("PYTHONPATH",), ()),
+        (("PATH",), ()),
+        (("LC_CTYPE",), ()),
+        (("1BAD",), ()),
+        (("A-B",), ()),
+        (("SEED",), (("OTHER", "1"),)),
+        (("SEED",), (("SEED", "a\x00b"),)),
+    ],
+    ids=[
+        "ld-preload",
+        "pythonpath",
+        "path",
+        "locale",
+        "digit",
+        "dash",
+        "default-not-allowed",
+        "nul",
+    ],
+)
+def test_env_policy_refuses_reserved_or_bad_names(allow, defaults) -> None:
+    with pytest.raises(HeaderFieldError):
+        EnvPolicy(allow, defaults)
+
+
+def test_bundle_toml_env_table() -> None:
+    config = parse_bundle_toml('[env]\nallow = ["SEED", "N"]\n[env.defaults]\nN = "5"\n')
+    assert config.env == EnvPolicy(("N", "SEED"), (("N", "5"),))
+    assert parse_bundle_toml("").env is None
+    for bad in ('[env]\nallow = ["LD_PRELOAD"]\n', "[env]\nallow = [1]\n", "[env]\nx = 1\n"):
+        with pytest.raises(ManifestConfigError) as info:
+            parse_bundle_toml(bad)
+        assert "\n" not in str(info.value)
+
+
+# -- module entrypoints: python -m (§5.2, issue 21) ----------------------------------------
+
+
+def test_module_entrypoint_round_trips_and_is_optional() -> None:
+    entry = Entrypoint(name="pkg.cli", path="pkg/cli.py", module="pkg.cli")
+    assert entry.to_cbor_obj()["module"] == "pkg.cli"
+    assert Entrypoint.from_cbor_obj(entry.to_cbor_obj(), "e") == entry
+    assert "module" not in Entrypoint(name="a.py", path="a.py").to_cbor_obj()
+
+
+@pytest.mark.parametrize(
+    ("module", "path", "runtime"),
+    [
+        ("pkg.cli", "pkg/other.py", "python"),
+        ("pkg..cli", "pkg//cli.py", "python"),
+        ("pkg.cli", "pkg/cli.py", "exec"),
+        ("1pkg", "1pkg.py", "python"),
+    ],
+    ids=["other-file", "bad-name", "exec", "digit"],
+)
+def test_module_entrypoint_must_name_its_own_python_file(module, path, runtime) -> None:
+    with pytest.raises((HeaderFieldError, UnsafePathError)):
+        Entrypoint(name="e", path=path, runtime=runtime, module=module)
+
+
+def test_bundle_toml_module_entrypoint_defaults_its_path_and_name() -> None:
+    config = parse_bundle_toml('[[entrypoints]]\nmodule = "pkg.cli"\n')
+    assert config.entrypoints == (Entrypoint(name="pkg.cli", path="pkg/cli.py", module="pkg.cli"),)
+    package = parse_bundle_toml('[[entrypoints]]\nmodule = "pkg"\npath = "pkg/__main__.py"\n')
+    assert package.entrypoints[0].path == "pkg/__main__.py"
