@@ -102,6 +102,17 @@ def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
         if exc.errno != errno.EINVAL:
             raise
     _mount(libc, "nb-run", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755")
+    # The run's own /tmp and /dev/shm first: an interpreter installed under /tmp (a venv in a
+    # clone there) is then bound onto them, not hidden beneath them.
+    for path in ("/tmp", "/dev/shm"):
+        _mount(
+            libc,
+            "nb-tmp",
+            _place(root, path, is_dir=True),
+            "tmpfs",
+            MS_NOSUID | MS_NODEV,
+            "mode=1777",
+        )
     system = spec["system"]
     assert isinstance(system, list)
     for path in system:
@@ -116,15 +127,6 @@ def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
             libc, str(spec[name]), _place(root, "/" + name, is_dir=True), readonly=name != "output"
         )
     _bind(libc, str(spec["app"]), _place(root, str(spec["app_at"]), is_dir=True), readonly=True)
-    for path in ("/tmp", "/dev/shm"):
-        _mount(
-            libc,
-            "nb-tmp",
-            _place(root, path, is_dir=True),
-            "tmpfs",
-            MS_NOSUID | MS_NODEV,
-            "mode=1777",
-        )
     for dev in _DEVICES:
         _bind(libc, "/dev/" + dev, _place(root, "/dev/" + dev, is_dir=False), readonly=False)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
