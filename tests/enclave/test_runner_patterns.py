@@ -224,3 +224,28 @@ def test_python_dash_m_traceback_shows_the_owners_frames_only(env) -> None:
     assert result.exit_status == 1
     assert b"RuntimeError: x" in sink.err
     assert b"boom" in sink.err
+
+
+def test_an_interpreter_installed_under_tmp_stays_visible_in_the_view(tmp_path: Path) -> None:
+    # The run's /tmp is a fresh tmpfs: an interpreter that lives under /tmp (a venv in a clone
+    # there, as CI may have) must be bound onto it, not hidden beneath it.
+    import subprocess
+    import sys
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    assert str(venv).startswith("/tmp/")
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    session = DirSession(tmp_path / "session")
+    config = RunnerConfig(
+        trusted_keys=(owner_key(),), work_base=ram, prestart=False, python=str(venv / "bin/python3")
+    )
+    runner = Runner(config, open_bundle, FakeKeyRelease())
+    try:
+        main = b"import sys\nprint(sys.prefix, flush=True)\n"
+        result, sink = _run(runner, session, {"main.py": main}, "main.py")
+    finally:
+        runner.close()
+    assert result.exit_status == 0, bytes(sink.err).decode()
+    assert sink.out.decode().strip() == str(venv)
