@@ -73,6 +73,46 @@ class BundleFacts:
     env_defaults: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BundleRef:
+    """One bundle a run used, as the run record names it (specs/receipts.md).
+
+    Attributes:
+        role: `app` (the `-f` bundle) or `data` (a `--data` bundle, issue 22).
+        name: The bundle's signed name.
+        version: Its signed semantic version.
+        digest: SHA-256 identifying the bundle (specs/receipts.md says over what).
+        manifest_digest: SHA-256 of its signed manifest bytes.
+        signer: The Ed25519 public key that signed it (32 bytes).
+        mount: Where the run saw it (`/data/NAME`, say); empty for the app.
+    """
+
+    role: str
+    name: str
+    version: str
+    digest: bytes
+    manifest_digest: bytes
+    signer: bytes
+    mount: str = ""
+
+
+@dataclass(frozen=True)
+class OutputTerms:
+    """The strictest output terms of a run's bundles, as enforced (issue 22).
+
+    Attributes:
+        max_output_bytes: Most bytes of output files the run may release (None: no limit).
+        stdout: Whether stdout reaches the user.
+        stderr: Whether stderr reaches the user.
+        output_paths: Output paths (glob patterns under `/output/`) allowed; None: any.
+    """
+
+    max_output_bytes: int | None = None
+    stdout: bool = True
+    stderr: bool = True
+    output_paths: tuple[str, ...] | None = None
+
+
 class OpenedBundle(Protocol):
     """A bundle whose header parsed and whose signature verified against a pinned key."""
 
@@ -169,6 +209,8 @@ class RunRequest:
         timeout: The user's time limit in seconds (None: only the manifest's, if any).
         env: Environment variables the user sets (`NAME`, value), checked against the
             manifest's allow-list.
+        data: Session paths of the data bundles joining the run (issue 22).
+        nonce: The user's nonce for the run's receipt (specs/receipts.md), or None.
     """
 
     bundle: str
@@ -176,6 +218,8 @@ class RunRequest:
     args: tuple[str, ...] = ()
     timeout: float | None = None
     env: tuple[tuple[str, str], ...] = ()
+    data: tuple[str, ...] = ()
+    nonce: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -187,9 +231,15 @@ class RunResult:
         cancelled: The run was cancelled.
         stderr_withheld: The manifest withheld stderr (some may have been discarded).
         outputs: Session paths of the files copied back into `output/`.
+        bundles: The bundles the run used, app first (specs/receipts.md).
+        terms: The output terms the run enforced (issue 22), or None.
+        receipt: The run's receipt, a COSE_Sign1 attestation document (specs/receipts.md).
     """
 
     exit_status: int
     cancelled: bool = False
     stderr_withheld: bool = False
     outputs: tuple[str, ...] = ()
+    bundles: tuple[BundleRef, ...] = ()
+    terms: OutputTerms | None = None
+    receipt: bytes | None = None
