@@ -56,6 +56,9 @@ class ImageConfig:
     owner_keys: tuple[bytes, ...]
     min_versions: Mapping[str, str] = field(default_factory=dict)
     kms_region: str | None = None
+    #: App environments (enclave-image.md §5.5): requirements' SHA-256 hex to interpreter;
+    #: None for an image built without a rootfs (local backend only: no check).
+    environments: Mapping[str, str] | None = None
 
 
 def load_image_config(path: Path) -> ImageConfig:
@@ -80,7 +83,25 @@ def load_image_config(path: Path) -> ImageConfig:
     region = doc.get("kms_region")
     if region is not None and not isinstance(region, str):
         raise ImageConfigError(f"{path}: kms_region must be a string")
-    return ImageConfig(keys, dict(versions), region)
+    return ImageConfig(keys, dict(versions), region, _environments(doc.get("environments"), path))
+
+
+def _environments(value: object, path: Path) -> dict[str, str] | None:
+    """`environments`: `[{"sha256": hex, "python": "/opt/nitro-bundles/app/<id>/..."}]`."""
+    if value is None:  # built without a rootfs, or before environments: no check
+        return None
+    bad = ImageConfigError(f"{path}: environments must list {{sha256, python}} objects")
+    if not isinstance(value, list):
+        raise bad
+    out: dict[str, str] = {}
+    for item in value:
+        if not isinstance(item, dict):
+            raise bad
+        digest, python = item.get("sha256"), item.get("python")
+        if not isinstance(digest, str) or not isinstance(python, str) or not python.startswith("/"):
+            raise bad
+        out[digest] = python
+    return out
 
 
 def _owner_keys(value: object, path: Path) -> tuple[bytes, ...]:
@@ -301,9 +322,22 @@ def make_runner(
         min_versions=image.min_versions,
         key_cache_seconds=cache,
         prestart=env.get("NB_PRESTART", "1") != "0",
+        environments=None if image.environments is None else dict(image.environments),
+        **_default_python(image),
     )
     runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region, store))
     return ServerRunner(runner, fs)
+
+
+def _default_python(image: ImageConfig) -> dict[str, str]:
+    """The interpreter of a bundle naming no environment (bundle-format.md §5.7).
+
+    The image's one app environment when it has exactly one; otherwise the server's own
+    interpreter (the default `RunnerConfig.python`), as before environments existed.
+    """
+    if image.environments is not None and len(image.environments) == 1:
+        return {"python": next(iter(image.environments.values()))}
+    return {}
 
 
 def _open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> Any:

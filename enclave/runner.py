@@ -64,6 +64,7 @@ from enclave.runner_errors import (
     BundleNotYetValidRunError,
     BundleRollbackError,
     EntrypointNotDeclaredError,
+    EnvironmentMissingError,
     KeyReleaseError,
     RunCancelledError,
     RunError,
@@ -100,6 +101,8 @@ class RunnerConfig:
         key_cache_seconds: Keep a released data key in memory this long (0: never).
         prestart: Start the next Python entrypoint's interpreter (`enclave.runner_zygote`)
             as soon as a run is over, so a run does not wait for it.
+        environments: The image's app environments, requirements' SHA-256 hex to
+            interpreter (enclave-image.md §5.5); None: the image declares none (no check).
     """
 
     trusted_keys: tuple[bytes, ...]
@@ -108,6 +111,7 @@ class RunnerConfig:
     python: str = sys.executable
     key_cache_seconds: float = 0.0
     prestart: bool = False
+    environments: Mapping[str, str] | None = None
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Runner:
         self._limit: float | None = None
         self._timed_out = False
         self._run_env: dict[str, str] = {}
+        self._python = config.python
         self._keys: dict[bytes, tuple[bytes, float]] = {}
         self._spare: _Spare | None = None
         self._spare_thread: threading.Thread | None = None
@@ -224,7 +229,11 @@ class Runner:
             self._run_env = run_environment(request.env, facts.env_allow, facts.env_defaults)
             self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
             self._timed_out = False
+            self._python = self._interpreter(facts)
             spare = self._take_spare() if self._config.prestart else None
+            if spare is not None and self._python != self._config.python:
+                _drop_spare(spare)  # started with the default interpreter, not this one
+                spare = None
             try:
                 return self._run_with(spare, request, entry, opened, session, sink)
             finally:
@@ -299,6 +308,20 @@ class Runner:
                 f"{minimum} pinned in the image"
             )
 
+    def _interpreter(self, facts: BundleFacts) -> str:
+        """The run's Python: its manifest's environment, else the default (§5.7)."""
+        envs = self._config.environments
+        if facts.environment is None or envs is None:
+            return self._config.python
+        python = envs.get(facts.environment)
+        if python is None:
+            raise EnvironmentMissingError(
+                f"bundle {facts.name} {facts.version}: needs app environment "
+                f"{facts.environment[:16]} (sha256 {facts.environment}), which this image "
+                "lacks; build the image with build-eif --app-requirements of that file"
+            )
+        return python
+
     def _key_while_preparing(self, opened: OpenedBundle, app: Path, facts: BundleFacts) -> bytes:
         return key_while_preparing(opened, app, lambda: self._data_key(facts), facts.name)
 
@@ -356,7 +379,7 @@ class Runner:
             if entry.runtime == "python":
                 # -B: no bytecode beside the plaintext; -E -s: no environment or user site
                 # reaches the entrypoint; -u: unbuffered, so its lines stream as printed.
-                argv = [self._config.python, "-B", "-E", "-s", "-u", *argv]
+                argv = [self._python, "-B", "-E", "-s", "-u", *argv]
             status = self._spawn_and_pump(view, argv=argv, facts=facts, sink=sink)
         if self._timed_out:
             # specs/threat-model.md §5.5: no outputs; the caller's PrivateDir wipes.
@@ -376,7 +399,7 @@ class Runner:
         root.mkdir(mode=0o700)
         return {
             "root": str(root),
-            "system": system_dirs(self._config.python),
+            "system": system_dirs(self._python),
             **{name: str(path) for name, path in roots.items()},
             "app": str(app),
             "app_at": f"/{app.name}",
@@ -396,7 +419,7 @@ class Runner:
                 raise RunCancelledError("run cancelled")
             try:
                 if zygote is not None:
-                    env = {**_entry_env(self._config.python), **self._run_env}
+                    env = {**_entry_env(self._python), **self._run_env}
                     self._proc = zygote.go(view, env, argv)
                     report = zygote.report  # closed by zygote.discard()
                 else:
@@ -430,7 +453,7 @@ class Runner:
         try:
             proc = subprocess.Popen(
                 [
-                    self._config.python,
+                    self._python,
                     "-B",
                     "-E",
                     "-s",
@@ -440,7 +463,7 @@ class Runner:
                     *argv,
                 ],
                 cwd="/",
-                env={**_entry_env(self._config.python), **self._run_env},
+                env={**_entry_env(self._python), **self._run_env},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

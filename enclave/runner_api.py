@@ -53,6 +53,7 @@ class BundleFacts:
         max_run_seconds: The owner's ceiling on a run's duration (None: none).
         env_allow: Environment variables the user may set for a run.
         env_defaults: The owner's values of some of them, used unless the user sets them.
+        environment: SHA-256 (hex) of the app environment the manifest names, or None.
     """
 
     name: str
@@ -71,6 +72,7 @@ class BundleFacts:
     max_run_seconds: int | None = None
     env_allow: frozenset[str] = frozenset()
     env_defaults: Mapping[str, str] = field(default_factory=dict)
+    environment: str | None = None
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def _facts(reader: BundleReader) -> BundleFacts:
         max_run_seconds=manifest.max_run_seconds,
         env_allow=frozenset(manifest.env.allow if manifest.env else ()),
         env_defaults=dict(manifest.env.defaults if manifest.env else ()),
+        environment=manifest.environment.sha256 if manifest.environment else None,
     )
 
 

@@ -63,6 +63,12 @@ class BadRunArgumentError(RunError, InputError):
     rpc_code = ErrorCode.BAD_RUN_ARGUMENT
 
 
+class EnvironmentMissingError(RunError, InputError):
+    """The manifest names an app environment the image lacks (bundle-format.md §5.7)."""
+
+    rpc_code = ErrorCode.ENVIRONMENT_MISSING
+
+
 class KeyReleaseError(RunError, ExternalError):
     """The data key could not be obtained through attestation (KMS denied or unreachable)."""
 

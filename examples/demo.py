@@ -119,7 +119,10 @@ def image_inputs() -> list[str | Path]:
         raise StepFailed(f"the enclave toolchain is not built: {built.stderr.strip()}")
     tools = json.loads(built.stdout.strip().splitlines()[-1])
     print(f"(set-up) enclave toolchain: blobs {tools['blobs']['dir']}", flush=True)
-    return ["--blobs", tools["blobs"]["dir"], "--rootfs", tools["rootfs"]["dir"]]
+    # The image's rootfs: the server's venv plus the app's environment, built from the app's
+    # own hashed requirements (cached under the toolchain cache; no host venv in the image).
+    requirements = EXAMPLES / "ml_app" / "requirements.txt"
+    return ["--blobs", tools["blobs"]["dir"], "--app-requirements", requirements]
 
 
 def main() -> int:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -51,6 +52,15 @@ def build_eif_cmd(  # noqa: PLR0917
     kernel_config: Path | None = typer.Option(None, "--kernel-config", help="Kernel .config."),
     rootfs: Path | None = typer.Option(
         None, "--rootfs", help="Base root filesystem: a directory or a tar (docker export)."
+    ),
+    app_requirements: Path | None = typer.Option(
+        None,
+        "--app-requirements",
+        help="The app's hashed requirements.txt: build the rootfs (server venv + this app "
+        "environment) with the toolchain's builder, cached; needs root.",
+    ),
+    deb: list[str] = typer.Option(
+        [], "--deb", help="Debian package for the app's native libraries (repeatable)."
     ),
     owner_key: list[Path] = typer.Option(
         [], "--owner-key", help="Owner public key to pin (repeatable, at least one)."
@@ -102,6 +112,10 @@ def build_eif_cmd(  # noqa: PLR0917
         raise UsageError("at least one --owner-key is required")
     if (signing_certificate is None) != (private_key is None):
         raise UsageError("--signing-certificate and --private-key go together")
+    if app_requirements is not None and (rootfs is not None or ramdisk):
+        raise UsageError("--app-requirements builds the rootfs: it excludes --rootfs/--ramdisk")
+    if deb and app_requirements is None:
+        raise UsageError("--deb goes with --app-requirements")
     found = image.find_blobs(
         blobs,
         arch,
@@ -136,6 +150,8 @@ def build_eif_cmd(  # noqa: PLR0917
         operating_system=operating_system,
         kernel_version=kernel_version,
     )
+    if app_requirements is not None:
+        opts = dataclasses.replace(opts, rootfs=_app_rootfs(app_requirements, deb))
     print("Start building the Enclave Image...", file=sys.stderr)
     result = image.build_eif(opts)
     measurements = result.measurements
@@ -145,6 +161,19 @@ def build_eif_cmd(  # noqa: PLR0917
     image.write_text_atomic(result.pcrs_path, text + "\n")
     print("Enclave Image successfully created.", file=sys.stderr)
     print(text)
+
+
+def _app_rootfs(requirements: Path, debs: list[str]) -> Path:
+    """The cached rootfs with this app environment, built first when absent (§5.5)."""
+    from owner_tools.image_env_build import build_app_rootfs
+
+    def progress(line: str) -> None:
+        print(f"[rootfs] {line}", file=sys.stderr)
+
+    built = build_app_rootfs(requirements, debs, progress=progress)
+    state = "cached" if built.cached else "built"
+    print(f"[rootfs] {state}: {built.path}", file=sys.stderr)
+    return built.path
 
 
 def _load_owner_key(path: Path) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from owner_tools.errors import InputError, UsageError
+from owner_tools.image_env import AppEnvironment, find_environments
 from owner_tools.image_rootfs import (
     RootEntry,
     bootstrap_entries,
@@ -165,9 +166,15 @@ def parse_build_time(text: str) -> tuple[int, str]:
 
 
 def enclave_config(
-    owner_keys: list[bytes], min_versions: dict[str, str], kms_region: str | None
+    owner_keys: list[bytes],
+    min_versions: dict[str, str],
+    kms_region: str | None,
+    environments: list[AppEnvironment] | None = None,
 ) -> bytes:
     """Canonical `enclave.json` (sorted keys, no spaces, ASCII, no trailing newline).
+
+    `environments` lists the rootfs's app environments (§5.5), sorted by SHA-256; None (an
+    image without a rootfs, local backend only) writes `null`.
 
     Raises:
         UsageError: no owner key, or a key that is not 32 bytes.
@@ -182,6 +189,12 @@ def enclave_config(
             keys.append(key.hex())
     doc: dict[str, Any] = {
         "format": CONFIG_FORMAT,
+        "environments": None
+        if environments is None
+        else [
+            {"python": e.python, "sha256": e.sha256}
+            for e in sorted(environments, key=lambda e: e.sha256)
+        ],
         "owner_keys": keys,
         "min_bundle_versions": dict(sorted(min_versions.items())),
         "kms_region": kms_region,
@@ -301,7 +314,8 @@ def _ramdisk_sections(opts: BuildOptions, stack: ExitStack) -> list[SectionSourc
     if opts.rootfs is not None and opts.server_check:
         # specs/enclave-image.md §5.3: an image whose server cannot start is refused.
         check_server_interpreter(base, SERVER_INTERPRETER, str(opts.rootfs))
-    config = enclave_config(opts.owner_keys, opts.min_versions, opts.kms_region)
+    environments = None if opts.rootfs is None else find_environments(base, str(opts.rootfs))
+    config = enclave_config(opts.owner_keys, opts.min_versions, opts.kms_region, environments)
     image = merge_layer(base, server_layer(config))
     env = [*DEFAULT_ENV, *opts.env]
     customer = list(customer_entries(image, list(DEFAULT_CMD), env))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
 import io
 import os
 import stat
@@ -27,6 +28,7 @@ from package_format.bundle.config import BundleConfig, default_runtime, parse_bu
 from package_format.bundle.header import BundleHeader
 from package_format.bundle.limits import DEFAULT_SEGMENT_SIZE, DIR_MODE
 from package_format.bundle.manifest import (
+    Environment,
     Entrypoint,
     FileEntry,
     Manifest,
@@ -100,6 +102,24 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     if not config.entrypoints:
         raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
     return config
+
+
+def _environment(app_dir: Path, config: BundleConfig) -> Environment | None:
+    """The manifest's environment: SHA-256 of `[environment] requirements` (§5.7).
+
+    Raises:
+        ManifestFileError: The file is missing or not a hashed requirements file.
+    """
+    if config.environment_requirements is None:
+        return None
+    from owner_tools.image_env import EnvironmentInputError, read_requirements  # noqa: PLC0415
+
+    path = app_dir / config.environment_requirements
+    try:
+        data = read_requirements(path)
+    except EnvironmentInputError as exc:
+        raise ManifestFileError(f"environment: {exc}") from exc
+    return Environment(hashlib.sha256(data).hexdigest())
 
 
 def _apply_overrides(config: BundleConfig, overrides: Overrides) -> BundleConfig:
@@ -226,6 +246,7 @@ def pack(
             expires=config.expires,
             max_run_seconds=config.max_run_seconds,
             env=config.env,
+            environment=_environment(app_dir, config),
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc

@@ -49,6 +49,9 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "rootfs": (),
 }
 DEBIAN = "http://deb.debian.org/debian"
+# The default rootfs's app environment: the sample app's own hashed requirements
+# (specs/toolchain.md §6), an input of the rootfs's key though it lives outside toolchain/.
+SAMPLE_APP_REQUIREMENTS = Path("examples") / "ml_app" / "requirements.txt"
 # An empty nsm.ko tells our init the NSM driver is built in (enclave-image.md §13.2 step 3).
 NSM_PLACEHOLDER = b""
 # The rootfs needs no builder and little CPU (downloads, dpkg): it runs beside the compiles.
@@ -105,6 +108,8 @@ def input_files(toolchain: Path, name: str) -> tuple[Path, ...]:
         own = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
         # The cmdline is the blobs' input: editing it must not recompile the kernel.
         own = [p for p in own if p != toolchain / "kernel" / "cmdline"]
+        if name == "rootfs":
+            own.append(toolchain.parent / SAMPLE_APP_REQUIREMENTS)
     return tuple(sorted(p for p in [*shared, *own] if p.is_file()))
 
 
@@ -128,7 +133,8 @@ def compute_key(name: str, files: tuple[Path, ...], base: Path, deps: dict[str, 
     for path in files:
         mode = "x" if os.access(path, os.X_OK) else "-"
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        h.update(f"file\0{path.relative_to(base).as_posix()}\0{mode}\0{digest}\0".encode())
+        rel = Path(os.path.relpath(path, base)).as_posix()  # ../examples/... for the sample app
+        h.update(f"file\0{rel}\0{mode}\0{digest}\0".encode())
     for dep in sorted(deps):
         h.update(f"dep\0{dep}\0{deps[dep]}\0".encode())
     return h.hexdigest()[:16]
@@ -322,7 +328,8 @@ def build_one(run: Run, comp: Component) -> bool:
             assemble_blobs(run.dirs["kernel"], run.dirs["init"], cmdline, tmp)
         elif comp.name == "rootfs":
             ensure_mmdebstrap(run.progress)
-            run_logged([str(script), str(tmp)], log, comp.name, run.progress)
+            app = run.toolchain.parent / SAMPLE_APP_REQUIREMENTS
+            run_logged([str(script), str(tmp), "--app", str(app)], log, comp.name, run.progress)
         else:
             cmd = [str(script), str(run.dirs["builder"]), str(tmp)]
             run_logged(cmd, log, comp.name, run.progress)

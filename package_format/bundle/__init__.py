@@ -11,7 +11,14 @@ from __future__ import annotations
 from package_format.bundle.config import BundleConfig, parse_bundle_toml
 from package_format.bundle.header import BundleHeader, ParsedHeader, read_header
 from package_format.bundle.limits import DEFAULT_LIMITS, FORMAT_VERSION, BundleLimits
-from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import (
+    Entrypoint,
+    Environment,
+    EnvPolicy,
+    FileEntry,
+    Manifest,
+    OutputPolicy,
+)
 from package_format.bundle.reader import BundleReader, PayloadFile, check_validity
 from package_format.bundle.signing import (
     dump_private_key,
@@ -32,6 +39,7 @@ __all__ = [
     "BundleReader",
     "Entrypoint",
     "EnvPolicy",
+    "Environment",
     "FileEntry",
     "Manifest",
     "OutputPolicy",

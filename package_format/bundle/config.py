@@ -26,7 +26,8 @@ from package_format.errors import PackageFormatError
 from package_format.limits import DECODE_LIMITS
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
-            "encryption_context", "exclude", "run", "env"}  # fmt: skip
+            "encryption_context", "exclude", "run", "env", "environment"}  # fmt: skip
+ENVIRONMENT_KEYS = {"requirements"}
 ENV_KEYS = {"allow", "defaults"}
 RUN_KEYS = {"max_seconds"}
 ENTRY_KEYS = {"path", "name", "runtime", "allow_args", "module"}
@@ -48,6 +49,9 @@ class BundleConfig:
     exclude: tuple[str, ...] = ()
     max_run_seconds: int | None = None
     env: EnvPolicy | None = None
+    #: `[environment] requirements`: the app's hashed requirements file, relative to the
+    #: app folder; pack records its SHA-256 in the manifest (§5.7).
+    environment_requirements: str | None = None
 
 
 def default_runtime(path: str) -> str:
@@ -192,7 +196,22 @@ def _parse_top(top: dict[str, Any]) -> BundleConfig:
         exclude=tuple(exclude),
         max_run_seconds=_parse_run(top.get("run", {})),
         env=_parse_env(top["env"]) if "env" in top else None,
+        environment_requirements=_parse_environment(top["environment"])
+        if "environment" in top
+        else None,
     )
+
+
+def _parse_environment(obj: object) -> str:
+    """`[environment] requirements = "requirements.txt"` (§5.5, §5.7)."""
+    where = "bundle.toml: environment"
+    table = _check_keys(obj, ENVIRONMENT_KEYS, where)
+    if "requirements" not in table:
+        raise ManifestConfigError(f"{where}: requirements is required")
+    path: str = _typed(table, "requirements", str, where)
+    if not path or path.startswith("/") or ".." in path.split("/"):
+        raise ManifestConfigError(f"{where}: requirements must be a path inside the app folder")
+    return path
 
 
 def _parse_env(obj: object) -> EnvPolicy:

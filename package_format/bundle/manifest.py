@@ -29,6 +29,7 @@ RUNTIMES = frozenset({"python", "exec"})
 KINDS = frozenset({"file", "dir"})
 MAX_TIME = 2**40  # seconds since the epoch; far beyond any real date
 MAX_RUN_SECONDS = 2**31  # §5: the owner's ceiling on one run (about 68 years)
+SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
 MODULE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 MAX_ENV_NAMES = 64
@@ -103,6 +104,37 @@ class EnvPolicy:
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
             raise HeaderFieldError(f"{where}: defaults must map names to text")
         return cls(tuple(allow), tuple(defaults.items()))
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The app environment the bundle needs in its image (§5.7).
+
+    Attributes:
+        sha256: SHA-256 (64 lowercase hex) of the app's hashed `requirements.txt`; the image
+            must hold the environment built from exactly that file.
+    """
+
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not SHA256_HEX_RE.fullmatch(self.sha256):
+            raise HeaderFieldError("manifest: environment sha256 must be 64 lowercase hex")
+
+    def to_cbor_obj(self) -> dict[str, Any]:
+        """The CBOR map `{sha256: text}`."""
+        return {"sha256": self.sha256}
+
+    @classmethod
+    def from_cbor_obj(cls, obj: object) -> Environment:
+        """Parse the manifest's `environment` map.
+
+        Raises:
+            HeaderFieldError: A field is missing, unknown or invalid.
+        """
+        where = "manifest: environment"
+        m = fields(obj, {"sha256"}, set(), where)
+        return cls(get_text(m, "sha256", where, 64))
 
 
 def check_name(name: str, where: str, limits: BundleLimits = DEFAULT_LIMITS) -> str:
@@ -308,6 +340,7 @@ class Manifest:
     expires: int | None = None
     max_run_seconds: int | None = None
     env: EnvPolicy | None = None
+    environment: Environment | None = None
     payload_size: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -402,6 +435,8 @@ class Manifest:
             obj["max_run_seconds"] = self.max_run_seconds
         if self.env is not None:
             obj["env"] = self.env.to_cbor_obj()
+        if self.environment is not None:
+            obj["environment"] = self.environment.to_cbor_obj()
         return obj
 
     @classmethod
@@ -417,7 +452,7 @@ class Manifest:
         m = fields(
             obj,
             {"created", "entrypoints", "files", "name", "output", "version"},
-            {"not_before", "expires", "max_run_seconds", "env"},
+            {"not_before", "expires", "max_run_seconds", "env", "environment"},
             where,
         )
         entries = get_list(m, "entrypoints", where, limits.max_entrypoints)
@@ -435,6 +470,9 @@ class Manifest:
             if "max_run_seconds" in m
             else None,
             env=EnvPolicy.from_cbor_obj(m["env"]) if "env" in m else None,
+            environment=Environment.from_cbor_obj(m["environment"])
+            if "environment" in m
+            else None,
         )
         if limits != DEFAULT_LIMITS:
             manifest.validate(limits)

@@ -46,6 +46,7 @@ class ErrorCode(enum.IntEnum):
     UNTRUSTED_SIGNER = 1105
     BAD_RUN_ARGUMENT = 1106
     RUN_TIMED_OUT = 1107
+    ENVIRONMENT_MISSING = 1108
 
     @property
     def is_errno(self) -> bool:

@@ -15,7 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from package_format.bundle import build_header, public_key_of, write_bundle
-from package_format.bundle.manifest import Entrypoint, EnvPolicy, FileEntry, Manifest, OutputPolicy
+from package_format.bundle.manifest import (
+    Entrypoint,
+    Environment,
+    EnvPolicy,
+    FileEntry,
+    Manifest,
+    OutputPolicy,
+)
 
 OWNER_SEED = bytes(range(32))
 OTHER_SEED = bytes(range(1, 33))
@@ -46,6 +53,7 @@ def make_bundle(
     max_run_seconds: int | None = None,
     env: EnvPolicy | None = None,
     modules: Mapping[str, str] | None = None,
+    environment: str | None = None,
 ) -> bytes:
     """Return the bytes of a signed, sealed bundle holding `files`."""
     modes = modes or {}
@@ -75,6 +83,7 @@ def make_bundle(
         expires=expires,
         max_run_seconds=max_run_seconds,
         env=env,
+        environment=None if environment is None else Environment(environment),
     )
     header = build_header(
         manifest,

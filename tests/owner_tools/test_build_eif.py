@@ -169,6 +169,7 @@ def test_build_places_server_code_and_config_where_pcr2_measures_them(tmp_path, 
     from owner_tools.keys import load_owner_key
 
     assert config == {
+        "environments": [],
         "format": "nitro-bundles/enclave-config/v1",
         "kms_region": "eu-west-1",
         "min_bundle_versions": {"demo": "1.2.0"},

@@ -2,27 +2,41 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
 #
-# Build the enclave's base rootfs (specs/toolchain.md §6): a Debian trixie `essential` tree
-# with python3, libfuse3 and CA certificates, and a venv at /opt/nitro-bundles/venv holding
-# the server's (and for now the sample app's) third-party wheels, pinned by hash. No Docker.
+# Build the enclave's rootfs (specs/toolchain.md §6): a Debian trixie `essential` tree with
+# python3, libfuse3 and CA certificates; the server's own venv at /opt/nitro-bundles/venv
+# (server-requirements.txt only); and one app environment per --app file, a venv at
+# /opt/nitro-bundles/app/<env-id> (env-id: the first 16 hex of the file's SHA-256) holding
+# exactly that file's pins, with the file itself kept beside as requirements.txt. No Docker.
 #
-#   toolchain/rootfs/build.sh OUT [REQUIREMENTS...]
+#   toolchain/rootfs/build.sh OUT [--app REQUIREMENTS]... [--deb PACKAGE]... [--wheels DIR]
 #
-# OUT must be empty or absent. REQUIREMENTS default to server-requirements.txt and
-# app-requirements.txt next to this script. The result is `owner-tools build-eif --rootfs OUT`.
+# OUT must be empty or absent. --deb adds Debian packages (native libraries) to the tree;
+# --wheels installs from a directory of already downloaded (and hash-checked) wheels instead
+# of the index. Every requirements file is installed with --require-hashes --only-binary.
+# The result is `owner-tools build-eif --rootfs OUT`.
 set -eu
-if [ "$#" -lt 1 ]; then
-  echo "usage: rootfs/build.sh OUT [REQUIREMENTS...]" >&2
+usage() {
+  echo "usage: rootfs/build.sh OUT [--app REQUIREMENTS]... [--deb PACKAGE]... [--wheels DIR]" >&2
   exit 2
-fi
+}
+[ "$#" -ge 1 ] || usage
 out=$1
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 toolchain=$(dirname "$here")
-if [ "$#" -eq 0 ]; then
-  set -- "$here/server-requirements.txt" "$here/app-requirements.txt"
-fi
+apps=""
+debs=""
+wheels=""
+while [ "$#" -gt 0 ]; do
+  case $1 in
+    --app) [ "$#" -ge 2 ] || usage; apps="$apps $2"; shift 2 ;;
+    --deb) [ "$#" -ge 2 ] || usage; debs="$debs,$2"; shift 2 ;;
+    --wheels) [ "$#" -ge 2 ] || usage; wheels=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
 venv=/opt/nitro-bundles/venv
+appbase=/opt/nitro-bundles/app
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # Fixed dates in what dpkg and mmdebstrap write (shadow, logs) keep the tree reproducible.
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-1704067200}
@@ -32,22 +46,23 @@ fail() {
   exit 1
 }
 command -v mmdebstrap >/dev/null || fail "mmdebstrap is missing (apt-get install mmdebstrap)"
-for req in "$@"; do
+[ -f "$here/server-requirements.txt" ] || fail "no requirements file $here/server-requirements.txt"
+for req in $apps; do
   [ -f "$req" ] || fail "no requirements file $req"
 done
+[ -z "$wheels" ] || [ -d "$wheels" ] || fail "no wheel directory $wheels"
 
-echo "[rootfs] mmdebstrap trixie (essential + python3, libfuse3, libstdc++, ca-certificates)"
+echo "[rootfs] mmdebstrap trixie (essential + python3, libfuse3, libstdc++, ca-certificates$debs)"
 mmdebstrap --quiet --variant=essential --components=main \
-  --include=python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6 \
+  --include="python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs" \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-  trixie "$out" "deb $mirror trixie main"
+  trixie "$out" "deb $mirror trixie main" \
+  || fail "mmdebstrap could not build trixie with the Debian packages python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs"
 
-echo "[rootfs] venv at $venv"
-"$toolchain/in-builder.sh" "$out" /usr/bin/python3 -m venv "$venv"
 mkdir -p "$out/tmp/requirements"
 # pip inside the tree trusts what the host trusts (a proxy's CA on a build machine, say) and
 # uses the host's index when PIP_INDEX_URL says so; neither stays in the image.
@@ -57,37 +72,72 @@ if [ -f "$ca" ]; then
   cp "$ca" "$out/tmp/requirements/host-ca.crt"
   pipopts="--cert /tmp/requirements/host-ca.crt"
 fi
-if [ -n "${PIP_INDEX_URL:-}" ]; then
+if [ -n "$wheels" ]; then
+  mkdir -p "$out/tmp/requirements/wheels"
+  cp "$wheels"/*.whl "$out/tmp/requirements/wheels/" 2>/dev/null || true
+  pipopts="$pipopts --no-index --find-links /tmp/requirements/wheels"
+elif [ -n "${PIP_INDEX_URL:-}" ]; then
   pipopts="$pipopts --index-url $PIP_INDEX_URL"
 fi
-for req in "$@"; do
-  name=$(basename "$req")
-  cp "$req" "$out/tmp/requirements/$name"
-  echo "[rootfs] pip install -r $name"
-  "$toolchain/in-builder.sh" "$out" "$venv/bin/python3" -m pip install --quiet \
+
+# One environment: a venv at $1 with exactly the pins of requirements file $2, checked
+# (pip check, every top-level module imports), then without pip.
+make_env() {
+  env=$1
+  req=$2
+  what=$3
+  echo "[rootfs] $what: venv at $env, pip install -r $(basename "$req")"
+  "$toolchain/in-builder.sh" "$out" /usr/bin/python3 -m venv "$env"
+  cp "$req" "$out/tmp/requirements/current.txt"
+  log="$out/tmp/requirements/pip.log"
+  if ! "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -m pip install --quiet \
     --no-cache-dir --disable-pip-version-check --no-input \
     --require-hashes --no-deps --no-compile --only-binary=:all: $pipopts \
-    -r "/tmp/requirements/$name"
-done
-"$toolchain/in-builder.sh" "$out" "$venv/bin/python3" -m pip check \
-  || fail "the venv's packages do not satisfy each other's requirements"
-# Import every installed top-level module: a wheel that needs a Debian library the tree
-# lacks (libstdc++ for numpy, say) fails here, not in the enclave.
-"$toolchain/in-builder.sh" "$out" "$venv/bin/python3" -B -c '
+    -r /tmp/requirements/current.txt > "$log" 2>&1; then
+    cat "$log" >&2
+    fail "$what: $req: pip could not install it: $(pip_reason "$log")"
+  fi
+  "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -m pip check > "$log" 2>&1 \
+    || fail "$what: $req does not resolve: $(grep -m1 . "$log")"
+  # Import every installed top-level module: a wheel that needs a Debian library the tree
+  # lacks (libstdc++ for numpy, say) fails here, not in the enclave.
+  "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -B -c '
 import importlib, pkgutil, sys
 site = [p for p in sys.path if p.endswith("site-packages")]
 names = sorted(m.name for m in pkgutil.iter_modules(site) if not m.name.startswith("_"))
+names = [n for n in names if n not in {"pip", "setuptools", "pkg_resources"}]
 for name in names:
     importlib.import_module(name)
 print("[rootfs] imported", len(names), "modules:", " ".join(names))
-' || fail "a module of the venv does not import (see above)"
+' || fail "$what: a module of $env does not import (a Debian library missing? add --deb)"
+  "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -m pip uninstall --quiet -y pip
+}
 
-echo "[rootfs] dropping pip, the venv packages and time-dependent files"
-"$toolchain/in-builder.sh" "$out" "$venv/bin/python3" -m pip uninstall --quiet -y pip
+# The first line of pip's failure that names what failed (a hash, a version, a pin).
+pip_reason() {
+  awk '
+    /DO NOT MATCH THE HASHES/ { hashes = 1; next }
+    hashes && /==|\.whl/ { sub(/^ +/, ""); print "hash mismatch: " $0; exit }
+    /^ERROR: / { sub(/^ERROR: /, ""); print; exit }
+  ' "$1" | cut -c1-300
+}
+
+make_env "$venv" "$here/server-requirements.txt" "server"
+for req in $apps; do
+  id=$(sha256sum "$req" | cut -c1-16)
+  [ ! -e "$out$appbase/$id" ] || continue  # the same file twice: one environment
+  make_env "$appbase/$id" "$req" "app $id"
+  # The file itself records the environment: build-eif hashes it into enclave.json.
+  cp "$req" "$out$appbase/$id/requirements.txt"
+  chmod 0644 "$out$appbase/$id/requirements.txt"
+done
+
+echo "[rootfs] dropping the venv packages and time-dependent files"
 "$toolchain/in-builder.sh" "$out" dpkg --purge python3-venv python3.13-venv \
   python3-pip-whl python3-setuptools-whl >/dev/null
-# The image's `python3` (first on the image's PATH) is the venv's interpreter. A wrapper,
-# not a symlink: Python finds pyvenv.cfg only next to the path it was started by.
+# The image's `python3` (first on the image's PATH) is the server venv's interpreter. A
+# wrapper, not a symlink: Python finds pyvenv.cfg only next to the path it was started by.
+# Entrypoints get their app environment's interpreter first on their PATH (the runner).
 mkdir -p "$out/usr/local/bin"
 printf '#!/bin/sh\nexec %s/bin/python3 "$@"\n' "$venv" > "$out/usr/local/bin/python3"
 chmod 0755 "$out/usr/local/bin/python3"
