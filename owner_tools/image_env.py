@@ -15,10 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import stat
-import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,13 +166,16 @@ def _entry_sha256(entry: RootEntry) -> str:
 
 
 def toolchain_dir(environ: Mapping[str, str]) -> Path:
-    """The toolchain directory holding the rootfs builder: `$NB_TOOLCHAIN_DIR`, else the
-    clone's `toolchain/` (owner-tools runs from a checkout, as `make setup` installs it).
+    """The directory of the rootfs builder: `$NB_TOOLCHAIN_DIR`, else the clone's `toolchain/`.
+
+    owner-tools runs from a checkout, as `make setup` installs it.
 
     Raises:
         UsageError: No `rootfs/build.sh` there.
     """
-    here = Path(environ.get("NB_TOOLCHAIN_DIR") or Path(__file__).resolve().parents[1] / "toolchain")
+    here = Path(
+        environ.get("NB_TOOLCHAIN_DIR") or Path(__file__).resolve().parents[1] / "toolchain"
+    )
     if not (here / "rootfs" / "build.sh").is_file():
         raise UsageError(
             f"{here}/rootfs/build.sh: the rootfs builder is missing (set NB_TOOLCHAIN_DIR)"

@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,7 +120,7 @@ def build_app_rootfs(
 
 
 @contextlib.contextmanager
-def _locked(root: Path) -> object:
+def _locked(root: Path) -> Iterator[None]:
     with (root / ".app-rootfs.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -147,12 +147,13 @@ def _build(  # noqa: PLR0917 - the build's parts
         try:
             with log.open("w", encoding="utf-8") as out:
                 proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
-            if proc.returncode != 0:
-                raise EnvironmentBuildError(_builder_reason(log))
-            tmp.rename(final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            if proc.returncode == 0:
+                tmp.rename(final)
+        finally:
+            if not final.is_dir() or tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        if proc.returncode != 0:
+            raise EnvironmentBuildError(_builder_reason(log))
 
 
 def _builder_reason(log: Path) -> str:

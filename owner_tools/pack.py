@@ -28,8 +28,8 @@ from package_format.bundle.config import BundleConfig, default_runtime, parse_bu
 from package_format.bundle.header import BundleHeader
 from package_format.bundle.limits import DEFAULT_SEGMENT_SIZE, DIR_MODE
 from package_format.bundle.manifest import (
-    Environment,
     Entrypoint,
+    Environment,
     FileEntry,
     Manifest,
     check_name,

@@ -10,7 +10,6 @@ image lacks is refused with ENVIRONMENT_MISSING before any key release.
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +110,7 @@ def test_named_environment_interpreter_is_python_on_path(tmp_path, prestart) -> 
     assert result.exit_status == 0, sink.err
     assert release.calls == 1
     lines = dict(line.split(" ", 1) for line in sink.out.decode().splitlines())
-    bindir = os.path.dirname(python)
+    bindir = Path(python).parent
     assert lines["path-python"] == f"{bindir}/python"
     assert lines["path-python3"] == f"{bindir}/python3"
 
@@ -121,7 +120,7 @@ def test_bundle_naming_no_environment_runs_with_the_default(tmp_path) -> None:
     result, _, sink = _run(tmp_path, bundle, {ENV_A: "/nonexistent/bin/python3"})
     assert result.exit_status == 0, sink.err
     lines = dict(line.split(" ", 1) for line in sink.out.decode().splitlines())
-    assert lines["path-python3"] == f"{os.path.dirname(sys.executable)}/python3"
+    assert lines["path-python3"] == f"{Path(sys.executable).parent}/python3"
 
 
 def test_image_config_environments_and_default(tmp_path) -> None:

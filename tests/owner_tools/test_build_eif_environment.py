@@ -110,7 +110,7 @@ def test_pin_that_does_not_resolve_is_one_line_and_leaves_nothing(
     ],
     ids=["unhashed", "unpinned", "index-option"],
 )
-def test_requirements_that_are_not_a_hashed_lock_are_refused(
+def test_requirements_that_are_not_a_hashed_lock_are_refused(  # noqa: PLR0917 - fixtures
     tmp_path, owner_pub, monkeypatch, capsys, text, expected
 ):
     monkeypatch.setenv("NB_CACHE_DIR", str(tmp_path / "cache"))
@@ -183,9 +183,7 @@ def test_image_without_rootfs_declares_no_environments(tmp_path, owner_pub):
     assert _config(out)["environments"] is None
 
 
-def test_environment_whose_requirements_do_not_match_its_id_is_refused(
-    tmp_path, owner_pub, capsys
-):
+def test_environment_whose_requirements_do_not_match_its_id_is_refused(tmp_path, owner_pub, capsys):
     root = tmp_path / "rootfs"
     _tree_with_environment(root, PINNED.read_bytes(), env_id="0123456789abcdef")
     rc, _ = _build(tmp_path, owner_pub, "--rootfs", str(root), "--no-server-check")

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -246,3 +247,34 @@ def test_missing_output_folder_error_names_the_output_not_a_temporary_file(env, 
     assert pack(env, app, out) == 1
     err = one_error_line(capsys)
     assert err == f"owner-tools: error: {out}: no such file or directory"
+
+
+def test_environment_requirements_digest_is_signed_into_the_manifest(env) -> None:
+    app = make_app(env.tmp)
+    req = Path(__file__).resolve().parents[1] / "apps" / "pinned" / "requirements.txt"
+    (app / "requirements.txt").write_bytes(req.read_bytes())
+    (app / "bundle.toml").write_text(
+        (app / "bundle.toml").read_text() + '\n[environment]\nrequirements = "requirements.txt"\n'
+    )
+    assert pack(env, app, env.tmp / "e.nb") == 0
+    header, _ = inspect_bundle(env.tmp / "e.nb")
+    assert header.manifest.environment is not None
+    assert header.manifest.environment.sha256 == hashlib.sha256(req.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [(None, "cannot read the app requirements"), ("numpy==2.4.6\n", "must be pinned")],
+    ids=["missing", "unhashed"],
+)
+def test_environment_that_is_not_a_hashed_lock_is_refused(env, capsys, content, expected):
+    app = make_app(env.tmp)
+    if content is not None:
+        (app / "requirements.txt").write_text(content)
+    (app / "bundle.toml").write_text(
+        (app / "bundle.toml").read_text() + '\n[environment]\nrequirements = "requirements.txt"\n'
+    )
+    capsys.readouterr()
+    assert pack(env, app, env.tmp / "e.nb") == 1
+    assert expected in one_error_line(capsys)
+    assert not (env.tmp / "e.nb").exists()
