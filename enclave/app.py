@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -322,11 +323,23 @@ def make_runner(
         min_versions=image.min_versions,
         key_cache_seconds=cache,
         prestart=env.get("NB_PRESTART", "1") != "0",
-        environments=None if image.environments is None else dict(image.environments),
+        environments=_reachable(image.environments),
         **_default_python(image),
     )
     runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region, store))
     return ServerRunner(runner, fs)
+
+
+def _reachable(environments: Mapping[str, str] | None) -> dict[str, str] | None:
+    """The environments, each interpreter missing from this file system replaced by ours.
+
+    Inside the image (Nitro, QEMU, the local backend in the image's rootfs) every path is
+    there. A server started outside the image's rootfs (the local backend on the host's
+    Python) keeps the check by digest but runs entrypoints with its own interpreter.
+    """
+    if environments is None:
+        return None
+    return {d: p if os.path.exists(p) else sys.executable for d, p in environments.items()}  # noqa: PTH110
 
 
 def _default_python(image: ImageConfig) -> dict[str, str]:
@@ -336,7 +349,9 @@ def _default_python(image: ImageConfig) -> dict[str, str]:
     interpreter (the default `RunnerConfig.python`), as before environments existed.
     """
     if image.environments is not None and len(image.environments) == 1:
-        return {"python": next(iter(image.environments.values()))}
+        python = next(iter(image.environments.values()))
+        if os.path.exists(python):  # noqa: PTH110 - see _reachable
+            return {"python": python}
     return {}
 
 

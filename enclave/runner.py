@@ -8,12 +8,14 @@ Order of a run, each step refusing before the next costs anything:
    the image (`RunnerConfig.trusted_keys`), before KMS is asked for anything;
 2. check the manifest's validity window on the enclave's clock and the image's minimum
    version for the bundle's name (replay of an older version);
-3. refuse an entrypoint the signed manifest does not declare, and bad arguments;
+3. refuse an entrypoint the signed manifest does not declare, bad arguments, and an app
+   environment the image lacks (bundle-format.md §5.7);
 4. create a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which no
    RPC can name, and obtain the data key through attestation (`KeyRelease`) while another
    thread lays out the signed file table's files there, pre-sized (no plaintext yet);
 5. decrypt into that directory; export the session's dataset and model for the run;
-6. run `python -B -E -s -u ENTRY ARGS` in its own process group, inside the run's own view
+6. run `python -B -E -s -u ENTRY ARGS` (the interpreter of its app environment, also
+   `python` on its PATH) in its own process group, inside the run's own view
    of the file system (`enclave.run_view`: `/dataset`, `/model` read-only, a fresh
    `/output`, `/tmp`, the app read-only at `/app-<random>`, the image's system, nothing of
    the session), arguments unchanged, streaming stdout and (when the manifest allows)
@@ -97,7 +99,8 @@ class RunnerConfig:
         trusted_keys: Owner Ed25519 public keys pinned in the image's enclave.json.
         min_versions: Minimum bundle version per bundle name (replay protection).
         work_base: RAM-backed directory for the private per-run directories.
-        python: The interpreter entrypoints run with (the session's Python).
+        python: The default interpreter: of bundles that name no environment (bundle-format.md
+            §5.7), and of the prestarted one.
         key_cache_seconds: Keep a released data key in memory this long (0: never).
         prestart: Start the next Python entrypoint's interpreter (`enclave.runner_zygote`)
             as soon as a run is over, so a run does not wait for it.

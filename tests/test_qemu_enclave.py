@@ -14,6 +14,7 @@ KMS front, `sync` (a real FUSE mount), `run` with streamed output, `output/` bac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -273,3 +274,73 @@ def test_same_bundle_same_outputs_on_local_and_qemu(world) -> None:
     assert local == qemu
     assert local[0] == "url https://example.com//a/../b n 5 pids ['1']\n"
     assert local[1]["r.txt"] == b"sum=13.0 n=5\n"
+
+
+# -- issue 21: the app's dependencies in the image, apart from the server's ---------------
+
+PINNED = REPO / "tests" / "apps" / "pinned"
+
+
+def _pinned_image(world, out: Path) -> dict[str, str]:
+    """build-eif --app-requirements of the pinned app (the rootfs builder, cached)."""
+    args = ["build-eif", "-o", str(out), "--blobs", str(world["blobs"])]
+    args += ["--app-requirements", str(PINNED / "requirements.txt")]
+    args += ["--owner-key", str(world["work"] / "owner.pub"), "--build-time", BUILD_TIME]
+    assert owner_main(args) == 0
+    printed = json.loads(out.with_name(out.name + ".pcrs.json").read_text())["Measurements"]
+    return {k: v for k, v in printed.items() if k.startswith("PCR")}
+
+
+def test_app_environment_pins_apart_from_the_server_on_qemu(world, tmp_path) -> None:
+    import boto3
+
+    from owner_tools.image_env_build import build_app_rootfs
+
+    eif = tmp_path / "pinned.eif"
+    pcrs = _pinned_image(world, eif)
+    # Same lock, same PCRs (the second build reuses the cached rootfs).
+    assert _pinned_image(world, tmp_path / "again.eif") == pcrs
+    rootfs = build_app_rootfs(PINNED / "requirements.txt", [])
+    assert rootfs.cached
+    digest = hashlib.sha256((PINNED / "requirements.txt").read_bytes()).hexdigest()
+    server_site = rootfs.path / "opt/nitro-bundles/venv/lib/python3.13/site-packages"
+    app_site = rootfs.path / f"opt/nitro-bundles/app/{digest[:16]}/lib/python3.13/site-packages"
+    assert (server_site / "urllib3-2.8.0.dist-info").is_dir()
+    assert (app_site / "urllib3-1.26.20.dist-info").is_dir()
+    assert not (app_site / "boto3").exists()
+
+    kms = boto3.session.Session().client(
+        "kms", region_name=world["region"], endpoint_url=world["kms_url"]
+    )
+    key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+    policy = tmp_path / "policy.json"
+    args = ["policy", "--eif", str(eif), "--bundle-name", "pinned-app"]
+    args += ["--account", stack.LOCAL_ACCOUNT, "--enclave-principal", stack.ENCLAVE_PRINCIPAL]
+    args += ["--admin-principal", stack.OWNER_PRINCIPAL, "--owner-principal"]
+    assert owner_main([*args, stack.OWNER_PRINCIPAL, "-o", str(policy)]) == 0
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy.read_text())
+    bundle = tmp_path / "pinned.nb"
+    pack = ["pack", str(PINNED), "-o", str(bundle), "--key-id", key_id]
+    pack += ["--signing-key", str(world["work"] / "owner.key")]
+    assert owner_main([*pack, "--kms-endpoint", world["kms_url"], "--region", world["region"]]) == 0
+
+    _start(eif)
+    try:
+        run = _cli("run", "-f", str(bundle), "-s", "versions.py")
+        assert run.returncode == 0, run.stderr
+        found = json.loads(run.stdout.strip().splitlines()[-1])
+        env_dir = f"/opt/nitro-bundles/app/{digest[:16]}"
+        assert found["urllib3"] == "1.26.20"
+        assert found["typing_extensions"] == "4.5.0"
+        assert found["prefix"] == env_dir
+        assert found["typing_extensions_file"].startswith(env_dir + "/lib/")
+        assert found["path_python_urllib3"] == "1.26.20"
+        assert found["path_python_prefix"] == env_dir
+        # The sample app names its own environment, which this image lacks: refused in one
+        # line before any key release (its key is not even bound to this image).
+        refused = _cli("run", "-f", str(world["bundle"]), "-s", "ml_algorithm.py", "-a", ARGS)
+        assert refused.returncode == 1
+        assert "ENVIRONMENT_MISSING" in refused.stderr
+        assert "KEY_RELEASE_FAILED" not in refused.stderr
+    finally:
+        assert _cli("enclave", "stop").returncode == 0

@@ -129,7 +129,11 @@ def test_image_config_environments_and_default(tmp_path) -> None:
     path.write_text(f'{{"owner_keys": ["{"00" * 32}"], "environments": {_json(one)}}}')
     image = load_image_config(path)
     assert image.environments == {ENV_A: "/opt/nitro-bundles/app/x/bin/python3"}
-    assert _default_python(image) == {"python": "/opt/nitro-bundles/app/x/bin/python3"}
+    assert _default_python(image) == {}  # that interpreter is not on this file system
+    path.write_text(
+        path.read_text().replace("/opt/nitro-bundles/app/x/bin/python3", sys.executable)
+    )
+    assert _default_python(load_image_config(path)) == {"python": sys.executable}
     two = [*one, {"python": "/opt/nitro-bundles/app/y/bin/python3", "sha256": ENV_B}]
     path.write_text(f'{{"owner_keys": ["{"00" * 32}"], "environments": {_json(two)}}}')
     assert _default_python(load_image_config(path)) == {}
