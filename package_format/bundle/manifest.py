@@ -470,9 +470,7 @@ class Manifest:
             if "max_run_seconds" in m
             else None,
             env=EnvPolicy.from_cbor_obj(m["env"]) if "env" in m else None,
-            environment=Environment.from_cbor_obj(m["environment"])
-            if "environment" in m
-            else None,
+            environment=Environment.from_cbor_obj(m["environment"]) if "environment" in m else None,
         )
         if limits != DEFAULT_LIMITS:
             manifest.validate(limits)
