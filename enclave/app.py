@@ -323,14 +323,14 @@ def make_runner(
         min_versions=image.min_versions,
         key_cache_seconds=cache,
         prestart=env.get("NB_PRESTART", "1") != "0",
-        environments=_reachable(image.environments),
+        environments=reachable_environments(image.environments),
         **_default_python(image),
     )
     runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region, store))
     return ServerRunner(runner, fs)
 
 
-def _reachable(environments: Mapping[str, str] | None) -> dict[str, str] | None:
+def reachable_environments(environments: Mapping[str, str] | None) -> dict[str, str] | None:
     """The environments, each interpreter missing from this file system replaced by ours.
 
     Inside the image (Nitro, QEMU, the local backend in the image's rootfs) every path is
@@ -350,7 +350,7 @@ def _default_python(image: ImageConfig) -> dict[str, str]:
     """
     if image.environments is not None and len(image.environments) == 1:
         python = next(iter(image.environments.values()))
-        if os.path.exists(python):  # noqa: PTH110 - see _reachable
+        if os.path.exists(python):  # noqa: PTH110 - see reachable_environments
             return {"python": python}
     return {}
 

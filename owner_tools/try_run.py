@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from enclave.app import ImageConfig, ImageConfigError, load_image_config
+from enclave.app import (
+    ImageConfig,
+    ImageConfigError,
+    load_image_config,
+    reachable_environments,
+)
 from enclave.runner import Runner, RunnerConfig
 from enclave.runner_api import BundleFacts, RunRequest
 from enclave.runner_bundle import open_bundle
@@ -182,6 +187,7 @@ def try_bundle(request: TryRequest) -> tuple[int, tuple[str, ...]]:
                 trusted_keys=config.owner_keys,
                 work_base=Path(work),
                 min_versions=config.min_versions,
+                environments=reachable_environments(config.environments),
             ),
             opener,
             lambda *_: b"",  # the files come from the app folder: no key is needed

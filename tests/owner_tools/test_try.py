@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -92,3 +93,43 @@ def test_try_app_folder_that_is_not_the_packed_one_is_one_line(image, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "main.py is not the packed file (size differs): repack" in err
+
+
+@pytest.fixture(scope="module")
+def env_image(tmp_path_factory) -> tuple[Path, str]:
+    """An image whose rootfs holds one app environment (a toy tree: no server check)."""
+    tmp = tmp_path_factory.mktemp("env-image")
+    requirements = (REPO / "tests" / "apps" / "pinned" / "requirements.txt").read_bytes()
+    digest = hashlib.sha256(requirements).hexdigest()
+    env = tmp / "rootfs" / "opt" / "nitro-bundles" / "app" / digest[:16]
+    (env / "bin").mkdir(parents=True)
+    (env / "requirements.txt").write_bytes(requirements)
+    (env / "bin" / "python3").write_text("#!/bin/sh\n")
+    (env / "bin" / "python3").chmod(0o755)
+    pub = tmp / "owner.pub"
+    pub.write_text(dump_public_key(public_key_of(OWNER_SEED)))
+    out = tmp / "env.eif"
+    argv = ["build-eif", "-o", str(out), "--blobs", str(BLOBS), "--owner-key", str(pub)]
+    assert main([*argv, "--rootfs", str(tmp / "rootfs"), "--no-server-check"]) == 0
+    return out, digest
+
+
+def test_try_bundle_needing_an_environment_the_image_lacks_is_one_line(
+    env_image, tmp_path, capsys
+) -> None:
+    image, _ = env_image
+    other = hashlib.sha256(b"another lock").hexdigest()
+    app, bundle = _app(tmp_path, WRITE, environment=other)
+    assert _try(image, app, bundle, "-s", "main.py") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "ENVIRONMENT_MISSING" in err
+    assert other in err
+
+
+def test_try_bundle_naming_the_image_environment_runs(env_image, tmp_path, capsys) -> None:
+    image, digest = env_image
+    app, bundle = _app(tmp_path, WRITE, environment=digest)
+    rc = _try(image, app, bundle, "-s", "main.py", "-o", str(tmp_path / "out"))
+    assert rc == 0, capsys.readouterr().err
+    assert "ok []" in capsys.readouterr().out
