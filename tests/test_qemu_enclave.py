@@ -331,7 +331,7 @@ def test_app_environment_pins_apart_from_the_server_on_qemu(world, tmp_path) -> 
         found = json.loads(run.stdout.strip().splitlines()[-1])
         env_dir = f"/opt/nitro-bundles/app/{digest[:16]}"
         assert found["urllib3"] == "1.26.20"
-        assert found["typing_extensions"] == "4.5.0"
+        assert found["typing_extensions"] == "4.12.2"
         assert found["prefix"] == env_dir
         assert found["typing_extensions_file"].startswith(env_dir + "/lib/")
         assert found["path_python_urllib3"] == "1.26.20"

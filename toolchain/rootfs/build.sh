@@ -100,16 +100,26 @@ make_env() {
   "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -m pip check > "$log" 2>&1 \
     || fail "$what: $req does not resolve: $(grep -m1 . "$log")"
   # Import every installed top-level module: a wheel that needs a Debian library the tree
-  # lacks (libstdc++ for numpy, say) fails here, not in the enclave.
-  "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -B -c '
-import importlib, pkgutil, sys
+  # lacks (libstdc++ for numpy, say), or one too old for this Python, fails here, not in
+  # the enclave; the last line names the module and the error.
+  if ! "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -B -c '
+import importlib, pkgutil, sys, traceback
 site = [p for p in sys.path if p.endswith("site-packages")]
 names = sorted(m.name for m in pkgutil.iter_modules(site) if not m.name.startswith("_"))
 names = [n for n in names if n not in {"pip", "setuptools", "pkg_resources"}]
 for name in names:
-    importlib.import_module(name)
+    try:
+        importlib.import_module(name)
+    except BaseException as exc:
+        traceback.print_exc()
+        why = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        sys.exit(f"module {name} does not import: {why}")
 print("[rootfs] imported", len(names), "modules:", " ".join(names))
-' || fail "$what: a module of $env does not import (a Debian library missing? add --deb)"
+' > "$log" 2>&1; then
+    cat "$log" >&2
+    fail "$what: $(tail -n1 "$log") (a Debian library missing? add --deb)"
+  fi
+  cat "$log"
   "$toolchain/in-builder.sh" "$out" "$env/bin/python3" -m pip uninstall --quiet -y pip
 }
 
