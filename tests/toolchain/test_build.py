@@ -107,6 +107,21 @@ def test_mtime_and_location_do_not_count(tmp_path: Path) -> None:
     assert _keys(other) == before
 
 
+def test_sample_app_requirements_key_the_rootfs(tmp_path: Path) -> None:
+    root = _tree(tmp_path)
+    (root / "rootfs").mkdir()
+    (root / "rootfs" / "build.sh").write_text("#!/bin/sh\n")
+    app = tmp_path / "examples" / "ml_app"
+    app.mkdir(parents=True)
+    (app / "requirements.txt").write_text("numpy==1 --hash=sha256:00\n")
+    before = {c.name: c.key for c in build.plan(root, ["rootfs", "kernel"])}
+    assert app / "requirements.txt" in build.input_files(root, "rootfs")
+    (app / "requirements.txt").write_text("numpy==2 --hash=sha256:00\n")
+    after = {c.name: c.key for c in build.plan(root, ["rootfs", "kernel"])}
+    assert after["rootfs"] != before["rootfs"]
+    assert after["kernel"] == before["kernel"]
+
+
 def test_only_pulls_in_dependencies() -> None:
     assert build.closure(["blobs"]) == ["builder", "kernel", "init", "blobs"]
     assert build.closure(["rootfs"]) == ["rootfs"]
