@@ -40,7 +40,9 @@ setup: system-packages $(STAMP)
 	@$(BIN)/python -m compileall -q package_format owner_tools user_runtime enclave local_stack cli_shell > /dev/null
 
 # `make demo ENCLAVE=qemu` boots the image in QEMU's nitro-enclave machine (builds the
-# enclave toolchain first, cached outside the clone).
+# enclave toolchain first, cached outside the clone); its image's rootfs is built with the
+# app's declared requirements (`build-eif --app-requirements examples/ml_app/requirements.txt`,
+# cached too): the server's venv and the app's own environment, nothing of the host's venv.
 ENCLAVE ?= local
 demo: setup $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
 	ENCLAVE=$(ENCLAVE) $(BIN)/python examples/demo.py
