@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 
 from cli_shell import CliShell
-from local_stack import _cli_stack
+from local_stack import _cli_cloud, _cli_stack
 from local_stack.errors import LocalStackError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "local-stack"
 
-shell = CliShell(PROG, [_cli_stack], (LocalStackError, PackageFormatError), UsageError)
+shell = CliShell(PROG, [_cli_stack, _cli_cloud], (LocalStackError, PackageFormatError), UsageError)
 app = shell.app
 fail = shell.fail
 main = shell.main
