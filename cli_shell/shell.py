@@ -9,11 +9,24 @@ name; `--verbose` re-raises it with its traceback instead. Only the CLIs print o
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
+from importlib import metadata
 from types import ModuleType
 
 import typer
+
+DISTRIBUTION = "nitro-bundles"
+
+
+def version_text(prog: str) -> str:
+    """`PROG VERSION` of the installed distribution (`unknown` when run from a bare tree)."""
+    try:
+        version = metadata.version(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    return f"{prog} {version}"
 
 
 class CliShell:
@@ -40,7 +53,8 @@ class CliShell:
         self.app = typer.Typer(
             name=prog,
             no_args_is_help=True,
-            add_completion=False,
+            # typer's convention: --install-completion / --show-completion for the user's shell.
+            add_completion=True,
             pretty_exceptions_enable=False,
             context_settings={"help_option_names": ["-h", "--help"]},
         )
@@ -48,6 +62,13 @@ class CliShell:
         @self.app.callback()
         def _root(
             verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks of errors."),
+            _version: bool = typer.Option(
+                False,
+                "--version",
+                is_eager=True,
+                callback=self._print_version,
+                help="Print the version and exit.",
+            ),
         ) -> None:
             """See specs/cli.md for every command, its output and its exit codes."""
             self._verbose = verbose
@@ -55,17 +76,31 @@ class CliShell:
         for module in commands:
             module.register(self.app)
 
+    def _print_version(self, value: bool) -> None:
+        # Eager, so it runs while parsing, before typer asks for a command.
+        if value:
+            print(version_text(self.prog))
+            raise typer.Exit(0)
+
     def fail(self, message: str) -> str:
         """Format one error line the way every command prints it."""
         return f"{self.prog}: error: {message}"
 
-    def main(self, argv: list[str] | None = None) -> int:  # noqa: PLR0911 - one return per exit code
+    def main(self, argv: list[str] | None = None) -> int:  # noqa: C901, PLR0911 - one return per exit code
         """Run the CLI; return the exit code (the console script exits with it)."""
         self._verbose = False
         try:
             result = self.app(args=argv, prog_name=self.prog, standalone_mode=False)
         except typer.Exit as exc:
             return int(exc.exit_code)
+        except SystemExit as exc:
+            # typer turns EPIPE on stdout (the reader went away: `| head`) into exit 1 after
+            # wrapping the streams. The command's verdict is the exit code, which a reader
+            # that stopped early must not turn into a failure (specs/cli.md §2).
+            if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
+                _silence_stdout()
+                return 0
+            raise
         except typer.Abort:
             print(self.fail("interrupted"), file=sys.stderr)
             return 130
@@ -89,6 +124,16 @@ class CliShell:
             print(self.fail(one_line(exc)), file=sys.stderr)
             return 1
         return result if isinstance(result, int) else 0
+
+
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 def one_line(exc: BaseException) -> str:

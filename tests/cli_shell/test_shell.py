@@ -75,3 +75,10 @@ def test_unexpected_exception_is_not_swallowed() -> None:
     # A bug is not an operational failure: it must surface, not print a tidy line.
     with pytest.raises(ZeroDivisionError):
         _shell(ZeroDivisionError("bug")).main(["go"])
+
+
+def test_version_prints_program_and_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _shell(None).main(["--version"]) == 0
+    out = capsys.readouterr().out.split()
+    assert out[0] == "tool"
+    assert out[1][0].isdigit() or out[1] == "unknown"
