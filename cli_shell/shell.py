@@ -13,11 +13,34 @@ import os
 import sys
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 
 import typer
 
 DISTRIBUTION = "nitro-bundles"
+INSTALLED_SPECS = Path("share") / "doc" / DISTRIBUTION / "specs"
+
+
+def reference_dir() -> Path | None:
+    """Where the specs are: the source tree's `specs/`, else the wheel's installed copy."""
+    for candidate in (
+        Path(__file__).resolve().parent.parent / "specs",
+        Path(sys.prefix) / INSTALLED_SPECS,
+    ):
+        if (candidate / "cli.md").is_file():
+            return candidate
+    return None
+
+
+def root_help(summary: str, example: str) -> str:
+    """A program's --help text: what it does, an example, and where its reference is."""
+    specs = reference_dir()
+    where = f"{specs}/cli.md" if specs else f"specs/cli.md of the {DISTRIBUTION} source"
+    return (
+        f"{summary}\n\nExample: {example}\n\nEvery command, its output and exit codes: "
+        f"{where} (the other specs beside it define the formats and protocols)."
+    )
 
 
 def version_text(prog: str) -> str:
@@ -37,6 +60,8 @@ class CliShell:
         commands: modules with a `register(app)` function that adds their commands.
         failures: the exception types that are an operational failure (exit 1).
         usage_error: the exception type that is a usage error (exit 2).
+        summary: what the program does, for its --help.
+        example: one typical command line, for its --help.
     """
 
     def __init__(
@@ -45,6 +70,9 @@ class CliShell:
         commands: Iterable[ModuleType],
         failures: tuple[type[BaseException], ...],
         usage_error: type[BaseException],
+        *,
+        summary: str = "",
+        example: str = "",
     ) -> None:
         self.prog = prog
         self._failures: tuple[type[BaseException], ...] = (*failures, OSError)
@@ -59,7 +87,7 @@ class CliShell:
             context_settings={"help_option_names": ["-h", "--help"]},
         )
 
-        @self.app.callback()
+        @self.app.callback(help=root_help(summary or prog, example or f"{prog} --help"))
         def _root(
             verbose: bool = typer.Option(False, "--verbose", help="Show tracebacks of errors."),
             _version: bool = typer.Option(
@@ -70,7 +98,6 @@ class CliShell:
                 help="Print the version and exit.",
             ),
         ) -> None:
-            """See specs/cli.md for every command, its output and its exit codes."""
             self._verbose = verbose
 
         for module in commands:

@@ -17,7 +17,17 @@ from package_format.errors import PackageFormatError
 
 PROG = "local-stack"
 
-shell = CliShell(PROG, [_cli_stack, _cli_cloud], (LocalStackError, PackageFormatError), UsageError)
+shell = CliShell(
+    PROG,
+    [_cli_stack, _cli_cloud],
+    (LocalStackError, PackageFormatError),
+    UsageError,
+    summary=(
+        "The local cloud for development and tests: moto's S3 and KMS over HTTP, a KMS "
+        "front that enforces attestation and PCR policies, a simulated NSM root."
+    ),
+    example='eval "$(local-stack up --env)"',
+)
 app = shell.app
 fail = shell.fail
 main = shell.main
