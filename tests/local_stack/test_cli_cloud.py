@@ -74,6 +74,10 @@ def test_env_as_host_switches_to_the_enclave_hosts_keys(running, capsys):
     assert principals[owner["AWS_ACCESS_KEY_ID"]] == stack.OWNER_PRINCIPAL
     assert principals[host["AWS_ACCESS_KEY_ID"]] == stack.ENCLAVE_PRINCIPAL
     assert host["AWS_ENDPOINT_URL_KMS"] == owner["AWS_ENDPOINT_URL_KMS"]
+    # The policy's principals, for `owner-tools policy --enclave-principal "$NB_..."`.
+    assert owner["NB_OWNER_PRINCIPAL"] == principals[owner["AWS_ACCESS_KEY_ID"]]
+    assert owner["NB_ENCLAVE_PRINCIPAL"] == principals[host["AWS_ACCESS_KEY_ID"]]
+    assert owner["NB_ACCOUNT"] == stack.LOCAL_ACCOUNT
 
 
 def test_unknown_identity_is_refused(running, capsys):
