@@ -9,6 +9,7 @@ name; `--verbose` re-raises it with its traceback instead. Only the CLIs print o
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterable
@@ -113,44 +114,62 @@ class CliShell:
         """Format one error line the way every command prints it."""
         return f"{self.prog}: error: {message}"
 
-    def main(self, argv: list[str] | None = None) -> int:  # noqa: C901, PLR0911 - one return per exit code
-        """Run the CLI; return the exit code (the console script exits with it)."""
+    def main(self, argv: list[str] | None = None) -> int:
+        """Run the CLI; return the exit code (the console script exits with it).
+
+        With `--json` among the arguments, an error is also one JSON object on stdout,
+        `{"error": {"exit_code", "type", "message"}}` (specs/cli.md §2.2), so a script reading
+        stdout gets an object either way; stderr keeps its one line.
+        """
+        code, line, exc = self._run(argv)
+        if line is not None:
+            print(line, file=sys.stderr)
+            if exc is not None and _asks_json(sys.argv[1:] if argv is None else argv):
+                message = line.split(": ", 2)[-1]
+                error = {"exit_code": code, "type": type(exc).__name__, "message": message}
+                print(json.dumps({"error": error}))
+        return code
+
+    def _run(  # noqa: PLR0911 - one return per exit code
+        self, argv: list[str] | None
+    ) -> tuple[int, str | None, BaseException | None]:
         self._verbose = False
         try:
             result = self.app(args=argv, prog_name=self.prog, standalone_mode=False)
         except typer.Exit as exc:
-            return int(exc.exit_code)
+            return int(exc.exit_code), None, None
         except SystemExit as exc:
             # typer turns EPIPE on stdout (the reader went away: `| head`) into exit 1 after
             # wrapping the streams. The command's verdict is the exit code, which a reader
             # that stopped early must not turn into a failure (specs/cli.md §2).
             if exc.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper":
                 _silence_stdout()
-                return 0
+                return 0, None, None
             raise
-        except typer.Abort:
-            print(self.fail("interrupted"), file=sys.stderr)
-            return 130
+        except (typer.Abort, KeyboardInterrupt):
+            return 130, self.fail("interrupted"), None
         except typer.TyperException as exc:
             # Click's usage errors (vendored by typer): bad flag, missing argument.
             # With no arguments at all typer has already printed the help.
-            if str(exc):
-                print(f"{self.prog}: usage: {one_line(exc)}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print(self.fail("interrupted"), file=sys.stderr)
-            return 130
+            return 2, (f"{self.prog}: usage: {one_line(exc)}" if str(exc) else None), exc
         except self._usage_error as exc:
             if self._verbose:
                 raise
-            print(f"{self.prog}: usage: {one_line(exc)}", file=sys.stderr)
-            return 2
+            return 2, f"{self.prog}: usage: {one_line(exc)}", exc
         except self._failures as exc:
             if self._verbose:
                 raise
-            print(self.fail(one_line(exc)), file=sys.stderr)
-            return 1
-        return result if isinstance(result, int) else 0
+            return 1, self.fail(one_line(exc)), exc
+        return (result if isinstance(result, int) else 0), None, None
+
+
+def _asks_json(argv: list[str]) -> bool:
+    # `--json` as a flag, not as the value of an option that takes text (`run -a --json`).
+    takes_value = {"-a", "--args", "--env", "-e"}
+    return any(
+        word == "--json" and (i == 0 or argv[i - 1] not in takes_value)
+        for i, word in enumerate(argv)
+    )
 
 
 def _silence_stdout() -> None:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import shutil
 import subprocess
 import sys
@@ -126,3 +127,36 @@ def test_wheel_carries_the_specs_the_help_points_to(tmp_path: Path) -> None:
     assert installed, names
     specs = {n.rsplit("/", 1)[1] for n in names if "/share/doc/nitro-bundles/specs/" in n}
     assert specs == {p.name for p in (root / "specs").glob("*.md")}
+
+
+def _json_shell(raised: BaseException) -> CliShell:
+    module = types.ModuleType("commands")
+
+    def register(app: typer.Typer) -> None:
+        @app.command()
+        def go(
+            as_json: bool = typer.Option(False, "--json"), args: str = typer.Option("", "-a")
+        ) -> None:
+            """Raise what the test asks for."""
+            raise raised
+
+        @app.command()
+        def other() -> None:
+            """A second command."""
+
+    module.register = register  # type: ignore[attr-defined]
+    return CliShell("tool", [module], (ToolError,), ToolUsageError)
+
+
+def test_json_error_is_an_object_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _json_shell(ToolError("bundle.nb: bad")).main(["go", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.err == "tool: error: bundle.nb: bad\n"
+    assert json.loads(captured.out) == {
+        "error": {"exit_code": 1, "type": "ToolError", "message": "bundle.nb: bad"}
+    }
+
+
+def test_json_as_an_argument_value_is_not_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    assert _json_shell(ToolError("bad")).main(["go", "-a", "--json"]) == 1
+    assert capsys.readouterr().out == ""
