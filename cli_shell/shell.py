@@ -96,4 +96,7 @@ def one_line(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.filename}: {exc.strerror.lower()}"
+    hint = getattr(exc, "hint", None)  # the structured hint of package errors (issue 19)
+    if isinstance(hint, str) and hint:
+        text = f"{text} (hint: {hint})"
     return " ".join(text.split())

@@ -14,7 +14,7 @@ import typer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from owner_tools.publish_policy import Principals
+    from owner_tools.publish_policy import Principals, PublishOutcome
     from package_format.index import S3Location
 
 
@@ -57,10 +57,24 @@ def _total(*paths: Path | None) -> int:
     return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
 
 
-def _default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
-    if image is None or pcrs is not None:
-        return pcrs
-    return image.with_name(image.name + ".pcrs.json")  # what build-eif writes
+def _print_published(outcome: PublishOutcome, location: S3Location) -> None:
+    result = outcome.result
+    where = location.url(location.index_key(result.name))
+    if result.changed:
+        for url in result.urls:
+            print(url)
+        print(
+            f"published {result.name}@{result.version} (index version "
+            f"{result.index_version}, {where})",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"{result.name}@{result.version} is already published with these bytes; nothing to do",
+            file=sys.stderr,
+        )
+    if outcome.key_id is not None:
+        print(f"key policy of {outcome.key_id} now admits this image", file=sys.stderr)
 
 
 def _principals(
@@ -126,8 +140,9 @@ def register(app: typer.Typer) -> None:
         """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
         from datetime import UTC, datetime
 
-        from owner_tools import keys, s3
-        from owner_tools import publish as pub
+        from owner_tools import keys, publish_policy, s3
+        from owner_tools._cli_policy import flagged
+        from package_format.key_policy import PolicyInputError
 
         location = _location(to)
         lifetime = _lifetime(expires_in)
@@ -141,48 +156,30 @@ def register(app: typer.Typer) -> None:
             admin_principals=admin_principal,
             owner_principal=owner_principal,
         )
-        pcrs = _default_pcrs(eif, pcrs)
+        target = None
+        if principals is not None:
+            kms = publish_policy.kms_client(kms_endpoint_url)
+            target = publish_policy.PolicyTarget(kms, principals)
         private_key = keys.load_signing_key(key)
-        client = s3.make_client(endpoint_url)
-        with _Progress(_total(bundle, eif, pcrs), "uploading") as progress:
-            result = pub.publish(
-                client,
-                location,
-                bundle,
-                private_key=private_key,
-                now=datetime.now(UTC),
-                image=eif,
-                pcrs=pcrs,
-                lifetime=lifetime,
-                part_size=part_size * 1024 * 1024,
-                progress=progress,
-            )
-        where = location.url(location.index_key(result.name))
-        if result.changed:
-            for url in result.urls:
-                print(url)
-            print(
-                f"published {result.name}@{result.version} (index version "
-                f"{result.index_version}, {where})",
-                file=sys.stderr,
-            )
-        else:
-            print(
-                f"{result.name}@{result.version} is already published with these bytes; "
-                "nothing to do",
-                file=sys.stderr,
-            )
-        if principals is not None and pcrs is not None:
-            from owner_tools import publish_policy
-
-            key_id = publish_policy.apply_image_policy(
-                publish_policy.kms_client(kms_endpoint_url),
-                result.index,
-                result.version,
-                pcrs,
-                principals,
-            )
-            print(f"key policy of {key_id} now admits this image", file=sys.stderr)
+        total = _total(bundle, eif, publish_policy.default_pcrs(eif, pcrs))
+        with _Progress(total, "uploading") as progress:
+            try:
+                outcome = publish_policy.publish_with_policy(
+                    s3.make_client(endpoint_url),
+                    location,
+                    bundle,
+                    private_key=private_key,
+                    now=datetime.now(UTC),
+                    image=eif,
+                    pcrs=pcrs,
+                    lifetime=lifetime,
+                    part_size=part_size * 1024 * 1024,
+                    progress=progress,
+                    policy=target,
+                )
+            except PolicyInputError as exc:
+                raise flagged(exc) from exc
+        _print_published(outcome, location)
 
     @app.command()
     def revoke(  # noqa: PLR0917 - typer options
@@ -205,13 +202,13 @@ def register(app: typer.Typer) -> None:
         """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy)."""
         from datetime import UTC, datetime
 
-        from owner_tools import keys, s3
-        from owner_tools import publish as pub
+        from owner_tools import keys, publish_policy, s3
 
         location = _location(to)
         lifetime = _lifetime(expires_in)
         private_key = keys.load_signing_key(key)
-        result = pub.revoke(
+        kms = publish_policy.kms_client(kms_endpoint_url) if apply_policy else None
+        result, key_id = publish_policy.revoke_with_policy(
             s3.make_client(endpoint_url),
             location,
             name,
@@ -220,15 +217,11 @@ def register(app: typer.Typer) -> None:
             now=datetime.now(UTC),
             reason=reason,
             lifetime=lifetime,
+            kms=kms,
         )
         if result.changed:
             print(f"revoked {name}@{version} (index version {result.index_version})")
         else:
             print(f"{name}@{version} was already revoked (index version {result.index_version})")
-        if apply_policy:
-            from owner_tools import publish_policy
-
-            key_id = publish_policy.apply_revocation(
-                publish_policy.kms_client(kms_endpoint_url), result.index, version
-            )
+        if key_id is not None:
             print(f"key policy of {key_id} now denies Decrypt for {name}@{version}")
