@@ -54,6 +54,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy benchmarks
+	$(BIN)/lint-imports
 
 # Fuzz every parser (tests/fuzz/, issue 15): FUZZ_INPUTS inputs over all targets, FUZZ_JOBS
 # workers at once; prints per-target counts, coverage, the slowest input and peak RSS.
