@@ -10,7 +10,7 @@ name; `--verbose` re-raises it with its traceback instead. Only the CLIs print o
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from types import ModuleType
 
 import typer
@@ -24,6 +24,8 @@ class CliShell:
         commands: modules with a `register(app)` function that adds their commands.
         failures: the exception types that are an operational failure (exit 1).
         usage_error: the exception type that is a usage error (exit 2).
+        hints: the program's words for the `hint` keys its library errors carry (a
+            library names no flag; the CLI does, here). An unknown key prints as is.
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class CliShell:
         commands: Iterable[ModuleType],
         failures: tuple[type[BaseException], ...],
         usage_error: type[BaseException],
+        hints: Mapping[str, str] | None = None,
     ) -> None:
         self.prog = prog
+        self._hints: Mapping[str, str] = hints or {}
         self._failures: tuple[type[BaseException], ...] = (*failures, OSError)
         self._usage_error = usage_error
         self._verbose = False
@@ -81,22 +85,25 @@ class CliShell:
         except self._usage_error as exc:
             if self._verbose:
                 raise
-            print(f"{self.prog}: usage: {one_line(exc)}", file=sys.stderr)
+            print(f"{self.prog}: usage: {one_line(exc, self._hints)}", file=sys.stderr)
             return 2
         except self._failures as exc:
             if self._verbose:
                 raise
-            print(self.fail(one_line(exc)), file=sys.stderr)
+            print(self.fail(one_line(exc, self._hints)), file=sys.stderr)
             return 1
         return result if isinstance(result, int) else 0
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one line of text (OSError: `filename: reason`)."""
+def one_line(exc: BaseException, hints: Mapping[str, str] | None = None) -> str:
+    """An exception as one line of text (OSError: `filename: reason`), then its hint.
+
+    `hint` (package errors, issue 19) is a key of `hints` or plain text.
+    """
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.filename}: {exc.strerror.lower()}"
-    hint = getattr(exc, "hint", None)  # the structured hint of package errors (issue 19)
+    hint = getattr(exc, "hint", None)
     if isinstance(hint, str) and hint:
-        text = f"{text} (hint: {hint})"
+        text = f"{text} (hint: {(hints or {}).get(hint, hint)})"
     return " ".join(text.split())

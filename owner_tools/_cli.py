@@ -16,12 +16,19 @@ from owner_tools.errors import OwnerToolsError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "owner-tools"
+#: The command-line words for the `hint` keys of library errors (the library names no flag).
+HINTS = {
+    "overwrite": "use --force to replace it",
+    "manifest-or-flags": "write bundle.toml, or give --name, --version and --entrypoint",
+    "kms-region": "use --region or AWS_REGION",
+}
 
 shell = CliShell(
     PROG,
     [_cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_try],
     (OwnerToolsError, PackageFormatError),
     UsageError,
+    hints=HINTS,
 )
 app = shell.app
 fail = shell.fail

@@ -75,3 +75,26 @@ def test_unexpected_exception_is_not_swallowed() -> None:
     # A bug is not an operational failure: it must surface, not print a tidy line.
     with pytest.raises(ZeroDivisionError):
         _shell(ZeroDivisionError("bug")).main(["go"])
+
+
+class _DetailedToolError(ToolError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@pytest.mark.parametrize(
+    ("hint", "line"),
+    [
+        ("overwrite", "tool: error: out.nb: already exists (hint: use --force to replace it)\n"),
+        ("say what to do", "tool: error: out.nb: already exists (hint: say what to do)\n"),
+    ],
+)
+def test_library_hint_key_becomes_the_clis_words(
+    hint: str, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 19: the library's error names no flag; the CLI's hint table does.
+    shell = _shell(_DetailedToolError("out.nb: already exists", hint))
+    shell._hints = {"overwrite": "use --force to replace it"}
+    assert shell.main(["go"]) == 1
+    assert capsys.readouterr().err == line
