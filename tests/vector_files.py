@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import pytest
 
 VECTORS = Path(__file__).resolve().parent / "vectors"
 
@@ -54,3 +57,18 @@ def assert_regenerates(name: str, spec_dir: str, tmp_path: Path) -> None:
     assert sorted(p.name for p in written) == sorted(committed)
     for path in written:
         assert path.read_bytes() == (VECTORS / spec_dir / path.name).read_bytes(), path.name
+
+
+def check_expect(
+    fields: dict[str, str], errors: ModuleType, run: Callable[[], object], result: str
+) -> None:
+    """`run()` gives the header fields named in `result` on `expect: success`, else raises
+    exactly the class `expect` names in `errors` (a typed class per outcome, no string match).
+    """
+    if fields["expect"] == "success":
+        assert run() == " ".join(fields[name] for name in result.split())
+        return
+    error_class = getattr(errors, fields["expect"])
+    with pytest.raises(error_class) as info:
+        run()
+    assert type(info.value) is error_class

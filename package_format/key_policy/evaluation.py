@@ -123,8 +123,9 @@ def _statement_matches(statement: Mapping[str, Any], request: RequestContext, si
         raise PolicyError(f"statement {sid}: unsupported element {min(unknown)}")
     return (
         _principal_matches(statement.get("Principal"), request.principal_arn, sid)
-        and _action_matches(statement, request.action, sid)
-        and _resource_matches(statement, request.resource_arn, sid)
+        # IAM compares actions case-insensitively, ARNs exactly.
+        and _element_matches(statement, "Action", request.action, sid, ignore_case=True)
+        and _element_matches(statement, "Resource", request.resource_arn, sid, ignore_case=False)
         and _conditions_match(statement.get("Condition", {}), request, sid)
     )
 
@@ -166,24 +167,17 @@ def _account_of(arn_or_id: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _action_matches(statement: Mapping[str, Any], action: str, sid: str) -> bool:
-    has_action, has_not = "Action" in statement, "NotAction" in statement
-    if has_action == has_not:
-        raise PolicyError(f"statement {sid}: exactly one of Action and NotAction is required")
-    key = "Action" if has_action else "NotAction"
+def _element_matches(
+    statement: Mapping[str, Any], element: str, value: str, sid: str, *, ignore_case: bool
+) -> bool:
+    # specs/local-kms.md §5.1: exactly one of X / NotX; wildcards; NotX matches the rest.
+    has, has_not = element in statement, f"Not{element}" in statement
+    if has == has_not:
+        raise PolicyError(f"statement {sid}: exactly one of {element} and Not{element} is required")
+    key = element if has else f"Not{element}"
     patterns = _string_list(statement[key], key, sid)
-    hit = any(iam_wildcard(p, action, ignore_case=True) for p in patterns)
-    return hit if has_action else not hit
-
-
-def _resource_matches(statement: Mapping[str, Any], resource: str, sid: str) -> bool:
-    has_res, has_not = "Resource" in statement, "NotResource" in statement
-    if has_res == has_not:
-        raise PolicyError(f"statement {sid}: exactly one of Resource and NotResource is required")
-    key = "Resource" if has_res else "NotResource"
-    patterns = _string_list(statement[key], key, sid)
-    hit = any(iam_wildcard(p, resource, ignore_case=False) for p in patterns)
-    return hit if has_res else not hit
+    hit = any(iam_wildcard(p, value, ignore_case=ignore_case) for p in patterns)
+    return hit if has else not hit
 
 
 def _conditions_match(conditions: Any, request: RequestContext, sid: str) -> bool:
