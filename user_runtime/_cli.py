@@ -16,12 +16,15 @@ from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _c
 from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
+#: The command-line words for the `hint` keys of library errors (the library names no flag).
+HINTS = {"stop-sync": "stop it first with user-runtime sync --stop FOLDER"}
 
 shell = CliShell(
     PROG,
     [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation],
     (UserRuntimeError, PackageFormatError),
     UsageError,
+    hints=HINTS,
 )
 app = shell.app
 fail = shell.fail
