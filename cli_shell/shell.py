@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
@@ -63,6 +63,8 @@ class CliShell:
         usage_error: the exception type that is a usage error (exit 2).
         summary: what the program does, for its --help.
         example: one typical command line, for its --help.
+        hints: the program's words for the `hint` keys its library errors carry (a
+            library names no flag; the CLI does, here). An unknown key prints as is.
     """
 
     def __init__(
@@ -74,8 +76,10 @@ class CliShell:
         *,
         summary: str = "",
         example: str = "",
+        hints: Mapping[str, str] | None = None,
     ) -> None:
         self.prog = prog
+        self._hints: Mapping[str, str] = hints or {}
         self._failures: tuple[type[BaseException], ...] = (*failures, OSError)
         self._usage_error = usage_error
         self._verbose = False
@@ -155,11 +159,11 @@ class CliShell:
         except self._usage_error as exc:
             if self._verbose:
                 raise
-            return 2, f"{self.prog}: usage: {one_line(exc)}", exc
+            return 2, f"{self.prog}: usage: {one_line(exc, self._hints)}", exc
         except self._failures as exc:
             if self._verbose:
                 raise
-            return 1, self.fail(one_line(exc)), exc
+            return 1, self.fail(one_line(exc, self._hints)), exc
         return (result if isinstance(result, int) else 0), None, None
 
 
@@ -182,9 +186,15 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one line of text (OSError: `filename: reason`)."""
+def one_line(exc: BaseException, hints: Mapping[str, str] | None = None) -> str:
+    """An exception as one line of text (OSError: `filename: reason`), then its hint.
+
+    `hint` (package errors, issue 19) is a key of `hints` or plain text.
+    """
     text = str(exc) or type(exc).__name__
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.filename}: {exc.strerror.lower()}"
+    hint = getattr(exc, "hint", None)
+    if isinstance(hint, str) and hint:
+        text = f"{text} (hint: {(hints or {}).get(hint, hint)})"
     return " ".join(text.split())

@@ -16,6 +16,12 @@ from owner_tools.errors import OwnerToolsError, UsageError
 from package_format.errors import PackageFormatError
 
 PROG = "owner-tools"
+#: The command-line words for the `hint` keys of library errors (the library names no flag).
+HINTS = {
+    "overwrite": "use --force to replace it",
+    "manifest-or-flags": "write bundle.toml, or give --name, --version and --entrypoint",
+    "kms-region": "use --region or AWS_REGION",
+}
 
 shell = CliShell(
     PROG,
@@ -28,6 +34,7 @@ shell = CliShell(
         "publish both."
     ),
     example="owner-tools pack examples/ml_app -o app.nb --key-id KEY --signing-key owner.key",
+    hints=HINTS,
 )
 app = shell.app
 fail = shell.fail

@@ -52,7 +52,7 @@ class ManifestFileError(InputError):
 
 
 class OutputExistsError(InputError):
-    """The output file exists and --force was not given."""
+    """The output file exists and replacing it was not asked for."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     elif overrides.name and overrides.version and overrides.entrypoints:
         config = BundleConfig()
     else:
-        raise ManifestFileError(f"{path}: no such file (or give --name, --version, --entrypoint)")
+        raise ManifestFileError(f"{path}: no such file", field="manifest", hint="manifest-or-flags")
     config = _apply_overrides(config, overrides)
     for field in ("name", "version"):
         if not getattr(config, field):
@@ -205,7 +205,7 @@ def pack(
         PackageFormatError: A file changed while packing, or a limit was hit.
     """
     if (output.exists() or output.is_symlink()) and not force:
-        raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+        raise OutputExistsError(f"{output}: already exists", field="output", hint="overwrite")
     if now is not None and config.expires is not None and config.expires <= now:
         when = datetime.fromtimestamp(config.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         raise ManifestFileError(

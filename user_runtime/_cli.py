@@ -16,6 +16,8 @@ from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _c
 from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
+#: The command-line words for the `hint` keys of library errors (the library names no flag).
+HINTS = {"stop-sync": "stop it first with user-runtime sync --stop FOLDER"}
 
 shell = CliShell(
     PROG,
@@ -28,6 +30,7 @@ shell = CliShell(
         " enclave in plaintext."
     ),
     example='user-runtime run -f app.nb -s ml_algorithm.py -a "-d /dataset/ -o /output/"',
+    hints=HINTS,
 )
 app = shell.app
 fail = shell.fail

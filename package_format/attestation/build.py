@@ -6,7 +6,8 @@ Pure functions: keys, times and serial numbers are parameters. The chain the
 simulator uses mirrors AWS's (specs/attestation.md §8): a P-384 root (CA, no
 path length), intermediates with decreasing path lengths, and a leaf with only
 basicConstraints CA:FALSE and a non-critical keyUsage (digitalSignature,
-nonRepudiation), signed ecdsa-with-SHA384.
+nonRepudiation), signed ecdsa-with-SHA384. Signatures are deterministic (RFC 6979): the
+same inputs give the same bytes, so tests/vectors/attestation/ regenerates and diffs.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ def build_ca_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
         )
-    return builder.sign(issuer_key, hashes.SHA384())
+    return builder.sign(issuer_key, hashes.SHA384(), ecdsa_deterministic=True)
 
 
 def build_leaf_certificate(
@@ -239,7 +240,7 @@ def build_leaf_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=False)
-        .sign(issuer_key, hashes.SHA384())
+        .sign(issuer_key, hashes.SHA384(), ecdsa_deterministic=True)
     )
 
 

@@ -188,7 +188,9 @@ def sign_es384(payload: bytes, private_key: ec.EllipticCurvePrivateKey) -> bytes
     """
     if not isinstance(private_key.curve, ec.SECP384R1):
         raise TypeError("es384 needs a p-384 key")
-    der = private_key.sign(sig_structure(ES384_PROTECTED, payload), ec.ECDSA(hashes.SHA384()))
+    # RFC 6979: no per-signature randomness to get wrong, and reproducible test vectors.
+    algorithm = ec.ECDSA(hashes.SHA384(), deterministic_signing=True)
+    der = private_key.sign(sig_structure(ES384_PROTECTED, payload), algorithm)
     r, s = decode_dss_signature(der)
     raw = r.to_bytes(ES384_COORDINATE_LEN, "big") + s.to_bytes(ES384_COORDINATE_LEN, "big")
     return cbor2.dumps([ES384_PROTECTED, {}, payload, raw])

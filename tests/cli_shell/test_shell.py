@@ -160,3 +160,26 @@ def test_json_error_is_an_object_on_stdout(capsys: pytest.CaptureFixture[str]) -
 def test_json_as_an_argument_value_is_not_the_flag(capsys: pytest.CaptureFixture[str]) -> None:
     assert _json_shell(ToolError("bad")).main(["go", "-a", "--json"]) == 1
     assert capsys.readouterr().out == ""
+
+
+class _DetailedToolError(ToolError):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@pytest.mark.parametrize(
+    ("hint", "line"),
+    [
+        ("overwrite", "tool: error: out.nb: already exists (hint: use --force to replace it)\n"),
+        ("say what to do", "tool: error: out.nb: already exists (hint: say what to do)\n"),
+    ],
+)
+def test_library_hint_key_becomes_the_clis_words(
+    hint: str, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Issue 19: the library's error names no flag; the CLI's hint table does.
+    shell = _shell(_DetailedToolError("out.nb: already exists", hint))
+    shell._hints = {"overwrite": "use --force to replace it"}
+    assert shell.main(["go"]) == 1
+    assert capsys.readouterr().err == line

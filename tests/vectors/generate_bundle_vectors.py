@@ -18,6 +18,8 @@ from typing import Any
 
 import cbor2
 
+from vectorlib import rand
+
 from package_format.bundle.header import preamble
 from package_format.bundle.limits import TAG_SIZE
 from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
@@ -32,16 +34,6 @@ DATA_KEY = b"TEST DATA KEY, NOT FROM KMS! 001"
 OTHER_DATA_KEY = b"TEST DATA KEY, NOT FROM KMS! 002"
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
 SEGMENT = 64
-
-
-def rand(label: str, size: int) -> bytes:
-    """Deterministic test randomness: SHA-256 in counter mode over a label."""
-    out = b""
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"TEST RANDOMNESS {label} {counter}".encode()).digest()
-        counter += 1
-    return out[:size]
 
 
 FILES = {
