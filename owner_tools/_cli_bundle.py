@@ -81,8 +81,11 @@ def pack(
     ),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    data: bool = typer.Option(
+        False, "--data", help="Pack the folder as a data bundle (kind = data, no entrypoints)."
+    ),
 ) -> None:
-    """Pack APP_DIR into a signed, encrypted bundle."""
+    """Pack APP_DIR into a signed, encrypted bundle (an app, or with --data a data bundle)."""
     from owner_tools.keys import load_signing_key
     from owner_tools.kms.aws import AwsKms
     from owner_tools.pack import Overrides, collect_files, load_config
@@ -93,7 +96,9 @@ def pack(
     if not DEFAULT_LIMITS.min_segment_size <= segment_size <= DEFAULT_LIMITS.max_segment_size:
         raise typer.BadParameter("out of range", param_hint="--segment-size")
     manifest_path = manifest if manifest is not None else app_dir / "bundle.toml"
-    config = load_config(manifest_path, Overrides(name, version, tuple(entrypoint or ())))
+    config = load_config(
+        manifest_path, Overrides(name, version, tuple(entrypoint or ()), "data" if data else None)
+    )
     seed = load_signing_key(signing_key)
     kms = AwsKms(kms_endpoint, region)
     rows = collect_files(app_dir, config.exclude, [output, manifest_path])
