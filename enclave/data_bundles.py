@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from enclave.data_errors import (
     DataAppNotListedError,
@@ -97,7 +98,7 @@ class DataRun:
     released: int = 0
     exceeded: bool = False
 
-    def __enter__(self) -> DataRun:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -120,7 +121,9 @@ class DataRun:
                 continue
             stdout, stderr = stdout and terms.stdout, stderr and terms.stderr
             if terms.max_output_bytes is not None:
-                limit = terms.max_output_bytes if limit is None else min(limit, terms.max_output_bytes)
+                limit = (
+                    terms.max_output_bytes if limit is None else min(limit, terms.max_output_bytes)
+                )
             if terms.output_paths is not None:
                 mine = set(terms.output_paths)
                 paths = mine if paths is None else paths & mine

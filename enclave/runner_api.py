@@ -35,6 +35,29 @@ class EntryFacts:
 
 
 @dataclass(frozen=True)
+class AccessFacts:
+    """A verified bundle's kind, identity and access rules (specs/bundle-format.md §5.7).
+
+    Attributes:
+        kind: `app` or `data`.
+        signer: The Ed25519 public key that signed the bundle.
+        manifest_digest: SHA-256 of the canonical CBOR of its signed manifest.
+        data: An app's `[[data]]` rules (package_format.bundle.access.DataRule).
+        apps: A data bundle's `[[apps]]` grants (package_format.bundle.access.AppGrant).
+        terms: A data bundle's output terms (package_format.bundle.access.DataTerms), or None.
+        payload_size: Plaintext bytes of its files.
+    """
+
+    kind: str = "app"
+    signer: bytes = b""
+    manifest_digest: bytes = b""
+    data: tuple[DataRule, ...] = ()
+    apps: tuple[AppGrant, ...] = ()
+    terms: DataTerms | None = None
+    payload_size: int = 0
+
+
+@dataclass(frozen=True)
 class BundleFacts:
     """What the runner needs from a bundle header whose signature has been verified.
 
@@ -73,30 +96,7 @@ class BundleFacts:
     max_run_seconds: int | None = None
     env_allow: frozenset[str] = frozenset()
     env_defaults: Mapping[str, str] = field(default_factory=dict)
-    access: AccessFacts = field(default_factory=lambda: AccessFacts())
-
-
-@dataclass(frozen=True)
-class AccessFacts:
-    """A verified bundle's kind, identity and access rules (specs/bundle-format.md §5.7).
-
-    Attributes:
-        kind: `app` or `data`.
-        signer: The Ed25519 public key that signed the bundle.
-        manifest_digest: SHA-256 of the canonical CBOR of its signed manifest.
-        data: An app's `[[data]]` rules (package_format.bundle.access.DataRule).
-        apps: A data bundle's `[[apps]]` grants (package_format.bundle.access.AppGrant).
-        terms: A data bundle's output terms (package_format.bundle.access.DataTerms), or None.
-        payload_size: Plaintext bytes of its files.
-    """
-
-    kind: str = "app"
-    signer: bytes = b""
-    manifest_digest: bytes = b""
-    data: tuple[DataRule, ...] = ()
-    apps: tuple[AppGrant, ...] = ()
-    terms: DataTerms | None = None
-    payload_size: int = 0
+    access: AccessFacts = field(default_factory=AccessFacts)
 
 
 @dataclass(frozen=True)

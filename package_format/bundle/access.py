@@ -275,8 +275,12 @@ def check_rules(rules: tuple[DataRule, ...]) -> None:
             raise HeaderFieldError(f"manifest: data {rule.name!r} is listed twice")
         names.add(rule.name)
         for other in mounts:
-            if rule.mount == other or (rule.mount + "/").startswith(other + "/") or (
-                other + "/"
-            ).startswith(rule.mount + "/"):
-                raise HeaderFieldError(f"manifest: data mounts {other!r} and {rule.mount!r} overlap")
+            if (
+                rule.mount == other
+                or (rule.mount + "/").startswith(other + "/")
+                or (other + "/").startswith(rule.mount + "/")
+            ):
+                raise HeaderFieldError(
+                    f"manifest: data mounts {other!r} and {rule.mount!r} overlap"
+                )
         mounts.append(rule.mount)

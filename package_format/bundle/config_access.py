@@ -41,7 +41,7 @@ def _signers(table: dict[str, Any], where: str) -> tuple[bytes, ...]:
     keys = []
     for item in items:
         text = item.strip() if isinstance(item, str) else ""
-        if len(text) != 64 or text != text.lower():  # noqa: PLR2004 - 32 bytes in hex
+        if len(text) != 64 or text != text.lower():
             raise ManifestConfigError(f"{where}: signer {item!r} is not 64 lowercase hex digits")
         try:
             keys.append(bytes.fromhex(text))

@@ -118,7 +118,7 @@ def app_manifest(
     return manifest, files
 
 
-def data_manifest(  # noqa: PLR0913 - every rule a test varies
+def data_manifest(
     files: Mapping[str, bytes],
     *,
     name: str = "records",
