@@ -101,6 +101,8 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     if config.kind == "data":
         if not config.apps:  # specs/bundle-format.md §5.7
             raise ManifestFileError(f"{path}: a data bundle needs at least one [[apps]]")
+    elif config.apps or config.terms is not None:
+        raise ManifestFileError(f"{path}: [[apps]] and [terms] are for a data bundle (--data)")
     elif not config.entrypoints:
         raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
     return config

@@ -208,7 +208,7 @@ def _parse_access(top: dict[str, Any]) -> dict[str, Any]:
     kind = top.get("kind", "app")
     if kind not in {"app", "data"}:
         raise ManifestConfigError("bundle.toml: kind must be app or data")
-    if kind == "app" and ("apps" in top or "terms" in top):
+    if top.get("kind") == "app" and ("apps" in top or "terms" in top):
         raise ManifestConfigError("bundle.toml: apps and terms are for kind = data")
     if kind == "data" and ("data" in top or "entrypoints" in top or "env" in top):
         raise ManifestConfigError("bundle.toml: a data bundle has no data, entrypoints or env")

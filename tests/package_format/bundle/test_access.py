@@ -137,7 +137,7 @@ def test_bundle_toml_access_tables() -> None:
     "text",
     [
         DATA_TOML + '[[entrypoints]]\npath = "x.py"\n',
-        APP_TOML + "[terms]\nstdout = false\n",
+        'kind = "app"\n' + APP_TOML + "[terms]\nstdout = false\n",
         APP_TOML.replace(KEY.hex(), "not-a-key"),
         'kind = "model"\nname = "x"\nversion = "1.0.0"\n',
     ],
