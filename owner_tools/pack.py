@@ -98,14 +98,19 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     for field in ("name", "version"):
         if not getattr(config, field):
             raise ManifestFileError(f"{path}: {field} is required")
+    _check_kind(config, path)
+    return config
+
+
+def _check_kind(config: BundleConfig, path: Path) -> None:
+    """An app needs entrypoints, a data bundle apps (specs/bundle-format.md §5.7)."""
     if config.kind == "data":
-        if not config.apps:  # specs/bundle-format.md §5.7
+        if not config.apps:
             raise ManifestFileError(f"{path}: a data bundle needs at least one [[apps]]")
     elif config.apps or config.terms is not None:
         raise ManifestFileError(f"{path}: [[apps]] and [terms] are for a data bundle (--data)")
     elif not config.entrypoints:
         raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
-    return config
 
 
 def _apply_overrides(config: BundleConfig, overrides: Overrides) -> BundleConfig:
