@@ -219,13 +219,15 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     out: IO[bytes],
     timeout: int | None = None,
     env: Sequence[str] = (),
+    data: Sequence[str] = (),
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
     stdout goes to `out`, stderr to this process's stderr. Ctrl-C asks the enclave to cancel
     the run (a second Ctrl-C stops waiting); a cancelled run returns 130, one stopped at its
     time limit (`timeout` seconds, or the manifest's ceiling) 124. A bundle uploaded for
-    this run is removed from the session when the run ends.
+    this run is removed from the session when the run ends; so are `data` bundles
+    (`user_runtime.run_data`), which are all checked before anything is uploaded.
 
     Raises:
         NoEnclaveRunningError: No enclave is running.
@@ -235,21 +237,30 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
 
     from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.run_data import (  # noqa: PLC0415
+        check_local_inputs,
+        data_session_paths,
+        remove_uploaded,
+    )
 
+    check_local_inputs(bundle, data)
     states = state_dir_path(state_dir)
     address = enclave_address(states)
     _wait_for_sync(address, states)
     progress = _TerminalProgress(os.path.basename(bundle)) if sys.stderr.isatty() else None
     with EnclaveClient.connect(address) as client:
         path, uploaded = session_bundle_path(client, bundle, progress)
+        try:
+            data_paths, fresh = data_session_paths(client, data, progress)
+        except BaseException:
+            remove_uploaded(client, [path] if uploaded else [])
+            raise
         if progress is not None:
             progress.done()
         try:
-            return _follow(client, path, script, argv, out, timeout, env)
+            return _follow(client, path, script, argv, out, timeout, env, data_paths)
         finally:
-            if uploaded:
-                with contextlib.suppress(Exception):  # a lost enclave took it with it
-                    client.unlink(path)
+            remove_uploaded(client, ([path] if uploaded else []) + fresh)
 
 
 def _wait_for_sync(address: str, states: str) -> None:
@@ -290,13 +301,14 @@ def _follow(  # noqa: PLR0917 - one run's parts
     out: IO[bytes],
     timeout: int | None,
     env: Sequence[str] = (),
+    data: Sequence[str] = (),
 ) -> int:
     import sys  # noqa: PLC0415
 
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
-    handle = client.start_run(path, script, argv, timeout=timeout, env=env)
+    handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data)
     cancelled = False
     while True:
         try:
