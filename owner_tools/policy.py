@@ -94,11 +94,18 @@ def build_key_policy(
     pcr8: str | None = None,
     bundle_version: str | None = None,
     owner_principal: str | None = None,
+    bind: str = "pcr0",
+    kind: str = "app",
 ) -> dict[str, Any]:
     """The key policy for one bundle (or several: a list) served by one enclave image.
 
     Several names share one key: the conditions list them all (IAM: any of them matches);
     one name gives exactly the single-bundle policy (specs/key-policy.md §3).
+
+    `bind` `pcr0` pins the image (and its signer when signed); `pcr8` pins only the image
+    signer, so a data provider need not edit its policy for each image release (§3.1).
+    `kind` `data` also binds the key to data bundles (`kms:EncryptionContext:kind`). Either
+    makes the policy's `Id` say what it is bound to.
 
     Raises:
         UsageError: a principal is not an ARN of `account_id`, or no admin.
@@ -116,12 +123,12 @@ def build_key_policy(
     bundle: str | list[str] = names[0] if len(names) == 1 else names
     admins = [_check_principal(a, account_id, "--admin-principal") for a in admin_principals]
     enclave = _check_principal(enclave_principal, account_id, "--enclave-principal")
-    attestation = {IMAGE_SHA384: check_pcr(pcr0, "PCR0")}
-    if pcr8 is not None:
-        attestation[PCR8_KEY] = check_pcr(pcr8, "PCR8")
+    attestation = _attestation(bind, pcr0, pcr8)
     context: dict[str, str | list[str]] = {CONTEXT_PREFIX + "bundle": bundle}
     if bundle_version is not None:
         context[CONTEXT_PREFIX + "version"] = bundle_version
+    if kind == "data":
+        context[CONTEXT_PREFIX + "kind"] = "data"
     statements: list[dict[str, Any]] = [
         {
             "Sid": "KeyAdministrationWithoutKeyRelease",
@@ -148,11 +155,30 @@ def build_key_policy(
                 "Principal": {"AWS": owner},
                 "Action": "kms:GenerateDataKey",
                 "Resource": "*",
-                "Condition": {"StringEquals": {CONTEXT_PREFIX + "bundle": bundle}},
+                "Condition": {
+                    "StringEquals": {k: v for k, v in context.items() if "version" not in k}
+                },
             }
         )
     ident = f"nitro-bundles:{','.join(names)}"
+    if bind != "pcr0" or kind != "app":
+        bound = "PCR8 (the image signer)" if bind == "pcr8" else "PCR0 (this image)"
+        ident += f"; {kind} key; bound to {bound}"
     return {"Version": "2012-10-17", "Id": ident, "Statement": statements}
+
+
+def _attestation(bind: str, pcr0: str, pcr8: str | None) -> dict[str, str]:
+    """The attestation condition: PCR0 (+ PCR8 when signed), or PCR8 alone (§3.1)."""
+    if bind == "pcr8":
+        if pcr8 is None:
+            raise UsageError("--bind pcr8 needs a signed image (it has no PCR8)")
+        return {PCR8_KEY: check_pcr(pcr8, "PCR8")}
+    if bind != "pcr0":
+        raise UsageError(f"--bind {bind!r}: expected pcr0 or pcr8")
+    attestation = {IMAGE_SHA384: check_pcr(pcr0, "PCR0")}
+    if pcr8 is not None:
+        attestation[PCR8_KEY] = check_pcr(pcr8, "PCR8")
+    return attestation
 
 
 def revocation_sid(bundle_name: str, version: str) -> str:

@@ -21,7 +21,13 @@ from owner_tools.policy import (
     decrypting_actions,
 )
 
-_PCR0_KEYS = {IMAGE_SHA384.lower(), (ATTESTATION_PREFIX + "PCR0").lower()}
+# PCR8 (the image signer) pins images as well: a data provider's policy may name it alone
+# (specs/key-policy.md §3.1).
+_PCR0_KEYS = {
+    IMAGE_SHA384.lower(),
+    (ATTESTATION_PREFIX + "PCR0").lower(),
+    (ATTESTATION_PREFIX + "PCR8").lower(),
+}
 
 
 def _principals(stmt: dict[str, Any]) -> list[str]:
@@ -118,7 +124,8 @@ def _check_statement(sid: str, stmt: dict[str, Any]) -> list[Finding]:
             Finding(
                 "decrypt-without-attestation",
                 sid,
-                f"{who} may {'/'.join(decrypting)} without a PCR0 attestation condition{extra}",
+                f"{who} may {'/'.join(decrypting)} without a PCR0 or PCR8 attestation "
+                f"condition{extra}",
             )
         )
     actions = [str(a) for a in as_list(stmt.get("Action"))]
