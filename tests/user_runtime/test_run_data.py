@@ -15,7 +15,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "enclave"))
 
-from data_kit import (
+from data_kit import (  # noqa: E402
     APP_SEED,
     DATA_SEED,
     ROGUE_SEED,
@@ -24,7 +24,8 @@ from data_kit import (
     data_manifest,
     data_rule,
     seal,
-)  # noqa: E402, I001
+)
+
 from enclave.app import ServerRunner  # noqa: E402
 from enclave.runner import Runner, RunnerConfig  # noqa: E402
 from enclave.runner_bundle import open_bundle  # noqa: E402
@@ -42,7 +43,7 @@ LOUD = b"import sys\nfor _ in range(100): sys.stdout.write('z' * 99 + '\\n')\n"
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    import threading  # noqa: PLC0415
+    import threading
 
     sock, ram = tmp_path / "enclave.sock", tmp_path / "ram"
     ram.mkdir()
@@ -85,7 +86,7 @@ def _one_line(capsys) -> str:
 def _session_empty(fs: SessionFs) -> bool:
     try:
         return fs.listdir("encrypted") == []
-    except Exception:  # noqa: BLE001 - never created: empty
+    except Exception:
         return True
 
 
