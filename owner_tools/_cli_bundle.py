@@ -159,8 +159,28 @@ def _print_human(info: dict[str, Any]) -> None:
         f"{', args' if e['allow_args'] else ''})"
         for e in info["entrypoints"]
     ]
+    lines += _access_lines(info)
     lines += [f"  {f['mode']} {f['size']:>12} {f['path']}" for f in info["files"]]
     print("\n".join(lines))
+
+
+def _access_lines(info: dict[str, Any]) -> list[str]:
+    """specs/bundle-format.md §5.7: kind, access rules and terms, when there are any."""
+    lines = [f"kind:         {info['kind']}"] if info["kind"] != "app" else []
+    lines += [
+        f"data:         {r['name']} {r['versions']} at {r['mount']}"
+        f"{'' if r['required'] else ' (optional)'}, {len(r['signers'])} signer(s)"
+        for r in info.get("data", [])
+    ]
+    lines += [
+        f"app:          {g['name']} {g['versions']}, {len(g['signers'])} signer(s)"
+        for g in info.get("apps", [])
+    ]
+    if "terms" in info:
+        lines.append(
+            "terms:        " + ", ".join(f"{k}={v}" for k, v in sorted(info["terms"].items()))
+        )
+    return lines
 
 
 def inspect(
