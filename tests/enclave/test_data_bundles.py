@@ -301,3 +301,23 @@ def test_stderr_the_datas_terms_withhold_does_not_pass(env) -> None:
     assert b"secret" not in sink.err
     assert result.terms is not None
     assert result.terms.stderr is False
+
+
+def test_data_larger_than_the_enclave_can_hold_is_refused(env, monkeypatch) -> None:
+    import os
+    from types import SimpleNamespace
+
+    from enclave import data_bundles
+    from enclave.data_errors import DataTooLargeError
+
+    _, session, kms = env
+    app, data = _app(session, kms), _data(session, kms)
+    real = os.statvfs
+    monkeypatch.setattr(
+        data_bundles.os,
+        "statvfs",
+        lambda p: SimpleNamespace(f_bavail=1, f_frsize=16) if str(p).endswith("ram") else real(p),
+    )
+    error = _refused(env, DataTooLargeError, app, (data,))
+    assert "encrypted/records.nb" in str(error)
+    assert "larger than the enclave can hold" in str(error)
