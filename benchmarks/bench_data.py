@@ -17,7 +17,9 @@ Then the whole run through the real `Runner` (process, view, mounts, wipe) is ti
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -189,11 +191,19 @@ def whole_run(image: Any, release: Any, session: Path, base: Path) -> float:
         def stderr(self, data: bytes) -> None:
             del data
 
-    runner = Runner(RunnerConfig(image.owner_keys, base, image.min_versions), open_bundle, release)
-    request = RunRequest("encrypted/app.nb", "main.py", data=("encrypted/big.nb",))
-    start = time.perf_counter()
-    result = runner.run(request, MappedSession(session), Sink())
-    elapsed = time.perf_counter() - start
+    # The view's mounts need a directory of this mount namespace (not one reached through
+    # /proc/PID/root): a private directory under `base`'s file system type, here /dev/shm.
+    del base
+    own = Path(tempfile.mkdtemp(prefix="bench-data-", dir="/dev/shm"))
+    try:
+        config = RunnerConfig(image.owner_keys, own, image.min_versions)
+        runner = Runner(config, open_bundle, release)
+        request = RunRequest("encrypted/app.nb", "main.py", data=("encrypted/big.nb",))
+        start = time.perf_counter()
+        result = runner.run(request, MappedSession(session), Sink())
+        elapsed = time.perf_counter() - start
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
     if result.exit_status != 0:
         msg = f"the data app failed with status {result.exit_status}"
         raise RuntimeError(msg)
