@@ -145,6 +145,7 @@ def data_phases(image: Any, release: Any, session: Path, base: Path) -> dict[str
     """Open + check, key release and decrypt of the data bundle, with the enclave's own code."""
     from enclave.data_bundles import DataPolicy, open_data_run
     from enclave.plaintext import PrivateDir
+    from enclave.runner import key_while_preparing
     from enclave.runner_api import RunRequest
     from enclave.runner_bundle import open_bundle
 
@@ -165,7 +166,7 @@ def data_phases(image: Any, release: Any, session: Path, base: Path) -> dict[str
     with open_data_run(request, app, files, policy) as run, PrivateDir(base) as work:
         t1 = time.perf_counter()
         with PeakSampler() as peak:
-            run.extract(work.path, get_key)
+            run.extract(work.path, get_key, key_while_preparing)
         t2 = time.perf_counter()
     t3 = time.perf_counter()
     return {

@@ -25,6 +25,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -65,6 +66,8 @@ from package_format.errors import PackageFormatError
 
 #: Most data bundles one run may join (each costs a KMS call and a mount).
 MAX_DATA_BUNDLES = 32
+#: The runner's `key_while_preparing(opened, dest, get_key, name) -> key`.
+KeyWhilePreparing = Callable[[OpenedBundle, Path, Callable[[], bytes], str], bytes]
 
 
 def check_app_kind(facts: BundleFacts, path: str) -> None:
@@ -183,8 +186,16 @@ class DataRun:
 
     # -- keys, files, record -------------------------------------------------------------
 
-    def extract(self, work: Path, get_key: Callable[[BundleFacts], bytes]) -> None:
+    def extract(
+        self,
+        work: Path,
+        get_key: Callable[[BundleFacts], bytes],
+        while_preparing: KeyWhilePreparing | None = None,
+    ) -> None:
         """Release each data key, decrypt each bundle into its own private directory.
+
+        `while_preparing` (the runner's `key_while_preparing`) lays out a bundle's pre-sized
+        files and maps its ciphertext in while its key release runs, as for the app.
 
         Raises:
             KeyReleaseError: KMS denied a key (its bundle named).
@@ -193,9 +204,12 @@ class DataRun:
         """
         for item in self.joined:
             facts = item.opened.facts
-            key = get_key(facts)
             dest = work / f"data-{secrets.token_hex(8)}"
             dest.mkdir(mode=0o700)
+            if while_preparing is None:
+                key = get_key(facts)
+            else:
+                key = while_preparing(item.opened, dest, partial(get_key, facts), facts.name)
             try:
                 item.opened.extract(key, dest)
             except PackageFormatError as exc:

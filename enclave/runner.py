@@ -257,7 +257,7 @@ class Runner:
             app = _layout(work.path)
             with work:
                 key = self._key_while_preparing(opened, app, facts)
-                self._data.extract(work.path, self._data_key)
+                self._data.extract(work.path, self._data_key, key_while_preparing)
                 if self._cancel.is_set():
                     raise RunCancelledError("run cancelled")
                 return self._run_in(
