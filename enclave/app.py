@@ -167,6 +167,7 @@ class ServerRunner:
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
     ) -> RunOutcome:
         """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
@@ -175,7 +176,7 @@ class ServerRunner:
         """
         sink = _Sink(on_stdout, on_stderr)
         pairs = tuple((name, value) for name, _, value in (item.partition("=") for item in env))
-        request = RunRequest(bundle, entrypoint, tuple(args), timeout, pairs)
+        request = RunRequest(bundle, entrypoint, tuple(args), timeout, pairs, tuple(data))
         try:
             result = self._runner.run(request, self._files, sink, cancel)
         except RunError as exc:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import IO
 
 from enclave import run_view
+from enclave.data_bundles import DataPolicy, DataRun, check_app_kind, open_data_run
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
 from enclave.run_args import ROOTS, check_arguments, run_environment
@@ -119,6 +120,8 @@ class _Spare:
 
 class Runner:
     """Runs one entrypoint at a time; `cancel()` may be called from any thread."""
+
+    _data: DataRun  # the current run's data bundles (enclave.data_bundles)
 
     def __init__(
         self,
@@ -209,6 +212,7 @@ class Runner:
         with stream:
             opened = self._open_bundle(stream, request.bundle)
             facts = opened.facts
+            check_app_kind(facts, request.bundle)
             self._check_policy(facts)
             entry = facts.entrypoints.get(request.entrypoint)
             if entry is None:
@@ -224,9 +228,15 @@ class Runner:
             self._run_env = run_environment(request.env, facts.env_allow, facts.env_defaults)
             self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
             self._timed_out = False
+            policy = DataPolicy(
+                self._opener, self._clock(), self._config.min_versions, self._config.work_base
+            )
+            self._data = open_data_run(request, facts, session, policy)  # before any KMS call
+            sink = self._data.sink(sink, self.cancel)
             spare = self._take_spare() if self._config.prestart else None
             try:
-                return self._run_with(spare, request, entry, opened, session, sink)
+                with self._data:
+                    return self._run_with(spare, request, entry, opened, session, sink)
             finally:
                 if self._config.prestart and not self._closed:
                     self.warm()
@@ -247,6 +257,7 @@ class Runner:
             app = _layout(work.path)
             with work:
                 key = self._key_while_preparing(opened, app, facts)
+                self._data.extract(work.path, self._data_key, key_while_preparing)
                 if self._cancel.is_set():
                     raise RunCancelledError("run cancelled")
                 return self._run_in(
@@ -331,7 +342,7 @@ class Runner:
         sink: RunSink,
         zygote: Zygote | None = None,
     ) -> RunResult:
-        facts = opened.facts
+        facts = self._data.effective(opened.facts)
         try:
             opened.extract(key, app)
         except PackageFormatError as exc:
@@ -361,14 +372,16 @@ class Runner:
         if self._timed_out:
             # specs/threat-model.md §5.5: no outputs; the caller's PrivateDir wipes.
             raise RunTimedOutError(f"run timed out after {self._limit:g} s")
+        self._data.check_stream()
         cancelled = self._cancel.is_set()
         outputs: tuple[str, ...] = ()
         if facts.allow_files and not cancelled:
+            self._data.check_files(roots["output"])
             outputs = _import_outputs(roots["output"], facts.max_files_size, session)
         withheld = not facts.allow_stderr
         if withheld and status != 0 and not cancelled:
             sink.stderr(generic_failure_message(status))
-        return RunResult(status, cancelled, withheld, outputs)
+        return self._data.decorate(RunResult(status, cancelled, withheld, outputs))
 
     def _view(self, work: Path, app: Path, roots: Mapping[str, Path]) -> dict[str, object]:
         """The run's view (`enclave.run_view`): what its private namespace holds."""
@@ -380,6 +393,7 @@ class Runner:
             **{name: str(path) for name, path in roots.items()},
             "app": str(app),
             "app_at": f"/{app.name}",
+            "data": self._data.mounts(),
         }
 
     def _spawn_and_pump(

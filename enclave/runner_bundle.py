@@ -12,12 +12,15 @@ tampered payload never leaves a partial tree behind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
-from enclave.runner_api import BundleFacts, EntryFacts
+import cbor2
+
+from enclave.runner_api import AccessFacts, BundleFacts, EntryFacts
 from enclave.runner_extract import PreparedTree, extract_in_order, extract_parallel
 from package_format.bundle import BundleReader
 from package_format.bundle.manifest import Manifest
@@ -135,6 +138,17 @@ def _facts(reader: BundleReader) -> BundleFacts:
         max_run_seconds=manifest.max_run_seconds,
         env_allow=frozenset(manifest.env.allow if manifest.env else ()),
         env_defaults=dict(manifest.env.defaults if manifest.env else ()),
+        access=AccessFacts(
+            kind=manifest.kind,
+            signer=header.signer,
+            manifest_digest=hashlib.sha256(
+                cbor2.dumps(manifest.to_cbor_obj(), canonical=True)
+            ).digest(),
+            data=manifest.data,
+            apps=manifest.apps,
+            terms=manifest.terms,
+            payload_size=manifest.payload_size,
+        ),
     )
 
 

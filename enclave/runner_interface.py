@@ -55,6 +55,7 @@ class Runner(Protocol):
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
     ) -> int | RunOutcome:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
@@ -67,6 +68,7 @@ class Runner(Protocol):
             cancel: set when the user cancels or disconnects; stop soon after.
             timeout: the user's time limit in seconds (the server passes it only when set).
             env: the user's `NAME=VALUE` variables (the server passes them only when set).
+            data: session paths of the run's data bundles (passed only when given).
 
         Returns:
             The entrypoint's exit status, or that and the files the run produced.
@@ -91,11 +93,12 @@ class UnavailableRunner:
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
     ) -> int:
         """Refuse the run.
 
         Raises:
             RunFailureError: always, with `NOT_ALLOWED`.
         """
-        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env
+        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env, data
         raise RunFailureError(ErrorCode.NOT_ALLOWED, "this enclave server has no runner")

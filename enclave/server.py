@@ -330,11 +330,7 @@ class ServerConnection:
 
             return send
 
-        # A time limit is passed only when the client set one, so runners that predate it
-        # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
-        extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
-        if args["env"]:
-            extra["env"] = args["env"]
+        extra = run_extras(args)
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -374,3 +370,16 @@ _CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[M
     "credentials": ServerConnection._credentials_op,  # noqa: SLF001
     "attest": ServerConnection._attest_op,  # noqa: SLF001
 }
+
+
+def run_extras(args: dict[str, Any]) -> dict[str, Any]:
+    """The `run` op's optional arguments, passed to the runner only when the client set them.
+
+    So runners that predate one (tests' fakes) keep their signature (specs/rpc-protocol.md
+    §7.4): the time limit, the environment, the data bundles (issue 22).
+    """
+    extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
+    for name in ("env", "data"):
+        if args[name]:
+            extra[name] = args[name]
+    return extra

@@ -24,6 +24,7 @@ _FLAGS = {
     "owner_principal": "--owner-principal",
     "bundle_names": "--bundle-name",
     "bundle_version": "--bundle-version",
+    "bind": "--bind",
 }
 
 
@@ -75,6 +76,12 @@ def _generate(  # noqa: PLR0917 - typer options
         None, "--owner-principal", help="ARN allowed to pack (GenerateDataKey, no Decrypt)."
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+    bind: str = typer.Option(
+        "pcr0",
+        "--bind",
+        help="pcr0: this image (and its signer when signed); pcr8: any image of its signer.",
+    ),
+    data: bool = typer.Option(False, "--data", help="A data provider's key: kind = data only."),
 ) -> None:
     """Write the KMS key policy that releases the key only to the attested enclave."""
     if ctx.invoked_subcommand is not None:
@@ -106,6 +113,8 @@ def _generate(  # noqa: PLR0917 - typer options
             enclave_principal=enclave_principal,
             admin_principals=list(admin_principal),
             owner_principal=owner_principal,
+            bind=bind,
+            kind="data" if data else "app",
         )
     except PolicyInputError as exc:
         raise flagged(exc) from exc

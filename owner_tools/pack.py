@@ -62,6 +62,7 @@ class Overrides:
     name: str | None = None
     version: str | None = None
     entrypoints: tuple[str, ...] = ()
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -97,13 +98,29 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     for field in ("name", "version"):
         if not getattr(config, field):
             raise ManifestFileError(f"{path}: {field} is required")
-    if not config.entrypoints:
-        raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
+    _check_kind(config, path)
     return config
+
+
+def _check_kind(config: BundleConfig, path: Path) -> None:
+    """An app needs entrypoints, a data bundle apps (specs/bundle-format.md §5.7)."""
+    if config.kind == "data":
+        if not config.apps:
+            raise ManifestFileError(f"{path}: a data bundle needs at least one [[apps]]")
+    elif config.apps or config.terms is not None:
+        raise ManifestFileError(f"{path}: [[apps]] and [terms] are for a data bundle (--data)")
+    elif not config.entrypoints:
+        raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
 
 
 def _apply_overrides(config: BundleConfig, overrides: Overrides) -> BundleConfig:
     try:
+        if overrides.kind == "data" and (config.entrypoints or config.data or config.env):
+            raise ManifestFileError("--data: bundle.toml declares entrypoints, data or env")
+        if overrides.kind == "data" and overrides.entrypoints:
+            raise ManifestFileError("--data: a data bundle has no --entrypoint")
+        if overrides.kind is not None:
+            config = replace(config, kind=overrides.kind)
         if overrides.name:
             config = replace(config, name=check_name(overrides.name, "--name"))
         if overrides.version:
@@ -226,13 +243,19 @@ def pack(
             expires=config.expires,
             max_run_seconds=config.max_run_seconds,
             env=config.env,
+            kind=config.kind,
+            data=config.data,
+            apps=config.apps,
+            terms=config.terms,
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc
-    reserved = {"bundle", "version"} & set(config.encryption_context)
+    reserved = {"bundle", "version", "kind"} & set(config.encryption_context)
     if reserved:
         raise ManifestFileError(f"encryption_context: {min(reserved)!r} is set by pack")
     context = {"bundle": manifest.name, "version": manifest.version, **config.encryption_context}
+    if manifest.kind == "data":  # §4.3: a data key is bound to its kind too
+        context["kind"] = "data"
     data_key, wrapped = kms.generate_data_key(key_id, context)
     header = build_header(
         manifest,

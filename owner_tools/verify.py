@@ -119,4 +119,19 @@ def describe(header: BundleHeader, bundle_size: int) -> dict[str, Any]:
         "wrapped_key_size": len(header.wrapped_key),
         "signer": header.signer.hex(),
         "signer_fingerprint": fingerprint(header.signer),
+        "kind": m.kind,
+        **_access(header),
     }
+
+
+def _access(header: BundleHeader) -> dict[str, Any]:
+    """The access rules and terms of specs/bundle-format.md §5.7, when the manifest has any."""
+    m = header.manifest
+    out: dict[str, Any] = {}
+    if m.data:
+        out["data"] = [{**r.to_cbor_obj(), "signers": [k.hex() for k in r.signers]} for r in m.data]
+    if m.apps:
+        out["apps"] = [{**g.to_cbor_obj(), "signers": [k.hex() for k in g.signers]} for g in m.apps]
+    if m.terms is not None:
+        out["terms"] = m.terms.to_cbor_obj()
+    return out

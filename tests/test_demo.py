@@ -44,6 +44,11 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     metrics = json.loads(out[start : out.index("}", start) + 1])
     assert metrics["rows"] == 169
     assert metrics["accuracy"] > 0.9
+    # The third party (issue 22): the hospital's data bundle, scored by the owner's app.
+    assert "$ owner-tools pack --data" in out
+    assert "$ user-runtime run -f app_package.encrypted --data patient-records-1.0.0.nb" in out
+    third = out[out.index("=== user: the owner's app scores the hospital's") :]
+    assert "[ml_algorithm] scored 169 rows of patients.csv" in third
     assert "ENTRYPOINT_NOT_DECLARED" in proc.stderr
     # Everything it started is stopped again.
     assert "local-stack: stopped" in proc.stderr

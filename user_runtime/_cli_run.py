@@ -48,10 +48,18 @@ def register(app: typer.Typer) -> None:
             help="NAME=VALUE for the entrypoint's environment (repeatable); only names the"
             " bundle's manifest allows.",
         ),
+        data: list[str] = typer.Option(
+            [],
+            "--data",
+            help="A data bundle joining the run (repeatable): in the enclave's encrypted/"
+            " folder, or a local file to upload; read-only where the app's manifest says.",
+        ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
         from user_runtime.run import check_env, run_entrypoint, split_args
 
         argv = split_args(args)
         items = check_env(env)
-        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer, timeout, items)
+        return run_entrypoint(
+            bundle, script, argv, state_dir, sys.stdout.buffer, timeout, items, data
+        )

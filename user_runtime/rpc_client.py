@@ -381,6 +381,8 @@ class EnclaveClient(RpcConnection):
         args: Sequence[str],
         timeout: int | None = None,
         env: Sequence[str] = (),
+        *,
+        data: Sequence[str] = (),
     ) -> RunHandle:
         """Ask the enclave to run `entrypoint`; output streams through the handle.
 
@@ -396,6 +398,8 @@ class EnclaveClient(RpcConnection):
             fields["timeout_s"] = timeout
         if env:
             fields["env"] = list(env)
+        if data:  # data bundles' session paths (issue 22), sent only when given
+            fields["data"] = list(data)
         self._send(request_id, "run", fields)
         return handle
 

@@ -17,12 +17,17 @@ from package_format.key_policy.conditions import (
     ATTESTATION_PREFIX,
     CONTEXT_PREFIX,
     IMAGE_KEYS,
+    PCR8_KEY,
     action_matches,
     as_list,
     decrypting_actions,
 )
 
 __all__ = ["Finding", "check_policy"]
+
+# PCR8 (the image signer) pins images as well: a data provider's policy may name it alone
+# (specs/key-policy.md §3.1).
+_PINNING_KEYS = IMAGE_KEYS | {PCR8_KEY.lower()}
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ def _check_statement(sid: str, stmt: dict[str, Any]) -> list[Finding]:
         return out
     who = ", ".join(principals) or "?"
     attested = any(
-        key.lower() in IMAGE_KEYS
+        key.lower() in _PINNING_KEYS
         and op.lower() in {"stringequals", "stringequalsignorecase"}
         and values
         for op, key, values in conds
@@ -131,7 +136,8 @@ def _check_statement(sid: str, stmt: dict[str, Any]) -> list[Finding]:
             Finding(
                 "decrypt-without-attestation",
                 sid,
-                f"{who} may {'/'.join(decrypting)} without a PCR0 attestation condition{extra}",
+                f"{who} may {'/'.join(decrypting)} without a PCR0 or PCR8 attestation "
+                f"condition{extra}",
             )
         )
     actions = [str(a) for a in as_list(stmt.get("Action"))]

@@ -20,6 +20,7 @@ CONTEXT_PREFIX = "kms:EncryptionContext:"
 CONTEXT_KEYS = "kms:EncryptionContextKeys"
 BUNDLE_CONTEXT = CONTEXT_PREFIX + "bundle"
 VERSION_CONTEXT = CONTEXT_PREFIX + "version"
+KIND_CONTEXT = CONTEXT_PREFIX + "kind"
 PRINCIPAL_ARN = "aws:PrincipalArn"
 CALLER_ACCOUNT = "kms:CallerAccount"
 

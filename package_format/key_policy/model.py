@@ -21,6 +21,7 @@ from package_format.key_policy.conditions import (
     ENCLAVE_ACTIONS,
     IMAGE_SHA384,
     KEY_RELEASE_ACTIONS,
+    KIND_CONTEXT,
     PCR8_KEY,
     REVOKED_ACTIONS,
     VERSION_CONTEXT,
@@ -95,6 +96,8 @@ class PolicyRequest:
     pcr8: str | None = None
     bundle_version: str | None = None
     owner_principal: str | None = None
+    bind: str = "pcr0"
+    kind: str = "app"
 
 
 def _validated_names(request: PolicyRequest) -> list[str]:
@@ -122,10 +125,8 @@ def _validated_names(request: PolicyRequest) -> list[str]:
 
 def _enclave_statement(request: PolicyRequest, bundle: str | list[str]) -> dict[str, Any]:
     enclave = _check_principal(request.enclave_principal, request.account_id, "enclave_principal")
-    attestation = {IMAGE_SHA384: check_pcr(request.pcr0, "PCR0")}
-    if request.pcr8 is not None:
-        attestation[PCR8_KEY] = check_pcr(request.pcr8, "PCR8")
-    context: dict[str, str | list[str]] = {BUNDLE_CONTEXT: bundle}
+    attestation = _attestation(request)
+    context = _context(request, bundle)
     if request.bundle_version is not None:
         context[VERSION_CONTEXT] = request.bundle_version
     return {
@@ -136,6 +137,33 @@ def _enclave_statement(request: PolicyRequest, bundle: str | list[str]) -> dict[
         "Resource": "*",
         "Condition": {"StringEqualsIgnoreCase": attestation, "StringEquals": context},
     }
+
+
+def _attestation(request: PolicyRequest) -> dict[str, str]:
+    """PCR0 (+ PCR8 when signed), or PCR8 alone: the image signer (key-policy.md §3.1).
+
+    `bind` `pcr8` lets a data provider keep one policy across the owner's image releases.
+    """
+    if request.bind == "pcr8":
+        if request.pcr8 is None:
+            raise PolicyInputError(
+                "binding to PCR8 needs a signed image (it has no PCR8)", field="bind"
+            )
+        return {PCR8_KEY: check_pcr(request.pcr8, "PCR8")}
+    if request.bind != "pcr0":
+        raise PolicyInputError(f"bind {request.bind!r}: expected pcr0 or pcr8", field="bind")
+    attestation = {IMAGE_SHA384: check_pcr(request.pcr0, "PCR0")}
+    if request.pcr8 is not None:
+        attestation[PCR8_KEY] = check_pcr(request.pcr8, "PCR8")
+    return attestation
+
+
+def _context(request: PolicyRequest, bundle: str | list[str]) -> dict[str, str | list[str]]:
+    # A data key is also bound to its kind (bundle-format.md §4.3): no app context opens it.
+    context: dict[str, str | list[str]] = {BUNDLE_CONTEXT: bundle}
+    if request.kind == "data":
+        context[KIND_CONTEXT] = "data"
+    return context
 
 
 def build_policy(request: PolicyRequest) -> dict[str, Any]:
@@ -170,14 +198,14 @@ def build_policy(request: PolicyRequest) -> dict[str, Any]:
                 "Principal": {"AWS": owner},
                 "Action": "kms:GenerateDataKey",
                 "Resource": "*",
-                "Condition": {"StringEquals": {BUNDLE_CONTEXT: bundle}},
+                "Condition": {"StringEquals": _context(request, bundle)},
             }
         )
-    return {
-        "Version": "2012-10-17",
-        "Id": f"nitro-bundles:{','.join(names)}",
-        "Statement": statements,
-    }
+    ident = f"nitro-bundles:{','.join(names)}"
+    if request.bind != "pcr0" or request.kind != "app":
+        bound = "PCR8 (the image signer)" if request.bind == "pcr8" else "PCR0 (this image)"
+        ident += f"; {request.kind} key; bound to {bound}"
+    return {"Version": "2012-10-17", "Id": ident, "Statement": statements}
 
 
 def build_key_policy(
@@ -190,6 +218,8 @@ def build_key_policy(
     pcr8: str | None = None,
     bundle_version: str | None = None,
     owner_principal: str | None = None,
+    bind: str = "pcr0",
+    kind: str = "app",
 ) -> dict[str, Any]:
     """`build_policy` with keyword arguments; `bundle_name` is one name or several.
 
@@ -207,6 +237,8 @@ def build_key_policy(
             pcr8=pcr8,
             bundle_version=bundle_version,
             owner_principal=owner_principal,
+            bind=bind,
+            kind=kind,
         )
     )
 

@@ -46,6 +46,8 @@ class ErrorCode(enum.IntEnum):
     UNTRUSTED_SIGNER = 1105
     BAD_RUN_ARGUMENT = 1106
     RUN_TIMED_OUT = 1107
+    DATA_NOT_ALLOWED = 1110
+    OUTPUT_TERMS_EXCEEDED = 1111
 
     @property
     def is_errno(self) -> bool:

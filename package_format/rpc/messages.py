@@ -62,6 +62,7 @@ OPS: Final[dict[str, _Spec]] = {
         "args": ("texts", ()),
         "timeout_s": ("uint", 0),
         "env": ("texts", ()),
+        "data": ("texts", ()),
     },
     "cancel": {},
     "credentials": {
