@@ -12,10 +12,13 @@ tampered payload never leaves a partial tree behind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
+
+import cbor2
 
 from enclave.runner_api import BundleFacts, EntryFacts
 from enclave.runner_extract import PreparedTree, extract_in_order, extract_parallel
@@ -135,7 +138,14 @@ def _facts(reader: BundleReader) -> BundleFacts:
         max_run_seconds=manifest.max_run_seconds,
         env_allow=frozenset(manifest.env.allow if manifest.env else ()),
         env_defaults=dict(manifest.env.defaults if manifest.env else ()),
+        manifest_digest=manifest_digest(manifest),
+        signer=bytes(header.signer),
     )
+
+
+def manifest_digest(manifest: Manifest) -> bytes:
+    """SHA-256 of the manifest's canonical CBOR, as signed in its header (receipts.md §3.2)."""
+    return hashlib.sha256(cbor2.dumps(manifest.to_cbor_obj(), canonical=True)).digest()
 
 
 def _time(seconds: int | None) -> datetime | None:

@@ -332,9 +332,7 @@ class ServerConnection:
 
         # A time limit is passed only when the client set one, so runners that predate it
         # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
-        extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
-        if args["env"]:
-            extra["env"] = args["env"]
+        extra = _run_extras(args)
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -348,8 +346,7 @@ class ServerConnection:
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
             elif isinstance(status, RunOutcome):
-                outputs = list(status.outputs)
-                reply = Response(rid, 0, {"exit_status": status.exit_status, "outputs": outputs})
+                reply = _outcome_reply(rid, status, self._server.limits.max_chunk)
             else:
                 reply = Response(rid, 0, {"exit_status": status})
         except RunFailureError as e:
@@ -366,6 +363,26 @@ class ServerConnection:
             self._emit(message)
         except OSError:
             active.cancel.set()
+
+
+def _run_extras(args: dict[str, Any]) -> dict[str, Any]:
+    """The optional run arguments the client set (older runners take none of them)."""
+    extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
+    if args["env"]:
+        extra["env"] = args["env"]
+    if args["nonce"] is not None:  # specs/receipts.md §5.2
+        extra["nonce"] = args["nonce"]
+    return extra
+
+
+def _outcome_reply(rid: int, outcome: RunOutcome, max_chunk: int) -> Response:
+    """The run's reply; its receipt is the body when it fits a chunk (specs/receipts.md §5.2)."""
+    fields: dict[str, Any] = {"exit_status": outcome.exit_status, "outputs": list(outcome.outputs)}
+    if outcome.receipt is None:
+        return Response(rid, 0, fields)
+    fields["receipt"] = "output/receipt.cbor"
+    body = memoryview(outcome.receipt) if len(outcome.receipt) <= max_chunk else _EMPTY
+    return Response(rid, 0, fields, body)
 
 
 # The requests that are not filesystem operations (§7.4-7.6).

@@ -12,14 +12,21 @@ import sys
 
 from cli_shell import CliShell
 from package_format.errors import PackageFormatError
-from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _cli_sync
+from user_runtime import (
+    _cli_attestation,
+    _cli_enclave,
+    _cli_pull,
+    _cli_receipt,
+    _cli_run,
+    _cli_sync,
+)
 from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
 
 shell = CliShell(
     PROG,
-    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation],
+    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation, _cli_receipt],
     (UserRuntimeError, PackageFormatError),
     UsageError,
 )

@@ -374,18 +374,20 @@ class EnclaveClient(RpcConnection):
 
     # -- runs (specs/rpc-protocol.md §7.4) -----------------------------------
 
-    def start_run(
+    def start_run(  # noqa: PLR0917 - the request's fields
         self,
         bundle: str,
         entrypoint: str,
         args: Sequence[str],
         timeout: int | None = None,
         env: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> RunHandle:
         """Ask the enclave to run `entrypoint`; output streams through the handle.
 
-        `timeout` (seconds) and `env` (`NAME=VALUE` items) are sent only when set, so older
-        servers still accept the request.
+        `timeout` (seconds), `env` (`NAME=VALUE` items) and `nonce` (for the run's receipt,
+        specs/receipts.md §5.2) are sent only when set, so older servers still accept the
+        request.
         """
         with self._cond:
             request_id = self._register(None)
@@ -396,6 +398,8 @@ class EnclaveClient(RpcConnection):
             fields["timeout_s"] = timeout
         if env:
             fields["env"] = list(env)
+        if nonce:
+            fields["nonce"] = bytes(nonce)
         self._send(request_id, "run", fields)
         return handle
 

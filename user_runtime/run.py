@@ -219,6 +219,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     out: IO[bytes],
     timeout: int | None = None,
     env: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
@@ -245,7 +246,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
         if progress is not None:
             progress.done()
         try:
-            return _follow(client, path, script, argv, out, timeout, env)
+            return _follow(client, path, script, argv, out, timeout, env, nonce)
         finally:
             if uploaded:
                 with contextlib.suppress(Exception):  # a lost enclave took it with it
@@ -290,13 +291,14 @@ def _follow(  # noqa: PLR0917 - one run's parts
     out: IO[bytes],
     timeout: int | None,
     env: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     import sys  # noqa: PLC0415
 
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
-    handle = client.start_run(path, script, argv, timeout=timeout, env=env)
+    handle = client.start_run(path, script, argv, timeout=timeout, env=env, nonce=nonce)
     cancelled = False
     while True:
         try:
@@ -323,6 +325,10 @@ def _follow(  # noqa: PLR0917 - one run's parts
     if handle.outputs:
         # specs/sync.md §2: output/ holds this run's files only; say which.
         print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
+    if handle.receipt is not None:  # specs/receipts.md §5.2
+        from user_runtime.receipt import receipt_line  # noqa: PLC0415
+
+        print(receipt_line(handle.receipt, nonce), file=sys.stderr)
     return handle.exit_status
 
 

@@ -87,7 +87,7 @@ OTHER_PKI = make_pki(0x5EED_0101)
 
 def document(pki: Pki, user_data: bytes, nonce: bytes | None, pcr0: bytes = PCR0) -> bytes:
     """A document as the NSM gives it, signed by a fixed leaf of `pki`."""
-    from cryptography import x509  # noqa: PLC0415
+    from cryptography import x509
 
     leaf_key = _key(0x1EAF)
     assert isinstance(pki.inter, x509.Certificate)
@@ -186,13 +186,13 @@ def cases() -> dict[str, Case]:
                 bytes(32),
                 "/data/patients",
             ),
-        ),  # fmt: skip
+        ),
         terms=RecordTerms(
             max_output_bytes=1 << 20,
             stdout=True,
             stderr=False,
             output_paths=("metrics.json", "plots/*"),
-        ),  # fmt: skip
+        ),
     )
     raw = record().encode()
     loose = b"\xb9\x00" + bytes([raw[0] & 0x1F]) + raw[1:]  # map head in 3 bytes: not canonical
@@ -209,43 +209,43 @@ def cases() -> dict[str, Case]:
             "one byte of an output differs",
             good,
             outputs={**OUTPUTS, "output/metrics.json": _flip(OUTPUTS["output/metrics.json"], 3)},
-        ),  # fmt: skip
+        ),
         "receipt_output_missing": Case(
             "output",
             "an output the record names is absent",
             good,
             outputs={"output/metrics.json": OUTPUTS["output/metrics.json"]},
-        ),  # fmt: skip
+        ),
         "receipt_input_flipped": Case(
             "input",
             "one byte of an input differs",
             good,
             inputs={**INPUTS, "model/weights.bin": _flip(INPUTS["model/weights.bin"], 10)},
-        ),  # fmt: skip
+        ),
         "receipt_record_flipped": Case(
             "record",
             "one byte of the record differs from what the document signs",
             encode_receipt(_flip(raw, raw.index(b"ml-app") + 1), _doc(good)),
-        ),  # fmt: skip
+        ),
         "receipt_document_flipped": Case(
             "document",
             "one byte of the document's signature differs",
             good[:-5] + _flip(good[-5:], 0),
-        ),  # fmt: skip
+        ),
         "receipt_document_other_root": Case(
             "document",
             "signed under a root other than the pinned one",
             receipt(record(), pki=OTHER_PKI),
-        ),  # fmt: skip
+        ),
         "receipt_pcr_other_image": Case(
             "pcr", "the enclave ran another image (PCR0)", receipt(record(), pcr0=OTHER_PCR0)
-        ),  # fmt: skip
+        ),
         "receipt_nonce_replay": Case(
             "nonce",
             "a receipt replayed for another nonce",
             receipt(record(NONCE)),
             nonce=bytes(16),
-        ),  # fmt: skip
+        ),
         "receipt_nonce_missing": Case(
             "nonce", "a receipt without a nonce when one was asked for", good, nonce=NONCE
         ),
@@ -253,7 +253,7 @@ def cases() -> dict[str, Case]:
             "format",
             "the receipt map's head is not in its shortest form",
             b"\xb9\x00\x03" + good[1:],
-        ),  # fmt: skip
+        ),
         "receipt_record_not_canonical": Case(
             "format", "a signed record that is not canonical cbor", _resigned_record(loose)
         ),
@@ -261,7 +261,7 @@ def cases() -> dict[str, Case]:
 
 
 def _doc(data: bytes) -> bytes:
-    from package_format.receipt import parse_receipt  # noqa: PLC0415
+    from package_format.receipt import parse_receipt
 
     return parse_receipt(data).document
 

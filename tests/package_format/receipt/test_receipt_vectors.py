@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from receipt_vectors import VECTORS, Vector, all_vectors
 
 from package_format.receipt import (
     DocumentInvalidError,
@@ -26,8 +27,6 @@ from package_format.receipt import (
     verify_outputs,
     verify_receipt,
 )
-
-from receipt_vectors import VECTORS, Vector, all_vectors
 
 EXPECT: dict[str, type[ReceiptError]] = {
     "format": ReceiptFormatError,
