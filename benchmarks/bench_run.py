@@ -16,6 +16,10 @@ enclave start from the image, dataset upload), then measures in the same run:
    whole `run` wall time of that bundle. The bundle is read as the server reads a large
    session file, through a read-only mapping (enclave.mapped_source); one untimed trial
    runs first (reported), since the VM's first touch of fresh guest memory is slow.
+4. receipts (issue 18, benchmarks/bench_receipts.py): the first run of the --size bundle with
+   --size of inputs, uploads included, on fresh enclaves with and without receipts,
+   alternating for --receipt-pairs pairs (target: receipts add < 5%). `--receipts-only` runs
+   this part alone.
 
 Ends with one JSON line (figures and targets).
 """
@@ -32,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_receipts import receipt_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "ml_app"
@@ -318,6 +324,19 @@ def tmpfs_write(size: int, base: Path) -> float:
     return elapsed
 
 
+def pack_big(work: Path, size: int, world: dict[str, object]) -> Path:
+    """A bundle of `size` random bytes of weights and a `main.py` that does nothing."""
+    print(f"packing a {size >> 20} MiB bundle ...", flush=True)
+    big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
+    with (big_app / "weights.bin").open("wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    big = pack(work, big_app, "big", world)
+    shutil.rmtree(big_app)
+    return big
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, report
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1G", help="size of the big bundle (default 1G)")
@@ -327,6 +346,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
     parser.add_argument(
         "--big-repeat", type=int, default=5, help="first runs of the big bundle (median kept)"
     )
+    parser.add_argument(
+        "--receipt-pairs", type=int, default=5, help="with/without receipts pairs (0: skip)"
+    )
+    parser.add_argument("--receipts-only", action="store_true", help="only part 4")
     opts = parser.parse_args()
     size = parse_size(opts.size)
     # The client's modules byte-compiled, as a regular install has them (an editable install
@@ -350,6 +373,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         env = {**os.environ, "NB_STATE_DIR": str(world["state"])}
         enclave_env = {**env, **stack.ENCLAVE_CREDENTIALS}  # type: ignore[attr-defined]
         user = [str(Path(sys.executable).parent / "user-runtime")]  # the real console script
+        if opts.receipts_only:
+            big = pack_big(work, size, world)
+            figures = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+            figures["targets"] = [figures.pop("target")]
+            print(json.dumps(figures))
+            return
         memory = str(max(2048, 2 * (size >> 20) + 1024))
         timed(
             [*user, "enclave", "start", "--eif", str(world["eif"]), "--memory", memory], enclave_env
@@ -402,14 +433,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
 
         # 3. first run of a big bundle.
-        print(f"packing a {size >> 20} MiB bundle ...", flush=True)
-        big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
-        with (big_app / "weights.bin").open("wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(size >> 20):
-                f.write(block)
-        big = pack(work, big_app, "big", world)
-        shutil.rmtree(big_app)
+        big = pack_big(work, size, world)
         # In the enclave the bundle sits in the session's RAM: settle its write-back first, so
         # flushing a fresh GiB to disk does not land inside the measured runs.
         with big.open("rb") as f:
@@ -453,8 +477,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
         with EnclaveClient.connect(address) as client:
             upload(client, big, "encrypted/big.nb")
-        big.unlink()
         big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
+        receipts: dict[str, object] = {}
+        if opts.receipt_pairs > 0:  # 4. stops the enclave: last
+            receipts = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+        big.unlink()
         ratio = same / first  # the issue's baseline: raw AES-256-GCM over the same bytes
         print(
             f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
@@ -517,6 +546,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
                 },
             ],
         }
+        if receipts:
+            result["targets"].append(receipts.pop("target"))  # type: ignore[attr-defined]
+            result.update(receipts)
         print(json.dumps(result))
     finally:
         if world:
