@@ -22,6 +22,12 @@ shell = CliShell(
     [_cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_try, _cli_receipt],
     (OwnerToolsError, PackageFormatError),
     UsageError,
+    summary=(
+        "The owner's tools: pack, sign and encrypt a bundle of confidential ML code, "
+        "build the enclave image that may decrypt it, bind the KMS key to that image, "
+        "publish both."
+    ),
+    example="owner-tools pack examples/ml_app -o app.nb --key-id KEY --signing-key owner.key",
 )
 app = shell.app
 fail = shell.fail

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from owner_tools.kms.interface import KeyService
+from owner_tools.kms.interface import KeyService, KmsAccessDeniedError
 from package_format.bundle.header import BundleHeader
 from package_format.bundle.reader import BundleReader, check_length
 from package_format.bundle.signing import fingerprint
@@ -69,7 +69,18 @@ def verify_bundle(
         header = reader.header
         check_length(reader.parsed, os.fstat(f.fileno()).st_size)
         if kms is not None and data_key is None:
-            data_key = kms.decrypt(header.wrapped_key, header.kms_key_id, header.encryption_context)
+            try:
+                data_key = kms.decrypt(
+                    header.wrapped_key, header.kms_key_id, header.encryption_context
+                )
+            except KmsAccessDeniedError as exc:
+                # The usual cause: publish --apply-policy bound Decrypt to the image, as it
+                # should; only the attested enclave may decrypt from then on.
+                raise KmsAccessDeniedError(
+                    f"{exc}; if the key's policy binds Decrypt to an enclave image "
+                    "(owner-tools policy / publish --apply-policy), only that enclave may "
+                    "decrypt; verify without --decrypt checks the signature and sizes"
+                ) from exc
         if data_key is not None:
             for item in reader.iter_files(data_key):
                 for chunk in item.chunks:

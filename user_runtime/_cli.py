@@ -29,6 +29,12 @@ shell = CliShell(
     [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation, _cli_receipt],
     (UserRuntimeError, PackageFormatError),
     UsageError,
+    summary=(
+        "The user's tools: start the enclave, sync a folder into it, run an owner's "
+        "entrypoint on your data, get the outputs back; the owner's code never leaves the"
+        " enclave in plaintext."
+    ),
+    example='user-runtime run -f app.nb -s ml_algorithm.py -a "-d /dataset/ -o /output/"',
 )
 app = shell.app
 fail = shell.fail
