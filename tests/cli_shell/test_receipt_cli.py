@@ -96,11 +96,14 @@ def test_failure_is_one_line_and_exit_1(tmp_path, capsys, tool, name, needle) ->
     assert needle in err
 
 
-def test_failure_as_json_names_the_step(tmp_path, capsys) -> None:
+def test_failure_as_json_names_the_error_class(tmp_path, capsys) -> None:
     rc = user_main([*lay_out(tmp_path, named("receipt_pcr_other_image")), "--json"])
     out, err = capsys.readouterr()
     assert rc == 1
-    assert json.loads(out)["step"] == "pcr"
+    error = json.loads(out)["error"]
+    assert error["type"] == "PcrMismatchError"
+    assert error["exit_code"] == 1
+    assert error["message"].startswith("pcr0: ")
     assert len(err.strip().splitlines()) == 1
 
 
