@@ -66,6 +66,7 @@ fuzz: setup
 vectors: setup
 	$(BIN)/python tests/vectors/generate_bundle_vectors.py
 	$(BIN)/python tests/vectors/generate_rpc_vectors.py
+	$(BIN)/python tests/vectors/generate_receipt_vectors.py
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

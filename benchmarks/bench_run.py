@@ -16,7 +16,7 @@ enclave start from the image, dataset upload), then measures in the same run:
    whole `run` wall time of that bundle. The bundle is read as the server reads a large
    session file, through a read-only mapping (enclave.mapped_source); one untimed trial
    runs first (reported), since the VM's first touch of fresh guest memory is slow.
-4. receipts (issue 18, benchmarks/bench_receipts.py): the first run of the --size bundle with
+4. receipts (issue 18, benchmarks/_bench_receipts.py): the first run of the --size bundle with
    --size of inputs, uploads included, on fresh enclaves with and without receipts,
    alternating for --receipt-pairs pairs (target: receipts add < 5%). `--receipts-only` runs
    this part alone.
@@ -37,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_receipts import receipt_pairs
+from _bench_receipts import receipt_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "ml_app"
