@@ -39,6 +39,7 @@ from package_format.receipt import (
 from package_format.rpc.codes import ErrorCode
 
 if TYPE_CHECKING:
+    from enclave.nsm.interface import Nsm
     from enclave.runner_api import (
         BundleFacts,
         BundleOpener,
@@ -243,13 +244,13 @@ class _RecordingSession:
         return self._inner.import_dir(src, name)
 
 
-def issuer_from_nsm(fs: SessionFs, nsm: object, environ: Mapping[str, str]) -> ReceiptIssuer | None:
+def issuer_from_nsm(fs: SessionFs, nsm: Nsm, environ: Mapping[str, str]) -> ReceiptIssuer | None:
     """The issuer of a server with this NSM; None when `NB_RECEIPTS=0` (benchmarks only)."""
     if environ.get("NB_RECEIPTS", "1") == "0":
         return None
 
     def attest(nonce: bytes | None, user_data: bytes) -> bytes:
-        return bytes(nsm.attestation(user_data=user_data, nonce=nonce))  # type: ignore[attr-defined]
+        return bytes(nsm.attestation(user_data=user_data, nonce=nonce))
 
     return ReceiptIssuer(fs, attest)
 
