@@ -29,7 +29,7 @@ from typing import BinaryIO
 from enclave.errors import InputError
 from enclave.file_content import FileContent
 from enclave.mapped_source import MappedReader
-from enclave.stream_digest import Hasher, StreamDigest
+from enclave.stream_digest import StreamDigest
 from package_format.rpc.codes import ErrorCode
 
 TOP_LEVEL = ("encrypted", "dataset", "model", "output")
@@ -122,7 +122,6 @@ class SessionFs:
     ) -> None:
         self.limits = limits or SessionLimits()
         self._digests = digests  # False: no running hashes (a server without receipts)
-        self._hasher = Hasher()
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -311,8 +310,7 @@ class SessionFs:
             existing = parent.children.get(name)
             now = self._clock()
             if existing is None:
-                digest = StreamDigest(on=self._digests, hasher=self._hasher)
-                node = _File(mode & 0o7777, now, now, now, digest=digest)
+                node = _File(mode & 0o7777, now, now, now, digest=StreamDigest(on=self._digests))
                 self._add_node(parent, name, node, path)
                 return
             if exclusive:

@@ -94,29 +94,3 @@ def test_stream_digest_alone() -> None:
     digest.wrote(2, bytearray(b"c"))
     assert digest.result(3) == sha(b"abc")
     assert digest.result(4) is None
-
-
-def test_queued_hashing_keeps_write_order_with_a_small_queue() -> None:
-    import os
-
-    from enclave.stream_digest import Hasher
-
-    hasher = Hasher(max_queued=100_000)  # writers wait: the bound holds
-    digest = StreamDigest(hasher=hasher)
-    chunks = [os.urandom(n) for n in (200_000, 10, 70_000, 5, 300_000, 1)]
-    offset = 0
-    for chunk in chunks:
-        digest.wrote(offset, memoryview(chunk))
-        offset += len(chunk)
-    assert digest.result(offset) == sha(b"".join(chunks))
-    assert digest.pending == 0
-
-
-def test_a_file_reset_while_chunks_are_queued_hashes_only_its_new_bytes() -> None:
-    from enclave.stream_digest import Hasher
-
-    digest = StreamDigest(hasher=Hasher())
-    digest.wrote(0, b"x" * 500_000)
-    digest.reset()
-    digest.wrote(0, b"y" * 100_000)
-    assert digest.result(100_000) == sha(b"y" * 100_000)
