@@ -20,6 +20,10 @@ enclave start from the image, dataset upload), then measures in the same run:
    `bench_data`): open + both sides' checks + key release + streamed decrypt against raw
    AES-256-GCM over the data bundle's bytes (target >= 0.5x), and the peak memory beyond its
    plaintext (target < 64 MiB); then the whole run through the real runner.
+5. receipts (issue 18, benchmarks/_bench_receipts.py): the first run of the --size bundle with
+   --size of inputs, uploads included, on fresh enclaves with and without receipts,
+   alternating for --receipt-pairs pairs (target: receipts add < 5%). `--receipts-only` runs
+   this part alone.
 
 Ends with one JSON line (figures and targets).
 """
@@ -38,6 +42,7 @@ import time
 from pathlib import Path
 
 import bench_data
+from _bench_receipts import receipt_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "ml_app"
@@ -349,6 +354,19 @@ def data_bundle_run(
     return data
 
 
+def pack_big(work: Path, size: int, world: dict[str, object]) -> Path:
+    """A bundle of `size` random bytes of weights and a `main.py` that does nothing."""
+    print(f"packing a {size >> 20} MiB bundle ...", flush=True)
+    big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
+    with (big_app / "weights.bin").open("wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    big = pack(work, big_app, "big", world)
+    shutil.rmtree(big_app)
+    return big
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, report
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1G", help="size of the big bundle (default 1G)")
@@ -359,6 +377,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         "--big-repeat", type=int, default=5, help="first runs of the big bundle (median kept)"
     )
     parser.add_argument("--data-size", default="1G", help="size of the data bundle (default 1G)")
+    parser.add_argument(
+        "--receipt-pairs", type=int, default=5, help="with/without receipts pairs (0: skip)"
+    )
+    parser.add_argument("--receipts-only", action="store_true", help="only part 5")
     opts = parser.parse_args()
     size = parse_size(opts.size)
     # The client's modules byte-compiled, as a regular install has them (an editable install
@@ -382,6 +404,14 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         env = {**os.environ, "NB_STATE_DIR": str(world["state"])}
         enclave_env = {**env, **stack.ENCLAVE_CREDENTIALS}  # type: ignore[attr-defined]
         user = [str(Path(sys.executable).parent / "user-runtime")]  # the real console script
+        if opts.receipts_only:
+            big = pack_big(work, size, world)
+            figures = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+            figures["targets"] = [figures.pop("target")]
+            print(json.dumps(figures))
+            return
         memory = str(max(2048, 2 * (size >> 20) + 1024))
         timed(
             [*user, "enclave", "start", "--eif", str(world["eif"]), "--memory", memory], enclave_env
@@ -434,14 +464,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
 
         # 3. first run of a big bundle.
-        print(f"packing a {size >> 20} MiB bundle ...", flush=True)
-        big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
-        with (big_app / "weights.bin").open("wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(size >> 20):
-                f.write(block)
-        big = pack(work, big_app, "big", world)
-        shutil.rmtree(big_app)
+        big = pack_big(work, size, world)
         # In the enclave the bundle sits in the session's RAM: settle its write-back first, so
         # flushing a fresh GiB to disk does not land inside the measured runs.
         with big.open("rb") as f:
@@ -485,8 +508,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
         with EnclaveClient.connect(address) as client:
             upload(client, big, "encrypted/big.nb")
-        big.unlink()
         big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
+        receipts: dict[str, object] = {}
+        if opts.receipt_pairs > 0:  # 5. stops the enclave: after the in-enclave parts
+            receipts = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+        big.unlink()
         ratio = same / first  # the issue's baseline: raw AES-256-GCM over the same bytes
         print(
             f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
@@ -554,6 +582,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
                 *bench_data.targets(data),
             ],
         }
+        if receipts:
+            result["targets"].append(receipts.pop("target"))  # type: ignore[attr-defined]
+            result.update(receipts)
         print(json.dumps(result))
     finally:
         if world:

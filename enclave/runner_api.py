@@ -78,6 +78,8 @@ class BundleFacts:
         max_run_seconds: The owner's ceiling on a run's duration (None: none).
         env_allow: Environment variables the user may set for a run.
         env_defaults: The owner's values of some of them, used unless the user sets them.
+        manifest_digest: SHA-256 of the signed manifest's canonical CBOR (specs/receipts.md).
+        signer: The Ed25519 public key whose signature verified (32 bytes).
     """
 
     name: str
@@ -97,6 +99,8 @@ class BundleFacts:
     env_allow: frozenset[str] = frozenset()
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     access: AccessFacts = field(default_factory=AccessFacts)
+    manifest_digest: bytes = b""
+    signer: bytes = b""
 
 
 @dataclass(frozen=True)

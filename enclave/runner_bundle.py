@@ -141,15 +141,20 @@ def _facts(reader: BundleReader) -> BundleFacts:
         access=AccessFacts(
             kind=manifest.kind,
             signer=header.signer,
-            manifest_digest=hashlib.sha256(
-                cbor2.dumps(manifest.to_cbor_obj(), canonical=True)
-            ).digest(),
+            manifest_digest=manifest_digest(manifest),
             data=manifest.data,
             apps=manifest.apps,
             terms=manifest.terms,
             payload_size=manifest.payload_size,
         ),
+        manifest_digest=manifest_digest(manifest),
+        signer=bytes(header.signer),
     )
+
+
+def manifest_digest(manifest: Manifest) -> bytes:
+    """SHA-256 of the manifest's canonical CBOR, as signed in its header (receipts.md §3.2)."""
+    return hashlib.sha256(cbor2.dumps(manifest.to_cbor_obj(), canonical=True)).digest()
 
 
 def _time(seconds: int | None) -> datetime | None:

@@ -344,8 +344,7 @@ class ServerConnection:
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
             elif isinstance(status, RunOutcome):
-                outputs = list(status.outputs)
-                reply = Response(rid, 0, {"exit_status": status.exit_status, "outputs": outputs})
+                reply = _outcome_reply(rid, status, self._server.limits.max_chunk)
             else:
                 reply = Response(rid, 0, {"exit_status": status})
         except RunFailureError as e:
@@ -364,6 +363,16 @@ class ServerConnection:
             active.cancel.set()
 
 
+def _outcome_reply(rid: int, outcome: RunOutcome, max_chunk: int) -> Response:
+    """The run's reply; its receipt is the body when it fits a chunk (specs/receipts.md §5.2)."""
+    fields: dict[str, Any] = {"exit_status": outcome.exit_status, "outputs": list(outcome.outputs)}
+    if outcome.receipt is None:
+        return Response(rid, 0, fields)
+    fields["receipt"] = "output/receipt.cbor"
+    body = memoryview(outcome.receipt) if len(outcome.receipt) <= max_chunk else _EMPTY
+    return Response(rid, 0, fields, body)
+
+
 # The requests that are not filesystem operations (§7.4-7.6).
 _CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[Message]]] = {
     "run": ServerConnection._run_op,  # noqa: SLF001 - the table belongs to the class
@@ -376,10 +385,12 @@ def run_extras(args: dict[str, Any]) -> dict[str, Any]:
     """The `run` op's optional arguments, passed to the runner only when the client set them.
 
     So runners that predate one (tests' fakes) keep their signature (specs/rpc-protocol.md
-    §7.4): the time limit, the environment, the data bundles (issue 22).
+    §7.4): the time limit, the environment, the data bundles (issue 22), the receipt's nonce.
     """
     extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
     for name in ("env", "data"):
         if args[name]:
             extra[name] = args[name]
+    if args["nonce"] is not None:  # specs/receipts.md §5.2
+        extra["nonce"] = args["nonce"]
     return extra

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -33,6 +34,7 @@ RECORDS = "patient-records"  # the hospital's data bundle (issue 22)
 # `make demo ENCLAVE=qemu`: the image boots in QEMU's nitro-enclave machine (its own kernel,
 # init and rootfs from the enclave toolchain) instead of running as a local process.
 ENCLAVE = os.environ.get("ENCLAVE", "local")
+NONCE = secrets.token_hex(16)  # binds the run's receipt to this demo run (receipts.md §6)
 
 
 class StepFailed(Exception):
@@ -362,6 +364,8 @@ def main() -> int:
             "ml_algorithm.py",
             "-a",
             "-m model.h5 -d /dataset/ -o /output/",
+            "--nonce",
+            NONCE,
             "--state-dir",
             state,
             env=env,
@@ -374,6 +378,14 @@ def main() -> int:
         if metrics.get("rows") != 169:
             raise StepFailed("metrics.json does not cover the 169 rows of the user's data set")
 
+        banner("user: the run's receipt (specs/receipts.md)")
+        sh(
+            *("user-runtime", "receipt", "verify", synced / "output" / "receipt.cbor"),
+            *("--eif", pulled_eif, "--nonce", NONCE, "--root", state / "nsm-pki" / "root.pem"),
+            *("--output-dir", synced / "output", "--inputs", synced),
+            env=env,
+            cwd=user,
+        )
         third_party_run(env, synced, records, state, user)
 
         banner("user: an entrypoint the owner did not declare is refused")

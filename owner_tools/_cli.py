@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from cli_shell import CliShell
-from owner_tools import _cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_try
+from owner_tools import _cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_receipt, _cli_try
 from owner_tools.errors import OwnerToolsError, UsageError
 from package_format.errors import PackageFormatError
 
@@ -25,7 +25,7 @@ HINTS = {
 
 shell = CliShell(
     PROG,
-    [_cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_try],
+    [_cli_bundle, _cli_eif, _cli_policy, _cli_publish, _cli_try, _cli_receipt],
     (OwnerToolsError, PackageFormatError),
     UsageError,
     summary=(

@@ -11,6 +11,7 @@ data bundle whose provider's policy names other PCRs gets no key; nothing is lef
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -118,6 +119,31 @@ def _run(world, data: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def _receipt_names_both_bundles(world) -> None:
+    # The run record (specs/receipts.md §3.2) lists the app and the provider's data bundle,
+    # each by its whole file's SHA-256 (what the index lists), the data at its mount.
+    from package_format.receipt.receipt import parse_receipt
+    from package_format.receipt.record import RunRecord
+    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.run import enclave_address
+
+    address = enclave_address(str(world["state"] / "enclave"))
+    with EnclaveClient.connect(address) as client:
+        size = client.stat("output/receipt.cbor").size
+        data = client.read("output/receipt.cbor", 0, size)
+    record = RunRecord.decode(parse_receipt(data).record)
+    roles = [(b.role, b.name, b.mount) for b in record.bundles]
+    assert roles == [
+        ("app", "breast-cancer-scorer", ""),
+        ("data", "patient-records", "/data/patient-records"),
+    ]
+    work = world["work"]
+    assert record.bundles[0].digest == hashlib.sha256((work / "app.nb").read_bytes()).digest()
+    assert record.bundles[1].digest == hashlib.sha256((work / "records.nb").read_bytes()).digest()
+    assert record.terms is not None
+    assert record.terms.stderr is False
+
+
 def _scan(root: Path, needle: bytes) -> list[Path]:
     return [
         p
@@ -137,6 +163,7 @@ def test_three_party_run_scores_the_providers_records(world, monkeypatch, capsys
     assert proc.returncode == 0, proc.stderr
     assert any("scored 169 rows of patients.csv" in line for line in proc.stdout.splitlines())
     assert "output/predictions.csv" in proc.stderr
+    _receipt_names_both_bundles(world)
 
     # The provider's key policy names other PCRs: no key, one line, nothing decrypted.
     denied = _run(world, "wrong.nb")

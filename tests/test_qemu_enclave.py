@@ -160,15 +160,17 @@ def test_user_flow_on_the_booted_image(world, tmp_path) -> None:
     try:
         shutil.copy(world["bundle"], synced / "encrypted" / "app.nb")
         shutil.copy(DATASET, synced / "dataset" / DATASET.name)
-        run = _cli("run", "-f", "app.nb", "-s", "ml_algorithm.py", "-a", ARGS)
+        run_nonce = os.urandom(16).hex()
+        run = _cli("run", "-f", "app.nb", "-s", "ml_algorithm.py", "-a", ARGS, "--nonce", run_nonce)
         assert run.returncode == 0, run.stderr
         assert any("scored 169 rows of patients.csv" in line for line in run.stdout.splitlines())
         deadline = time.monotonic() + 60
-        while not (synced / "output" / "metrics.json").exists() and time.monotonic() < deadline:
+        while not (synced / "output" / "receipt.cbor").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         metrics = json.loads((synced / "output" / "metrics.json").read_text())
         assert metrics["rows"] == 169
         assert (synced / "output" / "predictions.csv").read_text().count("\n") == 170
+        _check_receipt(world, synced, root, run_nonce)
 
         refused = _cli("run", "-f", "app.nb", "-s", "train.py")
         assert refused.returncode == 1
@@ -179,6 +181,26 @@ def test_user_flow_on_the_booted_image(world, tmp_path) -> None:
     assert not _running(status["pid"])
     left = [p.name for p in (world["state"] / "enclave").glob("*.sock*")]
     assert left == []
+
+
+def _check_receipt(world, synced: Path, root: Path, nonce: str) -> None:
+    """The run's receipt, signed by QEMU's virtio-nsm, verifies (specs/receipts.md §6)."""
+    receipt = synced / "output" / "receipt.cbor"
+    common = ["receipt", "verify", str(receipt), "--root", str(root)]
+    files = ["--output-dir", str(synced / "output"), "--inputs", str(synced)]
+    good = _cli(*common, "--eif", str(world["eif"]), "--nonce", nonce, *files, "--json")
+    assert good.returncode == 0, good.stderr
+    summary = json.loads(good.stdout)
+    assert summary["pcrs"]["0"] == world["pcrs"]["PCR0"]
+    assert summary["outputs"]["checked"] == summary["outputs"]["count"] >= 2
+    assert summary["inputs"] == {"count": 1, "checked": 1}
+    assert summary["bundles"][0]["name"] == BUNDLE_NAME
+    other = _cli(*common, "--expect-pcr0", "00" * 48)
+    assert other.returncode == 1
+    assert "pcr0: the receipt's enclave ran another image" in other.stderr
+    replay = _cli(*common, "--eif", str(world["eif"]), "--nonce", "ab" * 16)
+    assert replay.returncode == 1
+    assert "nonce" in replay.stderr
 
 
 def test_modified_rootfs_is_refused_its_key(world, tmp_path) -> None:

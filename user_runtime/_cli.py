@@ -12,7 +12,14 @@ import sys
 
 from cli_shell import CliShell
 from package_format.errors import PackageFormatError
-from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _cli_sync
+from user_runtime import (
+    _cli_attestation,
+    _cli_enclave,
+    _cli_pull,
+    _cli_receipt,
+    _cli_run,
+    _cli_sync,
+)
 from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
@@ -21,7 +28,7 @@ HINTS = {"stop-sync": "stop it first with user-runtime sync --stop FOLDER"}
 
 shell = CliShell(
     PROG,
-    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation],
+    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation, _cli_receipt],
     (UserRuntimeError, PackageFormatError),
     UsageError,
     summary=(

@@ -323,8 +323,9 @@ def _enclave_env(
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or stack.get("region")
     if region:
         child["AWS_REGION"] = str(region)
-    if env.get("NB_KEY_CACHE_SECONDS"):
-        child["NB_KEY_CACHE_SECONDS"] = env["NB_KEY_CACHE_SECONDS"]
+    for name in ("NB_KEY_CACHE_SECONDS", "NB_RECEIPTS"):  # NB_RECEIPTS=0: benchmarks only
+        if env.get(name):
+            child[name] = env[name]
     return child
 
 

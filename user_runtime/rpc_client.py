@@ -383,11 +383,13 @@ class EnclaveClient(RpcConnection):
         env: Sequence[str] = (),
         *,
         data: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> RunHandle:
         """Ask the enclave to run `entrypoint`; output streams through the handle.
 
-        `timeout` (seconds) and `env` (`NAME=VALUE` items) are sent only when set, so older
-        servers still accept the request.
+        `timeout` (seconds), `env` (`NAME=VALUE` items) and `nonce` (for the run's receipt,
+        specs/receipts.md §5.2) are sent only when set, so older servers still accept the
+        request.
         """
         with self._cond:
             request_id = self._register(None)
@@ -400,6 +402,8 @@ class EnclaveClient(RpcConnection):
             fields["env"] = list(env)
         if data:  # data bundles' session paths (issue 22), sent only when given
             fields["data"] = list(data)
+        if nonce:
+            fields["nonce"] = bytes(nonce)
         self._send(request_id, "run", fields)
         return handle
 

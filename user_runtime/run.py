@@ -93,6 +93,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     timeout: int | None = None,
     env: Sequence[str] = (),
     data: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
@@ -131,7 +132,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
         if progress is not None:
             progress.done()
         try:
-            return _follow(client, path, script, argv, out, timeout, env, data_paths)
+            return _follow(client, path, script, argv, out, timeout, env, data_paths, nonce)
         finally:
             remove_uploaded(client, ([path] if uploaded else []) + fresh)
 
@@ -175,13 +176,14 @@ def _follow(  # noqa: PLR0917 - one run's parts
     timeout: int | None,
     env: Sequence[str] = (),
     data: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     import sys  # noqa: PLC0415
 
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
-    handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data)
+    handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data, nonce=nonce)
     cancelled = False
     while True:
         try:
@@ -208,6 +210,10 @@ def _follow(  # noqa: PLR0917 - one run's parts
     if handle.outputs:
         # specs/sync.md §2: output/ holds this run's files only; say which.
         print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
+    if handle.receipt is not None:  # specs/receipts.md §5.2
+        from user_runtime.receipt import receipt_line  # noqa: PLC0415
+
+        print(receipt_line(handle.receipt, nonce), file=sys.stderr)
     return handle.exit_status
 
 

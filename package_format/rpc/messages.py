@@ -19,6 +19,7 @@ SUPPORTED_VERSIONS: Final = (1,)
 _MAX_VERSIONS = 16
 _MAX_ID = 2**63 - 1
 _MAX_LIST = 1024
+_MAX_NONCE = 1024  # the NSM's limit on an attestation nonce
 _EMPTY = memoryview(b"")
 _NO_ARGS: Final[dict[str, Any]] = {}
 
@@ -63,6 +64,7 @@ OPS: Final[dict[str, _Spec]] = {
         "timeout_s": ("uint", 0),
         "env": ("texts", ()),
         "data": ("texts", ()),
+        "nonce": ("nonce", None),  # specs/receipts.md §5.2: 1-1024 bytes, sent only when set
     },
     "cancel": {},
     "credentials": {
@@ -315,6 +317,8 @@ def _is_kind(value: object, kind: str) -> bool:
         return isinstance(value, bool)
     if kind == "uint":
         return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**63 - 1
+    if kind == "nonce":
+        return isinstance(value, bytes) and 1 <= len(value) <= _MAX_NONCE
     # "texts": a bounded list of text
     return (
         isinstance(value, list)
