@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +40,22 @@ from user_runtime.enclave_files import (
     wipe_tree,
     write_private,
 )
+from user_runtime.enclave_rootfs import image_root
 from user_runtime.enclave_state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
+from user_runtime.enclave_world import (
+    IO_AT,
+    PKI_AT,
+    choose_world,
+    enter_argv,
+    host_world_warning,
+    image_command,
+    image_environment,
+)
 from user_runtime.errors import ExternalError, InputError, UsageError
 
 SOCKET_NAME = "enclave.sock"
 KMS_SOCKET_NAME = "kms.sock"
+IO_DIR = "io"  # the image world's socket directory, bound at IO_AT
 LOG_NAME = "enclave.log"
 VSOCK_PORT = 5005
 START_TIMEOUT = 60.0
@@ -83,6 +94,10 @@ class EnclaveState:
     helper_pids: list[int] = field(default_factory=list)
     accel: str | None = None
     console_log: str | None = None
+    world: str = "host"
+    rootfs: str | None = None
+    rootfs_seconds: float | None = None
+    rootfs_extracted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -193,9 +208,17 @@ def cleanup(state_dir: Path, state: EnclaveState) -> None:
                 _terminate_group(pid)
         if state.ram_dir:
             wipe_tree(Path(state.ram_dir))
-    for name in (STATE_FILE, SOCKET_NAME, KMS_SOCKET_NAME):
+    for name in (
+        STATE_FILE,
+        SOCKET_NAME,
+        KMS_SOCKET_NAME,
+        f"{IO_DIR}/{SOCKET_NAME}",
+        f"{IO_DIR}/{KMS_SOCKET_NAME}",
+    ):
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()
+    with contextlib.suppress(OSError):
+        (state_dir / IO_DIR).rmdir()
 
 
 # -- local mode ---------------------------------------------------------------------------
@@ -211,21 +234,28 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
     )
     if not pki_dir:
         raise InputError("no simulated nsm pki: start the local stack or set NB_SIM_PKI_DIR")
+    isolate = _can_isolate()
+    private = isolate and _can_mount_private(opts.state_dir)
+    if choose_world(image, env, can_enter=private) == "image":
+        return _start_image_world(opts, image, stack, pki_dir), warnings
+    warnings.append(host_world_warning(image, env, can_enter=private))
+    if not isolate:
+        warnings.append(
+            "no network namespace (needs root and unshare): the enclave process shares "
+            "the host network"
+        )
     ram_dir = _make_ram_dir(opts.state_dir, warnings)
     relay_pid: int | None = None
     try:
         code, config, work = _lay_out(ram_dir, image)
         relay_pid, target = _start_relay(opts, env, stack)
-        isolate = _can_isolate()
-        private = isolate and _can_mount_private(work)
-        if not isolate:
-            warnings.append(
-                "no network namespace (needs root and unshare): the enclave process shares "
-                "the host network"
-            )
-        child_env = _enclave_env(
-            opts, image, env=env, stack=stack, code=code, pki_dir=pki_dir, kms_target=target
-        )
+        child_env = _enclave_env(opts, image, env=env, stack=stack, pki_dir=pki_dir)
+        child_env["PATH"] = env.get("PATH", "/usr/bin:/bin")
+        child_env["LANG"] = "C.UTF-8"
+        child_env["PYTHONPATH"] = str(code)
+        child_env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if target:
+            child_env["NB_KMS_TARGET"] = target
         sock = opts.state_dir / SOCKET_NAME
         argv = [sys.executable, "-m", "enclave", "serve", "--unix", str(sock)]
         argv += ["--config", str(config), "--workdir", str(work)]
@@ -235,40 +265,91 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         if isolate:
             ns = ["--net", "--pid", *(["--mount", "--propagation", "private"] if private else [])]
             argv = ["unshare", *ns, "--fork", "--kill-child", "--", *argv]
-        with (opts.state_dir / LOG_NAME).open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=ram_dir,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
         state = EnclaveState(
             mode="local",
             address=f"unix:{sock}",
             image=str(opts.eif.absolute()),
             pcrs=_pcrs_json(image, debug=opts.debug),
             debug=opts.debug,
-            pid=proc.pid,
             relay_pid=relay_pid,
             ram_dir=str(ram_dir),
             network_isolated=isolate,
             private_mount=private,
         )
-        _write_state(opts.state_dir, state)
-        _wait_ready(proc, sock, opts.state_dir / LOG_NAME)
+        _launch(opts, argv, child_env, state, cwd=ram_dir)
     except BaseException:
-        partial = read_state(opts.state_dir)
-        if partial is not None:
-            cleanup(opts.state_dir, partial)
-        else:
-            if relay_pid is not None:
-                _terminate_group(relay_pid)
-            wipe_tree(ram_dir)
+        _undo(opts.state_dir, relay_pid, ram_dir)
         raise
-    return state, warnings
+    return read_state(opts.state_dir) or state, warnings
+
+
+def _start_image_world(
+    opts: StartOptions, image: ImageContents, stack: Mapping[str, Any], pki_dir: str
+) -> EnclaveState:
+    """The image's own command in its own tree (specs/qemu-backend.md §8)."""
+    from user_runtime.enclave_qemu import cache_dir  # noqa: PLC0415
+
+    root = image_root(opts.eif, image, cache_dir(opts.environ))
+    cmd, workdir = image_command(image, memory_mib=opts.memory_mib)
+    io = opts.state_dir / IO_DIR
+    io.mkdir(mode=0o700, exist_ok=True)
+    relay_pid: int | None = None
+    try:
+        relay_pid, target = _start_relay(opts, opts.environ, stack, io / KMS_SOCKET_NAME)
+        added = _enclave_env(opts, image, env=opts.environ, stack=stack, pki_dir=PKI_AT)
+        kms = f"{IO_AT}/{KMS_SOCKET_NAME}" if target else None
+        env = image_environment(image, added, kms_socket=kms)
+        argv = enter_argv(
+            root.rootfs, cmd, env, workdir=workdir, memory_mib=opts.memory_mib, io=io, pki=pki_dir
+        )
+        state = EnclaveState(
+            mode="local",
+            address=f"unix:{io / SOCKET_NAME}",
+            image=str(opts.eif.absolute()),
+            pcrs=_pcrs_json(image, debug=opts.debug),
+            debug=opts.debug,
+            relay_pid=relay_pid,
+            network_isolated=True,
+            private_mount=True,
+            world="image",
+            rootfs=str(root.path),
+            rootfs_seconds=round(root.seconds, 3),
+            rootfs_extracted=root.extracted,
+        )
+        _launch(opts, argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, state, cwd=io)
+    except BaseException:
+        _undo(opts.state_dir, relay_pid, None)
+        raise
+    return read_state(opts.state_dir) or state
+
+
+def _launch(
+    opts: StartOptions, argv: list[str], env: dict[str, str], state: EnclaveState, *, cwd: Path
+) -> None:
+    """Start `argv` in its own session, record its state, wait until its socket accepts."""
+    with (opts.state_dir / LOG_NAME).open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    _write_state(opts.state_dir, replace(state, pid=proc.pid))
+    _wait_ready(proc, Path(state.address[len("unix:") :]), opts.state_dir / LOG_NAME)
+
+
+def _undo(state_dir: Path, relay_pid: int | None, ram_dir: Path | None) -> None:
+    partial = read_state(state_dir)
+    if partial is not None:
+        cleanup(state_dir, partial)
+        return
+    if relay_pid is not None:
+        _terminate_group(relay_pid)
+    if ram_dir is not None:
+        wipe_tree(ram_dir)
 
 
 def _make_ram_dir(state_dir: Path, warnings: list[str]) -> Path:
@@ -300,23 +381,16 @@ def _enclave_env(
     *,
     env: Mapping[str, str],
     stack: Mapping[str, Any],
-    code: Path,
     pki_dir: str,
-    kms_target: str | None,
 ) -> dict[str, str]:
+    """What the local host adds to the server's environment: the simulated NSM, credentials."""
     child = {
-        "PATH": env.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(code),
-        "PYTHONDONTWRITEBYTECODE": "1",
         "NB_NSM": "simulated",
         "NB_SIM_PKI_DIR": pki_dir,
         "NB_SIM_PCRS": json.dumps({str(k): v.hex() for k, v in image.pcrs.items()}),
     }
     if opts.debug:
         child["NB_SIM_DEBUG"] = "1"
-    if kms_target:
-        child["NB_KMS_TARGET"] = kms_target
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         if env.get(name):
             child[name] = env[name]
