@@ -83,6 +83,8 @@ def interpreter_problem(image: ImageContents) -> str | None:
 def resolve(tree: Mapping[str, tuple[int, str]], path: str) -> int | None:
     """The st_mode of what `path` names in `tree`, links followed; None if missing or a loop."""
     parts = [p for p in path.split("/") if p not in {"", "."}]
+    # Parents a member implies are directories, as the unpacker makes them.
+    implied = {k[:i] for k in tree for i, c in enumerate(k) if c == "/"}
     done: list[str] = []
     hops = 0
     while parts:
@@ -91,7 +93,8 @@ def resolve(tree: Mapping[str, tuple[int, str]], path: str) -> int | None:
             if done:
                 done.pop()
             continue
-        found = tree.get("/".join([*done, part]))
+        key = "/".join([*done, part])
+        found = tree.get(key) or ((stat.S_IFDIR | 0o755, "") if key in implied else None)
         if found is None:
             return None
         mode, target = found
@@ -104,7 +107,8 @@ def resolve(tree: Mapping[str, tuple[int, str]], path: str) -> int | None:
             parts = [p for p in target.split("/") if p not in {"", "."}] + parts
             continue
         done.append(part)
-    return tree["/".join(done)][0] if done else stat.S_IFDIR | 0o755
+    last = tree.get("/".join(done))
+    return last[0] if last else stat.S_IFDIR | 0o755
 
 
 def image_root(eif: Path, image: ImageContents, cache: Path) -> ImageRoot:
