@@ -2,17 +2,17 @@
 # Copyright the nitro-bundles authors
 """`user-runtime enclave start/stop/status`: the local enclave, or nitro-cli on a Nitro host.
 
-Local mode (specs/threat-model.md §6): the enclave server's code and enclave.json are read out
-of the EIF's customer ramdisk (what PCR2 measures) into a private RAM-backed directory, and
-`python -m enclave serve` is started from that code (PYTHONPATH = the extracted directory; the
-interpreter and third-party packages are the host venv's) as a separate process on a Unix
-socket, in new network and PID namespaces when the kernel allows it, with the simulated NSM
-reporting the image's PCRs (zeros with --debug-mode). When root, the process also gets its own
-mount namespace, and its work directory (where bundles are decrypted) is a private tmpfs
-mounted there (mode 0700, size bounded by --memory, `huge=within_size` when the kernel has
-it): no host process outside the namespace sees it, and it disappears with the namespace
-(specs/threat-model.md §4). KMS is reached through a relay: a Unix socket in the state
-directory that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
+Local mode runs in one of two worlds (specs/qemu-backend.md §8, threat-model.md §6). The
+image's world, when the image has an interpreter of its own and the host allows namespaces:
+the image's customer ramdisk unpacked into the cache (`enclave_rootfs`), entered read-only in
+fresh mount, network and PID namespaces (`enclave_enter`), running the command the image
+records with only its transport swapped (`enclave_world`). The host's world otherwise, with a
+warning: the server's code and enclave.json read out of the EIF's customer ramdisk (what PCR2
+measures) into a private RAM-backed directory and started with the host's Python, in new
+network and PID namespaces when the kernel allows it and, when root, a mount namespace whose
+private tmpfs holds its work directory (threat-model.md §4). Either way the simulated NSM
+reports the image's PCRs (zeros with --debug-mode), and KMS is reached through a relay: a Unix
+socket that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
 On a Nitro host the same command drives `nitro-cli run-enclave`.
 """
 
