@@ -21,11 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,13 +34,25 @@ from user_runtime.enclave_files import (
     ImageContents,
     read_image,
     wipe_tree,
-    write_private,
+)
+from user_runtime.enclave_procs import (
+    START_TIMEOUT,
+    EnclaveStartError,
+    _is_our_process,
+    _last_text_line,
+    _terminate_group,
+    _wait_ready,
 )
 from user_runtime.enclave_rootfs import image_root
 from user_runtime.enclave_state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
 from user_runtime.enclave_world import (
     IO_AT,
     PKI_AT,
+    _can_isolate,
+    _can_mount_private,
+    _lay_out,
+    _make_ram_dir,
+    _private_mount_argv,
     choose_world,
     enter_argv,
     host_world_warning,
@@ -58,12 +66,6 @@ KMS_SOCKET_NAME = "kms.sock"
 IO_DIR = "io"  # the image world's socket directory, bound at IO_AT
 LOG_NAME = "enclave.log"
 VSOCK_PORT = 5005
-START_TIMEOUT = 60.0
-STOP_GRACE = 5.0
-
-
-class EnclaveStartError(ExternalError):
-    """The enclave process did not come up (its log's last line says why)."""
 
 
 class EnclaveRunningError(ExternalError):
@@ -352,29 +354,6 @@ def _undo(state_dir: Path, relay_pid: int | None, ram_dir: Path | None) -> None:
         wipe_tree(ram_dir)
 
 
-def _make_ram_dir(state_dir: Path, warnings: list[str]) -> Path:
-    # A fresh 0700 directory with a random name under the RAM-backed /dev/shm (mkdir fails if
-    # anything already sits at that name, so no pre-placed path is trusted).
-    base = Path("/dev/shm")  # noqa: S108
-    if not (base.is_dir() and os.access(base, os.W_OK)):
-        warnings.append("no /dev/shm: the enclave's work directory is on the state disk")
-        base = state_dir
-    path = base / f"nitro-bundles-enclave-{secrets.token_hex(6)}"
-    path.mkdir(mode=0o700)
-    return path
-
-
-def _lay_out(ram_dir: Path, image: ImageContents) -> tuple[Path, Path, Path]:
-    code = ram_dir / "code"
-    for rel, data in image.server_files.items():
-        write_private(code / rel, data)
-    config = ram_dir / "etc" / "enclave.json"
-    write_private(config, image.config)
-    work = ram_dir / "work"
-    work.mkdir(mode=0o700)
-    return code, config, work
-
-
 def _enclave_env(
     opts: StartOptions,
     image: ImageContents,
@@ -435,66 +414,6 @@ def _start_relay(
             raise EnclaveStartError("the kms relay did not start")
         time.sleep(0.02)
     return relay.pid, f"unix:{sock}"
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EnclaveStartError(f"the enclave exited at start: {_last_line(log)}")
-        if sock.exists():
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(sock))
-                except OSError:
-                    pass
-                else:
-                    return
-        time.sleep(0.05)
-    raise EnclaveStartError(f"the enclave did not listen within {START_TIMEOUT:.0f} s")
-
-
-def _can_isolate() -> bool:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", "true"],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-def _can_mount_private(work: Path) -> bool:
-    # A throwaway namespace: the probe's tmpfs on `work` vanishes with it.
-    probe = subprocess.run(
-        [
-            *["unshare", "--mount", "--propagation", "private", "--"],
-            *["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "nb-probe", str(work)],
-        ],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-def _private_mount_argv(work: Path, memory_mib: int, argv: list[str]) -> list[str]:
-    """`sh -c` that mounts the private tmpfs on `work` (in the new mount namespace), then execs.
-
-    `huge=within_size`: transparent huge pages for every 2 MiB of a file that lies within its
-    size. The runner sizes big files before it writes them, so they get huge pages (which
-    halves the cost of writing the decrypted bytes here), while small files do not each take
-    a 2 MiB page (`huge=always` makes 100 files of 100 bytes use 200 MiB of the size limit).
-    Kernels without huge pages for tmpfs get the same mount without the option.
-    """
-    opts = f"mode=0700,size={max(1, memory_mib)}m"
-    target = shlex.quote(str(work))
-    script = (
-        f"mount -t tmpfs -o {opts},huge=within_size nb-enclave-work {target} 2>/dev/null"
-        f" || mount -t tmpfs -o {opts} nb-enclave-work {target} || exit 97; "
-        'exec "$@"'
-    )
-    return ["/bin/sh", "-c", script, "enclave-sh", *argv]
 
 
 # -- nitro mode ---------------------------------------------------------------------------
@@ -567,62 +486,3 @@ def _write_state(state_dir: Path, state: EnclaveState) -> None:
         out.flush()
         os.fsync(out.fileno())
     tmp.replace(state_dir / STATE_FILE)
-
-
-def _is_our_process(pid: int, marker: str) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    zombie = stat.rpartition(")")[2].split()[:1] == ["Z"]
-    return not zombie and marker.encode() in cmdline
-
-
-def _terminate_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline:
-        if not _group_alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
-            pass
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return any(_pgid_of(p) == pgid for p in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return int(fields[2]) if len(fields) > 2 and fields[0] != "Z" else None
-
-
-def _last_line(log: Path) -> str:
-    try:
-        return _last_text_line(log.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return "no log"
-
-
-def _last_text_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

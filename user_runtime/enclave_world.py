@@ -16,12 +16,16 @@ host without root and namespaces), announced by a warning.
 from __future__ import annotations
 
 import json
+import os
+import secrets
 import shlex
+import shutil
+import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from user_runtime.enclave_files import ImageContentError, ImageContents
+from user_runtime.enclave_files import ImageContentError, ImageContents, write_private
 from user_runtime.enclave_rootfs import interpreter_problem
 from user_runtime.errors import UsageError
 
@@ -131,3 +135,72 @@ def enter_argv(
     }
     ns = ["--mount", "--propagation", "private", "--net", "--pid", "--fork", "--kill-child"]
     return ["unshare", *ns, "--", sys.executable, "-I", str(ENTER), json.dumps(spec)]
+
+
+# -- the host's world (threat-model.md §6) --------------------------------------------
+
+
+def _make_ram_dir(state_dir: Path, warnings: list[str]) -> Path:
+    # A fresh 0700 directory with a random name under the RAM-backed /dev/shm (mkdir fails if
+    # anything already sits at that name, so no pre-placed path is trusted).
+    base = Path("/dev/shm")  # noqa: S108
+    if not (base.is_dir() and os.access(base, os.W_OK)):
+        warnings.append("no /dev/shm: the enclave's work directory is on the state disk")
+        base = state_dir
+    path = base / f"nitro-bundles-enclave-{secrets.token_hex(6)}"
+    path.mkdir(mode=0o700)
+    return path
+
+
+def _lay_out(ram_dir: Path, image: ImageContents) -> tuple[Path, Path, Path]:
+    code = ram_dir / "code"
+    for rel, data in image.server_files.items():
+        write_private(code / rel, data)
+    config = ram_dir / "etc" / "enclave.json"
+    write_private(config, image.config)
+    work = ram_dir / "work"
+    work.mkdir(mode=0o700)
+    return code, config, work
+
+
+def _can_isolate() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(
+        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", "true"],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def _can_mount_private(work: Path) -> bool:
+    # A throwaway namespace: the probe's tmpfs on `work` vanishes with it.
+    probe = subprocess.run(
+        [
+            *["unshare", "--mount", "--propagation", "private", "--"],
+            *["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "nb-probe", str(work)],
+        ],
+        capture_output=True,
+        check=False,
+    )
+    return probe.returncode == 0
+
+
+def _private_mount_argv(work: Path, memory_mib: int, argv: list[str]) -> list[str]:
+    """`sh -c` that mounts the private tmpfs on `work` (in the new mount namespace), then execs.
+
+    `huge=within_size`: transparent huge pages for every 2 MiB of a file that lies within its
+    size. The runner sizes big files before it writes them, so they get huge pages (which
+    halves the cost of writing the decrypted bytes here), while small files do not each take
+    a 2 MiB page (`huge=always` makes 100 files of 100 bytes use 200 MiB of the size limit).
+    Kernels without huge pages for tmpfs get the same mount without the option.
+    """
+    opts = f"mode=0700,size={max(1, memory_mib)}m"
+    target = shlex.quote(str(work))
+    script = (
+        f"mount -t tmpfs -o {opts},huge=within_size nb-enclave-work {target} 2>/dev/null"
+        f" || mount -t tmpfs -o {opts} nb-enclave-work {target} || exit 97; "
+        'exec "$@"'
+    )
+    return ["/bin/sh", "-c", script, "enclave-sh", *argv]
