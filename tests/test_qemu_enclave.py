@@ -294,6 +294,16 @@ def _recorded(eif: Path, name: str) -> list[str]:
     pytest.fail(f"{eif} records no {name}")
 
 
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            out.append(str(fd.readlink()))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    return out
+
+
 def _children(pid: int) -> list[int]:
     return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -320,6 +330,11 @@ def test_local_backend_runs_the_command_the_image_records(world, monkeypatch) ->
         tree = Path(status["rootfs"]) / "rootfs"
         assert (inside / recorded[0].lstrip("/")).samefile(tree / recorded[0].lstrip("/"))
         assert not (inside / str(REPO).lstrip("/")).exists()
+        # The cache's lock stays with the launcher: no descriptor of the server leads out.
+        fds = _fd_targets(server)
+        assert not any(str(Path(status["rootfs"]).parent) in target for target in fds), fds
+        held = _fd_targets(status["pid"])
+        assert status["rootfs"] in held  # unshare's parent holds the entry's lock
         mounts = Path(f"/proc/{server}/mountinfo").read_text().splitlines()
         (root_mount,) = [m for m in mounts if m.split()[4] == "/"]
         assert "ro" in root_mount.split()[5].split(",")

@@ -150,6 +150,8 @@ def main() -> None:
     except OSError as exc:
         sys.stderr.write(f"enclave_enter: {exc.strerror or exc}\n")
         sys.exit(ENTER_FAILED)
+    if spec.get("lock_fd") is not None:
+        os.close(int(spec["lock_fd"]))  # the cache's lock stays with unshare; not the image's
     argv = [str(a) for a in spec["argv"]]
     env = environment([str(e) for e in spec["env"]])
     try:

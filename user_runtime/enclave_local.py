@@ -291,8 +291,8 @@ def _start_image_world(
     """The image's own command in its own tree (specs/qemu-backend.md §8)."""
     from user_runtime.enclave_qemu import cache_dir  # noqa: PLC0415
 
-    root = image_root(opts.eif, image, cache_dir(opts.environ))
     cmd, workdir = image_command(image, memory_mib=opts.memory_mib)
+    root = image_root(opts.eif, image, cache_dir(opts.environ))
     io = opts.state_dir / IO_DIR
     io.mkdir(mode=0o700, exist_ok=True)
     relay_pid: int | None = None
@@ -304,6 +304,7 @@ def _start_image_world(
         argv = enter_argv(
             root.rootfs, cmd, env, workdir=workdir, memory_mib=opts.memory_mib, io=io, pki=pki_dir
         )
+        argv[-1] = json.dumps({**json.loads(argv[-1]), "lock_fd": root.lock})
         state = EnclaveState(
             mode="local",
             address=f"unix:{io / SOCKET_NAME}",
@@ -318,15 +319,25 @@ def _start_image_world(
             rootfs_seconds=round(root.seconds, 3),
             rootfs_extracted=root.extracted,
         )
-        _launch(opts, argv, {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, state, cwd=io)
+        # The cache entry's lock lives as long as the enclave (held by unshare's parent).
+        path_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        _launch(opts, argv, path_env, state, cwd=io, pass_fds=(root.lock,))
     except BaseException:
         _undo(opts.state_dir, relay_pid, None)
         raise
+    finally:
+        os.close(root.lock)
     return read_state(opts.state_dir) or state
 
 
 def _launch(
-    opts: StartOptions, argv: list[str], env: dict[str, str], state: EnclaveState, *, cwd: Path
+    opts: StartOptions,
+    argv: list[str],
+    env: dict[str, str],
+    state: EnclaveState,
+    *,
+    cwd: Path,
+    pass_fds: tuple[int, ...] = (),
 ) -> None:
     """Start `argv` in its own session, record its state, wait until its socket accepts."""
     with (opts.state_dir / LOG_NAME).open("wb") as log:
@@ -338,6 +349,7 @@ def _launch(
             stdout=log,
             stderr=log,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
     _write_state(opts.state_dir, replace(state, pid=proc.pid))
     _wait_ready(proc, Path(state.address[len("unix:") :]), opts.state_dir / LOG_NAME)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import os
 import shutil
 import stat
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
 IMAGES_DIR = "images"
 _TMP = ".tmp-"
 _MAX_LINKS = 40
+#: Entries kept besides the one just unpacked and any in use (about 250 MB each for the
+#: toolchain's rootfs); older ones are removed after each unpack.
+KEEP = 2
 
 
 @dataclass(frozen=True)
@@ -46,11 +50,13 @@ class ImageRoot:
         path: The cache entry (`rootfs/`, `cmd`, `env` inside).
         extracted: Whether this call unpacked it (False: it was cached).
         seconds: How long finding or unpacking it took.
+        lock: A descriptor holding a shared lock on the entry (eviction skips it).
     """
 
     path: Path
     extracted: bool
     seconds: float
+    lock: int
 
     @property
     def rootfs(self) -> Path:
@@ -114,6 +120,9 @@ def resolve(tree: Mapping[str, tuple[int, str]], path: str) -> int | None:
 def image_root(eif: Path, image: ImageContents, cache: Path) -> ImageRoot:
     """The unpacked tree of `eif` under `cache/images/`, unpacking it when not cached.
 
+    The returned `lock` (a shared `flock` on the entry) keeps eviction away while it is
+    open: the caller hands it to the process that runs in the tree, then closes its copy.
+
     Raises:
         ImageContentError: The EIF changed since it was read, is damaged, or holds an unsafe
             member.
@@ -124,8 +133,9 @@ def image_root(eif: Path, image: ImageContents, cache: Path) -> ImageRoot:
     images.mkdir(parents=True, exist_ok=True)
     images.chmod(0o700)
     entry = images / cache_key(image)
-    if entry.is_dir():
-        return ImageRoot(entry, extracted=False, seconds=time.perf_counter() - start)
+    lock = _lock_shared(entry)
+    if lock is not None:
+        return ImageRoot(entry, False, time.perf_counter() - start, lock)
     _remove_stale(images)
     tmp = images / f"{_TMP}{entry.name[:16]}-{os.getpid()}-{time.monotonic_ns()}"
     try:
@@ -141,7 +151,46 @@ def image_root(eif: Path, image: ImageContents, cache: Path) -> ImageRoot:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return ImageRoot(entry, extracted=True, seconds=time.perf_counter() - start)
+    lock = _lock_shared(entry)
+    if lock is None:
+        raise ImageContentError(f"{entry}: removed while it was being used")
+    _evict(images, keep=entry.name)
+    return ImageRoot(entry, True, time.perf_counter() - start, lock)
+
+
+def _lock_shared(entry: Path) -> int | None:
+    """A shared lock on `entry`, touched as just used; None when there is no such entry."""
+    try:
+        fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    try:
+        same = entry.stat().st_ino == os.fstat(fd).st_ino  # not evicted meanwhile
+    except FileNotFoundError:
+        same = False
+    if not same:
+        os.close(fd)
+        return None
+    os.utime(fd)
+    return fd
+
+
+def _evict(images: Path, keep: str) -> None:
+    """Remove all but the `KEEP` most recently used entries, skipping any in use (locked)."""
+    entries = [d for d in images.iterdir() if not d.name.startswith(".") and d.name != keep]
+    entries.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for old in entries[KEEP:]:
+        fd = os.open(old, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue  # an enclave runs in it
+        doomed = images / f"{_TMP}evict-{os.getpid()}-{time.monotonic_ns()}"
+        old.rename(doomed)  # gone from its name at once; removed below
+        os.close(fd)
+        shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _remove_stale(images: Path) -> None:

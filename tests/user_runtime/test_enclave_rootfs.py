@@ -8,6 +8,7 @@ member, hostile ones included.
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 from owner_tools.image import DEFAULT_CMD, DEFAULT_ENV
 from package_format.eif import CpioEntry, build_archive
 from user_runtime.enclave_files import ImageContentError, read_image
-from user_runtime.enclave_rootfs import IMAGES_DIR, image_root, interpreter_problem
+from user_runtime.enclave_rootfs import IMAGES_DIR, KEEP, image_root, interpreter_problem
 from user_runtime.enclave_world import image_command, image_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,8 +48,11 @@ def _eif(tmp_path: Path, members: list[CpioEntry], name: str = "app.eif") -> Pat
     return out
 
 
-def _unpack(tmp_path: Path, eif: Path):
-    return image_root(eif, read_image(eif), tmp_path / "cache")
+def _unpack(tmp_path: Path, eif: Path, *, hold: bool = False):
+    root = image_root(eif, read_image(eif), tmp_path / "cache")
+    if not hold:
+        os.close(root.lock)
+    return root
 
 
 def test_unpacks_the_customer_ramdisk_as_the_kernel_does(tmp_path) -> None:
@@ -152,3 +156,23 @@ def test_only_the_transport_is_swapped(tmp_path) -> None:
     env = image_environment(image, {"NB_NSM": "simulated"}, kms_socket="/run/k.sock")
     kept = [e for e in DEFAULT_ENV if not e.startswith("NB_KMS_TARGET=")]
     assert env == [*kept, "NB_KMS_TARGET=unix:/run/k.sock", "NB_NSM=simulated"]
+
+
+def test_old_entries_are_evicted_but_never_one_in_use(tmp_path) -> None:
+    assert KEEP == 2
+    eifs = [
+        _eif(tmp_path, [CpioEntry.file("rootfs/etc/motd", f"{i}\n".encode())], f"{i}.eif")
+        for i in range(5)
+    ]
+    held = _unpack(tmp_path, eifs[0], hold=True)  # an enclave runs in it
+    roots = [held]
+    for when, eif in enumerate(eifs[1:], start=1):
+        os.utime(roots[-1].path, (when * 1000, when * 1000))  # used in this order
+        roots.append(_unpack(tmp_path, eif))
+    try:
+        left = {p.name for p in (tmp_path / "cache" / IMAGES_DIR).iterdir()}
+        # The newest, the KEEP most recently used before it, and the one in use.
+        assert left == {r.path.name for r in (roots[4], roots[3], roots[2], roots[0])}
+        assert (roots[0].rootfs / "etc/motd").read_text() == "0\n"
+    finally:
+        os.close(held.lock)
