@@ -273,6 +273,8 @@ def _run_patterns(world, bundle: Path, backend: str) -> tuple[str, dict[str, byt
     status = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", backend)
     assert status.returncode == 0, status.stderr
     address = json.loads(status.stdout)["address"]
+    if backend == "local":  # the image's own rootfs, not the host's Python
+        assert json.loads(status.stdout)["world"] == "image"
     try:
         with EnclaveClient.connect(address) as client:
             for name, data in (("config.json", json.dumps(CONFIG)), ("rows.txt", "1 2 3.5\n")):
@@ -295,3 +297,79 @@ def test_same_bundle_same_outputs_on_local_and_qemu(world) -> None:
     assert local == qemu
     assert local[0] == "url https://example.com//a/../b n 5 pids ['1']\n"
     assert local[1]["r.txt"] == b"sum=13.0 n=5\n"
+
+
+# -- issues 19 and 21: the local backend runs the command the image records -------------------
+
+
+def _recorded(eif: Path, name: str) -> list[str]:
+    """A file of the customer ramdisk (`cmd`, `env`), read with the format library only."""
+    from package_format.eif import iter_cpio, read_eif
+    from package_format.eif.reader import SectionReader
+
+    with eif.open("rb") as f:
+        image = read_eif(f)
+        for section in image.ramdisks()[1:]:
+            for member in iter_cpio(SectionReader(f, section), want=lambda n: n == name):
+                if member.name == name and member.data is not None:
+                    return member.data.decode().splitlines()
+    pytest.fail(f"{eif} records no {name}")
+
+
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            out.append(str(fd.readlink()))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_local_backend_runs_the_command_the_image_records(world, monkeypatch) -> None:
+    monkeypatch.setenv("NB_LOCAL_WORLD", "image")  # refuse rather than fall back to the host
+    started = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", "local")
+    assert started.returncode == 0, started.stderr
+    status = json.loads(started.stdout)
+    try:
+        assert status["world"] == "image"
+        assert "warning" not in started.stderr
+        (server,) = _children(status["pid"])
+        cmdline = Path(f"/proc/{server}/cmdline").read_bytes().decode().split("\0")[:-1]
+        recorded = _recorded(world["eif"], "cmd")
+        at = recorded.index("--vsock")
+        swapped = [*recorded[:at], "--unix", "/run/nitro-bundles-io/enclave.sock"]
+        assert cmdline == [*swapped, *recorded[at + 2 :], "--memory-budget", "2048M"]
+        environ = Path(f"/proc/{server}/environ").read_bytes().decode().split("\0")
+        kept = [e for e in _recorded(world["eif"], "env") if not e.startswith("NB_KMS_TARGET=")]
+        assert environ[: len(kept)] == kept
+        # Its "/" is the image's tree, read-only; nothing of the host's tree is there.
+        inside = Path(f"/proc/{server}/root")
+        tree = Path(status["rootfs"]) / "rootfs"
+        assert (inside / recorded[0].lstrip("/")).samefile(tree / recorded[0].lstrip("/"))
+        assert not (inside / str(REPO).lstrip("/")).exists()
+        # The cache's lock stays with the launcher: no descriptor of the server leads out.
+        fds = _fd_targets(server)
+        assert not any(str(Path(status["rootfs"]).parent) in target for target in fds), fds
+        held = _fd_targets(status["pid"])
+        assert status["rootfs"] in held  # unshare's parent holds the entry's lock
+        mounts = Path(f"/proc/{server}/mountinfo").read_text().splitlines()
+        (root_mount,) = [m for m in mounts if m.split()[4] == "/"]
+        assert "ro" in root_mount.split()[5].split(",")
+        # The sample app runs with the image's own packages (the host's venv is not there).
+        from user_runtime.rpc_client import EnclaveClient
+
+        with EnclaveClient.connect(status["address"]) as client:
+            client.create(f"dataset/{DATASET.name}")
+            client.write(f"dataset/{DATASET.name}", 0, DATASET.read_bytes())
+        run = _cli("run", "-f", str(world["bundle"]), "-s", "ml_algorithm.py", "-a", ARGS)
+        assert run.returncode == 0, run.stderr
+        assert "scored 169 rows of patients.csv" in run.stdout
+    finally:
+        assert _cli("enclave", "stop").returncode == 0
+    assert not _running(status["pid"])
+    assert not (world["state"] / "enclave" / "io").exists()
