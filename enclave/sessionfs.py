@@ -313,6 +313,11 @@ class SessionFs:
                 existing.content.clear()
                 existing.mtime_ns = existing.ctime_ns = now
 
+    def put(self, path: str, mode: int, data: bytes | bytearray | memoryview) -> int:
+        """`create` with truncate, then `write` of `data` at 0 (rpc-protocol.md §7.2 `put`)."""
+        self.create(path, mode, truncate=True, exclusive=False)
+        return self.write(path, 0, data)
+
     def truncate(self, path: str, size: int) -> None:
         """Set a file's size, zero-filling when it grows."""
         with self._lock:
