@@ -52,11 +52,8 @@ class MountOptions:
     entry_timeout: float = 1.0
     output_poll: float = 0.25
     max_write_fuse2: int = 128 * 1024
-    # One libfuse thread (specs/sync.md §8): with its worker threads, consecutive
-    # requests of one writer land on different threads, each hand-over costing a
-    # thread switch and the GIL (small files: ~20% more CPU per file, §12). With
-    # threads each keeps its Python thread state (`_pinned`).
-    threads: bool = False
+    # libfuse's worker threads; each keeps its Python thread state (`_pinned`).
+    threads: bool = True
 
 
 class OutputWatcher:
