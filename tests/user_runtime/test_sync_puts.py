@@ -129,3 +129,26 @@ def test_a_refused_file_in_a_batch_fails_only_its_own_token(link):
             verdicts[f.key] = e.errno
     queue.stop()
     assert verdicts == {"fh:1": 0, "fh:2": errno.ENOENT, "fh:3": 0}
+
+
+@pytest.mark.fuse
+@pytest.mark.parametrize("sync_enclave", [8 * 1024 * 1024], indirect=True)
+def test_one_refused_file_among_many_small_ones_fails_alone_through_the_mount(sync_mount):
+    folder = sync_mount.folder / "dataset"
+    with sync_mount.enclave.client() as c:
+        free = c.statfs()["free_bytes"]
+    (folder / "filler.bin").write_bytes(
+        b"f" * (free - 90 * 1024)
+    )  # room for the 40 small ones, not the big one
+    small = {f"s{i:02d}.csv": bytes([65 + i % 26]) * 2048 for i in range(40)}
+    names = [*list(small)[:20], "big.csv", *list(small)[20:]]
+    for name in names:  # closed back to back: they leave in the same few `puts`
+        (folder / name).write_bytes(small.get(name, b"b" * 60 * 1024))
+    assert sync_mount.settle()["failed"] == {"dataset/big.csv": "ENOSPC"}
+    with sync_mount.enclave.client() as c:
+        for name, data in small.items():
+            assert c.read(f"dataset/{name}", 0, 4096) == data, name
+    with pytest.raises(OSError) as info:  # the next operation on it says so, once (§6.3)
+        (folder / "big.csv").read_bytes()
+    assert info.value.errno == errno.ENOSPC
+    assert (folder / "big.csv").read_bytes() == b"b" * 60 * 1024  # the host keeps it whole
