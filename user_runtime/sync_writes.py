@@ -125,6 +125,11 @@ class WriteQueue:
         # `hold_count` files or `hold_bytes`, whichever comes first.
         self.hold_count = 256
         self.hold_bytes = 512 * 1024
+        # Held requests that are not whole files' `put`s (small writes) each stay one
+        # request in `_send_all`'s `batch()`, which must stay under the client's window
+        # (64 requests): a corked request never gets its answer.
+        self.hold_other = 16
+        self._held_other = 0
         self.hold_seconds = 0.05
         self._bytes = 0
         self._local = 0  # queued store writes not yet done
@@ -227,7 +232,12 @@ class WriteQueue:
             self._held_since = time.monotonic()
         self._held.append((token, fn))
         self._held_bytes += size
-        if len(self._held) >= self.hold_count or self._held_bytes >= self.hold_bytes:
+        self._held_other += not isinstance(fn, PutSend)
+        if (
+            len(self._held) >= self.hold_count
+            or self._held_bytes >= self.hold_bytes
+            or self._held_other >= self.hold_other
+        ):
             self._queue_held()
         self._cond.notify_all()
         if self._queue or self._stopped:
@@ -240,7 +250,7 @@ class WriteQueue:
             sends = tuple(send for _, send in self._held)
             self._queue.append(_Item(tokens, None, sends, self._held_bytes))
             self._bytes += self._held_bytes
-            self._held, self._held_bytes = [], 0
+            self._held, self._held_bytes, self._held_other = [], 0, 0
 
     def drain(self) -> None:
         """Wait until every queued or held request has been handed to the connection."""

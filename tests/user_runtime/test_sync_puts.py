@@ -152,3 +152,24 @@ def test_one_refused_file_among_many_small_ones_fails_alone_through_the_mount(sy
         (folder / "big.csv").read_bytes()
     assert info.value.errno == errno.ENOSPC
     assert (folder / "big.csv").read_bytes() == b"b" * 60 * 1024  # the host keeps it whole
+
+
+@pytest.mark.timeout(120)  # the bug this guards against was a hang
+def test_many_held_small_writes_never_cork_more_requests_than_the_window(link, sync_enclave):
+    # Small writes to files the enclave already has stay one request each: a `batch()`
+    # of more than the client's window (64) would wait forever for corked answers.
+    with EnclaveClient.connect(sync_enclave.address) as c:
+        for i in range(100):
+            c.put(f"dataset/w{i:03d}", b"")
+    errors: list[tuple[object, int]] = []
+    queue = WriteQueue(link, lambda token, code: errors.append((token, code)))
+    queue.hold_seconds = 3600.0
+    for i in range(100):
+        queue.put(i, local=None, path=f"dataset/w{i:03d}", offset=0, data=b"w" * 100, key=f"k{i}")
+    queue.drain()
+    for i in range(100):
+        link.call(lambda c, key=f"k{i}": c.flush(key))
+    queue.stop()
+    assert errors == []
+    with EnclaveClient.connect(sync_enclave.address) as c:
+        assert all(c.stat(f"dataset/w{i:03d}").size == 100 for i in range(100))
