@@ -63,7 +63,7 @@ def one_pass(
     start = [*user, "enclave", "start", "--eif", str(world["eif"]), "--backend", "local"]
     started = br.timed([*start, "--memory", "3072"], enclave_env)
     from user_runtime.rpc_client import EnclaveClient
-    from user_runtime.run import upload
+    from user_runtime.run_upload import upload
 
     status = json.loads((state / "enclave" / "state.json").read_text())  # type: ignore[operator]
     if status["world"] != world_name:

@@ -323,6 +323,11 @@ class SessionFs:
                 existing.digest.reset()
                 existing.mtime_ns = existing.ctime_ns = now
 
+    def put(self, path: str, mode: int, data: bytes | bytearray | memoryview) -> int:
+        """`create` with truncate, then `write` of `data` at 0 (rpc-protocol.md §7.2 `put`)."""
+        self.create(path, mode, truncate=True, exclusive=False)
+        return self.write(path, 0, data)
+
     def truncate(self, path: str, size: int) -> None:
         """Set a file's size, zero-filling when it grows."""
         with self._lock:
