@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench vectors clean system-packages fuzz enclave-toolchain
+.PHONY: setup demo test lint typecheck bench vectors vectors-check clean system-packages fuzz enclave-toolchain
 
 # Debian packages the FUSE mount needs; installed only when missing (CI runs as root).
 system-packages:
@@ -47,8 +47,9 @@ ENCLAVE ?= local
 demo: setup $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
 	ENCLAVE=$(ENCLAVE) $(BIN)/python examples/demo.py
 
-# Lint first (seconds), then the enclave toolchain (cached), then the suite; CI runs exactly this.
-test: setup lint enclave-toolchain
+# Lint first (seconds), the vectors (regenerated, no diff), then the enclave toolchain
+# (cached), then the suite; CI runs exactly this.
+test: setup lint vectors-check enclave-toolchain
 	$(BIN)/python -m pytest -q
 
 lint: setup
@@ -56,6 +57,7 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy benchmarks
+	$(BIN)/lint-imports
 
 # Fuzz every parser (tests/fuzz/, issue 15): FUZZ_INPUTS inputs over all targets, FUZZ_JOBS
 # workers at once; prints per-target counts, coverage, the slowest input and peak RSS.
@@ -65,12 +67,26 @@ FUZZ_JOBS ?= 2
 fuzz: setup
 	$(BIN)/python tests/fuzz/run_fuzz.py --total $(FUZZ_INPUTS) --jobs $(FUZZ_JOBS)
 
+# Every tests/vectors/generate_NAME_vectors.py writes tests/vectors/NAME/ (NAME's `_` as `-`),
+# fixed keys and fixed randomness: `vectors` rewrites the sets, `vectors-check` (part of `test`,
+# so CI) regenerates each into a temporary folder and fails on any difference, extra or
+# missing file.
+VECTOR_GENERATORS := $(wildcard tests/vectors/generate_*_vectors.py)
+vector_set = tests/vectors/$(subst _,-,$(patsubst generate_%_vectors.py,%,$(notdir $(1))))
+
 vectors: setup
-	$(BIN)/python tests/vectors/generate_bundle_vectors.py
-	$(BIN)/python tests/vectors/generate_rpc_vectors.py
+	@set -e; $(foreach g,$(VECTOR_GENERATORS),rm -rf $(call vector_set,$(g)); \
+	  $(BIN)/python $(g) $(call vector_set,$(g)) > /dev/null; echo "wrote $(call vector_set,$(g))";)
+
+vectors-check: setup
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; status=0; \
+	$(foreach g,$(VECTOR_GENERATORS),$(BIN)/python $(g) "$$tmp/$(notdir $(g))" > /dev/null \
+	  && diff -r -q "$$tmp/$(notdir $(g))" $(call vector_set,$(g)) \
+	  || { echo "$(call vector_set,$(g)) differs from $(g): run make vectors"; status=1; };) \
+	exit $$status
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

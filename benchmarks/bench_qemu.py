@@ -68,7 +68,7 @@ def measure(
     start = [*user, "enclave", "start", "--eif", str(world["eif"]), "--backend", backend]
     boot = br.timed([*start, "--memory", "3072"], enclave_env)
     from user_runtime.rpc_client import EnclaveClient
-    from user_runtime.run import upload
+    from user_runtime.run_upload import upload
 
     address = json.loads((state / "enclave" / "state.json").read_text())["address"]  # type: ignore[operator]
     try:

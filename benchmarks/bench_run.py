@@ -15,7 +15,15 @@ enclave start from the image, dataset upload), then measures in the same run:
    (target >= 0.5x; medians of --big-repeat alternating measurements of each), plus the
    whole `run` wall time of that bundle. The bundle is read as the server reads a large
    session file, through a read-only mapping (enclave.mapped_source); one untimed trial
-   runs first (reported), since the VM's first touch of fresh guest memory is slow.
+   runs first (reported), since the VM's first touch of fresh guest memory is slow;
+4. the first run of a small app with a --data-size data bundle (default 1G, issue 22;
+   `bench_data`): open + both sides' checks + key release + streamed decrypt against raw
+   AES-256-GCM over the data bundle's bytes (target >= 0.5x), and the peak memory beyond its
+   plaintext (target < 64 MiB); then the whole run through the real runner.
+5. receipts (issue 18, benchmarks/_bench_receipts.py): the first run of the --size bundle with
+   --size of inputs, uploads included, on fresh enclaves with and without receipts,
+   alternating for --receipt-pairs pairs (target: receipts add < 5%). `--receipts-only` runs
+   this part alone.
 
 Ends with one JSON line (figures and targets).
 """
@@ -32,6 +40,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import bench_data
+from _bench_receipts import receipt_pairs
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "ml_app"
@@ -318,6 +329,44 @@ def tmpfs_write(size: int, base: Path) -> float:
     return elapsed
 
 
+def data_bundle_run(
+    work: Path,
+    world: dict[str, object],
+    size: int,
+    enclave: tuple[object, object, Path],
+    opts: argparse.Namespace,
+) -> dict[str, object]:
+    """4. the first run of a small app with a `size`-byte data bundle (issue 22)."""
+    image, release, base = enclave
+    print(f"packing a {size >> 20} MiB data bundle ...", flush=True)
+    session = bench_data.prepare(work, world, size, owner)
+    data = bench_data.measure(image, release, session, base, opts.big_repeat, raw_aes_same_bytes)
+    print(
+        f"first run with a {size >> 20} MiB data bundle: open + checks "
+        f"{data['data_open_and_check_s'] * 1e3:.0f} ms, key release "
+        f"{data['data_key_release_s'] * 1e3:.0f} ms, decrypt {data['data_decrypt_s'] * 1e3:.0f} ms;"
+        f" raw AES-GCM over its bytes {data['data_raw_aes_gcm_same_bytes_s'] * 1e3:.0f} ms: "
+        f"ratio {data['data_ratio']:.2f}x; peak memory beyond the plaintext "
+        f"{data['data_peak_memory_beyond_plaintext_mib']} MiB; "
+        f"whole run {data['data_whole_run_s']} s"
+    )
+    shutil.rmtree(session)
+    return data
+
+
+def pack_big(work: Path, size: int, world: dict[str, object]) -> Path:
+    """A bundle of `size` random bytes of weights and a `main.py` that does nothing."""
+    print(f"packing a {size >> 20} MiB bundle ...", flush=True)
+    big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
+    with (big_app / "weights.bin").open("wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(size >> 20):
+            f.write(block)
+    big = pack(work, big_app, "big", world)
+    shutil.rmtree(big_app)
+    return big
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, report
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="1G", help="size of the big bundle (default 1G)")
@@ -327,6 +376,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
     parser.add_argument(
         "--big-repeat", type=int, default=5, help="first runs of the big bundle (median kept)"
     )
+    parser.add_argument("--data-size", default="1G", help="size of the data bundle (default 1G)")
+    parser.add_argument(
+        "--receipt-pairs", type=int, default=5, help="with/without receipts pairs (0: skip)"
+    )
+    parser.add_argument("--receipts-only", action="store_true", help="only part 5")
     opts = parser.parse_args()
     size = parse_size(opts.size)
     # The client's modules byte-compiled, as a regular install has them (an editable install
@@ -350,12 +404,20 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         env = {**os.environ, "NB_STATE_DIR": str(world["state"])}
         enclave_env = {**env, **stack.ENCLAVE_CREDENTIALS}  # type: ignore[attr-defined]
         user = [str(Path(sys.executable).parent / "user-runtime")]  # the real console script
+        if opts.receipts_only:
+            big = pack_big(work, size, world)
+            figures = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+            figures["targets"] = [figures.pop("target")]
+            print(json.dumps(figures))
+            return
         memory = str(max(2048, 2 * (size >> 20) + 1024))
         timed(
             [*user, "enclave", "start", "--eif", str(world["eif"]), "--memory", memory], enclave_env
         )
         from user_runtime.rpc_client import EnclaveClient
-        from user_runtime.run import upload
+        from user_runtime.run_upload import upload
 
         address = json.loads((world["state"] / "enclave" / "state.json").read_text())["address"]  # type: ignore[operator]
         with EnclaveClient.connect(address) as client:
@@ -402,14 +464,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
 
         # 3. first run of a big bundle.
-        print(f"packing a {size >> 20} MiB bundle ...", flush=True)
-        big_app = app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
-        with (big_app / "weights.bin").open("wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(size >> 20):
-                f.write(block)
-        big = pack(work, big_app, "big", world)
-        shutil.rmtree(big_app)
+        big = pack_big(work, size, world)
         # In the enclave the bundle sits in the session's RAM: settle its write-back first, so
         # flushing a fresh GiB to disk does not land inside the measured runs.
         with big.open("rb") as f:
@@ -453,8 +508,13 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         )
         with EnclaveClient.connect(address) as client:
             upload(client, big, "encrypted/big.nb")
-        big.unlink()
         big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
+        receipts: dict[str, object] = {}
+        if opts.receipt_pairs > 0:  # 5. stops the enclave: after the in-enclave parts
+            receipts = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+        big.unlink()
         ratio = same / first  # the issue's baseline: raw AES-256-GCM over the same bytes
         print(
             f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
@@ -471,7 +531,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             f"{tmpfs * 1e3:.0f} ms ({size / tmpfs / 1e9:.2f} GB/s): first run / that write = "
             f"{tmpfs / first:.2f}x; into /dev/shm {shm * 1e3:.0f} ms ({size / shm / 1e9:.2f} GB/s)"
         )
+        data = data_bundle_run(
+            work, world, parse_size(opts.data_size), (image, release, base), opts
+        )
         result = {
+            **data,
             "ml_run_s": round(ml_run, 4),
             "ml_direct_s": round(ml_direct, 4),
             "ml_ratio": round(ml_run / ml_direct, 3),
@@ -515,8 +579,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
                     "goal": ">= 0.5",
                     "met": ratio >= 0.5,
                 },
+                *bench_data.targets(data),
             ],
         }
+        if receipts:
+            result["targets"].append(receipts.pop("target"))  # type: ignore[attr-defined]
+            result.update(receipts)
         print(json.dumps(result))
     finally:
         if world:

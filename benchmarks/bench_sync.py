@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """Benchmark: copying into a `user-runtime sync` mount vs `cp` into a tmpfs folder (issue 6 item 4).
 
-Usage: bench_sync.py [--size 1G] [--files 10000] [--file-size 4K] [--dir DIR] [--repeat 2]
+Usage: bench_sync.py [--size 1G] [--files 10000] [--file-size 4K] [--dir DIR] [--pairs 5]
 
 In one run: a large file of --size and a tree of --files small files (100
 folders) are made in a tmpfs folder; `cp` copies them into another tmpfs folder
@@ -14,8 +14,13 @@ prescribed library (mfusepy) can serve (`_noop_fuse.py`: a dict, data discarded)
 the ceiling of any mfusepy design before it does any work, and, when gcc and
 libfuse3's headers are present, into its compiled twin on libfuse's low-level API
 (`_noop_fuse.c`), the ceiling of a compiled FUSE daemon (specs/sync.md §12).
-Each figure is the best of --repeat runs (the machine is shared).
-Ends with one JSON line holding the figures and the issue's targets.
+The mount and the no-op run in --pairs alternating pairs (which goes first
+alternates, so a drift in the shared machine's load hits both); every figure
+is reported as the median and range over the pairs, ratios taken within each
+pair. The daemon's, the enclave server's and the no-op's CPU time per small
+file are measured too (from /proc), less sensitive to the load than wall time.
+Ends with one JSON line holding the figures and the issue's targets (judged on
+the medians).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,8 +185,14 @@ def build_c_noop(work: Path) -> str | None:
     return binary
 
 
-def noop_copy(tree: str, mountpoint: Path, server_argv: list[str]) -> float:
-    """Seconds for `cp -r` of the tree into a fresh no-op FUSE mount."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds `pid` has used so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def noop_copy(tree: str, mountpoint: Path, server_argv: list[str]) -> tuple[float, float]:
+    """Seconds for `cp -r` of the tree into a fresh no-op FUSE mount, and its CPU seconds."""
     mountpoint.mkdir(exist_ok=True)
     server = subprocess.Popen([*server_argv, str(mountpoint)])
     try:
@@ -189,44 +201,65 @@ def noop_copy(tree: str, mountpoint: Path, server_argv: list[str]) -> float:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("the no-op FUSE filesystem did not mount")
             time.sleep(0.05)
-        return timed(["cp", "-r", tree, str(mountpoint)])
+        cpu = cpu_seconds(server.pid)
+        seconds = timed(["cp", "-r", tree, str(mountpoint)])
+        return seconds, cpu_seconds(server.pid) - cpu
     finally:
         subprocess.run(["umount", str(mountpoint)], check=False, capture_output=True)
         subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False, capture_output=True)
         server.wait(timeout=20)
 
 
-def measure_ceilings(
-    tree: str, work: Path, c_noop: str | None, address: str, best: dict[str, float]
-) -> None:
-    """The no-op filesystems' small-file copies and the enclave round trip, into `best`."""
+def measure_noop(tree: str, work: Path, c_noop: str | None, run: dict[str, float]) -> None:
+    """The no-op filesystems' small-file copies, into `run`."""
     py_noop = [sys.executable, str(REPO / "benchmarks" / "_noop_fuse.py")]
-    best["noop_small"] = min(best["noop_small"], noop_copy(tree, work / "noop", py_noop))
+    run["noop_small"], run["noop_cpu"] = noop_copy(tree, work / "noop", py_noop)
     if c_noop is not None:
-        seconds = noop_copy(tree, work / "noop_c", [c_noop])
-        best["noop_c_small"] = min(best["noop_c_small"], seconds)
-    best["round_trip_us"] = min(best.get("round_trip_us", 1e9), round_trip_us(address))
+        run["noop_c_small"] = noop_copy(tree, work / "noop_c", [c_noop])[0]
 
 
-def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, float]:
-    """Best-of-N seconds for cp into tmpfs and into the mount, large file and small files."""
+def measure_sync(
+    opts: argparse.Namespace, work: Path, address: str, server_pid: int, run: dict[str, float]
+) -> None:
+    """One mount: the large file, then the small files until the enclave holds them."""
+    src, folder, state = work / "src", work / "synced_folder", work / "state"
+    big, tree = str(src / "big.bin"), str(src / "tree")
+    store = work / "store"
+    out = user_runtime(
+        "sync", "-d", str(folder), "--enclave", address,
+        "--store", str(store), "--state-dir", str(state),
+    ).stdout  # fmt: skip
+    daemon = int(out.split("(pid ", 1)[1].split(",", 1)[0])
+    try:
+        ds = folder / "dataset"
+        run["sync_large"] = timed_large_until_enclave(["cp", big, str(ds)], address, opts.size_b)
+        cpu = cpu_seconds(daemon), cpu_seconds(server_pid)
+        returned, held = timed_until_enclave(
+            ["cp", "-r", tree, str(ds)], address, opts.files, opts.file_size_b
+        )
+        run["daemon_cpu"] = cpu_seconds(daemon) - cpu[0]
+        run["server_cpu"] = cpu_seconds(server_pid) - cpu[1]
+        run["sync_small"], run["sync_small_cp_returned"] = held, returned
+        enclave_check(address, opts.size_b, opts.files)
+        subprocess.run(["rm", "-rf", str(ds / "big.bin"), str(ds / "tree")], check=True)
+    finally:
+        user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
+    shutil.rmtree(store)
+
+
+def measure(opts: argparse.Namespace) -> list[dict[str, float]]:
+    """--pairs alternating runs: cp into tmpfs, the mount and the no-op, seconds each."""
     work = Path(tempfile.mkdtemp(prefix="bench-sync-", dir=opts.dir))
     server = None
-    folder, state = work / "synced_folder", work / "state"
-    best = {"cp_large": 1e9, "cp_small": 1e9, "sync_large": 1e9, "sync_small": 1e9}
-    best["sync_small_cp_returned"] = 1e9
-    best["noop_small"] = 1e9
-    c_noop = None
+    runs: list[dict[str, float]] = []
     try:
         src, dst = work / "src", work / "tmpfs-copy"
         src.mkdir()
-        print(f"making {size >> 20} MiB file and {opts.files} files of {file_size} B in {src}")
-        make_sources(src, size, opts.files, file_size)
+        print(f"making {opts.size_b >> 20} MiB file and {opts.files} files of {opts.file_size_b} B")
+        make_sources(src, opts.size_b, opts.files, opts.file_size_b)
         c_noop = build_c_noop(work)
-        if c_noop is not None:
-            best["noop_c_small"] = 1e9
         sock = work / "enclave.sock"
-        budget = size + opts.files * (file_size + 4096) + (256 << 20)
+        budget = opts.size_b + opts.files * (opts.file_size_b + 4096) + (256 << 20)
         server = subprocess.Popen(
             [sys.executable, "-c", SERVER, str(sock), str(budget)], cwd=REPO, stdout=subprocess.PIPE
         )
@@ -234,38 +267,89 @@ def measure(opts: argparse.Namespace, size: int, file_size: int) -> dict[str, fl
         assert server.stdout.readline() == b"listening\n"
         address = f"unix:{sock}"
         big, tree = str(src / "big.bin"), str(src / "tree")
-        for run in range(opts.repeat):
+        for index in range(opts.pairs):
+            run: dict[str, float] = {}
             dst.mkdir()
-            best["cp_large"] = min(best["cp_large"], timed(["cp", big, str(dst)]))
-            best["cp_small"] = min(best["cp_small"], timed(["cp", "-r", tree, str(dst)]))
+            run["cp_large"] = timed(["cp", big, str(dst)])
+            run["cp_small"] = timed(["cp", "-r", tree, str(dst)])
             shutil.rmtree(dst)
-            store = work / f"store{run}"
-            user_runtime(
-                "sync", "-d", str(folder), "--enclave", address,
-                "--store", str(store), "--state-dir", str(state),
-            )  # fmt: skip
-            try:
-                ds = folder / "dataset"
-                seconds = timed_large_until_enclave(["cp", big, str(ds)], address, size)
-                best["sync_large"] = min(best["sync_large"], seconds)
-                returned, held = timed_until_enclave(
-                    ["cp", "-r", tree, str(ds)], address, opts.files, file_size
-                )
-                best["sync_small"] = min(best["sync_small"], held)
-                best["sync_small_cp_returned"] = min(best["sync_small_cp_returned"], returned)
-                enclave_check(address, size, opts.files)
-                subprocess.run(["rm", "-rf", str(ds / "big.bin"), str(ds / "tree")], check=True)
-            finally:
-                user_runtime("sync", "--stop", "-d", str(folder), "--state-dir", str(state))
-            shutil.rmtree(store)
-            measure_ceilings(tree, work, c_noop, address, best)
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v:.3f}s" for k, v in best.items()))
+            # Alternate which goes first, so a drift in the machine's load hits both.
+            if index % 2:
+                measure_noop(tree, work, c_noop, run)
+                measure_sync(opts, work, address, server.pid, run)
+            else:
+                measure_sync(opts, work, address, server.pid, run)
+                measure_noop(tree, work, c_noop, run)
+            run["round_trip_us"] = round_trip_us(address)
+            runs.append(run)
+            print(f"pair {index + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
     finally:
         if server is not None:
             server.kill()
             server.wait()
         shutil.rmtree(work, ignore_errors=True)
-    return best
+    return runs
+
+
+def _stats(values: list[float], digits: int) -> dict[str, float]:
+    """Median and range of one figure over the runs."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "min": round(min(values), digits),
+        "max": round(max(values), digits),
+    }
+
+
+def figures(opts: argparse.Namespace, runs: list[dict[str, float]]) -> dict[str, object]:
+    """Per-run rates and ratios, then their medians and ranges (ratios are per pair)."""
+    mb, files = 1e6, opts.files
+    per: dict[str, list[float]] = {}
+
+    def add(name: str, value: float) -> None:
+        per.setdefault(name, []).append(value)
+
+    for run in runs:
+        add("cp_large_mb_s", opts.size_b / run["cp_large"] / mb)
+        add("sync_large_mb_s", opts.size_b / run["sync_large"] / mb)
+        add("cp_small_files_s", files / run["cp_small"])
+        add("sync_small_files_s", files / run["sync_small"])
+        add("sync_small_cp_returned_files_s", files / run["sync_small_cp_returned"])
+        add("noop_mfusepy_small_files_s", files / run["noop_small"])
+        add("large_vs_cp", run["cp_large"] / run["sync_large"])
+        add("large_vs_aws_sample", opts.size_b / run["sync_large"] / mb / AWS_SAMPLE_MBS)
+        add("small_in_enclave_vs_cp", run["cp_small"] / run["sync_small"])
+        add("small_in_enclave_vs_noop", run["noop_small"] / run["sync_small"])
+        add("noop_mfusepy_small_vs_cp", run["cp_small"] / run["noop_small"])
+        add("daemon_cpu_us_per_file", run["daemon_cpu"] / files * 1e6)
+        add("server_cpu_us_per_file", run["server_cpu"] / files * 1e6)
+        add("noop_cpu_us_per_file", run["noop_cpu"] / files * 1e6)
+        add("enclave_round_trip_us", run["round_trip_us"])
+        if "noop_c_small" in run:
+            add("noop_c_small_files_s", files / run["noop_c_small"])
+            add("noop_c_small_vs_cp", run["cp_small"] / run["noop_c_small"])
+    stats = {name: _stats(values, 3 if "_vs_" in name else 1) for name, values in per.items()}
+    goals = [
+        ("large_vs_cp", 0.4),
+        ("large_vs_aws_sample", 25.0),
+        ("small_in_enclave_vs_noop", 0.6),
+        ("small_in_enclave_vs_cp", 0.05),
+    ]
+    targets: list[dict[str, object]] = [
+        {"name": name, "median": stats[name]["median"], "range": [stats[name]["min"],
+         stats[name]["max"]], "goal": f">= {goal}", "met": stats[name]["median"] >= goal}
+        for name, goal in goals
+    ]  # fmt: skip
+    stretch = stats["small_in_enclave_vs_cp"]
+    targets.append({"name": "small_in_enclave_vs_cp_stretch", "median": stretch["median"],
+                    "goal": ">= 0.1", "met": stretch["median"] >= 0.1})  # fmt: skip
+    return {
+        "size_bytes": opts.size_b,
+        "files": files,
+        "file_size": opts.file_size_b,
+        "pairs": len(runs),
+        **stats,
+        "targets": targets,
+    }
 
 
 def main() -> int:
@@ -274,67 +358,14 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--file-size", default="4K")
     parser.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--pairs", type=int, default=5)
     opts = parser.parse_args()
-    size, file_size = parse_size(opts.size), parse_size(opts.file_size)
-    best = measure(opts, size, file_size)
-    mb = 1e6
-    cp_large = size / best["cp_large"] / mb
-    sync_large = size / best["sync_large"] / mb
-    cp_small = opts.files / best["cp_small"]
-    sync_small = opts.files / best["sync_small"]
-    sync_small_returned = opts.files / best["sync_small_cp_returned"]
-    large_ratio = sync_large / cp_large
-    small_ratio = sync_small / cp_small
-    noop_small = opts.files / best["noop_small"]
-    noop_ratio = noop_small / cp_small
-    vs_aws = sync_large / AWS_SAMPLE_MBS
-    print(f"large file: cp to tmpfs {cp_large:.0f} MB/s, into the mount {sync_large:.0f} MB/s")
-    print(f"            = {large_ratio:.2f}x cp, {vs_aws:.1f}x the AWS sample's 17 MB/s")
-    vs_noop = sync_small / noop_small
-    print(f"small files: cp to tmpfs {cp_small:.0f} files/s, into the mount {sync_small:.0f}/s")
-    print(f"             = {small_ratio:.3f}x cp, {vs_noop:.2f}x the no-op (until the enclave")
-    print(f"             holds them; cp itself returned at {sync_small_returned:.0f}/s)")
-    print(f"             (a no-op mfusepy filesystem: {noop_small:.0f}/s = {noop_ratio:.3f}x cp)")
-    budget_us = 1e6 / (0.1 * cp_small)
-    print(f"             at 0.1x cp a file may take {budget_us:.0f} us in all; one enclave round")
-    print(f"             trip (what a close that waits for the enclave costs) takes "
-          f"{best['round_trip_us']:.0f} us")  # fmt: skip
-    noop_c = {}
-    if "noop_c_small" in best:
-        rate = opts.files / best["noop_c_small"]
-        print(f"             (its compiled twin, libfuse low-level: {rate:.0f}/s = "
-              f"{rate / cp_small:.3f}x cp)")  # fmt: skip
-        noop_c = {"noop_c_small_files_s": round(rate, 1),
-                  "noop_c_small_vs_cp": round(rate / cp_small, 3)}  # fmt: skip
-    figures = {
-        "size_bytes": size,
-        "files": opts.files,
-        "file_size": file_size,
-        "cp_large_mb_s": round(cp_large, 1),
-        "sync_large_mb_s": round(sync_large, 1),
-        "cp_small_files_s": round(cp_small, 1),
-        "sync_small_files_s": round(sync_small, 1),
-        "sync_small_cp_returned_files_s": round(sync_small_returned, 1),
-        "noop_mfusepy_small_files_s": round(noop_small, 1),
-        "noop_mfusepy_small_vs_cp": round(noop_ratio, 3),
-        **noop_c,
-        "per_file_budget_at_goal_us": round(budget_us, 1),
-        "enclave_round_trip_us": round(best["round_trip_us"], 1),
-        "targets": [
-            {"name": "large_vs_cp", "value": round(large_ratio, 3), "goal": ">= 0.4",
-             "met": large_ratio >= 0.4},
-            {"name": "large_vs_aws_sample", "value": round(vs_aws, 1), "goal": ">= 25",
-             "met": vs_aws >= 25},
-            {"name": "small_in_enclave_vs_noop", "value": round(vs_noop, 3), "goal": ">= 0.6",
-             "met": vs_noop >= 0.6},
-            {"name": "small_in_enclave_vs_cp", "value": round(small_ratio, 3), "goal": ">= 0.05",
-             "met": small_ratio >= 0.05},
-            {"name": "small_in_enclave_vs_cp_stretch", "value": round(small_ratio, 3),
-             "goal": ">= 0.1", "met": small_ratio >= 0.1},
-        ],
-    }  # fmt: skip
-    print(json.dumps(figures))
+    opts.size_b, opts.file_size_b = parse_size(opts.size), parse_size(opts.file_size)
+    result = figures(opts, measure(opts))
+    for name, value in result.items():
+        if isinstance(value, dict):
+            print(f"{name}: median {value['median']} (range {value['min']}-{value['max']})")
+    print(json.dumps(result))
     return 0
 
 

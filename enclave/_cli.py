@@ -17,7 +17,17 @@ from package_format.errors import PackageFormatError
 
 PROG = "enclave-server"
 
-shell = CliShell(PROG, [_cli_server], (EnclaveError, PackageFormatError), UsageError)
+shell = CliShell(
+    PROG,
+    [_cli_server],
+    (EnclaveError, PackageFormatError),
+    UsageError,
+    summary=(
+        "The server inside the enclave: verifies bundles with the pinned owner keys, "
+        "releases their keys through attestation, runs declared entrypoints."
+    ),
+    example="enclave-server serve --vsock 5005 --config /etc/nitro-bundles/enclave.json",
+)
 app = shell.app
 fail = shell.fail
 main = shell.main

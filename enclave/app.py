@@ -19,6 +19,7 @@ EIF's own `env`; locally, the launcher):
 | `NB_KMS_ENDPOINT` | a KMS URL used directly instead (tests, hosts with network) |
 | `NB_KEY_CACHE_SECONDS` | keep released data keys in enclave memory this long (default 300) |
 | `NB_PRESTART` | `0`: start each entrypoint's interpreter at run time, not beforehand (default 1) |
+| `NB_RECEIPTS` | `0`: no run receipts and no running input hashes (benchmarks only; default 1) |
 | `AWS_ACCESS_KEY_ID` ... | credentials for KMS (never in the image) |
 """
 
@@ -35,8 +36,9 @@ from typing import IO, Any, cast
 
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import InputError, UsageError
+from enclave.run_record import ReceiptIssuer, issuer_from_nsm
 from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import KeyRelease, RunRequest
+from enclave.runner_api import BundleOpener, KeyRelease, RunRequest, RunSink, SessionFiles
 from enclave.runner_errors import KeyReleaseError, RunError
 from enclave.runner_interface import RunFailureError, RunOutcome
 from enclave.sessionfs import SessionFs
@@ -166,9 +168,12 @@ class SessionFsFiles:
 class ServerRunner:
     """The RPC server's `Runner` (enclave.runner_interface) over `enclave.runner.Runner`."""
 
-    def __init__(self, runner: Runner, fs: SessionFs) -> None:
+    def __init__(
+        self, runner: Runner, fs: SessionFs, receipts: ReceiptIssuer | None = None
+    ) -> None:
         self._runner = runner
         self._files = SessionFsFiles(fs)
+        self._receipts = receipts  # specs/receipts.md: None only with NB_RECEIPTS=0
 
     def warm(self) -> None:
         """Start the first run's interpreter in the background."""
@@ -189,20 +194,33 @@ class ServerRunner:
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> RunOutcome:
         """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
 
         Raises:
             RunFailureError: The run was refused or failed, with the protocol code.
         """
-        sink = _Sink(on_stdout, on_stderr)
+        sink: RunSink = _Sink(on_stdout, on_stderr)
         pairs = tuple((name, value) for name, _, value in (item.partition("=") for item in env))
-        request = RunRequest(bundle, entrypoint, tuple(args), timeout, pairs)
+        request = RunRequest(
+            bundle, entrypoint, tuple(args), timeout, pairs, tuple(data), nonce=nonce
+        )
+        files: SessionFiles = self._files
+        pending = None if self._receipts is None else self._receipts.begin(request, sink, files)
+        if pending is not None:  # specs/receipts.md §4: the record watches the run
+            sink, files = pending.sink, pending.session
         try:
-            result = self._runner.run(request, self._files, sink, cancel)
+            result = self._runner.run(request, files, sink, cancel)
+            if pending is not None:
+                result = pending.finish(result)
         except RunError as exc:
             raise RunFailureError(exc.rpc_code, str(exc)) from exc
-        return RunOutcome(result.exit_status, result.outputs)
+        finally:
+            if pending is not None:
+                pending.abandon()
+        return RunOutcome(result.exit_status, result.outputs, result.receipt)
 
 
 @dataclass(frozen=True)
@@ -326,8 +344,10 @@ def make_runner(
         environments=reachable_environments(image.environments),
         **_default_python(image),
     )
-    runner = Runner(config, _open_bundle, make_key_release(env, nsm, image.kms_region, store))
-    return ServerRunner(runner, fs)
+    receipts = issuer_from_nsm(fs, nsm, env)
+    opener: BundleOpener = _open_bundle if receipts is None else receipts.opener(_open_bundle)
+    runner = Runner(config, opener, make_key_release(env, nsm, image.kms_region, store))
+    return ServerRunner(runner, fs, receipts)
 
 
 def reachable_environments(environments: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -343,7 +363,7 @@ def reachable_environments(environments: Mapping[str, str] | None) -> dict[str, 
 
 
 def _default_python(image: ImageConfig) -> dict[str, str]:
-    """The interpreter of a bundle naming no environment (bundle-format.md §5.7).
+    """The interpreter of a bundle naming no environment (bundle-format.md §5.8).
 
     The image's one app environment when it has exactly one; otherwise the server's own
     interpreter (the default `RunnerConfig.python`), as before environments existed.
@@ -407,7 +427,8 @@ def serve(opts: ServeOptions) -> None:
     if (opts.unix is None) == (opts.vsock_port is None):
         raise UsageError("serve: give exactly one of a unix socket path or a vsock port")
     env = os.environ if opts.environ is None else opts.environ
-    fs = SessionFs(SessionLimits(budget_bytes=opts.memory_budget))
+    receipts = env.get("NB_RECEIPTS", "1") != "0"  # running input hashes (specs/receipts.md §4.1)
+    fs = SessionFs(SessionLimits(budget_bytes=opts.memory_budget), digests=receipts)
     store = CredentialStore(credentials_from_env(env))
     runner: ServerRunner | UnavailableRunner = UnavailableRunner()
     attester: Attester | None = None

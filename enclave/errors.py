@@ -4,11 +4,13 @@
 
 from __future__ import annotations
 
+from package_format.errors import DetailedError
 
-class EnclaveError(Exception):
+
+class EnclaveError(DetailedError):
     """Base of every error this package raises on purpose.
 
-    The CLI catches it once and prints `str(error)` as one line.
+    The CLI catches it once and prints `str(error)` as one line, then its `hint`.
     """
 
 

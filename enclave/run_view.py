@@ -14,7 +14,8 @@ returns only in the entrypoint's process, whose whole file system is then:
 - `/dataset`, `/model` the run's copies of the session roots, read-only; `/output` a fresh
   writable directory; `/tmp` and `/dev/shm` fresh tmpfs; `/proc` of the run's PID namespace;
   `/dev` with `null`, `zero`, `full`, `random`, `urandom` only;
-- the decrypted app, read-only, at `/app-<random>` (`spec["app_at"]`).
+- the decrypted app, read-only, at `/app-<random>` (`spec["app_at"]`);
+- each decrypted data bundle, read-only, at its mount under `/data/` (`spec["data"]`).
 
 A write anywhere else fails with `EROFS`. The processes that stay outside the namespace (the
 caller of `enter`) wait for the namespace's first process and exit with its status, so the
@@ -127,6 +128,7 @@ def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
             libc, str(spec[name]), _place(root, "/" + name, is_dir=True), readonly=name != "output"
         )
     _bind(libc, str(spec["app"]), _place(root, str(spec["app_at"]), is_dir=True), readonly=True)
+    _bind_data(libc, root, spec.get("data") or [])
     for dev in _DEVICES:
         _bind(libc, "/dev/" + dev, _place(root, "/dev/" + dev, is_dir=False), readonly=False)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
@@ -137,6 +139,13 @@ def _build(libc: ctypes.CDLL, spec: dict[str, object]) -> str:
     # Every mount point exists now: the view's own tree becomes read-only before it is entered.
     _mount(libc, "", root, "", MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "")
     return root
+
+
+def _bind_data(libc: ctypes.CDLL, root: str, data: object) -> None:
+    """Bind each data bundle read-only at its mount (specs/threat-model.md §5.7)."""
+    assert isinstance(data, list)
+    for source, mount in data:
+        _bind(libc, str(source), _place(root, str(mount), is_dir=True), readonly=True)
 
 
 def _switch(libc: ctypes.CDLL, root: str) -> None:

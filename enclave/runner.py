@@ -9,7 +9,7 @@ Order of a run, each step refusing before the next costs anything:
 2. check the manifest's validity window on the enclave's clock and the image's minimum
    version for the bundle's name (replay of an older version);
 3. refuse an entrypoint the signed manifest does not declare, bad arguments, and an app
-   environment the image lacks (bundle-format.md §5.7);
+   environment the image lacks (bundle-format.md §5.8);
 4. create a fresh `0700` directory under the RAM-backed work base (`PrivateDir`), which no
    RPC can name, and obtain the data key through attestation (`KeyRelease`) while another
    thread lays out the signed file table's files there, pre-sized (no plaintext yet);
@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO
 
 from enclave import run_view
+from enclave.data_bundles import DataPolicy, DataRun, check_app_kind, open_data_run
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
 from enclave.run_args import ROOTS, check_arguments, run_environment
@@ -100,7 +101,7 @@ class RunnerConfig:
         min_versions: Minimum bundle version per bundle name (replay protection).
         work_base: RAM-backed directory for the private per-run directories.
         python: The default interpreter: of bundles that name no environment (bundle-format.md
-            §5.7), and of the prestarted one.
+            §5.8), and of the prestarted one.
         key_cache_seconds: Keep a released data key in memory this long (0: never).
         prestart: Start the next Python entrypoint's interpreter (`enclave.runner_zygote`)
             as soon as a run is over, so a run does not wait for it.
@@ -126,6 +127,8 @@ class _Spare:
 
 class Runner:
     """Runs one entrypoint at a time; `cancel()` may be called from any thread."""
+
+    _data: DataRun  # the current run's data bundles (enclave.data_bundles)
 
     def __init__(
         self,
@@ -217,6 +220,7 @@ class Runner:
         with stream:
             opened = self._open_bundle(stream, request.bundle)
             facts = opened.facts
+            check_app_kind(facts, request.bundle)
             self._check_policy(facts)
             entry = facts.entrypoints.get(request.entrypoint)
             if entry is None:
@@ -233,12 +237,18 @@ class Runner:
             self._limit = effective_timeout(request.timeout, facts.max_run_seconds)
             self._timed_out = False
             self._python = self._interpreter(facts)
+            policy = DataPolicy(
+                self._opener, self._clock(), self._config.min_versions, self._config.work_base
+            )
+            self._data = open_data_run(request, facts, session, policy)  # before any KMS call
+            sink = self._data.sink(sink, self.cancel)
             spare = self._take_spare() if self._config.prestart else None
             if spare is not None and self._python != self._config.python:
                 _drop_spare(spare)  # started with the default interpreter, not this one
                 spare = None
             try:
-                return self._run_with(spare, request, entry, opened, session, sink)
+                with self._data:
+                    return self._run_with(spare, request, entry, opened, session, sink)
             finally:
                 if self._config.prestart and not self._closed:
                     self.warm()
@@ -259,6 +269,7 @@ class Runner:
             app = _layout(work.path)
             with work:
                 key = self._key_while_preparing(opened, app, facts)
+                self._data.extract(work.path, self._data_key, key_while_preparing)
                 if self._cancel.is_set():
                     raise RunCancelledError("run cancelled")
                 return self._run_in(
@@ -312,7 +323,7 @@ class Runner:
             )
 
     def _interpreter(self, facts: BundleFacts) -> str:
-        """The run's Python: its manifest's environment, else the default (§5.7)."""
+        """The run's Python: its manifest's environment, else the default (§5.8)."""
         envs = self._config.environments
         if facts.environment is None or envs is None:
             return self._config.python
@@ -357,7 +368,7 @@ class Runner:
         sink: RunSink,
         zygote: Zygote | None = None,
     ) -> RunResult:
-        facts = opened.facts
+        facts = self._data.effective(opened.facts)
         try:
             opened.extract(key, app)
         except PackageFormatError as exc:
@@ -387,14 +398,16 @@ class Runner:
         if self._timed_out:
             # specs/threat-model.md §5.5: no outputs; the caller's PrivateDir wipes.
             raise RunTimedOutError(f"run timed out after {self._limit:g} s")
+        self._data.check_stream()
         cancelled = self._cancel.is_set()
         outputs: tuple[str, ...] = ()
         if facts.allow_files and not cancelled:
+            self._data.check_files(roots["output"])
             outputs = _import_outputs(roots["output"], facts.max_files_size, session)
         withheld = not facts.allow_stderr
         if withheld and status != 0 and not cancelled:
             sink.stderr(generic_failure_message(status))
-        return RunResult(status, cancelled, withheld, outputs)
+        return self._data.decorate(RunResult(status, cancelled, withheld, outputs))
 
     def _view(self, work: Path, app: Path, roots: Mapping[str, Path]) -> dict[str, object]:
         """The run's view (`enclave.run_view`): what its private namespace holds."""
@@ -406,6 +419,7 @@ class Runner:
             **{name: str(path) for name, path in roots.items()},
             "app": str(app),
             "app_at": f"/{app.name}",
+            "data": self._data.mounts(),
         }
 
     def _spawn_and_pump(

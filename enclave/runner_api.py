@@ -14,6 +14,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Protocol, runtime_checkable
 
+from package_format.bundle.access import AppGrant, DataRule, DataTerms
+
 
 @dataclass(frozen=True)
 class EntryFacts:
@@ -30,6 +32,29 @@ class EntryFacts:
     runtime: str = "python"
     allow_args: bool = True
     module: str | None = None
+
+
+@dataclass(frozen=True)
+class AccessFacts:
+    """A verified bundle's kind, identity and access rules (specs/bundle-format.md §5.7).
+
+    Attributes:
+        kind: `app` or `data`.
+        signer: The Ed25519 public key that signed the bundle.
+        manifest_digest: SHA-256 of the canonical CBOR of its signed manifest.
+        data: An app's `[[data]]` rules (package_format.bundle.access.DataRule).
+        apps: A data bundle's `[[apps]]` grants (package_format.bundle.access.AppGrant).
+        terms: A data bundle's output terms (package_format.bundle.access.DataTerms), or None.
+        payload_size: Plaintext bytes of its files.
+    """
+
+    kind: str = "app"
+    signer: bytes = b""
+    manifest_digest: bytes = b""
+    data: tuple[DataRule, ...] = ()
+    apps: tuple[AppGrant, ...] = ()
+    terms: DataTerms | None = None
+    payload_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -54,6 +79,8 @@ class BundleFacts:
         env_allow: Environment variables the user may set for a run.
         env_defaults: The owner's values of some of them, used unless the user sets them.
         environment: SHA-256 (hex) of the app environment the manifest names, or None.
+        manifest_digest: SHA-256 of the signed manifest's canonical CBOR (specs/receipts.md).
+        signer: The Ed25519 public key whose signature verified (32 bytes).
     """
 
     name: str
@@ -73,6 +100,9 @@ class BundleFacts:
     env_allow: frozenset[str] = frozenset()
     env_defaults: Mapping[str, str] = field(default_factory=dict)
     environment: str | None = None
+    access: AccessFacts = field(default_factory=AccessFacts)
+    manifest_digest: bytes = b""
+    signer: bytes = b""
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,15 @@ tampered payload never leaves a partial tree behind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, cast
 
-from enclave.runner_api import BundleFacts, EntryFacts
+import cbor2
+
+from enclave.runner_api import AccessFacts, BundleFacts, EntryFacts
 from enclave.runner_extract import PreparedTree, extract_in_order, extract_parallel
 from package_format.bundle import BundleReader
 from package_format.bundle.manifest import Manifest
@@ -136,7 +139,23 @@ def _facts(reader: BundleReader) -> BundleFacts:
         env_allow=frozenset(manifest.env.allow if manifest.env else ()),
         env_defaults=dict(manifest.env.defaults if manifest.env else ()),
         environment=manifest.environment.sha256 if manifest.environment else None,
+        access=AccessFacts(
+            kind=manifest.kind,
+            signer=header.signer,
+            manifest_digest=manifest_digest(manifest),
+            data=manifest.data,
+            apps=manifest.apps,
+            terms=manifest.terms,
+            payload_size=manifest.payload_size,
+        ),
+        manifest_digest=manifest_digest(manifest),
+        signer=bytes(header.signer),
     )
+
+
+def manifest_digest(manifest: Manifest) -> bytes:
+    """SHA-256 of the manifest's canonical CBOR, as signed in its header (receipts.md §3.2)."""
+    return hashlib.sha256(cbor2.dumps(manifest.to_cbor_obj(), canonical=True)).digest()
 
 
 def _time(seconds: int | None) -> datetime | None:

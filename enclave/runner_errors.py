@@ -64,7 +64,7 @@ class BadRunArgumentError(RunError, InputError):
 
 
 class EnvironmentMissingError(RunError, InputError):
-    """The manifest names an app environment the image lacks (bundle-format.md §5.7)."""
+    """The manifest names an app environment the image lacks (bundle-format.md §5.8)."""
 
     rpc_code = ErrorCode.ENVIRONMENT_MISSING
 

@@ -35,10 +35,11 @@ class RunFailureError(EnclaveError):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """How a run ended: its exit status and the session paths of the files it produced."""
+    """How a run ended: its exit status, the files it produced and its receipt, if any."""
 
     exit_status: int
     outputs: tuple[str, ...] = ()
+    receipt: bytes | None = None  # specs/receipts.md §5
 
 
 class Runner(Protocol):
@@ -55,6 +56,8 @@ class Runner(Protocol):
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> int | RunOutcome:
         """Run `entrypoint` of the bundle at session path `bundle` with `args`.
 
@@ -67,6 +70,8 @@ class Runner(Protocol):
             cancel: set when the user cancels or disconnects; stop soon after.
             timeout: the user's time limit in seconds (the server passes it only when set).
             env: the user's `NAME=VALUE` variables (the server passes them only when set).
+            data: session paths of the run's data bundles (passed only when given).
+            nonce: the user's nonce for the receipt (the server passes it only when set).
 
         Returns:
             The entrypoint's exit status, or that and the files the run produced.
@@ -91,11 +96,13 @@ class UnavailableRunner:
         cancel: threading.Event,
         timeout: float | None = None,
         env: Sequence[str] = (),
+        data: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> int:
         """Refuse the run.
 
         Raises:
             RunFailureError: always, with `NOT_ALLOWED`.
         """
-        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env
+        del bundle, entrypoint, args, on_stdout, on_stderr, cancel, timeout, env, data, nonce
         raise RunFailureError(ErrorCode.NOT_ALLOWED, "this enclave server has no runner")

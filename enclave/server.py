@@ -48,7 +48,7 @@ Attester = Callable[[bytes | None, bytes | None], bytes]
 _MAX_ATTEST_FIELD = 1024  # the NSM's own limit on nonce and user_data
 _LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
-_BODY_OPS = frozenset({"write", "put"})  # the requests that carry data (§7.2)
+_BODY_OPS = frozenset({"write", "put", "puts"})  # the requests that carry data (§7.2, §7.7)
 
 
 class _State(enum.Enum):
@@ -213,15 +213,33 @@ class ServerConnection:
             body = fs.read(args["path"], args["offset"], args["length"])
             return [Response(rid, 0, {}, memoryview(body))]
         if op in _BODY_OPS:
-            if request.body.nbytes > max_chunk:
-                return [Response.error(rid, ErrorCode.TOO_LARGE, f"{op}: body over {max_chunk}")]
-            if op == "put":  # §7.2: create or truncate, then the body at 0, in one request
-                fs.create(args["path"], args["mode"], truncate=True, exclusive=False)
-                args = {**args, "offset": 0}
-            return [
-                Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
-            ]
+            return [self._body_op(request, args)]
         return [Response(rid, 0, self._query_op(op, args))]
+
+    def _body_op(self, request: Request, args: dict[str, Any]) -> Response:
+        fs, rid, op = self._server.fs, request.id, request.op
+        max_chunk = self._server.limits.max_chunk
+        if request.body.nbytes > max_chunk:
+            return Response.error(rid, ErrorCode.TOO_LARGE, f"{op}: body over {max_chunk}")
+        if op == "puts":
+            return self._puts(rid, args["files"], request.body)
+        if op == "put":  # §7.2: create or truncate, then the body at 0, in one request
+            return Response(rid, 0, {"written": fs.put(args["path"], args["mode"], request.body)})
+        return Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
+
+    # specs/rpc-protocol.md §7.7: many small files in one request, a verdict per file.
+    def _puts(self, rid: int, files: list[list[Any]], body: memoryview) -> Response:
+        if sum(size for _, _, size in files) != body.nbytes:
+            return Response.error(rid, ErrorCode.BAD_ARGS, "puts: sizes do not add up to the body")
+        failed: list[list[int]] = []
+        start = 0
+        for index, (path, mode, size) in enumerate(files):
+            try:
+                self._server.fs.put(path, mode, body[start : start + size])
+            except SessionFsError as e:
+                failed.append([index, int(e.code)])
+            start += size
+        return Response(rid, 0, {"failed": failed})
 
     def _query_op(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         fs = self._server.fs
@@ -330,11 +348,7 @@ class ServerConnection:
 
             return send
 
-        # A time limit is passed only when the client set one, so runners that predate it
-        # (tests' fakes) keep their signature (specs/rpc-protocol.md §7.4).
-        extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
-        if args["env"]:
-            extra["env"] = args["env"]
+        extra = run_extras(args)
         try:
             status = self._server.runner.run(
                 args["bundle"],
@@ -348,8 +362,7 @@ class ServerConnection:
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
             elif isinstance(status, RunOutcome):
-                outputs = list(status.outputs)
-                reply = Response(rid, 0, {"exit_status": status.exit_status, "outputs": outputs})
+                reply = _outcome_reply(rid, status, self._server.limits.max_chunk)
             else:
                 reply = Response(rid, 0, {"exit_status": status})
         except RunFailureError as e:
@@ -368,9 +381,34 @@ class ServerConnection:
             active.cancel.set()
 
 
+def _outcome_reply(rid: int, outcome: RunOutcome, max_chunk: int) -> Response:
+    """The run's reply; its receipt is the body when it fits a chunk (specs/receipts.md §5.2)."""
+    fields: dict[str, Any] = {"exit_status": outcome.exit_status, "outputs": list(outcome.outputs)}
+    if outcome.receipt is None:
+        return Response(rid, 0, fields)
+    fields["receipt"] = "output/receipt.cbor"
+    body = memoryview(outcome.receipt) if len(outcome.receipt) <= max_chunk else _EMPTY
+    return Response(rid, 0, fields, body)
+
+
 # The requests that are not filesystem operations (§7.4-7.6).
 _CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[Message]]] = {
     "run": ServerConnection._run_op,  # noqa: SLF001 - the table belongs to the class
     "credentials": ServerConnection._credentials_op,  # noqa: SLF001
     "attest": ServerConnection._attest_op,  # noqa: SLF001
 }
+
+
+def run_extras(args: dict[str, Any]) -> dict[str, Any]:
+    """The `run` op's optional arguments, passed to the runner only when the client set them.
+
+    So runners that predate one (tests' fakes) keep their signature (specs/rpc-protocol.md
+    §7.4): the time limit, the environment, the data bundles (issue 22), the receipt's nonce.
+    """
+    extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
+    for name in ("env", "data"):
+        if args[name]:
+            extra[name] = args[name]
+    if args["nonce"] is not None:  # specs/receipts.md §5.2
+        extra["nonce"] = args["nonce"]
+    return extra

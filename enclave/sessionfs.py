@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bisect
 import errno
+import hashlib
 import io
 import os
 import stat as st
@@ -28,6 +29,7 @@ from typing import BinaryIO
 from enclave.errors import InputError
 from enclave.file_content import FileContent
 from enclave.mapped_source import MappedReader
+from enclave.stream_digest import StreamDigest
 from package_format.rpc.codes import ErrorCode
 
 TOP_LEVEL = ("encrypted", "dataset", "model", "output")
@@ -96,6 +98,7 @@ class _Node:
 @dataclass
 class _File(_Node):
     content: FileContent = field(default_factory=FileContent)
+    digest: StreamDigest = field(default_factory=StreamDigest)  # specs/receipts.md §4.1
 
 
 @dataclass
@@ -111,9 +114,14 @@ class SessionFs:
     """The in-RAM tree with its budget; see the module docstring."""
 
     def __init__(
-        self, limits: SessionLimits | None = None, clock: Callable[[], int] = time.time_ns
+        self,
+        limits: SessionLimits | None = None,
+        clock: Callable[[], int] = time.time_ns,
+        *,
+        digests: bool = True,
     ) -> None:
         self.limits = limits or SessionLimits()
+        self._digests = digests  # False: no running hashes (a server without receipts)
         self._clock = clock
         self._lock = threading.Lock()
         now = clock()
@@ -302,7 +310,8 @@ class SessionFs:
             existing = parent.children.get(name)
             now = self._clock()
             if existing is None:
-                self._add_node(parent, name, _File(mode & 0o7777, now, now, now), path)
+                node = _File(mode & 0o7777, now, now, now, digest=StreamDigest(on=self._digests))
+                self._add_node(parent, name, node, path)
                 return
             if exclusive:
                 raise _err(ErrorCode.EEXIST, path, "file exists")
@@ -311,7 +320,13 @@ class SessionFs:
             if truncate and existing.content.size:
                 self._used -= existing.content.size
                 existing.content.clear()
+                existing.digest.reset()
                 existing.mtime_ns = existing.ctime_ns = now
+
+    def put(self, path: str, mode: int, data: bytes | bytearray | memoryview) -> int:
+        """`create` with truncate, then `write` of `data` at 0 (rpc-protocol.md §7.2 `put`)."""
+        self.create(path, mode, truncate=True, exclusive=False)
+        return self.write(path, 0, data)
 
     def truncate(self, path: str, size: int) -> None:
         """Set a file's size, zero-filling when it grows."""
@@ -320,6 +335,7 @@ class SessionFs:
             growth = size - node.content.size
             self._reserve(growth, path)
             node.content.truncate(size)
+            node.digest.truncated(size)
             self._used += growth
             node.mtime_ns = node.ctime_ns = self._clock()
 
@@ -333,6 +349,7 @@ class SessionFs:
             growth = max(0, offset + size - node.content.size)
             self._reserve(growth, path)
             node.content.write(offset, data)
+            node.digest.wrote(offset, data)
             self._used += growth
             node.mtime_ns = node.ctime_ns = self._clock()
             return size
@@ -398,6 +415,33 @@ class SessionFs:
 
     # -- for the runner ----------------------------------------------------
 
+    def file_digest(self, path: str) -> tuple[bytes, int]:
+        """Return a file's SHA-256 and size (specs/receipts.md §4.1).
+
+        The running hash when the file was written as one stream; otherwise its bytes are
+        read once, under the lock, and the result kept for later appends.
+        """
+        with self._lock:
+            return self._digest_of(self._file(path))
+
+    @staticmethod
+    def _digest_of(node: _File) -> tuple[bytes, int]:
+        size = node.content.size
+        known = node.digest.result(size)
+        if known is not None:
+            return known, size
+        hashed = hashlib.sha256()
+        buffer = bytearray(_READ_CHUNK)
+        offset = 0
+        while offset < size:
+            count = node.content.readinto(offset, memoryview(buffer))
+            if count <= 0:
+                break
+            hashed.update(memoryview(buffer)[:count])
+            offset += count
+        node.digest.adopt(hashed.copy(), size)
+        return hashed.digest(), size
+
     def open_read(self, path: str) -> BinaryIO:
         """Open a file (e.g. `encrypted/<name>`) as a buffered readable stream.
 
@@ -420,11 +464,15 @@ class SessionFs:
                 return None
             return MappedReader(fd, content.size)
 
-    def export_tree(self, subdir: str, dest_dir: Path) -> int:
+    def export_tree(
+        self, subdir: str, dest_dir: Path, digests: dict[str, tuple[bytes, int]] | None = None
+    ) -> int:
         """Write the files under `subdir` into the real directory `dest_dir`.
 
         `dest_dir` is created if missing; existing files are overwritten and
         links at file names in it are not followed. Returns the number of files.
+        `digests`, when given, receives each file's session path -> (SHA-256, size) of the
+        very bytes copied (specs/receipts.md §4.1).
         """
         dest_dir.mkdir(parents=True, exist_ok=True)
         count = 0
@@ -440,7 +488,10 @@ class SessionFs:
             fd = os.open(target, flags, mode & 0o777)
             try:
                 with self._lock:  # one consistent copy; the kernel moves large files
-                    self._file(session_path).content.copy_to(fd)
+                    node = self._file(session_path)
+                    node.content.copy_to(fd)
+                    if digests is not None:
+                        digests[session_path] = self._digest_of(node)
             finally:
                 os.close(fd)
             count += 1

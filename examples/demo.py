@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shlex
 import shutil
 import subprocess
@@ -29,9 +30,11 @@ OWNER_ARN = f"arn:aws:iam::{ACCOUNT}:role/local-owner"
 ENCLAVE_ARN = f"arn:aws:iam::{ACCOUNT}:role/local-enclave-parent"
 BUCKET = "bundles"
 BUILD_TIME = "2026-11-01T00:00:00+00:00"
+RECORDS = "patient-records"  # the hospital's data bundle (issue 22)
 # `make demo ENCLAVE=qemu`: the image boots in QEMU's nitro-enclave machine (its own kernel,
 # init and rootfs from the enclave toolchain) instead of running as a local process.
 ENCLAVE = os.environ.get("ENCLAVE", "local")
+NONCE = secrets.token_hex(16)  # binds the run's receipt to this demo run (receipts.md §6)
 
 
 class StepFailed(Exception):
@@ -125,6 +128,88 @@ def image_inputs() -> list[str | Path]:
     return ["--blobs", tools["blobs"]["dir"], "--app-requirements", requirements]
 
 
+def owner_app(owner: Path, hospital_pub: Path) -> Path:
+    """The sample app, its manifest accepting the hospital's data set (bundle-format.md §5.7)."""
+    from package_format.bundle import load_public_key
+
+    app = owner / "ml_app"
+    shutil.copytree(EXAMPLES / "ml_app", app)
+    signer = load_public_key(hospital_pub.read_text()).hex()
+    with (app / "bundle.toml").open("a", encoding="utf-8") as f:
+        f.write(
+            "\n[[data]]                     # the hospital's records, read-only at /data/NAME\n"
+            f'name = "{RECORDS}"\nsigners = ["{signer}"]\nversions = ">=1.0.0, <2.0.0"\n'
+            "required = false\n"
+        )
+    print(f"$ cat >> ml_app/bundle.toml   # [[data]] {RECORDS}, signed by the hospital's key")
+    return app
+
+
+def hospital_pack(env: dict[str, str], hospital: Path, eif: Path, owner_pub: Path) -> Path:
+    """The third party: its own KMS key and policy (PCR0, data only), its data bundle."""
+    import boto3
+
+    from package_format.bundle import load_public_key
+
+    banner("hospital: its own KMS key, a policy bound to the image, its records as a data bundle")
+    kms = boto3.client(
+        "kms",
+        endpoint_url=env["AWS_ENDPOINT_URL_KMS"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    key_id = str(kms.create_key(Description="hospital records")["KeyMetadata"]["KeyId"])
+    print(f"(set-up) the hospital's KMS key {key_id}", flush=True)
+    policy = hospital / "key-policy.json"
+    sh(
+        *("owner-tools", "policy", "--eif", eif, "--bundle-name", RECORDS, "--data"),
+        *("--bind", "pcr0", "--account", ACCOUNT, "--enclave-principal", ENCLAVE_ARN),
+        *("--admin-principal", OWNER_ARN, "--owner-principal", OWNER_ARN, "-o", policy),
+        env=env,
+    )
+    sh("owner-tools", "policy", "check", policy, env=env)
+    kms.put_key_policy(KeyId=key_id, PolicyName="default", Policy=policy.read_text())
+    print("$ aws kms put-key-policy --key-id ... --policy file://key-policy.json", flush=True)
+    folder = hospital / "records"
+    folder.mkdir()
+    shutil.copy(EXAMPLES / "user" / "dataset" / "patients.csv", folder / "patients.csv")
+    owner = load_public_key(owner_pub.read_text()).hex()
+    (folder / "bundle.toml").write_text(
+        f'name = "{RECORDS}"\nversion = "1.0.0"\n\n[[apps]]\nname = "breast-cancer-scorer"\n'
+        f'signers = ["{owner}"]\nversions = ">=1.0.0, <2.0.0"\n\n[terms]\nstderr = false\n'
+        'max_output_bytes = 1048576\noutput_paths = ["predictions.csv", "metrics.json"]\n'
+    )
+    out = hospital / f"{RECORDS}-1.0.0.nb"
+    sh(
+        *("owner-tools", "pack", "--data", folder, "-o", out, "--key-id", key_id),
+        *("--signing-key", hospital / "hospital.key"),
+        env=env,
+    )
+    sh("owner-tools", "inspect", out, env=env)
+    return out
+
+
+def third_party_run(
+    env: dict[str, str], synced: Path, records: Path, state: Path, user: Path
+) -> None:
+    """The user runs the owner's app on the hospital's records, seeing neither."""
+    banner("user: the owner's app scores the hospital's encrypted records (three parties)")
+    shutil.copy(records, synced / "encrypted" / records.name)
+    print(f"$ cp {records.name} synced_folder/encrypted/")
+    sh(
+        *("user-runtime", "run", "-f", "app_package.encrypted", "--data", records.name),
+        *("-s", "ml_algorithm.py", "-a", f"-m model.h5 -d /data/{RECORDS}/ -o /output/"),
+        *("--state-dir", state),
+        env=env,
+        cwd=user,
+    )
+    metrics = json.loads((synced / "output" / "metrics.json").read_text())
+    print(json.dumps(metrics, indent=2))
+    if metrics.get("rows") != 169:
+        raise StepFailed("metrics.json does not cover the 169 rows of the hospital's records")
+
+
 def main() -> int:
     if WORK.exists():
         shutil.rmtree(WORK)
@@ -141,8 +226,14 @@ def main() -> int:
         sh("local-stack", "status", "--state-dir", state, env=env)
         key_id = create_kms_key_and_bucket(env)
 
+        banner("hospital (a third party): its own signing key")
+        hospital = WORK / "hospital"
+        hospital.mkdir()
+        sh("owner-tools", "keygen", "-o", hospital / "hospital", env=env)
+
         banner("owner: a signing key, the enclave image, the bundle")
         sh("owner-tools", "keygen", "-o", owner / "owner", env=env)
+        app_dir = owner_app(owner, hospital / "hospital.pub")
         eif = owner / "scorer.eif"
         sh(
             "owner-tools",
@@ -164,7 +255,7 @@ def main() -> int:
         sh(
             "owner-tools",
             "pack",
-            EXAMPLES / "ml_app",
+            app_dir,
             "-o",
             bundle,
             "--key-id",
@@ -228,6 +319,8 @@ def main() -> int:
             env=env,
         )
 
+        records = hospital_pack(env, hospital, eif, owner / "owner.pub")
+
         banner("user: pull the current version, start the enclave, sync, run")
         # The user's host has its own AWS identity (the enclave's parent role); the enclave
         # uses it to call KMS, and the key policy admits it only with this image's attestation.
@@ -274,6 +367,8 @@ def main() -> int:
             "ml_algorithm.py",
             "-a",
             "-m model.h5 -d /dataset/ -o /output/",
+            "--nonce",
+            NONCE,
             "--state-dir",
             state,
             env=env,
@@ -285,6 +380,16 @@ def main() -> int:
         print(json.dumps(metrics, indent=2))
         if metrics.get("rows") != 169:
             raise StepFailed("metrics.json does not cover the 169 rows of the user's data set")
+
+        banner("user: the run's receipt (specs/receipts.md)")
+        sh(
+            *("user-runtime", "receipt", "verify", synced / "output" / "receipt.cbor"),
+            *("--eif", pulled_eif, "--nonce", NONCE, "--root", state / "nsm-pki" / "root.pem"),
+            *("--output-dir", synced / "output", "--inputs", synced),
+            env=env,
+            cwd=user,
+        )
+        third_party_run(env, synced, records, state, user)
 
         banner("user: an entrypoint the owner did not declare is refused")
         try:

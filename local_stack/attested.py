@@ -71,33 +71,46 @@ def check_recipient(
 ) -> AttestedRecipient:
     """Verify a `Recipient` the way KMS does, at the front's current time.
 
+    specs/local-kms.md §4, steps 1-4 in order (step 5, replay, is the front's cache);
+    vectors: tests/vectors/local-kms/.
+
     Raises:
         RecipientRejectedError: wrong algorithm, a document that does not verify,
-            a missing or non-RSA-2048 public key, or a document outside the window.
+            a missing or non-RSA-2048 public key, or a document outside the window;
+            `field` names the part of the `Recipient` at fault.
     """
     # reference/attestation-kms.md §3: RSAES_OAEP_SHA_256 is the only value.
     if algorithm != KEY_ENCRYPTION_ALGORITHM:
         raise RecipientRejectedError(
-            f"recipient: key encryption algorithm must be {KEY_ENCRYPTION_ALGORITHM}"
+            f"recipient: key encryption algorithm must be {KEY_ENCRYPTION_ALGORITHM}",
+            field="algorithm",
         )
     try:
         doc = verify_attestation(document, root=root_pem, at=now)
     except PackageFormatError as exc:
-        raise RecipientRejectedError(f"recipient: attestation document rejected: {exc}") from exc
+        raise RecipientRejectedError(
+            f"recipient: attestation document rejected: {exc}", field="document"
+        ) from exc
     if doc.timestamp < now - max_age:
-        raise RecipientRejectedError("recipient: attestation document is too old (replay window)")
+        raise RecipientRejectedError(
+            "recipient: attestation document is too old (replay window)", field="timestamp"
+        )
     if doc.timestamp > now + max_skew:
-        raise RecipientRejectedError("recipient: attestation document is from the future")
+        raise RecipientRejectedError(
+            "recipient: attestation document is from the future", field="timestamp"
+        )
     if not doc.public_key:
-        raise RecipientRejectedError("recipient: attestation document has no public key")
+        raise RecipientRejectedError(
+            "recipient: attestation document has no public key", field="public_key"
+        )
     try:
         key = serialization.load_der_public_key(doc.public_key)
     except ValueError as exc:
         raise RecipientRejectedError(
-            "recipient: public key is not DER SubjectPublicKeyInfo"
+            "recipient: public key is not DER SubjectPublicKeyInfo", field="public_key"
         ) from exc
     if not isinstance(key, rsa.RSAPublicKey) or key.key_size != RSA_BITS:
-        raise RecipientRejectedError("recipient: public key must be RSA-2048")
+        raise RecipientRejectedError("recipient: public key must be RSA-2048", field="public_key")
     sha = hashes.Hash(hashes.SHA256())
     sha.update(document)
     return AttestedRecipient(

@@ -30,7 +30,13 @@ from local_stack.attested import (
     wrap_for_recipient,
 )
 from local_stack.errors import ExternalError, InputError
-from local_stack.policy_eval import RequestContext, attestation_condition_keys, evaluate
+from package_format.key_policy import (
+    RequestContext,
+    attestation_condition_keys,
+    context_condition_keys,
+    evaluate,
+    principal_condition_keys,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -288,15 +294,11 @@ class KmsFront:
                 raise _DeniedError(
                     "ValidationException", "EncryptionContext must map strings to strings"
                 )
-            keys.update({f"kms:EncryptionContext:{k}": v for k, v in context.items()})
-            multi["kms:EncryptionContextKeys"] = sorted(context)
+            single, multi = context_condition_keys(context)
+            keys.update(single)
         if recipient is not None:
             keys.update(attestation_condition_keys(recipient.pcrs))
-        if principal:
-            keys["aws:PrincipalArn"] = principal
-            account = principal.split(":")[4] if principal.count(":") >= 5 else ""
-            if account:
-                keys["kms:CallerAccount"] = account
+        keys.update(principal_condition_keys(principal))
         policy = self._key_policy(key_arn)
         decision = evaluate(policy, RequestContext(action, principal, key_arn, keys, multi))
         if not decision.allowed:

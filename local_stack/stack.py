@@ -106,6 +106,10 @@ class StackInfo:
             "AWS_ENDPOINT_URL_S3": self.moto.url,
             "NB_STATE_DIR": str(self.state_dir),
             "NB_NSM_ROOT_PEM": str(self.root_pem_path),
+            # The ARNs `owner-tools policy` / `publish --apply-policy` ask for (§5.3).
+            "NB_ACCOUNT": LOCAL_ACCOUNT,
+            "NB_OWNER_PRINCIPAL": OWNER_PRINCIPAL,
+            "NB_ENCLAVE_PRINCIPAL": ENCLAVE_PRINCIPAL,
         }
 
 

@@ -81,8 +81,11 @@ def pack(
     ),
     force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    data: bool = typer.Option(
+        False, "--data", help="Pack the folder as a data bundle (kind = data, no entrypoints)."
+    ),
 ) -> None:
-    """Pack APP_DIR into a signed, encrypted bundle."""
+    """Pack APP_DIR into a signed, encrypted bundle (an app, or with --data a data bundle)."""
     from owner_tools.keys import load_signing_key
     from owner_tools.kms.aws import AwsKms
     from owner_tools.pack import Overrides, collect_files, load_config
@@ -93,7 +96,9 @@ def pack(
     if not DEFAULT_LIMITS.min_segment_size <= segment_size <= DEFAULT_LIMITS.max_segment_size:
         raise typer.BadParameter("out of range", param_hint="--segment-size")
     manifest_path = manifest if manifest is not None else app_dir / "bundle.toml"
-    config = load_config(manifest_path, Overrides(name, version, tuple(entrypoint or ())))
+    config = load_config(
+        manifest_path, Overrides(name, version, tuple(entrypoint or ()), "data" if data else None)
+    )
     seed = load_signing_key(signing_key)
     kms = AwsKms(kms_endpoint, region)
     rows = collect_files(app_dir, config.exclude, [output, manifest_path])
@@ -154,8 +159,28 @@ def _print_human(info: dict[str, Any]) -> None:
         f"{', args' if e['allow_args'] else ''})"
         for e in info["entrypoints"]
     ]
+    lines += _access_lines(info)
     lines += [f"  {f['mode']} {f['size']:>12} {f['path']}" for f in info["files"]]
     print("\n".join(lines))
+
+
+def _access_lines(info: dict[str, Any]) -> list[str]:
+    """specs/bundle-format.md §5.7: kind, access rules and terms, when there are any."""
+    lines = [f"kind:         {info['kind']}"] if info["kind"] != "app" else []
+    lines += [
+        f"data:         {r['name']} {r['versions']} at {r['mount']}"
+        f"{'' if r['required'] else ' (optional)'}, {len(r['signers'])} signer(s)"
+        for r in info.get("data", [])
+    ]
+    lines += [
+        f"app:          {g['name']} {g['versions']}, {len(g['signers'])} signer(s)"
+        for g in info.get("apps", [])
+    ]
+    if "terms" in info:
+        lines.append(
+            "terms:        " + ", ".join(f"{k}={v}" for k, v in sorted(info["terms"].items()))
+        )
+    return lines
 
 
 def inspect(

@@ -7,14 +7,37 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from owner_tools.errors import InputError, UsageError
+from owner_tools.errors import InputError, OwnerToolsError, UsageError
+
+if TYPE_CHECKING:
+    from package_format.key_policy import PolicyInputError
+
+#: The flag behind each `field` of a key-policy error; PCRs come from a file (exit 1).
+_FLAGS = {
+    "account_id": "--account",
+    "admin_principals": "--admin-principal",
+    "enclave_principal": "--enclave-principal",
+    "owner_principal": "--owner-principal",
+    "bundle_names": "--bundle-name",
+    "bundle_version": "--bundle-version",
+    "bind": "--bind",
+}
 
 
 class PolicyFindingsError(InputError):
     """`policy check` found unsafe statements."""
+
+
+def flagged(exc: PolicyInputError) -> OwnerToolsError:
+    """A key-policy input error in the CLI's words: a usage error naming the flag, if any."""
+    flag = _FLAGS.get(exc.field or "")
+    if flag is None:
+        return InputError(str(exc), field=exc.field, hint=exc.hint)
+    return UsageError(f"{flag} {exc}", field=exc.field, hint=exc.hint)
 
 
 def _pcrs(eif: Path | None, pcrs: Path | None) -> tuple[str, str | None]:
@@ -29,12 +52,9 @@ def _pcrs(eif: Path | None, pcrs: Path | None) -> tuple[str, str | None]:
         m = image.measurements
         return m.pcr0.hex(), None if m.pcr8 is None else m.pcr8.hex()
     assert pcrs is not None
-    try:
-        doc = json.loads(pcrs.read_text())
-        values = doc.get("Measurements", doc)
-        return str(values["PCR0"]), None if values.get("PCR8") is None else str(values["PCR8"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(f"{pcrs}: not a measurements json with PCR0") from exc
+    from owner_tools.publish_policy import read_pcrs
+
+    return read_pcrs(pcrs)
 
 
 def _generate(  # noqa: PLR0917 - typer options
@@ -56,12 +76,18 @@ def _generate(  # noqa: PLR0917 - typer options
         None, "--owner-principal", help="ARN allowed to pack (GenerateDataKey, no Decrypt)."
     ),
     output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
+    bind: str = typer.Option(
+        "pcr0",
+        "--bind",
+        help="pcr0: this image (and its signer when signed); pcr8: any image of its signer.",
+    ),
+    data: bool = typer.Option(False, "--data", help="A data provider's key: kind = data only."),
 ) -> None:
     """Write the KMS key policy that releases the key only to the attested enclave."""
     if ctx.invoked_subcommand is not None:
         return
     from owner_tools.image import write_text_atomic
-    from owner_tools.policy import build_key_policy
+    from package_format.key_policy import PolicyInputError, build_key_policy
 
     missing = [
         flag
@@ -77,16 +103,21 @@ def _generate(  # noqa: PLR0917 - typer options
     assert account is not None
     assert enclave_principal is not None
     pcr0, pcr8 = _pcrs(eif, pcrs)
-    policy = build_key_policy(
-        account_id=account,
-        pcr0=pcr0,
-        pcr8=pcr8,
-        bundle_name=bundle_name,
-        bundle_version=bundle_version,
-        enclave_principal=enclave_principal,
-        admin_principals=list(admin_principal),
-        owner_principal=owner_principal,
-    )
+    try:
+        policy = build_key_policy(
+            account_id=account,
+            pcr0=pcr0,
+            pcr8=pcr8,
+            bundle_name=bundle_name,
+            bundle_version=bundle_version,
+            enclave_principal=enclave_principal,
+            admin_principals=list(admin_principal),
+            owner_principal=owner_principal,
+            bind=bind,
+            kind="data" if data else "app",
+        )
+    except PolicyInputError as exc:
+        raise flagged(exc) from exc
     text = json.dumps(policy, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -97,7 +128,7 @@ def _generate(  # noqa: PLR0917 - typer options
 
 def _check(policy_file: Path = typer.Argument(..., help="Key policy JSON.")) -> None:
     """Flag policies a user could get the key around; exit 1 when any finding."""
-    from owner_tools.policy import check_policy
+    from package_format.key_policy import check_policy
 
     try:
         doc = json.loads(policy_file.read_text())

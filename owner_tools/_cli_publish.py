@@ -14,7 +14,7 @@ import typer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from owner_tools.publish_policy import Principals
+    from owner_tools.publish_policy import Principals, PublishOutcome
     from package_format.index import S3Location
 
 
@@ -57,10 +57,24 @@ def _total(*paths: Path | None) -> int:
     return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
 
 
-def _default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
-    if image is None or pcrs is not None:
-        return pcrs
-    return image.with_name(image.name + ".pcrs.json")  # what build-eif writes
+def _print_published(outcome: PublishOutcome, location: S3Location) -> None:
+    result = outcome.result
+    where = location.url(location.index_key(result.name))
+    if result.changed:
+        for url in result.urls:
+            print(url)
+        print(
+            f"published {result.name}@{result.version} (index version "
+            f"{result.index_version}, {where})",
+            file=sys.stderr,
+        )
+    else:
+        print(
+            f"{result.name}@{result.version} is already published with these bytes; nothing to do",
+            file=sys.stderr,
+        )
+    if outcome.key_id is not None:
+        print(f"key policy of {outcome.key_id} now admits this image", file=sys.stderr)
 
 
 def _principals(
@@ -85,68 +99,69 @@ def _principals(
     return Principals(account, enclave_principal, list(admin_principals), owner_principal)
 
 
-def register(app: typer.Typer) -> None:
-    """Add `publish` and `revoke` to `app`."""
+def _publish(  # noqa: PLR0917 - typer options
+    bundle: Path = typer.Argument(..., help="The bundle file to publish."),
+    to: str = typer.Option(
+        ..., "--to", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+    ),
+    key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
+    eif: Path | None = typer.Option(None, "--eif", help="Enclave image to publish with it."),
+    pcrs: Path | None = typer.Option(
+        None,
+        "--pcrs",
+        help="PCR JSON of the image (default: IMAGE.pcrs.json, as build-eif writes it).",
+    ),
+    expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
+    part_size: int = typer.Option(64, "--part-size", help="Multipart part size in MiB."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
+    ),
+    apply_policy: bool = typer.Option(
+        False, "--apply-policy", help="Put the image's key policy on the bundle's KMS key."
+    ),
+    kms_endpoint_url: str | None = typer.Option(
+        None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
+    ),
+    account: str | None = typer.Option(None, "--account", help="AWS account id (policy)."),
+    enclave_principal: str | None = typer.Option(
+        None, "--enclave-principal", help="IAM role of the enclave's parent (policy)."
+    ),
+    admin_principal: list[str] = typer.Option(
+        [], "--admin-principal", help="Key administrator ARN, repeatable (policy)."
+    ),
+    owner_principal: str | None = typer.Option(
+        None, "--owner-principal", help="May GenerateDataKey to pack (policy)."
+    ),
+) -> None:
+    """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
+    from datetime import UTC, datetime
 
-    @app.command()
-    def publish(  # noqa: PLR0917 - typer options
-        bundle: Path = typer.Argument(..., help="The bundle file to publish."),
-        to: str = typer.Option(
-            ..., "--to", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
-        ),
-        key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
-        eif: Path | None = typer.Option(None, "--eif", help="Enclave image to publish with it."),
-        pcrs: Path | None = typer.Option(
-            None,
-            "--pcrs",
-            help="PCR JSON of the image (default: IMAGE.pcrs.json, as build-eif writes it).",
-        ),
-        expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
-        part_size: int = typer.Option(64, "--part-size", help="Multipart part size in MiB."),
-        endpoint_url: str | None = typer.Option(
-            None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
-        ),
-        apply_policy: bool = typer.Option(
-            False, "--apply-policy", help="Put the image's key policy on the bundle's KMS key."
-        ),
-        kms_endpoint_url: str | None = typer.Option(
-            None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
-        ),
-        account: str | None = typer.Option(None, "--account", help="AWS account id (policy)."),
-        enclave_principal: str | None = typer.Option(
-            None, "--enclave-principal", help="IAM role of the enclave's parent (policy)."
-        ),
-        admin_principal: list[str] = typer.Option(
-            [], "--admin-principal", help="Key administrator ARN, repeatable (policy)."
-        ),
-        owner_principal: str | None = typer.Option(
-            None, "--owner-principal", help="May GenerateDataKey to pack (policy)."
-        ),
-    ) -> None:
-        """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
-        from datetime import UTC, datetime
+    from owner_tools import keys, publish_policy, s3
+    from owner_tools._cli_policy import flagged
+    from package_format.key_policy import PolicyInputError
 
-        from owner_tools import keys, s3
-        from owner_tools import publish as pub
-
-        location = _location(to)
-        lifetime = _lifetime(expires_in)
-        if not 5 <= part_size <= 5120:
-            raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
-        principals = _principals(
-            apply_policy,
-            eif,
-            account=account,
-            enclave_principal=enclave_principal,
-            admin_principals=admin_principal,
-            owner_principal=owner_principal,
-        )
-        pcrs = _default_pcrs(eif, pcrs)
-        private_key = keys.load_signing_key(key)
-        client = s3.make_client(endpoint_url)
-        with _Progress(_total(bundle, eif, pcrs), "uploading") as progress:
-            result = pub.publish(
-                client,
+    location = _location(to)
+    lifetime = _lifetime(expires_in)
+    if not 5 <= part_size <= 5120:
+        raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
+    principals = _principals(
+        apply_policy,
+        eif,
+        account=account,
+        enclave_principal=enclave_principal,
+        admin_principals=admin_principal,
+        owner_principal=owner_principal,
+    )
+    target = None
+    if principals is not None:
+        kms = publish_policy.kms_client(kms_endpoint_url)
+        target = publish_policy.PolicyTarget(kms, principals)
+    private_key = keys.load_signing_key(key)
+    total = _total(bundle, eif, publish_policy.default_pcrs(eif, pcrs))
+    with _Progress(total, "uploading") as progress:
+        try:
+            outcome = publish_policy.publish_with_policy(
+                s3.make_client(endpoint_url),
                 location,
                 bundle,
                 private_key=private_key,
@@ -156,79 +171,59 @@ def register(app: typer.Typer) -> None:
                 lifetime=lifetime,
                 part_size=part_size * 1024 * 1024,
                 progress=progress,
+                policy=target,
             )
-        where = location.url(location.index_key(result.name))
-        if result.changed:
-            for url in result.urls:
-                print(url)
-            print(
-                f"published {result.name}@{result.version} (index version "
-                f"{result.index_version}, {where})",
-                file=sys.stderr,
-            )
-        else:
-            print(
-                f"{result.name}@{result.version} is already published with these bytes; "
-                "nothing to do",
-                file=sys.stderr,
-            )
-        if principals is not None and pcrs is not None:
-            from owner_tools import publish_policy
+        except PolicyInputError as exc:
+            raise flagged(exc) from exc
+    _print_published(outcome, location)
 
-            key_id = publish_policy.apply_image_policy(
-                publish_policy.kms_client(kms_endpoint_url),
-                result.index,
-                result.version,
-                pcrs,
-                principals,
-            )
-            print(f"key policy of {key_id} now admits this image", file=sys.stderr)
 
-    @app.command()
-    def revoke(  # noqa: PLR0917 - typer options
-        name: str = typer.Argument(..., help="Bundle name."),
-        version: str = typer.Argument(..., help="Bundle version to revoke."),
-        to: str = typer.Option(
-            ..., "--to", "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
-        ),
-        key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
-        reason: str = typer.Option("revoked by the owner", "--reason", help="Shown to users."),
-        expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
-        endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint."),
-        apply_policy: bool = typer.Option(
-            False, "--apply-policy", help="Deny Decrypt for this version in the key policy."
-        ),
-        kms_endpoint_url: str | None = typer.Option(
-            None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
-        ),
-    ) -> None:
-        """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy)."""
-        from datetime import UTC, datetime
+def _revoke(  # noqa: PLR0917 - typer options
+    name: str = typer.Argument(..., help="Bundle name."),
+    version: str = typer.Argument(..., help="Bundle version to revoke."),
+    to: str = typer.Option(
+        ..., "--to", "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+    ),
+    key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
+    reason: str = typer.Option("revoked by the owner", "--reason", help="Shown to users."),
+    expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
+    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint."),
+    apply_policy: bool = typer.Option(
+        False, "--apply-policy", help="Deny Decrypt for this version in the key policy."
+    ),
+    kms_endpoint_url: str | None = typer.Option(
+        None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
+    ),
+) -> None:
+    """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy)."""
+    from datetime import UTC, datetime
 
-        from owner_tools import keys, s3
-        from owner_tools import publish as pub
+    from owner_tools import keys, publish_policy, s3
 
-        location = _location(to)
-        lifetime = _lifetime(expires_in)
-        private_key = keys.load_signing_key(key)
-        result = pub.revoke(
-            s3.make_client(endpoint_url),
-            location,
-            name,
-            version,
-            private_key=private_key,
-            now=datetime.now(UTC),
-            reason=reason,
-            lifetime=lifetime,
-        )
-        if result.changed:
-            print(f"revoked {name}@{version} (index version {result.index_version})")
-        else:
-            print(f"{name}@{version} was already revoked (index version {result.index_version})")
-        if apply_policy:
-            from owner_tools import publish_policy
+    location = _location(to)
+    lifetime = _lifetime(expires_in)
+    private_key = keys.load_signing_key(key)
+    kms = publish_policy.kms_client(kms_endpoint_url) if apply_policy else None
+    result, key_id = publish_policy.revoke_with_policy(
+        s3.make_client(endpoint_url),
+        location,
+        name,
+        version,
+        private_key=private_key,
+        now=datetime.now(UTC),
+        reason=reason,
+        lifetime=lifetime,
+        kms=kms,
+    )
+    if result.changed:
+        print(f"revoked {name}@{version} (index version {result.index_version})")
+    else:
+        print(f"{name}@{version} was already revoked (index version {result.index_version})")
+    if key_id is not None:
+        print(f"key policy of {key_id} now denies Decrypt for {name}@{version}")
 
-            key_id = publish_policy.apply_revocation(
-                publish_policy.kms_client(kms_endpoint_url), result.index, version
-            )
-            print(f"key policy of {key_id} now denies Decrypt for {name}@{version}")
+
+def register(app: typer.Typer) -> None:
+    """Add `publish` and `revoke` to `app`."""
+    app.command("publish")(_publish)
+    app.command("revoke")(_revoke)

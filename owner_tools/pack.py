@@ -54,7 +54,7 @@ class ManifestFileError(InputError):
 
 
 class OutputExistsError(InputError):
-    """The output file exists and --force was not given."""
+    """The output file exists and replacing it was not asked for."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,7 @@ class Overrides:
     name: str | None = None
     version: str | None = None
     entrypoints: tuple[str, ...] = ()
+    kind: str | None = None
 
 
 @dataclass(frozen=True)
@@ -94,18 +95,17 @@ def load_config(path: Path, overrides: Overrides) -> BundleConfig:
     elif overrides.name and overrides.version and overrides.entrypoints:
         config = BundleConfig()
     else:
-        raise ManifestFileError(f"{path}: no such file (or give --name, --version, --entrypoint)")
+        raise ManifestFileError(f"{path}: no such file", field="manifest", hint="manifest-or-flags")
     config = _apply_overrides(config, overrides)
     for field in ("name", "version"):
         if not getattr(config, field):
             raise ManifestFileError(f"{path}: {field} is required")
-    if not config.entrypoints:
-        raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
+    _check_kind(config, path)
     return config
 
 
 def _environment(app_dir: Path, config: BundleConfig) -> Environment | None:
-    """The manifest's environment: SHA-256 of `[environment] requirements` (§5.7).
+    """The manifest's environment: SHA-256 of `[environment] requirements` (§5.8).
 
     Raises:
         ManifestFileError: The file is missing or not a hashed requirements file.
@@ -122,8 +122,25 @@ def _environment(app_dir: Path, config: BundleConfig) -> Environment | None:
     return Environment(hashlib.sha256(data).hexdigest())
 
 
+def _check_kind(config: BundleConfig, path: Path) -> None:
+    """An app needs entrypoints, a data bundle apps (specs/bundle-format.md §5.7)."""
+    if config.kind == "data":
+        if not config.apps:
+            raise ManifestFileError(f"{path}: a data bundle needs at least one [[apps]]")
+    elif config.apps or config.terms is not None:
+        raise ManifestFileError(f"{path}: [[apps]] and [terms] are for a data bundle (--data)")
+    elif not config.entrypoints:
+        raise ManifestFileError(f"{path}: at least one [[entrypoints]] is required")
+
+
 def _apply_overrides(config: BundleConfig, overrides: Overrides) -> BundleConfig:
     try:
+        if overrides.kind == "data" and (config.entrypoints or config.data or config.env):
+            raise ManifestFileError("--data: bundle.toml declares entrypoints, data or env")
+        if overrides.kind == "data" and overrides.entrypoints:
+            raise ManifestFileError("--data: a data bundle has no --entrypoint")
+        if overrides.kind is not None:
+            config = replace(config, kind=overrides.kind)
         if overrides.name:
             config = replace(config, name=check_name(overrides.name, "--name"))
         if overrides.version:
@@ -225,7 +242,7 @@ def pack(
         PackageFormatError: A file changed while packing, or a limit was hit.
     """
     if (output.exists() or output.is_symlink()) and not force:
-        raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+        raise OutputExistsError(f"{output}: already exists", field="output", hint="overwrite")
     if now is not None and config.expires is not None and config.expires <= now:
         when = datetime.fromtimestamp(config.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         raise ManifestFileError(
@@ -247,13 +264,19 @@ def pack(
             max_run_seconds=config.max_run_seconds,
             env=config.env,
             environment=_environment(app_dir, config),
+            kind=config.kind,
+            data=config.data,
+            apps=config.apps,
+            terms=config.terms,
         )
     except PackageFormatError as exc:
         raise ManifestFileError(f"manifest: {exc}") from exc
-    reserved = {"bundle", "version"} & set(config.encryption_context)
+    reserved = {"bundle", "version", "kind"} & set(config.encryption_context)
     if reserved:
         raise ManifestFileError(f"encryption_context: {min(reserved)!r} is set by pack")
     context = {"bundle": manifest.name, "version": manifest.version, **config.encryption_context}
+    if manifest.kind == "data":  # §4.3: a data key is bound to its kind too
+        context["kind"] = "data"
     data_key, wrapped = kms.generate_data_key(key_id, context)
     header = build_header(
         manifest,

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""`--apply-policy` for publish and revoke: put the KMS key policy (specs/distribution.md §6.3).
+"""Publish and revoke with `--apply-policy`: the KMS key policy (specs/distribution.md §6.3).
+
+`publish_with_policy` and `revoke_with_policy` are the whole workflows (upload, sign the
+index, then put the policy); the CLI only parses flags and prints their outcome.
 
 publish: the policy that lets the published image (its PCRs) Decrypt the bundle's data key,
 keeping every revocation (from the index and from the policy in force). revoke: the policy
@@ -12,24 +15,30 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore import exceptions as bx
 from botocore.config import Config
 
-from owner_tools import policy as key_policy
-from owner_tools.errors import ExternalError, InputError
+from owner_tools import publish as pub
+from owner_tools import s3
+from owner_tools.errors import ExternalError, InputError, UsageError
+from package_format import key_policy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
     from pathlib import Path
 
     from mypy_boto3_kms.client import KMSClient
+    from mypy_boto3_s3.client import S3Client
 
-    from package_format.index import Index
+    from package_format.index import Index, S3Location
 
 POLICY_NAME = "default"
-REVOCATION_SID_PREFIX = "Revoke"
+REVOCATION_SID_PREFIX = key_policy.REVOCATION_SID_PREFIX
 
 
 class KeyPolicyError(ExternalError):
@@ -118,7 +127,7 @@ def apply_revocation(client: KMSClient, index: Index, version: str) -> str:
     Raises:
         NoKmsKeyError: the index records no key for `version`.
         KeyPolicyError: KMS failed.
-        OwnerToolsError: the policy in force has no Statement list.
+        package_format.key_policy.PolicyInputError: the policy in force has no Statement list.
     """
     key_id = _key_of(index, version)
     policy = get_policy(client, key_id)
@@ -140,17 +149,20 @@ def apply_image_policy(
         NoKmsKeyError: the index records no key for `version`.
         InputError: `pcrs` is not a measurements JSON with PCR0.
         KeyPolicyError: KMS failed.
+        package_format.key_policy.PolicyInputError: a principal or PCR is invalid.
     """
     key_id = _key_of(index, version)
     pcr0, pcr8 = read_pcrs(pcrs)
-    policy = key_policy.build_key_policy(
-        account_id=principals.account_id,
-        pcr0=pcr0,
-        pcr8=pcr8,
-        bundle_name=index.name,
-        enclave_principal=principals.enclave_principal,
-        admin_principals=principals.admin_principals,
-        owner_principal=principals.owner_principal,
+    policy = key_policy.build_policy(
+        key_policy.PolicyRequest(
+            account_id=principals.account_id,
+            pcr0=pcr0,
+            pcr8=pcr8,
+            bundle_names=(index.name,),
+            enclave_principal=principals.enclave_principal,
+            admin_principals=tuple(principals.admin_principals),
+            owner_principal=principals.owner_principal,
+        )
     )
     old = get_policy(client, key_id)
     kept = [
@@ -178,4 +190,110 @@ def read_pcrs(path: Path) -> tuple[str, str | None]:
         pcr8 = values.get("PCR8")
         return str(values["PCR0"]), None if pcr8 is None else str(pcr8)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        raise InputError(f"{path}: not a measurements json with PCR0") from e
+        raise InputError(
+            f"{path}: not a measurements json with PCR0",
+            field="pcrs",
+            hint="build-eif writes IMAGE.eif.pcrs.json; describe-eif prints one",
+        ) from e
+
+
+def default_pcrs(image: Path | None, pcrs: Path | None) -> Path | None:
+    """`pcrs`, or the `IMAGE.pcrs.json` build-eif writes beside `image`."""
+    if image is None or pcrs is not None:
+        return pcrs
+    return image.with_name(image.name + ".pcrs.json")
+
+
+@dataclass(frozen=True)
+class PolicyTarget:
+    """Where and how to put the key policy: KMS, and who the policy names."""
+
+    kms: KMSClient
+    principals: Principals
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What `publish_with_policy` did: the publish result and the key whose policy changed."""
+
+    result: pub.PublishResult
+    key_id: str | None
+
+
+def publish_with_policy(
+    client: S3Client,
+    location: S3Location,
+    bundle: Path,
+    *,
+    private_key: bytes,
+    now: datetime,
+    image: Path | None = None,
+    pcrs: Path | None = None,
+    lifetime: timedelta = pub.DEFAULT_LIFETIME,
+    part_size: int = s3.DEFAULT_PART_SIZE,
+    progress: Callable[[int], None] | None = None,
+    policy: PolicyTarget | None = None,
+) -> PublishOutcome:
+    """Publish `bundle` (and `image`), then, with `policy`, admit the image in the key policy.
+
+    `pcrs` defaults to the file build-eif writes beside `image` (specs/distribution.md §7).
+
+    Raises:
+        UsageError: `policy` without `image`.
+        OwnerToolsError: as `publish.publish` and `apply_image_policy`.
+    """
+    if policy is not None and image is None:
+        raise UsageError(
+            "applying the key policy needs the enclave image",
+            field="image",
+            hint="the policy binds the image's PCRs: publish it with its image",
+        )
+    pcrs = default_pcrs(image, pcrs)
+    result = pub.publish(
+        client,
+        location,
+        bundle,
+        private_key=private_key,
+        now=now,
+        image=image,
+        pcrs=pcrs,
+        lifetime=lifetime,
+        part_size=part_size,
+        progress=progress,
+    )
+    key_id = None
+    if policy is not None and pcrs is not None:
+        key_id = apply_image_policy(
+            policy.kms, result.index, result.version, pcrs, policy.principals
+        )
+    return PublishOutcome(result, key_id)
+
+
+def revoke_with_policy(
+    client: S3Client,
+    location: S3Location,
+    name: str,
+    version: str,
+    *,
+    private_key: bytes,
+    now: datetime,
+    reason: str,
+    lifetime: timedelta = pub.DEFAULT_LIFETIME,
+    kms: KMSClient | None = None,
+) -> tuple[pub.RevokeResult, str | None]:
+    """Revoke NAME@VERSION in the signed index, then, with `kms`, deny it in the key policy.
+
+    Returns the revoke result and the key id whose policy now denies it (None without `kms`).
+    """
+    result = pub.revoke(
+        client,
+        location,
+        name,
+        version,
+        private_key=private_key,
+        now=now,
+        reason=reason,
+        lifetime=lifetime,
+    )
+    key_id = None if kms is None else apply_revocation(kms, result.index, version)
+    return result, key_id

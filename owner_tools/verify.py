@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from owner_tools.kms.interface import KeyService
+from owner_tools.kms.interface import KeyService, KmsAccessDeniedError
 from package_format.bundle.header import BundleHeader
 from package_format.bundle.reader import BundleReader, check_length
 from package_format.bundle.signing import fingerprint
@@ -69,7 +69,18 @@ def verify_bundle(
         header = reader.header
         check_length(reader.parsed, os.fstat(f.fileno()).st_size)
         if kms is not None and data_key is None:
-            data_key = kms.decrypt(header.wrapped_key, header.kms_key_id, header.encryption_context)
+            try:
+                data_key = kms.decrypt(
+                    header.wrapped_key, header.kms_key_id, header.encryption_context
+                )
+            except KmsAccessDeniedError as exc:
+                # The usual cause: publish --apply-policy bound Decrypt to the image, as it
+                # should; only the attested enclave may decrypt from then on.
+                raise KmsAccessDeniedError(
+                    f"{exc}; if the key's policy binds Decrypt to an enclave image "
+                    "(owner-tools policy / publish --apply-policy), only that enclave may "
+                    "decrypt; verify without --decrypt checks the signature and sizes"
+                ) from exc
         if data_key is not None:
             for item in reader.iter_files(data_key):
                 for chunk in item.chunks:
@@ -108,4 +119,19 @@ def describe(header: BundleHeader, bundle_size: int) -> dict[str, Any]:
         "wrapped_key_size": len(header.wrapped_key),
         "signer": header.signer.hex(),
         "signer_fingerprint": fingerprint(header.signer),
+        "kind": m.kind,
+        **_access(header),
     }
+
+
+def _access(header: BundleHeader) -> dict[str, Any]:
+    """The access rules and terms of specs/bundle-format.md §5.7, when the manifest has any."""
+    m = header.manifest
+    out: dict[str, Any] = {}
+    if m.data:
+        out["data"] = [{**r.to_cbor_obj(), "signers": [k.hex() for k in r.signers]} for r in m.data]
+    if m.apps:
+        out["apps"] = [{**g.to_cbor_obj(), "signers": [k.hex() for k in g.signers]} for g in m.apps]
+    if m.terms is not None:
+        out["terms"] = m.terms.to_cbor_obj()
+    return out

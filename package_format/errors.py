@@ -10,7 +10,27 @@ catch `PackageFormatError` once to print one line.
 from __future__ import annotations
 
 
-class PackageFormatError(Exception):
+class DetailedError(Exception):
+    """An error with structured fields a CLI turns into one line and a hint.
+
+    `str(error)` says what is wrong; `field` names the input at fault (a parameter or
+    field name, never a CLI flag: the CLI maps it) and `hint` what the caller can do.
+    Both are optional and keyword-only, so every subclass keeps its positional message.
+    Every package's error base derives from it (issue 19).
+    """
+
+    field: str | None = None
+    hint: str | None = None
+
+    def __init__(self, *args: object, field: str | None = None, hint: str | None = None) -> None:
+        super().__init__(*args)
+        if field is not None:
+            self.field = field
+        if hint is not None:
+            self.hint = hint
+
+
+class PackageFormatError(DetailedError):
     """Base of every error this package raises."""
 
 

@@ -44,6 +44,20 @@ def test_demo_runs_the_whole_flow(tmp_path: Path) -> None:
     metrics = json.loads(out[start : out.index("}", start) + 1])
     assert metrics["rows"] == 169
     assert metrics["accuracy"] > 0.9
+    # The third party (issue 22): the hospital's data bundle, scored by the owner's app.
+    assert "$ owner-tools pack --data" in out
+    assert "$ user-runtime run -f app_package.encrypted --data patient-records-1.0.0.nb" in out
+    third = out[out.index("=== user: the owner's app scores the hospital's") :]
+    assert "[ml_algorithm] scored 169 rows of patients.csv" in third
+    # The run's receipt verifies against the image, the nonce, the outputs and the inputs.
+    summary = out[out.index("$ user-runtime receipt verify") :]
+    assert "receipt: verified, signed by" in summary
+    assert "bundle:     app breast-cancer-scorer" in summary
+    assert "run:        ml_algorithm.py -m model.h5 -d /dataset/ -o /output/" in summary
+    assert "checked, all match" in summary.split("outputs:")[1].splitlines()[0]
+    assert "checked, all match" in summary.split("inputs:")[1].splitlines()[0]
+    assert "user-runtime: receipt: output/receipt.cbor" in proc.stderr
+    assert "nonce bound" in proc.stderr
     assert "ENTRYPOINT_NOT_DECLARED" in proc.stderr
     # Everything it started is stopped again.
     assert "local-stack: stopped" in proc.stderr

@@ -161,15 +161,17 @@ def test_user_flow_on_the_booted_image(world, tmp_path) -> None:
     try:
         shutil.copy(world["bundle"], synced / "encrypted" / "app.nb")
         shutil.copy(DATASET, synced / "dataset" / DATASET.name)
-        run = _cli("run", "-f", "app.nb", "-s", "ml_algorithm.py", "-a", ARGS)
+        run_nonce = os.urandom(16).hex()
+        run = _cli("run", "-f", "app.nb", "-s", "ml_algorithm.py", "-a", ARGS, "--nonce", run_nonce)
         assert run.returncode == 0, run.stderr
         assert any("scored 169 rows of patients.csv" in line for line in run.stdout.splitlines())
         deadline = time.monotonic() + 60
-        while not (synced / "output" / "metrics.json").exists() and time.monotonic() < deadline:
+        while not (synced / "output" / "receipt.cbor").exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         metrics = json.loads((synced / "output" / "metrics.json").read_text())
         assert metrics["rows"] == 169
         assert (synced / "output" / "predictions.csv").read_text().count("\n") == 170
+        _check_receipt(world, synced, root, run_nonce)
 
         refused = _cli("run", "-f", "app.nb", "-s", "train.py")
         assert refused.returncode == 1
@@ -180,6 +182,26 @@ def test_user_flow_on_the_booted_image(world, tmp_path) -> None:
     assert not _running(status["pid"])
     left = [p.name for p in (world["state"] / "enclave").glob("*.sock*")]
     assert left == []
+
+
+def _check_receipt(world, synced: Path, root: Path, nonce: str) -> None:
+    """The run's receipt, signed by QEMU's virtio-nsm, verifies (specs/receipts.md §6)."""
+    receipt = synced / "output" / "receipt.cbor"
+    common = ["receipt", "verify", str(receipt), "--root", str(root)]
+    files = ["--output-dir", str(synced / "output"), "--inputs", str(synced)]
+    good = _cli(*common, "--eif", str(world["eif"]), "--nonce", nonce, *files, "--json")
+    assert good.returncode == 0, good.stderr
+    summary = json.loads(good.stdout)
+    assert summary["pcrs"]["0"] == world["pcrs"]["PCR0"]
+    assert summary["outputs"]["checked"] == summary["outputs"]["count"] >= 2
+    assert summary["inputs"] == {"count": 1, "checked": 1}
+    assert summary["bundles"][0]["name"] == BUNDLE_NAME
+    other = _cli(*common, "--expect-pcr0", "00" * 48)
+    assert other.returncode == 1
+    assert "pcr0: the receipt's enclave ran another image" in other.stderr
+    replay = _cli(*common, "--eif", str(world["eif"]), "--nonce", "ab" * 16)
+    assert replay.returncode == 1
+    assert "nonce" in replay.stderr
 
 
 def test_modified_rootfs_is_refused_its_key(world, tmp_path) -> None:
@@ -252,6 +274,8 @@ def _run_patterns(world, bundle: Path, backend: str) -> tuple[str, dict[str, byt
     status = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", backend)
     assert status.returncode == 0, status.stderr
     address = json.loads(status.stdout)["address"]
+    if backend == "local":  # the image's own rootfs, not the host's Python
+        assert json.loads(status.stdout)["world"] == "image"
     try:
         with EnclaveClient.connect(address) as client:
             for name, data in (("config.json", json.dumps(CONFIG)), ("rows.txt", "1 2 3.5\n")):
@@ -274,6 +298,82 @@ def test_same_bundle_same_outputs_on_local_and_qemu(world) -> None:
     assert local == qemu
     assert local[0] == "url https://example.com//a/../b n 5 pids ['1']\n"
     assert local[1]["r.txt"] == b"sum=13.0 n=5\n"
+
+
+# -- issues 19 and 21: the local backend runs the command the image records -------------------
+
+
+def _recorded(eif: Path, name: str) -> list[str]:
+    """A file of the customer ramdisk (`cmd`, `env`), read with the format library only."""
+    from package_format.eif import iter_cpio, read_eif
+    from package_format.eif.reader import SectionReader
+
+    with eif.open("rb") as f:
+        image = read_eif(f)
+        for section in image.ramdisks()[1:]:
+            for member in iter_cpio(SectionReader(f, section), want=lambda n: n == name):
+                if member.name == name and member.data is not None:
+                    return member.data.decode().splitlines()
+    pytest.fail(f"{eif} records no {name}")
+
+
+def _fd_targets(pid: int) -> list[str]:
+    out = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            out.append(str(fd.readlink()))
+        except FileNotFoundError:
+            continue  # closed meanwhile
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_local_backend_runs_the_command_the_image_records(world, monkeypatch) -> None:
+    monkeypatch.setenv("NB_LOCAL_WORLD", "image")  # refuse rather than fall back to the host
+    started = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", "local")
+    assert started.returncode == 0, started.stderr
+    status = json.loads(started.stdout)
+    try:
+        assert status["world"] == "image"
+        assert "warning" not in started.stderr
+        (server,) = _children(status["pid"])
+        cmdline = Path(f"/proc/{server}/cmdline").read_bytes().decode().split("\0")[:-1]
+        recorded = _recorded(world["eif"], "cmd")
+        at = recorded.index("--vsock")
+        swapped = [*recorded[:at], "--unix", "/run/nitro-bundles-io/enclave.sock"]
+        assert cmdline == [*swapped, *recorded[at + 2 :], "--memory-budget", "2048M"]
+        environ = Path(f"/proc/{server}/environ").read_bytes().decode().split("\0")
+        kept = [e for e in _recorded(world["eif"], "env") if not e.startswith("NB_KMS_TARGET=")]
+        assert environ[: len(kept)] == kept
+        # Its "/" is the image's tree, read-only; nothing of the host's tree is there.
+        inside = Path(f"/proc/{server}/root")
+        tree = Path(status["rootfs"]) / "rootfs"
+        assert (inside / recorded[0].lstrip("/")).samefile(tree / recorded[0].lstrip("/"))
+        assert not (inside / str(REPO).lstrip("/")).exists()
+        # The cache's lock stays with the launcher: no descriptor of the server leads out.
+        fds = _fd_targets(server)
+        assert not any(str(Path(status["rootfs"]).parent) in target for target in fds), fds
+        held = _fd_targets(status["pid"])
+        assert status["rootfs"] in held  # unshare's parent holds the entry's lock
+        mounts = Path(f"/proc/{server}/mountinfo").read_text().splitlines()
+        (root_mount,) = [m for m in mounts if m.split()[4] == "/"]
+        assert "ro" in root_mount.split()[5].split(",")
+        # The sample app runs with the image's own packages (the host's venv is not there).
+        from user_runtime.rpc_client import EnclaveClient
+
+        with EnclaveClient.connect(status["address"]) as client:
+            client.create(f"dataset/{DATASET.name}")
+            client.write(f"dataset/{DATASET.name}", 0, DATASET.read_bytes())
+        run = _cli("run", "-f", str(world["bundle"]), "-s", "ml_algorithm.py", "-a", ARGS)
+        assert run.returncode == 0, run.stderr
+        assert "scored 169 rows of patients.csv" in run.stdout
+    finally:
+        assert _cli("enclave", "stop").returncode == 0
+    assert not _running(status["pid"])
+    assert not (world["state"] / "enclave" / "io").exists()
 
 
 # -- issue 21: the app's dependencies in the image, apart from the server's ---------------

@@ -12,16 +12,32 @@ import sys
 
 from cli_shell import CliShell
 from package_format.errors import PackageFormatError
-from user_runtime import _cli_attestation, _cli_enclave, _cli_pull, _cli_run, _cli_sync
+from user_runtime import (
+    _cli_attestation,
+    _cli_enclave,
+    _cli_pull,
+    _cli_receipt,
+    _cli_run,
+    _cli_sync,
+)
 from user_runtime.errors import UsageError, UserRuntimeError
 
 PROG = "user-runtime"
+#: The command-line words for the `hint` keys of library errors (the library names no flag).
+HINTS = {"stop-sync": "stop it first with user-runtime sync --stop FOLDER"}
 
 shell = CliShell(
     PROG,
-    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation],
+    [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation, _cli_receipt],
     (UserRuntimeError, PackageFormatError),
     UsageError,
+    summary=(
+        "The user's tools: start the enclave, sync a folder into it, run an owner's "
+        "entrypoint on your data, get the outputs back; the owner's code never leaves the"
+        " enclave in plaintext."
+    ),
+    example='user-runtime run -f app.nb -s ml_algorithm.py -a "-d /dataset/ -o /output/"',
+    hints=HINTS,
 )
 app = shell.app
 fail = shell.fail

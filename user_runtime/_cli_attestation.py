@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Verify an attestation document and print its fields as JSON."""
         import json
+        import sys
 
-        from user_runtime.attestation import parse_at, verify_file
+        from user_runtime.attestation import DEBUG_MODE_WARNING, parse_at, verify_file
         from user_runtime.errors import UsageError
 
         try:
@@ -44,6 +45,8 @@ def register(app: typer.Typer) -> None:
         except UsageError as exc:
             raise typer.BadParameter(str(exc)) from exc
         result = verify_file(document, root_path=root, at=when)
+        if result["debug_mode"]:
+            print(f"user-runtime: {DEBUG_MODE_WARNING}", file=sys.stderr)
         print(json.dumps(result, indent=2))
 
     @sub.command("fetch")
@@ -67,8 +70,9 @@ def register(app: typer.Typer) -> None:
         import contextlib
         import json
         import os
+        import sys
 
-        from user_runtime.attestation import verify_fresh
+        from user_runtime.attestation import DEBUG_MODE_WARNING, verify_fresh
         from user_runtime.enclave_state import state_dir_path
         from user_runtime.rpc_client import EnclaveClient
         from user_runtime.run import enclave_address
@@ -83,6 +87,8 @@ def register(app: typer.Typer) -> None:
         with contextlib.closing(EnclaveClient.connect(address)) as client:
             data = client.attest(nonce=wanted)
         result = verify_fresh(data, nonce=wanted, root_path=root)
+        if result["debug_mode"]:
+            print(f"user-runtime: {DEBUG_MODE_WARNING}", file=sys.stderr)
         if out is not None:
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             tmp.write_bytes(data)

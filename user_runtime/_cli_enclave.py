@@ -125,4 +125,6 @@ def _status_json(state: EnclaveState, *, running: bool) -> dict[str, object]:
         "backend": state.mode,
         "accel": state.accel,
         "console_log": state.console_log,
+        "world": state.world if state.mode == "local" else "image",
+        "rootfs": state.rootfs,
     }

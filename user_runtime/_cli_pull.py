@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from user_runtime.pull import PullResult
 
 
 def _load_owner_key(path: Path) -> bytes:
@@ -21,24 +25,6 @@ def _load_owner_key(path: Path) -> bytes:
     except UnicodeDecodeError as e:
         raise InputError(f"{path}: not a public key file") from e
     return load_public_key(text, str(path))
-
-
-class _TtyCounter:
-    """Bytes fetched so far, redrawn in place on a terminal's stderr."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.done = 0
-
-    def __call__(self, count: int) -> None:
-        before = self.done >> 20
-        self.done += count
-        if self.done >> 20 != before:
-            print(f"\r{self.label}: {self.done >> 20} MiB", end="", file=sys.stderr, flush=True)
-
-    def finish(self) -> None:
-        if self.done:
-            print(file=sys.stderr)
 
 
 def register(app: typer.Typer) -> None:
@@ -59,10 +45,18 @@ def register(app: typer.Typer) -> None:
         endpoint_url: str | None = typer.Option(
             None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
         ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md)."),
     ) -> None:
-        """Fetch NAME (its current version, or VERSION) after verifying the signed index."""
+        """Fetch NAME (its current version, or VERSION) after verifying the signed index.
+
+        Example: user-runtime pull breast-cancer-scorer --from s3://bundles/releases
+        --owner-key owner.pub -d downloads --eif
+        """
+        import json
         from datetime import UTC, datetime
 
+        from cli_shell.progress import byte_progress
         from package_format.errors import FormatError
         from package_format.index import S3Location
         from user_runtime import pull as pull_mod
@@ -76,21 +70,22 @@ def register(app: typer.Typer) -> None:
         if not name:
             raise typer.BadParameter("NAME must not be empty")
         public_key = _load_owner_key(owner_key)
-        progress = _TtyCounter(f"pulling {name}") if sys.stderr.isatty() else None
-        result = pull_mod.pull(
-            pull_mod.make_client(endpoint_url),
-            location,
-            name,
-            version,
-            public_key=public_key,
-            dest_dir=directory,
-            state_dir=state_dir or default_state_dir(),
-            now=datetime.now(UTC),
-            with_image=eif,
-            progress=progress,
-        )
-        if progress is not None:
-            progress.finish()
+        with byte_progress(f"pulling {name}", None, quiet=quiet, as_json=as_json) as progress:
+            result = pull_mod.pull(
+                pull_mod.make_client(endpoint_url),
+                location,
+                name,
+                version,
+                public_key=public_key,
+                dest_dir=directory,
+                state_dir=state_dir or default_state_dir(),
+                now=datetime.now(UTC),
+                with_image=eif,
+                progress=progress,
+            )
+        if as_json:
+            print(json.dumps(_pull_json(result)))
+            return
         for path in result.files:
             print(path)
         action = "pulled" if result.downloaded_bytes else "already up to date:"
@@ -98,3 +93,14 @@ def register(app: typer.Typer) -> None:
             f"{action} {result.name}@{result.version} (index version {result.index_version})",
             file=sys.stderr,
         )
+
+
+def _pull_json(result: PullResult) -> dict[str, object]:
+    # specs/cli.md, `user-runtime pull --json`.
+    return {
+        "name": result.name,
+        "version": result.version,
+        "index_version": result.index_version,
+        "files": [str(path) for path in result.files],
+        "downloaded_bytes": result.downloaded_bytes,
+    }

@@ -48,10 +48,28 @@ def register(app: typer.Typer) -> None:
             help="NAME=VALUE for the entrypoint's environment (repeatable); only names the"
             " bundle's manifest allows.",
         ),
+        data: list[str] = typer.Option(
+            [],
+            "--data",
+            help="A data bundle joining the run (repeatable): in the enclave's encrypted/"
+            " folder, or a local file to upload; read-only where the app's manifest says.",
+        ),
+        nonce: str | None = typer.Option(
+            None,
+            "--nonce",
+            metavar="HEX",
+            help="Bind the run's receipt (output/receipt.cbor) to this fresh nonce (hex, 1-1024"
+            " bytes); check it later with `receipt verify --nonce`.",
+        ),
     ) -> int:
         """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
+        from user_runtime.receipt import parse_nonce
         from user_runtime.run import check_env, run_entrypoint, split_args
 
         argv = split_args(args)
         items = check_env(env)
-        return run_entrypoint(bundle, script, argv, state_dir, sys.stdout.buffer, timeout, items)
+        wanted = parse_nonce(nonce)
+        out = sys.stdout.buffer
+        return run_entrypoint(
+            bundle, script, argv, state_dir, out, timeout, items, data=data, nonce=wanted
+        )

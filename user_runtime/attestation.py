@@ -149,6 +149,22 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def is_debug_mode(doc: AttestationDocument) -> bool:
+    """True for a debug-mode enclave's document: PCR0 is all zeros (specs/attestation.md §12).
+
+    Nitro reports PCR0, 1, 2 (and 8) as zeros when an enclave runs with `--debug-mode`, whose
+    memory and console its host can read: such a document proves nothing about the code.
+    """
+    pcr0 = doc.pcrs.get(0)
+    return pcr0 is not None and not any(pcr0)
+
+
+DEBUG_MODE_WARNING = (
+    "warning: debug-mode document (PCR0 is all zeros): the host can read this enclave's "
+    "memory, so it proves nothing about the code that ran"
+)
+
+
 def document_json(
     doc: AttestationDocument, *, at: datetime, root: x509.Certificate
 ) -> dict[str, Any]:
@@ -163,6 +179,7 @@ def document_json(
         "timestamp": doc.timestamp_ms,
         "timestamp_iso": _iso(doc.timestamp),
         "pcrs": {str(index): value.hex() for index, value in doc.pcrs.items()},
+        "debug_mode": is_debug_mode(doc),
         "public_key": _hex(doc.public_key),
         "user_data": _hex(doc.user_data),
         "nonce": _hex(doc.nonce),

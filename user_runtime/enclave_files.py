@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from user_runtime.errors import InputError
 
+ROOTFS_PREFIX = "rootfs/"
 SERVER_PREFIX = "rootfs/opt/nitro-bundles/python/"
 CONFIG_NAME = "rootfs/etc/nitro-bundles/enclave.json"
 _WIPE_CHUNK = 1 << 20
@@ -35,6 +36,9 @@ class ImageContents:
         pcrs: PCR index -> 48-byte value (0, 1, 2, and 8 when signed).
         cmd: The image's command, one argument each (specs/enclave-image.md §5.3).
         env: The image's environment, `NAME=value` each.
+        tree: Every `rootfs/` member's path (relative, no "/" at either end) -> (st_mode,
+            symlink target or ""), later duplicates winning: enough to resolve the command's
+            interpreter before anything is extracted (user_runtime.enclave_rootfs).
     """
 
     server_files: dict[str, bytes]
@@ -42,6 +46,7 @@ class ImageContents:
     pcrs: dict[int, bytes]
     cmd: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    tree: dict[str, tuple[int, str]] = field(default_factory=dict)
 
 
 def read_image(path: Path) -> ImageContents:
@@ -59,11 +64,19 @@ def read_image(path: Path) -> ImageContents:
             image = read_eif(f)
             image.verify()
             wanted: dict[str, bytes] = {}
+            tree: dict[str, tuple[int, str]] = {}
             for section in image.ramdisks()[1:]:  # the bootstrap ramdisk comes first
                 # Only the server, its config and cmd/env are held: a rootfs may be GiBs.
                 for member in iter_cpio(SectionReader(f, section), want=_wanted):
                     if member.is_file and member.data is not None and _wanted(member.name):
                         wanted[member.name] = member.data
+                    if member.name.startswith(ROOTFS_PREFIX):
+                        link = (
+                            (member.data or b"").decode(errors="surrogateescape")
+                            if member.is_symlink
+                            else ""
+                        )
+                        tree[member.name[len(ROOTFS_PREFIX) :].strip("/")] = (member.mode, link)
     except OSError as exc:
         raise ImageContentError(f"{path}: {exc.strerror or exc}") from exc
     except PackageFormatError as exc:
@@ -82,7 +95,7 @@ def read_image(path: Path) -> ImageContents:
     if m.pcr8 is not None:
         pcrs[8] = m.pcr8
     cmd, env = (_lines(wanted.get(name, b"")) for name in ("cmd", "env"))
-    return ImageContents(files, config, pcrs, cmd, env)
+    return ImageContents(files, config, pcrs, cmd, env, tree)
 
 
 def _wanted(name: str) -> bool:

@@ -2,17 +2,17 @@
 # Copyright the nitro-bundles authors
 """`user-runtime enclave start/stop/status`: the local enclave, or nitro-cli on a Nitro host.
 
-Local mode (specs/threat-model.md §6): the enclave server's code and enclave.json are read out
-of the EIF's customer ramdisk (what PCR2 measures) into a private RAM-backed directory, and
-`python -m enclave serve` is started from that code (PYTHONPATH = the extracted directory; the
-interpreter and third-party packages are the host venv's) as a separate process on a Unix
-socket, in new network and PID namespaces when the kernel allows it, with the simulated NSM
-reporting the image's PCRs (zeros with --debug-mode). When root, the process also gets its own
-mount namespace, and its work directory (where bundles are decrypted) is a private tmpfs
-mounted there (mode 0700, size bounded by --memory, `huge=within_size` when the kernel has
-it): no host process outside the namespace sees it, and it disappears with the namespace
-(specs/threat-model.md §4). KMS is reached through a relay: a Unix socket in the state
-directory that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
+Local mode runs in one of two worlds (specs/qemu-backend.md §8, threat-model.md §6). The
+image's world, when the image has an interpreter of its own and the host allows namespaces:
+the image's customer ramdisk unpacked into the cache (`enclave_rootfs`), entered read-only in
+fresh mount, network and PID namespaces (`enclave_enter`), running the command the image
+records with only its transport swapped (`enclave_world`). The host's world otherwise, with a
+warning: the server's code and enclave.json read out of the EIF's customer ramdisk (what PCR2
+measures) into a private RAM-backed directory and started with the host's Python, in new
+network and PID namespaces when the kernel allows it and, when root, a mount namespace whose
+private tmpfs holds its work directory (threat-model.md §4). Either way the simulated NSM
+reports the image's PCRs (zeros with --debug-mode), and KMS is reached through a relay: a Unix
+socket that a host process forwards to the KMS front, the local equivalent of vsock-proxy.
 On a Nitro host the same command drives `nitro-cli run-enclave`.
 """
 
@@ -21,16 +21,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
-import shlex
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,21 +34,38 @@ from user_runtime.enclave_files import (
     ImageContents,
     read_image,
     wipe_tree,
-    write_private,
 )
+from user_runtime.enclave_procs import (
+    START_TIMEOUT,
+    EnclaveStartError,
+    _is_our_process,
+    _last_text_line,
+    _terminate_group,
+    _wait_ready,
+)
+from user_runtime.enclave_rootfs import image_root
 from user_runtime.enclave_state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
+from user_runtime.enclave_world import (
+    IO_AT,
+    PKI_AT,
+    _can_isolate,
+    _can_mount_private,
+    _lay_out,
+    _make_ram_dir,
+    _private_mount_argv,
+    choose_world,
+    enter_argv,
+    host_world_warning,
+    image_command,
+    image_environment,
+)
 from user_runtime.errors import ExternalError, InputError, UsageError
 
 SOCKET_NAME = "enclave.sock"
 KMS_SOCKET_NAME = "kms.sock"
+IO_DIR = "io"  # the image world's socket directory, bound at IO_AT
 LOG_NAME = "enclave.log"
 VSOCK_PORT = 5005
-START_TIMEOUT = 60.0
-STOP_GRACE = 5.0
-
-
-class EnclaveStartError(ExternalError):
-    """The enclave process did not come up (its log's last line says why)."""
 
 
 class EnclaveRunningError(ExternalError):
@@ -83,6 +96,10 @@ class EnclaveState:
     helper_pids: list[int] = field(default_factory=list)
     accel: str | None = None
     console_log: str | None = None
+    world: str = "host"
+    rootfs: str | None = None
+    rootfs_seconds: float | None = None
+    rootfs_extracted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -193,9 +210,17 @@ def cleanup(state_dir: Path, state: EnclaveState) -> None:
                 _terminate_group(pid)
         if state.ram_dir:
             wipe_tree(Path(state.ram_dir))
-    for name in (STATE_FILE, SOCKET_NAME, KMS_SOCKET_NAME):
+    for name in (
+        STATE_FILE,
+        SOCKET_NAME,
+        KMS_SOCKET_NAME,
+        f"{IO_DIR}/{SOCKET_NAME}",
+        f"{IO_DIR}/{KMS_SOCKET_NAME}",
+    ):
         with contextlib.suppress(FileNotFoundError):
             (state_dir / name).unlink()
+    with contextlib.suppress(OSError):
+        (state_dir / IO_DIR).rmdir()
 
 
 # -- local mode ---------------------------------------------------------------------------
@@ -211,21 +236,28 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
     )
     if not pki_dir:
         raise InputError("no simulated nsm pki: start the local stack or set NB_SIM_PKI_DIR")
+    isolate = _can_isolate()
+    private = isolate and _can_mount_private(opts.state_dir)
+    if choose_world(image, env, can_enter=private) == "image":
+        return _start_image_world(opts, image, stack, pki_dir), warnings
+    warnings.append(host_world_warning(image, env, can_enter=private))
+    if not isolate:
+        warnings.append(
+            "no network namespace (needs root and unshare): the enclave process shares "
+            "the host network"
+        )
     ram_dir = _make_ram_dir(opts.state_dir, warnings)
     relay_pid: int | None = None
     try:
         code, config, work = _lay_out(ram_dir, image)
         relay_pid, target = _start_relay(opts, env, stack)
-        isolate = _can_isolate()
-        private = isolate and _can_mount_private(work)
-        if not isolate:
-            warnings.append(
-                "no network namespace (needs root and unshare): the enclave process shares "
-                "the host network"
-            )
-        child_env = _enclave_env(
-            opts, image, env=env, stack=stack, code=code, pki_dir=pki_dir, kms_target=target
-        )
+        child_env = _enclave_env(opts, image, env=env, stack=stack, pki_dir=pki_dir)
+        child_env["PATH"] = env.get("PATH", "/usr/bin:/bin")
+        child_env["LANG"] = "C.UTF-8"
+        child_env["PYTHONPATH"] = str(code)
+        child_env["PYTHONDONTWRITEBYTECODE"] = "1"
+        if target:
+            child_env["NB_KMS_TARGET"] = target
         sock = opts.state_dir / SOCKET_NAME
         argv = [sys.executable, "-m", "enclave", "serve", "--unix", str(sock)]
         argv += ["--config", str(config), "--workdir", str(work)]
@@ -235,63 +267,103 @@ def _start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         if isolate:
             ns = ["--net", "--pid", *(["--mount", "--propagation", "private"] if private else [])]
             argv = ["unshare", *ns, "--fork", "--kill-child", "--", *argv]
-        with (opts.state_dir / LOG_NAME).open("wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=ram_dir,
-                env=child_env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
         state = EnclaveState(
             mode="local",
             address=f"unix:{sock}",
             image=str(opts.eif.absolute()),
             pcrs=_pcrs_json(image, debug=opts.debug),
             debug=opts.debug,
-            pid=proc.pid,
             relay_pid=relay_pid,
             ram_dir=str(ram_dir),
             network_isolated=isolate,
             private_mount=private,
         )
-        _write_state(opts.state_dir, state)
-        _wait_ready(proc, sock, opts.state_dir / LOG_NAME)
+        _launch(opts, argv, child_env, state, cwd=ram_dir)
     except BaseException:
-        partial = read_state(opts.state_dir)
-        if partial is not None:
-            cleanup(opts.state_dir, partial)
-        else:
-            if relay_pid is not None:
-                _terminate_group(relay_pid)
-            wipe_tree(ram_dir)
+        _undo(opts.state_dir, relay_pid, ram_dir)
         raise
-    return state, warnings
+    return read_state(opts.state_dir) or state, warnings
 
 
-def _make_ram_dir(state_dir: Path, warnings: list[str]) -> Path:
-    # A fresh 0700 directory with a random name under the RAM-backed /dev/shm (mkdir fails if
-    # anything already sits at that name, so no pre-placed path is trusted).
-    base = Path("/dev/shm")  # noqa: S108
-    if not (base.is_dir() and os.access(base, os.W_OK)):
-        warnings.append("no /dev/shm: the enclave's work directory is on the state disk")
-        base = state_dir
-    path = base / f"nitro-bundles-enclave-{secrets.token_hex(6)}"
-    path.mkdir(mode=0o700)
-    return path
+def _start_image_world(
+    opts: StartOptions, image: ImageContents, stack: Mapping[str, Any], pki_dir: str
+) -> EnclaveState:
+    """The image's own command in its own tree (specs/qemu-backend.md §8)."""
+    from user_runtime.enclave_qemu import cache_dir  # noqa: PLC0415
+
+    cmd, workdir = image_command(image, memory_mib=opts.memory_mib)
+    root = image_root(opts.eif, image, cache_dir(opts.environ))
+    io = opts.state_dir / IO_DIR
+    io.mkdir(mode=0o700, exist_ok=True)
+    relay_pid: int | None = None
+    try:
+        relay_pid, target = _start_relay(opts, opts.environ, stack, io / KMS_SOCKET_NAME)
+        added = _enclave_env(opts, image, env=opts.environ, stack=stack, pki_dir=PKI_AT)
+        kms = f"{IO_AT}/{KMS_SOCKET_NAME}" if target else None
+        env = image_environment(image, added, kms_socket=kms)
+        argv = enter_argv(
+            root.rootfs, cmd, env, workdir=workdir, memory_mib=opts.memory_mib, io=io, pki=pki_dir
+        )
+        argv[-1] = json.dumps({**json.loads(argv[-1]), "lock_fd": root.lock})
+        state = EnclaveState(
+            mode="local",
+            address=f"unix:{io / SOCKET_NAME}",
+            image=str(opts.eif.absolute()),
+            pcrs=_pcrs_json(image, debug=opts.debug),
+            debug=opts.debug,
+            relay_pid=relay_pid,
+            network_isolated=True,
+            private_mount=True,
+            world="image",
+            rootfs=str(root.path),
+            rootfs_seconds=round(root.seconds, 3),
+            rootfs_extracted=root.extracted,
+        )
+        # The cache entry's lock lives as long as the enclave (held by unshare's parent).
+        path_env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+        _launch(opts, argv, path_env, state, cwd=io, pass_fds=(root.lock,))
+    except BaseException:
+        _undo(opts.state_dir, relay_pid, None)
+        raise
+    finally:
+        os.close(root.lock)
+    return read_state(opts.state_dir) or state
 
 
-def _lay_out(ram_dir: Path, image: ImageContents) -> tuple[Path, Path, Path]:
-    code = ram_dir / "code"
-    for rel, data in image.server_files.items():
-        write_private(code / rel, data)
-    config = ram_dir / "etc" / "enclave.json"
-    write_private(config, image.config)
-    work = ram_dir / "work"
-    work.mkdir(mode=0o700)
-    return code, config, work
+def _launch(
+    opts: StartOptions,
+    argv: list[str],
+    env: dict[str, str],
+    state: EnclaveState,
+    *,
+    cwd: Path,
+    pass_fds: tuple[int, ...] = (),
+) -> None:
+    """Start `argv` in its own session, record its state, wait until its socket accepts."""
+    with (opts.state_dir / LOG_NAME).open("wb") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            pass_fds=pass_fds,
+        )
+    _write_state(opts.state_dir, replace(state, pid=proc.pid))
+    _wait_ready(proc, Path(state.address[len("unix:") :]), opts.state_dir / LOG_NAME)
+
+
+def _undo(state_dir: Path, relay_pid: int | None, ram_dir: Path | None) -> None:
+    partial = read_state(state_dir)
+    if partial is not None:
+        cleanup(state_dir, partial)
+        return
+    if relay_pid is not None:
+        _terminate_group(relay_pid)
+    if ram_dir is not None:
+        wipe_tree(ram_dir)
 
 
 def _enclave_env(
@@ -300,31 +372,25 @@ def _enclave_env(
     *,
     env: Mapping[str, str],
     stack: Mapping[str, Any],
-    code: Path,
     pki_dir: str,
-    kms_target: str | None,
 ) -> dict[str, str]:
+    """What the local host adds to the server's environment: the simulated NSM, credentials."""
     child = {
-        "PATH": env.get("PATH", "/usr/bin:/bin"),
-        "LANG": "C.UTF-8",
-        "PYTHONPATH": str(code),
-        "PYTHONDONTWRITEBYTECODE": "1",
         "NB_NSM": "simulated",
         "NB_SIM_PKI_DIR": pki_dir,
         "NB_SIM_PCRS": json.dumps({str(k): v.hex() for k, v in image.pcrs.items()}),
     }
     if opts.debug:
         child["NB_SIM_DEBUG"] = "1"
-    if kms_target:
-        child["NB_KMS_TARGET"] = kms_target
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         if env.get(name):
             child[name] = env[name]
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or stack.get("region")
     if region:
         child["AWS_REGION"] = str(region)
-    if env.get("NB_KEY_CACHE_SECONDS"):
-        child["NB_KEY_CACHE_SECONDS"] = env["NB_KEY_CACHE_SECONDS"]
+    for name in ("NB_KEY_CACHE_SECONDS", "NB_RECEIPTS"):  # NB_RECEIPTS=0: benchmarks only
+        if env.get(name):
+            child[name] = env[name]
     return child
 
 
@@ -361,66 +427,6 @@ def _start_relay(
             raise EnclaveStartError("the kms relay did not start")
         time.sleep(0.02)
     return relay.pid, f"unix:{sock}"
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], sock: Path, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise EnclaveStartError(f"the enclave exited at start: {_last_line(log)}")
-        if sock.exists():
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-                try:
-                    probe.connect(str(sock))
-                except OSError:
-                    pass
-                else:
-                    return
-        time.sleep(0.05)
-    raise EnclaveStartError(f"the enclave did not listen within {START_TIMEOUT:.0f} s")
-
-
-def _can_isolate() -> bool:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(
-        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--", "true"],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-def _can_mount_private(work: Path) -> bool:
-    # A throwaway namespace: the probe's tmpfs on `work` vanishes with it.
-    probe = subprocess.run(
-        [
-            *["unshare", "--mount", "--propagation", "private", "--"],
-            *["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "nb-probe", str(work)],
-        ],
-        capture_output=True,
-        check=False,
-    )
-    return probe.returncode == 0
-
-
-def _private_mount_argv(work: Path, memory_mib: int, argv: list[str]) -> list[str]:
-    """`sh -c` that mounts the private tmpfs on `work` (in the new mount namespace), then execs.
-
-    `huge=within_size`: transparent huge pages for every 2 MiB of a file that lies within its
-    size. The runner sizes big files before it writes them, so they get huge pages (which
-    halves the cost of writing the decrypted bytes here), while small files do not each take
-    a 2 MiB page (`huge=always` makes 100 files of 100 bytes use 200 MiB of the size limit).
-    Kernels without huge pages for tmpfs get the same mount without the option.
-    """
-    opts = f"mode=0700,size={max(1, memory_mib)}m"
-    target = shlex.quote(str(work))
-    script = (
-        f"mount -t tmpfs -o {opts},huge=within_size nb-enclave-work {target} 2>/dev/null"
-        f" || mount -t tmpfs -o {opts} nb-enclave-work {target} || exit 97; "
-        'exec "$@"'
-    )
-    return ["/bin/sh", "-c", script, "enclave-sh", *argv]
 
 
 # -- nitro mode ---------------------------------------------------------------------------
@@ -493,62 +499,3 @@ def _write_state(state_dir: Path, state: EnclaveState) -> None:
         out.flush()
         os.fsync(out.fileno())
     tmp.replace(state_dir / STATE_FILE)
-
-
-def _is_our_process(pid: int, marker: str) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    zombie = stat.rpartition(")")[2].split()[:1] == ["Z"]
-    return not zombie and marker.encode() in cmdline
-
-
-def _terminate_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE
-    while time.monotonic() < deadline:
-        if not _group_alive(pid):
-            return
-        time.sleep(0.05)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
-
-
-def _group_alive(pgid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        while os.waitpid(-pgid, os.WNOHANG)[0] > 0:
-            pass
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return any(_pgid_of(p) == pgid for p in _pids())
-
-
-def _pids() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
-
-
-def _pgid_of(pid: int) -> int | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return int(fields[2]) if len(fields) > 2 and fields[0] != "Z" else None
-
-
-def _last_line(log: Path) -> str:
-    try:
-        return _last_text_line(log.read_text(encoding="utf-8", errors="replace"))
-    except OSError:
-        return "no log"
-
-
-def _last_text_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"

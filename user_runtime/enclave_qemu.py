@@ -35,17 +35,19 @@ from typing import Any
 
 from user_runtime.enclave_files import read_image
 from user_runtime.enclave_local import (
-    EnclaveStartError,
     EnclaveState,
     StartOptions,
-    _is_our_process,
-    _last_line,
     _pcrs_json,
     _read_stack,
     _start_relay,
-    _terminate_group,
     _write_state,
     cleanup,
+)
+from user_runtime.enclave_procs import (
+    EnclaveStartError,
+    _is_our_process,
+    _last_line,
+    _terminate_group,
 )
 from user_runtime.errors import InputError, UsageError
 

@@ -209,7 +209,9 @@ def cleanup_stale(folder: Path, state_dir: Path) -> bool:
             remove_state(folder, state_dir)
         return False
     if state is not None and pid_alive(state.pid) and not is_dead_mount(folder):
-        raise FolderBusyError(f"{folder}: already synced (pid {state.pid}); use sync --stop")
+        raise FolderBusyError(
+            f"{folder}: already synced (pid {state.pid})", field="folder", hint="stop-sync"
+        )
     if not kind.startswith("fuse"):
         raise FolderBusyError(f"{folder}: something else ({kind}) is mounted there")
     if not is_dead_mount(folder) and state is None:

@@ -25,7 +25,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from package_format.rpc import (
     FrameDecoder,
@@ -39,8 +39,8 @@ from package_format.rpc import (
     parse_message,
 )
 from package_format.rpc.frames import PREFIX
-from package_format.rpc.messages import SUPPORTED_VERSIONS
-from user_runtime.rpc_connection import FileState, RpcConnection, WriteSlot
+from package_format.rpc.messages import MAX_PUTS, SUPPORTED_VERSIONS
+from user_runtime.rpc_connection import FileState, PutsSlot, RpcConnection, WriteSlot
 from user_runtime.rpc_values import (
     ConnectionLostError,
     EnclaveUnavailableError,
@@ -55,6 +55,17 @@ from user_runtime.rpc_values import (
 _SOCKET_BUFFER = 4 * 1024 * 1024
 _HEADER_ROOM = 4096  # room for a write header beside a full chunk
 _EMPTY = memoryview(b"")
+_PUTS_HEADER_ROOM = 256  # a `puts` header beside its entries
+_PUTS_ENTRY_ROOM = 16  # one entry's CBOR besides its path: [text head, mode, size]
+
+
+class PutFile(NamedTuple):
+    """One file of a `puts` (§7.7): its flush key, session path, mode and whole bytes."""
+
+    key: str
+    path: str
+    mode: int
+    data: bytes
 
 
 def _vsock_connect(sock: socket.socket, preamble: bytes, address: str) -> None:
@@ -241,6 +252,44 @@ class EnclaveClient(RpcConnection):
         args = {"mode": mode, "path": path}  # keys in wire order: no reordering per frame
         self._submit(path if key is None else key, "put", args, view)
 
+    def puts_pipelined(self, files: Sequence[PutFile]) -> None:
+        """Many `put`s in one `puts` request, without waiting (specs/rpc-protocol.md §7.7).
+
+        Each file's verdict is kept under its key and raised by `flush(key)`, as
+        for `put_pipelined`. The caller keeps the batch within `puts_fits`.
+
+        Raises:
+            ValueError: empty, over `MAX_PUTS` files, or the bytes over `chunk_size`.
+            ConnectionLostError: the connection is already lost.
+        """
+        size = sum(len(f.data) for f in files)
+        if not 0 < len(files) <= MAX_PUTS or size > self.chunk_size:
+            raise ValueError(f"puts of {len(files)} files, {size} bytes: over the limits")
+        args = {"files": [[f.path, f.mode, len(f.data)] for f in files]}
+        keys, paths = [f.key for f in files], [f.path for f in files]
+        slot = PutsSlot(keys, paths, size)
+        with self._cond:
+            self._await(
+                lambda: (
+                    self._inflight_writes == 0
+                    or (
+                        self._inflight_writes < self.window_requests
+                        and self._inflight_bytes + size <= self.window_bytes
+                    )
+                )
+            )
+            request_id = self._register(slot)
+            self._inflight_writes += 1
+            self._inflight_bytes += size
+            for key in keys:
+                self._files.setdefault(key, FileState()).inflight += 1
+        self._send(request_id, "puts", args, b"".join(f.data for f in files))
+
+    def puts_fits(self, count: int, size: int, path_bytes: int) -> bool:
+        """Whether `count` files of `size` bytes in all, paths of `path_bytes`, fit one `puts`."""
+        header = _PUTS_HEADER_ROOM + count * _PUTS_ENTRY_ROOM + path_bytes
+        return count <= MAX_PUTS and size <= self.chunk_size and header <= self.limits.max_header
+
     def _put_body(self, data: bytes | bytearray | memoryview) -> memoryview:
         view = memoryview(data).cast("B")
         if len(view) > self.chunk_size:
@@ -381,11 +430,15 @@ class EnclaveClient(RpcConnection):
         args: Sequence[str],
         timeout: int | None = None,
         env: Sequence[str] = (),
+        *,
+        data: Sequence[str] = (),
+        nonce: bytes | None = None,
     ) -> RunHandle:
         """Ask the enclave to run `entrypoint`; output streams through the handle.
 
-        `timeout` (seconds) and `env` (`NAME=VALUE` items) are sent only when set, so older
-        servers still accept the request.
+        `timeout` (seconds), `env` (`NAME=VALUE` items) and `nonce` (for the run's receipt,
+        specs/receipts.md §5.2) are sent only when set, so older servers still accept the
+        request.
         """
         with self._cond:
             request_id = self._register(None)
@@ -396,6 +449,10 @@ class EnclaveClient(RpcConnection):
             fields["timeout_s"] = timeout
         if env:
             fields["env"] = list(env)
+        if data:  # data bundles' session paths (issue 22), sent only when given
+            fields["data"] = list(data)
+        if nonce:
+            fields["nonce"] = bytes(nonce)
         self._send(request_id, "run", fields)
         return handle
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 from package_format.rpc import (
+    ErrorCode,
     Event,
     FrameDecoder,
     FrameLimits,
@@ -29,9 +30,16 @@ from package_format.rpc import (
     parse_message,
 )
 from user_runtime.errors import ExternalError
-from user_runtime.rpc_values import ConnectionLostError, RunHandle, RunOutput, remote_error
+from user_runtime.rpc_values import (
+    ConnectionLostError,
+    RemoteError,
+    RunHandle,
+    RunOutput,
+    remote_error,
+)
 
 _IOV_MAX = 1024
+_CODES = frozenset(code.value for code in ErrorCode)
 _EMPTY = memoryview(b"")
 
 
@@ -48,6 +56,15 @@ class WriteSlot:
     def __init__(self, key: str, size: int) -> None:
         self.key = key
         self.size = size
+
+
+class PutsSlot(WriteSlot):
+    """A pipelined `puts` in flight: one key per file, in the request's order (§7.7)."""
+
+    def __init__(self, keys: list[str], paths: list[str], size: int) -> None:
+        super().__init__(keys[0], size)
+        self.keys = keys
+        self.paths = paths
 
 
 class FileState:
@@ -321,10 +338,33 @@ class RpcConnection:
         # Called with self._cond held.
         self._inflight_bytes -= slot.size
         self._inflight_writes -= 1
+        if isinstance(slot, PutsSlot):
+            self._puts_done(slot, response)
+            return
         state = self._files[slot.key]
         state.inflight -= 1
         if not response.ok and state.error is None:
             state.error = remote_error(response)
+
+    def _puts_done(self, slot: PutsSlot, response: Response) -> None:
+        # Called with self._cond held: each file's verdict goes to its own key (§7.7).
+        failed = response.args.get("failed")
+        errors: dict[int, ExternalError] = {}
+        if not response.ok:
+            errors = dict.fromkeys(range(len(slot.keys)), remote_error(response))
+        elif not isinstance(failed, list) or not _well_formed(failed, len(slot.keys)):
+            bad = RemoteError(int(ErrorCode.INTERNAL), "INTERNAL", "puts: malformed reply")
+            errors = dict.fromkeys(range(len(slot.keys)), bad)
+        else:
+            for index, status in failed:
+                name = ErrorCode(status).name if status in _CODES else f"E{status}"
+                errors[index] = RemoteError(status, name, f"put {slot.paths[index]}: {name}")
+        for index, key in enumerate(slot.keys):
+            state = self._files[key]
+            state.inflight -= 1
+            found = errors.get(index)
+            if found is not None and state.error is None:
+                state.error = found
 
     def _connection_lost(self, reason: str) -> None:
         with self._cond:
@@ -353,6 +393,18 @@ class RpcConnection:
         self._poll()
         with self._cond:
             return self._lost is None
+
+
+def _well_formed(failed: list[Any], count: int) -> bool:
+    """Whether a `puts` reply's `failed` holds only [index < count, status > 0] pairs."""
+    return all(
+        isinstance(item, list)
+        and len(item) == 2
+        and all(type(v) is int for v in item)
+        and 0 <= item[0] < count
+        and item[1] > 0
+        for item in failed
+    )
 
 
 class _ServerClosedError(Exception):

@@ -116,8 +116,12 @@ class RunHandle:
         self.exit_status: int | None = None
         #: Session paths of the files the run produced (servers that predate it send none).
         self.outputs: tuple[str, ...] = ()
+        #: The run's receipt (specs/receipts.md §5.2), when the server sent it in the reply.
+        self.receipt: bytes | None = None
 
     def _put(self, item: RunOutput | Response | ExternalError) -> None:
+        if isinstance(item, Response) and item.body.nbytes:  # the receipt outlives the frame
+            item = item._replace(body=memoryview(bytes(item.body)))
         self._queue.put(item)
 
     def events(self) -> Iterator[RunOutput]:
@@ -138,6 +142,8 @@ class RunHandle:
                 outputs = item.args.get("outputs", [])
                 if isinstance(outputs, list):
                     self.outputs = tuple(str(o) for o in outputs)
+                if "receipt" in item.args and item.body.nbytes:
+                    self.receipt = bytes(item.body)
                 self.exit_status = int(item.args.get("exit_status", 1))
             else:
                 raise item

@@ -10,36 +10,28 @@ session when the run ends, however it ends (specs/threat-model.md §8).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
 from user_runtime.enclave_state import STATE_FILE
-from user_runtime.errors import ExternalError, InputError, UsageError
+from user_runtime.errors import InputError, UsageError
+from user_runtime.run_upload import session_bundle_path
 
 if TYPE_CHECKING:
     from user_runtime.rpc_client import EnclaveClient
 
 # No pathlib on this path: `run` starts in a fresh process every time (issue 5, lean client).
 
-ENCRYPTED = "encrypted"
-UPLOAD_CHUNK = 8 << 20
 ADDRESS_ENV = "NB_ENCLAVE_ADDRESS"
 #: Exit status of a run the enclave stopped at its time limit (as GNU `timeout`).
 TIMED_OUT_STATUS = 124
 
-Progress = Callable[[int, int], None]
-
 
 class NoEnclaveRunningError(InputError):
     """No enclave is recorded in the state directory and no address was given."""
-
-
-class UploadError(ExternalError):
-    """The enclave refused the upload of a local bundle."""
 
 
 def split_args(text: str | None) -> list[str]:
@@ -92,125 +84,6 @@ def enclave_address(state_dir: str | os.PathLike[str]) -> str:
     return address
 
 
-def check_local_bundle(path: str) -> None:
-    """Check a local bundle before it is sent: header, and length as the header declares.
-
-    No key and no signature check (the enclave does those); this catches a file that is not
-    a bundle, or a truncated one, before megabytes cross to the enclave.
-
-    Raises:
-        InputError: `path` is not a bundle, or its length is not the declared one.
-        OSError: It cannot be read.
-    """
-    from package_format.bundle.header import read_header  # noqa: PLC0415
-    from package_format.bundle.reader import check_length  # noqa: PLC0415
-    from package_format.errors import PackageFormatError  # noqa: PLC0415
-
-    with open(path, "rb") as f:
-        try:
-            check_length(read_header(f), os.fstat(f.fileno()).st_size)
-        except PackageFormatError as exc:
-            raise InputError(f"{path}: {str(exc).removeprefix('bundle: ')}") from exc
-
-
-def session_bundle_path(
-    client: EnclaveClient, bundle: str, progress: Progress | None = None
-) -> tuple[str, bool]:
-    """Return the session path of `bundle` and whether it was uploaded now.
-
-    `bundle` names a file in the session's `encrypted/` folder (`app.nb` or
-    `encrypted/app.nb`), or a local file. A local file is checked (`check_local_bundle`)
-    and uploaded to `encrypted/<name>` unless the session already holds one of the same
-    size and modification time; the caller removes what was uploaded when the run ends.
-
-    Raises:
-        InputError: Neither a local file nor a bundle in the session, or not a bundle.
-    """
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
-
-    name = os.path.basename(bundle)
-    session_path = f"{ENCRYPTED}/{name}"
-    if os.path.isfile(bundle):
-        check_local_bundle(bundle)
-        info = os.stat(bundle)
-        try:
-            remote = client.stat(session_path)
-        except RemoteError:
-            remote = None
-        if remote is None or (remote.size, remote.mtime_ns) != (info.st_size, info.st_mtime_ns):
-            upload(client, bundle, session_path, progress)
-            return session_path, True
-        return session_path, False
-    candidate = bundle if bundle.startswith(f"{ENCRYPTED}/") else session_path
-    try:
-        client.stat(candidate)
-    except RemoteError as exc:
-        raise InputError(
-            f"{bundle}: not a local file and not a bundle in the enclave's {ENCRYPTED}/"
-        ) from exc
-    return candidate, False
-
-
-def upload(
-    client: EnclaveClient,
-    local: str | os.PathLike[str],
-    session_path: str,
-    progress: Progress | None = None,
-) -> None:
-    """Copy `local` into the session at `session_path` (temporary name, then rename).
-
-    `progress(done, total)` is called after each chunk is sent. Errors name `session_path`,
-    never the temporary name.
-
-    Raises:
-        OSError: The local file cannot be read.
-        UploadError: The enclave refused a write (e.g. its memory budget is exhausted).
-    """
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
-
-    folder, _, name = session_path.rpartition("/")
-    try:
-        client.mkdir(folder)
-    except RemoteError as exc:
-        if exc.name != "EEXIST":
-            raise
-    partial = f"{folder}/.{name}.partial"
-    client.create(partial, 0o644, truncate=True)
-    info = os.stat(local)
-    offset = 0
-    try:
-        with open(local, "rb") as src:
-            # Two buffers, each with its own flush key: one is read into while the other's
-            # writes are in flight; a buffer is reused only after its writes are answered.
-            buffers = [bytearray(UPLOAD_CHUNK), bytearray(UPLOAD_CHUNK)]
-            keys = [f"{partial}#0", f"{partial}#1"]
-            turn = 0
-            while True:
-                client.flush(keys[turn])
-                buf = buffers[turn]
-                n = src.readinto(buf)
-                if not n:
-                    break
-                client.write_pipelined(partial, offset, memoryview(buf)[:n], key=keys[turn])
-                offset += n
-                turn ^= 1
-                if progress is not None:
-                    progress(offset, info.st_size)
-        for key in keys:
-            client.flush(key)
-        client.rename(partial, session_path)
-        client.utimens(session_path, info.st_atime_ns, info.st_mtime_ns)
-    except BaseException as exc:
-        with contextlib.suppress(Exception):  # best effort; the original error matters
-            client.unlink(partial)
-        if isinstance(exc, RemoteError):
-            reason = exc.remote_message.replace(partial, session_path)
-            raise UploadError(
-                f"{os.fspath(local)}: upload to {session_path} failed: {reason} ({exc.name})"
-            ) from exc
-        raise
-
-
 def run_entrypoint(  # noqa: PLR0917 - the command's options
     bundle: str,
     script: str,
@@ -219,13 +92,16 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     out: IO[bytes],
     timeout: int | None = None,
     env: Sequence[str] = (),
+    data: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     """Run `script` of `bundle` in the enclave, copying its output live; return its status.
 
     stdout goes to `out`, stderr to this process's stderr. Ctrl-C asks the enclave to cancel
     the run (a second Ctrl-C stops waiting); a cancelled run returns 130, one stopped at its
     time limit (`timeout` seconds, or the manifest's ceiling) 124. A bundle uploaded for
-    this run is removed from the session when the run ends.
+    this run is removed from the session when the run ends; so are `data` bundles
+    (`user_runtime.run_data`), which are all checked before anything is uploaded.
 
     Raises:
         NoEnclaveRunningError: No enclave is running.
@@ -235,21 +111,30 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
 
     from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.run_data import (  # noqa: PLC0415
+        check_local_inputs,
+        data_session_paths,
+        remove_uploaded,
+    )
 
+    check_local_inputs(bundle, data)
     states = state_dir_path(state_dir)
     address = enclave_address(states)
     _wait_for_sync(address, states)
     progress = _TerminalProgress(os.path.basename(bundle)) if sys.stderr.isatty() else None
     with EnclaveClient.connect(address) as client:
         path, uploaded = session_bundle_path(client, bundle, progress)
+        try:
+            data_paths, fresh = data_session_paths(client, data, progress)
+        except BaseException:
+            remove_uploaded(client, [path] if uploaded else [])
+            raise
         if progress is not None:
             progress.done()
         try:
-            return _follow(client, path, script, argv, out, timeout, env)
+            return _follow(client, path, script, argv, out, timeout, env, data_paths, nonce)
         finally:
-            if uploaded:
-                with contextlib.suppress(Exception):  # a lost enclave took it with it
-                    client.unlink(path)
+            remove_uploaded(client, ([path] if uploaded else []) + fresh)
 
 
 def _wait_for_sync(address: str, states: str) -> None:
@@ -290,13 +175,15 @@ def _follow(  # noqa: PLR0917 - one run's parts
     out: IO[bytes],
     timeout: int | None,
     env: Sequence[str] = (),
+    data: Sequence[str] = (),
+    nonce: bytes | None = None,
 ) -> int:
     import sys  # noqa: PLC0415
 
     from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
-    handle = client.start_run(path, script, argv, timeout=timeout, env=env)
+    handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data, nonce=nonce)
     cancelled = False
     while True:
         try:
@@ -323,6 +210,10 @@ def _follow(  # noqa: PLR0917 - one run's parts
     if handle.outputs:
         # specs/sync.md §2: output/ holds this run's files only; say which.
         print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
+    if handle.receipt is not None:  # specs/receipts.md §5.2
+        from user_runtime.receipt import receipt_line  # noqa: PLC0415
+
+        print(receipt_line(handle.receipt, nonce), file=sys.stderr)
     return handle.exit_status
 
 

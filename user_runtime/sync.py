@@ -26,10 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
-from user_runtime.rpc_client import ConnectionLostError, EnclaveUnavailableError, RemoteError
+from user_runtime.rpc_client import (
+    ConnectionLostError,
+    EnclaveUnavailableError,
+    PutFile,
+    RemoteError,
+)
 from user_runtime.sync_link import EnclaveLink, SessionClient, upload_file
 from user_runtime.sync_replay import Pending, ReplayQueue
-from user_runtime.sync_writes import WriteQueue
+from user_runtime.sync_writes import PutSend, WriteQueue
 
 log = logging.getLogger(__name__)
 _UID, _GID = os.getuid(), os.getgid()
@@ -186,7 +191,7 @@ class SyncOperations:
         size = os.fstat(fd).st_size
         if size <= self._writes.inline_bytes:
             data = os.pread(fd, size, 0)
-            self._writes.put_call(handle, lambda c: c.put_pipelined(sp, data, mode, key=key), size)
+            self._writes.put_call(handle, PutSend(PutFile(key, sp, mode, data)), size)
             return
         # Grown past a `put` through another descriptor: create, then the store's bytes.
         handle.fd_sends = True

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from user_runtime.backing_store import OUTPUT, BackingStore, StoreEntry
+from user_runtime.rpc_client import PutFile
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +117,12 @@ class SessionClient(Protocol):
         self, path: str, data: bytes | memoryview, mode: int = 0o644, *, key: str | None = None
     ) -> None:
         """Queue a `put`; its error surfaces on `flush(key or path)`."""
+
+    def puts_pipelined(self, files: Sequence[PutFile]) -> None:
+        """Queue many `put`s in one request; each file's error surfaces on `flush(its key)`."""
+
+    def puts_fits(self, count: int, size: int, path_bytes: int) -> bool:
+        """Whether that many files, bytes and path bytes fit one `puts`."""
 
     def flush(self, key: str) -> None:
         """Wait for the writes under `key`; raise the first error."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from user_runtime.rpc_client import PutFile
 from user_runtime.sync_link import EnclaveLink, SessionClient
 
 
@@ -23,12 +24,52 @@ def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionCl
 Send = Callable[[SessionClient], object]
 
 
+class PutSend:
+    """A small file's whole `put`; held ones leave together as `puts` (rpc-protocol.md §7.7)."""
+
+    __slots__ = ("file",)
+
+    def __init__(self, file: PutFile) -> None:
+        self.file = file
+
+    def __call__(self, client: SessionClient) -> None:
+        """Send it alone."""
+        f = self.file
+        client.put_pipelined(f.path, f.data, f.mode, key=f.key)
+
+
+def _send_puts(files: list[PutFile], client: SessionClient) -> None:
+    if len(files) == 1:
+        PutSend(files[0])(client)
+    elif files:
+        client.puts_pipelined(files)
+
+
 def _send_all(sends: Sequence[Send], client: SessionClient) -> None:
-    """Send requests in order, in one `sendmsg` when the client can batch them."""
+    """Send requests in order, in one `sendmsg` when the client can batch them.
+
+    Runs of consecutive `PutSend`s become `puts` requests (one frame and one
+    answer for many files), split where one would exceed the frame's limits.
+    """
     batch = getattr(client, "batch", None)
+    many = hasattr(client, "puts_pipelined")
+    run: list[PutFile] = []
+    size = path_bytes = 0
     with batch() if batch is not None else contextlib.nullcontext():
         for send in sends:
-            send(client)
+            if not (many and isinstance(send, PutSend)):
+                _send_puts(run, client)
+                run, size, path_bytes = [], 0, 0
+                send(client)
+                continue
+            f = send.file
+            grown, grown_paths = size + len(f.data), path_bytes + len(f.path.encode())
+            if run and not client.puts_fits(len(run) + 1, grown, grown_paths):
+                _send_puts(run, client)
+                run, grown, grown_paths = [], len(f.data), len(f.path.encode())
+            run.append(f)
+            size, path_bytes = grown, grown_paths
+        _send_puts(run, client)
 
 
 @dataclass
@@ -80,7 +121,15 @@ class WriteQueue:
         self._held_bytes = 0
         self._held_since = 0.0
         self.inline_bytes = 64 * 1024
-        self.hold_count = 16
+        # Held small files leave as one `puts` (§7.7): one frame and one answer for up to
+        # `hold_count` files or `hold_bytes`, whichever comes first.
+        self.hold_count = 256
+        self.hold_bytes = 512 * 1024
+        # Held requests that are not whole files' `put`s (small writes) each stay one
+        # request in `_send_all`'s `batch()`, which must stay under the client's window
+        # (64 requests): a corked request never gets its answer.
+        self.hold_other = 16
+        self._held_other = 0
         self.hold_seconds = 0.05
         self._bytes = 0
         self._local = 0  # queued store writes not yet done
@@ -124,8 +173,18 @@ class WriteQueue:
         size: int = 0,
         local: Callable[[], object] | None = None,
     ) -> None:
-        """Put a request whose failure belongs to `token` (e.g. the create of a file)."""
+        """Put a request whose failure belongs to `token` (e.g. the create of a file).
+
+        A small request without a store write is held even while the queue is
+        busy (it is queued behind everything already queued when it leaves), so
+        the files closed during a send still leave together as one `puts`.
+        """
         with self._cond:
+            if local is None and fn is not None and size <= self.inline_bytes:
+                while self._bytes >= self._limit and not self._stopped:
+                    self._cond.wait()
+                self._hold(token, fn, size)
+                return
             if not self._claim(size):
                 self._enqueue(_Item((token,), local, () if fn is None else (fn,), size))
                 return
@@ -161,15 +220,28 @@ class WriteQueue:
         with self._cond:
             self._busy = False
             if fn is not None:
-                if not self._held:
-                    self._held_since = time.monotonic()
-                self._held.append((token, fn))
-                self._held_bytes += size
-                if len(self._held) >= self.hold_count or self._held_bytes >= self.inline_bytes:
-                    self._queue_held()
-            self._cond.notify_all()
-            if self._queue or self._stopped:
-                self._work.notify()
+                self._hold(token, fn, size)
+            else:
+                self._cond.notify_all()
+                if self._queue or self._stopped:
+                    self._work.notify()
+
+    def _hold(self, token: object, fn: Send, size: int) -> None:
+        # Called with self._cond held: hold a send for the next batch.
+        if not self._held:
+            self._held_since = time.monotonic()
+        self._held.append((token, fn))
+        self._held_bytes += size
+        self._held_other += not isinstance(fn, PutSend)
+        if (
+            len(self._held) >= self.hold_count
+            or self._held_bytes >= self.hold_bytes
+            or self._held_other >= self.hold_other
+        ):
+            self._queue_held()
+        self._cond.notify_all()
+        if self._queue or self._stopped:
+            self._work.notify()
 
     def _queue_held(self) -> None:
         # Called with self._cond held: the held sends become one queued item.
@@ -178,7 +250,7 @@ class WriteQueue:
             sends = tuple(send for _, send in self._held)
             self._queue.append(_Item(tokens, None, sends, self._held_bytes))
             self._bytes += self._held_bytes
-            self._held, self._held_bytes = [], 0
+            self._held, self._held_bytes, self._held_other = [], 0, 0
 
     def drain(self) -> None:
         """Wait until every queued or held request has been handed to the connection."""

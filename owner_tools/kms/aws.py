@@ -51,7 +51,9 @@ class AwsKms:
                 ),
             )
         except botocore.exceptions.NoRegionError as exc:
-            raise KmsConfigError("kms: no region configured (use --region or AWS_REGION)") from exc
+            raise KmsConfigError(
+                "kms: no region configured", field="region", hint="kms-region"
+            ) from exc
         except ValueError as exc:
             raise KmsConfigError(f"kms: invalid endpoint url {endpoint_url!r}") from exc
 

@@ -6,7 +6,8 @@ Pure functions: keys, times and serial numbers are parameters. The chain the
 simulator uses mirrors AWS's (specs/attestation.md §8): a P-384 root (CA, no
 path length), intermediates with decreasing path lengths, and a leaf with only
 basicConstraints CA:FALSE and a non-critical keyUsage (digitalSignature,
-nonRepudiation), signed ecdsa-with-SHA384.
+nonRepudiation), signed ecdsa-with-SHA384. Signatures are deterministic (RFC 6979): the
+same inputs give the same bytes, so tests/vectors/attestation/ regenerates and diffs.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def build_document(
     public_key: bytes | None = None,
     user_data: bytes | None = None,
     nonce: bytes | None = None,
+    deterministic: bool = True,
 ) -> bytes:
     """Build a signed, untagged COSE_Sign1 attestation document.
 
@@ -96,6 +98,7 @@ def build_document(
         public_key: optional requester key.
         user_data: optional requester data.
         nonce: optional requester nonce.
+        deterministic: sign with RFC 6979 nonces (reproducible test vectors).
 
     Returns:
         The document bytes, as `/dev/nsm` would return them.
@@ -113,7 +116,7 @@ def build_document(
         user_data=user_data,
         nonce=nonce,
     )
-    return sign_es384(payload, signing_key)
+    return sign_es384(payload, signing_key, deterministic=deterministic)
 
 
 def _name(common_name: str) -> x509.Name:
@@ -151,6 +154,7 @@ def build_ca_certificate(
     not_after: datetime,
     serial: int,
     path_length: int | None,
+    deterministic: bool = True,
 ) -> x509.Certificate:
     """Build a CA certificate (self-signed root when `issuer` is `None`).
 
@@ -163,6 +167,7 @@ def build_ca_certificate(
         not_after: end of validity.
         serial: a positive serial number (at most 159 bits).
         path_length: basicConstraints pathLen, `None` for unlimited.
+        deterministic: sign with RFC 6979 nonces (reproducible test vectors).
 
     Returns:
         The signed certificate (ecdsa-with-SHA384).
@@ -188,7 +193,7 @@ def build_ca_certificate(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
         )
-    return builder.sign(issuer_key, hashes.SHA384())
+    return builder.sign(issuer_key, hashes.SHA384(), ecdsa_deterministic=deterministic)
 
 
 def build_leaf_certificate(
@@ -200,6 +205,7 @@ def build_leaf_certificate(
     not_before: datetime,
     not_after: datetime,
     serial: int,
+    deterministic: bool = True,
 ) -> x509.Certificate:
     """Build an enclave leaf certificate with AWS's extensions (BC CA:FALSE, KU).
 
@@ -211,6 +217,7 @@ def build_leaf_certificate(
         not_before: start of validity.
         not_after: end of validity (AWS: 3 hours later).
         serial: a positive serial number.
+        deterministic: sign with RFC 6979 nonces (reproducible test vectors).
 
     Returns:
         The signed certificate.
@@ -239,7 +246,7 @@ def build_leaf_certificate(
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(usage, critical=False)
-        .sign(issuer_key, hashes.SHA384())
+        .sign(issuer_key, hashes.SHA384(), ecdsa_deterministic=deterministic)
     )
 
 

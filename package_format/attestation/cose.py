@@ -173,12 +173,16 @@ def verify_es384(cose: CoseSign1, public_key: ec.EllipticCurvePublicKey) -> None
         raise SignatureInvalidError("cose_sign1: signature invalid") from exc
 
 
-def sign_es384(payload: bytes, private_key: ec.EllipticCurvePrivateKey) -> bytes:
+def sign_es384(
+    payload: bytes, private_key: ec.EllipticCurvePrivateKey, *, deterministic: bool = True
+) -> bytes:
     """Build an untagged COSE_Sign1 over `payload`, shaped like the NSM's output.
 
     Args:
         payload: the payload bytes to sign (already encoded).
         private_key: a P-384 signing key.
+        deterministic: RFC 6979 nonces (default): no per-signature randomness to get wrong,
+            and reproducible test vectors. False: random nonces, as a real NSM signs.
 
     Returns:
         The encoded COSE_Sign1: `[{1:-35} as bstr, {}, payload, r||s]`.
@@ -188,7 +192,10 @@ def sign_es384(payload: bytes, private_key: ec.EllipticCurvePrivateKey) -> bytes
     """
     if not isinstance(private_key.curve, ec.SECP384R1):
         raise TypeError("es384 needs a p-384 key")
-    der = private_key.sign(sig_structure(ES384_PROTECTED, payload), ec.ECDSA(hashes.SHA384()))
+    der = private_key.sign(
+        sig_structure(ES384_PROTECTED, payload),
+        ec.ECDSA(hashes.SHA384(), deterministic_signing=deterministic),
+    )
     r, s = decode_dss_signature(der)
     raw = r.to_bytes(ES384_COORDINATE_LEN, "big") + s.to_bytes(ES384_COORDINATE_LEN, "big")
     return cbor2.dumps([ES384_PROTECTED, {}, payload, raw])

@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from package_format.bundle.access import AppGrant, DataRule, DataTerms
+from package_format.bundle.config_access import parse_app_grants, parse_data_rules, parse_terms
 from package_format.bundle.errors import ManifestConfigError
 from package_format.bundle.manifest import (
     MAX_RUN_SECONDS,
@@ -26,7 +28,8 @@ from package_format.errors import PackageFormatError
 from package_format.limits import DECODE_LIMITS
 
 TOP_KEYS = {"name", "version", "entrypoints", "output", "not_before", "expires",
-            "encryption_context", "exclude", "run", "env", "environment"}  # fmt: skip
+            "encryption_context", "exclude", "run", "env", "kind", "data", "apps",
+            "terms", "environment"}  # fmt: skip
 ENVIRONMENT_KEYS = {"requirements"}
 ENV_KEYS = {"allow", "defaults"}
 RUN_KEYS = {"max_seconds"}
@@ -50,8 +53,12 @@ class BundleConfig:
     max_run_seconds: int | None = None
     env: EnvPolicy | None = None
     #: `[environment] requirements`: the app's hashed requirements file, relative to the
-    #: app folder; pack records its SHA-256 in the manifest (§5.7).
+    #: app folder; pack records its SHA-256 in the manifest (§5.8).
     environment_requirements: str | None = None
+    kind: str = "app"
+    data: tuple[DataRule, ...] = ()
+    apps: tuple[AppGrant, ...] = ()
+    terms: DataTerms | None = None
 
 
 def default_runtime(path: str) -> str:
@@ -199,11 +206,31 @@ def _parse_top(top: dict[str, Any]) -> BundleConfig:
         environment_requirements=_parse_environment(top["environment"])
         if "environment" in top
         else None,
+        **_parse_access(top),
     )
 
 
+def _parse_access(top: dict[str, Any]) -> dict[str, Any]:
+    """`kind`, `[[data]]`, `[[apps]]`, `[terms]` (§5.7)."""
+    kind = top.get("kind", "app")
+    if kind not in {"app", "data"}:
+        raise ManifestConfigError("bundle.toml: kind must be app or data")
+    if top.get("kind") == "app" and ("apps" in top or "terms" in top):
+        raise ManifestConfigError("bundle.toml: apps and terms are for kind = data")
+    if kind == "data" and any(k in top for k in ("data", "entrypoints", "env", "environment")):
+        raise ManifestConfigError(
+            "bundle.toml: a data bundle has no data, entrypoints, env or environment"
+        )
+    return {
+        "kind": kind,
+        "data": parse_data_rules(top["data"]) if "data" in top else (),
+        "apps": parse_app_grants(top["apps"]) if "apps" in top else (),
+        "terms": parse_terms(top["terms"]) if "terms" in top else None,
+    }
+
+
 def _parse_environment(obj: object) -> str:
-    """`[environment] requirements = "requirements.txt"` (§5.5, §5.7)."""
+    """`[environment] requirements = "requirements.txt"` (§5.5, §5.8)."""
     where = "bundle.toml: environment"
     table = _check_keys(obj, ENVIRONMENT_KEYS, where)
     if "requirements" not in table:

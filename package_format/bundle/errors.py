@@ -93,9 +93,18 @@ class BundleExpiredError(PolicyError):
     """The bundle's `expires` time has passed."""
 
 
-# API misuse.
-class SignatureNotVerifiedError(PackageFormatError, RuntimeError):
+# API misuse: a bug in the caller, never bad input, so not a PackageFormatError (a CLI
+# must not report it as a bad bundle). STYLE.md §3: misuse is a RuntimeError.
+class ReaderStateError(RuntimeError):
+    """`BundleReader` was used out of order (issue 19)."""
+
+
+class SignatureNotVerifiedError(ReaderStateError):
     """The payload was requested before the header signature was verified."""
+
+
+class PayloadAlreadyReadError(ReaderStateError):
+    """The payload was requested a second time (it is a stream: it can be read once)."""
 
 
 class PayloadSourceError(PackageFormatError):

@@ -142,6 +142,11 @@ class BundleHeader:
             raise HeaderFieldError(
                 "header: encryption context must hold bundle and version equal to the manifest's"
             )
+        # §4.3: a data key is bound to its kind too, so it cannot serve as an app's key.
+        if (ctx.get("kind") == "data") != (self.manifest.kind == "data"):
+            raise HeaderFieldError(
+                "header: encryption context kind must be data exactly for a data bundle"
+            )
 
     def to_cbor_obj(self) -> dict[str, Any]:
         """Return the CBOR map of this header (§4)."""

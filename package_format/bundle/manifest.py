@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from package_format.bundle._fields import fields, get_bool, get_int, get_list, get_text
+from package_format.bundle.access import AppGrant, DataRule, DataTerms, check_rules
 from package_format.bundle.errors import BundleLimitError, HeaderFieldError, UnsafePathError
 from package_format.bundle.limits import DEFAULT_LIMITS, DIR_MODE, FILE_MODES, BundleLimits
 from package_format.bundle.paths import check_path, path_sort_key
@@ -27,6 +28,8 @@ SEMVER_RE = re.compile(
 )
 RUNTIMES = frozenset({"python", "exec"})
 KINDS = frozenset({"file", "dir"})
+#: §5.7: what a bundle is; `app` is the default and is never written (older bundles unchanged).
+BUNDLE_KINDS = frozenset({"app", "data"})
 MAX_TIME = 2**40  # seconds since the epoch; far beyond any real date
 MAX_RUN_SECONDS = 2**31  # §5: the owner's ceiling on one run (about 68 years)
 SHA256_HEX_RE = re.compile(r"[0-9a-f]{64}")
@@ -108,7 +111,7 @@ class EnvPolicy:
 
 @dataclass(frozen=True)
 class Environment:
-    """The app environment the bundle needs in its image (§5.7).
+    """The app environment the bundle needs in its image (§5.8).
 
     Attributes:
         sha256: SHA-256 (64 lowercase hex) of the app's hashed `requirements.txt`; the image
@@ -341,11 +344,17 @@ class Manifest:
     max_run_seconds: int | None = None
     env: EnvPolicy | None = None
     environment: Environment | None = None
+    kind: str = "app"
+    data: tuple[DataRule, ...] = ()
+    apps: tuple[AppGrant, ...] = ()
+    terms: DataTerms | None = None
     payload_size: int = field(init=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "entrypoints", tuple(self.entrypoints))
         object.__setattr__(self, "files", tuple(self.files))
+        object.__setattr__(self, "data", tuple(self.data))
+        object.__setattr__(self, "apps", tuple(self.apps))
         self.validate(DEFAULT_LIMITS)
         object.__setattr__(self, "payload_size", sum(f.size for f in self.files))
 
@@ -374,7 +383,32 @@ class Manifest:
         if len(self.files) > limits.max_files:
             raise BundleLimitError(f"manifest: more than {limits.max_files} files")
         self._check_file_table(limits)
-        self._check_entrypoints(limits)
+        if self.kind not in BUNDLE_KINDS:
+            raise HeaderFieldError(f"manifest: kind must be one of {sorted(BUNDLE_KINDS)}")
+        if self.kind == "data":
+            self._check_data_kind(limits)
+        else:
+            if self.apps or self.terms is not None:
+                raise HeaderFieldError("manifest: only a data bundle has apps or terms")
+            self._check_entrypoints(limits)
+            check_rules(self.data)
+            for rule in self.data:
+                check_name(rule.name, f"manifest: data {rule.name!r}", limits)
+
+    def _check_data_kind(self, limits: BundleLimits) -> None:
+        """§5.7: a data bundle has files and apps, nothing that runs."""
+        if self.entrypoints or self.data or self.env is not None or self.environment is not None:
+            raise HeaderFieldError(
+                "manifest: a data bundle has no entrypoints, data, env or environment"
+            )
+        if self.max_run_seconds is not None or self.output != OutputPolicy():
+            raise HeaderFieldError("manifest: a data bundle has no max_run_seconds or output")
+        if not self.apps:
+            raise HeaderFieldError("manifest: a data bundle must list at least one app")
+        if len(self.apps) > limits.max_entrypoints:
+            raise BundleLimitError(f"manifest: more than {limits.max_entrypoints} apps")
+        for grant in self.apps:
+            check_name(grant.name, f"manifest: apps {grant.name!r}", limits)
 
     def _check_file_table(self, limits: BundleLimits) -> None:
         kinds: dict[str, str] = {}
@@ -419,6 +453,8 @@ class Manifest:
 
     def to_cbor_obj(self) -> dict[str, Any]:
         """Return the CBOR map of this manifest (§5); optional times are omitted when unset."""
+        if self.kind == "data":
+            return self._data_cbor_obj()
         obj: dict[str, Any] = {
             "created": self.created,
             "entrypoints": [e.to_cbor_obj() for e in self.entrypoints],
@@ -437,6 +473,25 @@ class Manifest:
             obj["env"] = self.env.to_cbor_obj()
         if self.environment is not None:
             obj["environment"] = self.environment.to_cbor_obj()
+        if self.data:
+            obj["data"] = [r.to_cbor_obj() for r in self.data]
+        return obj
+
+    def _data_cbor_obj(self) -> dict[str, Any]:
+        """§5.7: a data manifest's map (no entrypoints, output, env or run limit)."""
+        obj: dict[str, Any] = {
+            "apps": [g.to_cbor_obj() for g in self.apps],
+            "created": self.created,
+            "files": [f.to_cbor_obj() for f in self.files],
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+        }
+        for key in ("not_before", "expires"):
+            if getattr(self, key) is not None:
+                obj[key] = getattr(self, key)
+        if self.terms is not None:
+            obj["terms"] = self.terms.to_cbor_obj()
         return obj
 
     @classmethod
@@ -449,10 +504,12 @@ class Manifest:
             BundleLimitError: A count or size is over the limits.
         """
         where = "manifest"
+        if isinstance(obj, dict) and "kind" in obj:
+            return cls._data_from_cbor_obj(obj, limits)
         m = fields(
             obj,
             {"created", "entrypoints", "files", "name", "output", "version"},
-            {"not_before", "expires", "max_run_seconds", "env", "environment"},
+            {"not_before", "expires", "max_run_seconds", "env", "data", "environment"},
             where,
         )
         entries = get_list(m, "entrypoints", where, limits.max_entrypoints)
@@ -471,6 +528,42 @@ class Manifest:
             else None,
             env=EnvPolicy.from_cbor_obj(m["env"]) if "env" in m else None,
             environment=Environment.from_cbor_obj(m["environment"]) if "environment" in m else None,
+            data=tuple(DataRule.from_cbor_obj(r) for r in get_list(m, "data", where, 32))
+            if "data" in m
+            else (),
+        )
+        if "data" in m and not manifest.data:
+            raise HeaderFieldError(f"{where}: data is omitted when empty")
+        if limits != DEFAULT_LIMITS:
+            manifest.validate(limits)
+        return manifest
+
+    @classmethod
+    def _data_from_cbor_obj(cls, obj: dict[str, Any], limits: BundleLimits) -> Manifest:
+        """§5.7: parse a data manifest (`kind` present, and then it MUST be `data`)."""
+        where = "manifest"
+        m = fields(
+            obj,
+            {"apps", "created", "files", "kind", "name", "version"},
+            {"not_before", "expires", "terms"},
+            where,
+        )
+        if m["kind"] != "data":
+            raise HeaderFieldError(f"{where}: kind is written only for a data bundle")
+        files = get_list(m, "files", where, limits.max_files)
+        apps = get_list(m, "apps", where, limits.max_entrypoints)
+        manifest = cls(
+            name=get_text(m, "name", where, limits.max_name_bytes),
+            version=get_text(m, "version", where, limits.max_version_bytes),
+            created=get_int(m, "created", where, 0, MAX_TIME),
+            entrypoints=(),
+            output=OutputPolicy(),
+            files=tuple(FileEntry.from_cbor_obj(f, limits) for f in files),
+            not_before=get_int(m, "not_before", where, 0, MAX_TIME) if "not_before" in m else None,
+            expires=get_int(m, "expires", where, 0, MAX_TIME) if "expires" in m else None,
+            kind="data",
+            apps=tuple(AppGrant.from_cbor_obj(a) for a in apps),
+            terms=DataTerms.from_cbor_obj(m["terms"]) if "terms" in m else None,
         )
         if limits != DEFAULT_LIMITS:
             manifest.validate(limits)

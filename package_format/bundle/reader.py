@@ -22,6 +22,7 @@ from typing import Protocol
 from package_format.bundle.errors import (
     BundleExpiredError,
     BundleNotYetValidError,
+    PayloadAlreadyReadError,
     SignatureNotVerifiedError,
     TrailingDataError,
     TruncatedPayloadError,
@@ -181,6 +182,7 @@ class BundleReader:
 
         Raises:
             SignatureNotVerifiedError: `verify_signature` was not called first.
+            PayloadAlreadyReadError: the payload was already requested.
             KeyCommitmentError: `data_key` is not this bundle's key.
             SegmentAuthenticationError: A segment was modified or comes from elsewhere.
             SegmentOrderError: A segment was moved (reordered, swapped).
@@ -190,7 +192,7 @@ class BundleReader:
         if not self._verified:
             raise SignatureNotVerifiedError("bundle: verify the signature before the payload")
         if self._consumed:
-            raise SignatureNotVerifiedError("bundle: the payload can be read only once")
+            raise PayloadAlreadyReadError("bundle: the payload can be read only once")
         self._consumed = True
         header = self.header
         check_commitment(data_key, header.salt, header.commitment)
@@ -209,12 +211,13 @@ class BundleReader:
 
         Raises:
             SignatureNotVerifiedError: `verify_signature` was not called first.
+            PayloadAlreadyReadError: the payload was already requested.
             KeyCommitmentError: `data_key` is not this bundle's key.
         """
         if not self._verified:
             raise SignatureNotVerifiedError("bundle: verify the signature before the payload")
         if self._consumed:
-            raise SignatureNotVerifiedError("bundle: the payload can be read only once")
+            raise PayloadAlreadyReadError("bundle: the payload can be read only once")
         self._consumed = True
         header = self.header
         check_commitment(data_key, header.salt, header.commitment)

@@ -72,6 +72,8 @@ def build_header(
     context = dict(encryption_context)
     context.setdefault("bundle", manifest.name)
     context.setdefault("version", manifest.version)
+    if manifest.kind == "data":
+        context.setdefault("kind", "data")
     return BundleHeader(
         manifest=manifest,
         kms_key_id=kms_key_id,

@@ -89,10 +89,12 @@ class _Stream:
         self.pos += n
         return data
 
-    def skip(self, n: int, what: str) -> None:
+    def skip(self, n: int, what: str, sink: Callable[[bytes], object] | None = None) -> None:
         while n:
-            got = len(self.read(min(n, 1 << 20), what))
-            n -= got
+            chunk = self.read(min(n, 1 << 20), what)
+            if sink is not None:
+                sink(chunk)
+            n -= len(chunk)
 
     def padding(self, what: str) -> None:
         pad = self.read(-self.pos % 4, what)
@@ -134,6 +136,7 @@ def iter_cpio(
     stream: Readable | bytes,
     limits: CpioLimits | None = None,
     want: Callable[[str], bool] | None = None,
+    sink: Callable[[CpioMember], Callable[[bytes], object] | None] | None = None,
 ) -> Iterator[CpioMember]:
     """Yield the members of a newc archive up to (not including) the trailer.
 
@@ -142,6 +145,9 @@ def iter_cpio(
         limits: limits on untrusted input.
         want: which names to return data for (default: all); others are skipped
             without being held in memory. Symlink targets are always returned.
+        sink: for a member whose data is not returned, called with its header (data None)
+            before its data is read; the callable it returns, if any, gets the data in
+            chunks of at most 1 MiB (an extractor streams members of any size this way).
 
     Raises:
         CpioFormatError: bad magic, hex field, name, padding, truncation or trailer.
@@ -165,7 +171,8 @@ def iter_cpio(
                 raise CpioLimitError(f"cpio: {name}: {size} bytes over the member limit")
             data = src.read(size, f"data of {name}")
         else:
-            src.skip(size, f"data of {name}")
+            head = CpioMember(name, mode, uid, gid, mtime, size, ino, rmaj, rmin, None)
+            src.skip(size, f"data of {name}", sink(head) if sink is not None else None)
         src.padding(f"data of {name}")
         yield CpioMember(name, mode, uid, gid, mtime, size, ino, rmaj, rmin, data)
 

@@ -47,6 +47,8 @@ class ErrorCode(enum.IntEnum):
     BAD_RUN_ARGUMENT = 1106
     RUN_TIMED_OUT = 1107
     ENVIRONMENT_MISSING = 1108
+    DATA_NOT_ALLOWED = 1110
+    OUTPUT_TERMS_EXCEEDED = 1111
 
     @property
     def is_errno(self) -> bool:

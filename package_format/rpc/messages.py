@@ -19,6 +19,9 @@ SUPPORTED_VERSIONS: Final = (1,)
 _MAX_VERSIONS = 16
 _MAX_ID = 2**63 - 1
 _MAX_LIST = 1024
+_MAX_NONCE = 1024  # the NSM's limit on an attestation nonce
+#: Files of one `puts` request (specs/rpc-protocol.md §7.7).
+MAX_PUTS = 1024
 _EMPTY = memoryview(b"")
 _NO_ARGS: Final[dict[str, Any]] = {}
 
@@ -55,6 +58,7 @@ OPS: Final[dict[str, _Spec]] = {
     },
     "write": {"path": ("text", _REQUIRED), "offset": ("uint", _REQUIRED)},
     "put": {"path": ("text", _REQUIRED), "mode": ("uint", 0o644)},
+    "puts": {"files": ("files", _REQUIRED)},
     "fsync": {"path": ("text", _REQUIRED)},
     "run": {
         "bundle": ("text", _REQUIRED),
@@ -62,6 +66,8 @@ OPS: Final[dict[str, _Spec]] = {
         "args": ("texts", ()),
         "timeout_s": ("uint", 0),
         "env": ("texts", ()),
+        "data": ("texts", ()),
+        "nonce": ("nonce", None),  # specs/receipts.md §5.2: 1-1024 bytes, sent only when set
     },
     "cancel": {},
     "credentials": {
@@ -313,12 +319,34 @@ def _is_kind(value: object, kind: str) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
     if kind == "uint":
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**63 - 1
+        return _is_uint(value)
+    if kind == "nonce":
+        return isinstance(value, bytes) and 1 <= len(value) <= _MAX_NONCE
+    if kind == "files":  # `puts` (§7.7): 1 to MAX_PUTS entries [path, mode, size]
+        return (
+            isinstance(value, list)
+            and 0 < len(value) <= MAX_PUTS
+            and all(_is_put_entry(entry) for entry in value)
+        )
     # "texts": a bounded list of text
     return (
         isinstance(value, list)
         and len(value) <= _MAX_LIST
         and all(isinstance(item, str) for item in value)
+    )
+
+
+def _is_uint(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**63 - 1
+
+
+def _is_put_entry(entry: object) -> bool:
+    return (
+        isinstance(entry, list)
+        and len(entry) == 3
+        and isinstance(entry[0], str)
+        and _is_uint(entry[1])
+        and _is_uint(entry[2])
     )
 
 

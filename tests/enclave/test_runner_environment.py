@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""App environments in the runner (bundle-format.md §5.7, enclave-image.md §5.5, issue 21).
+"""App environments in the runner (bundle-format.md §5.8, enclave-image.md §5.5, issue 21).
 
 A bundle whose signed manifest names an environment runs with that environment's
 interpreter, first on its PATH as `python` and `python3`; one naming an environment the

@@ -356,3 +356,51 @@ def _vsock_target() -> None:
 
 
 _vsock_target()
+
+
+# --- receipts (specs/receipts.md) ----------------------------------------------------------
+
+
+def _receipt_seeds() -> list[bytes]:
+    return [_vector_payload(p) for p in sorted((VECTORS / "receipts").iterdir())]
+
+
+def _record_seeds() -> list[bytes]:
+    from package_format.receipt import ReceiptError, parse_receipt
+
+    records = []
+    for data in _receipt_seeds():
+        try:
+            records.append(parse_receipt(data).record)
+        except ReceiptError:
+            continue
+    return records
+
+
+@target("receipt", _receipt_seeds, max_len=16384, weight=0.5)
+def _receipt(data: bytes) -> None:
+    # The whole verification: container, document (chain and signature), PCR, record.
+    from package_format.receipt import verify_receipt
+
+    verify_receipt(data, root=_receipt_root(), expect_pcrs={0: _receipt_pcr0()})
+
+
+@target("run_record", _record_seeds, max_len=8192)
+def _run_record(data: bytes) -> None:
+    from package_format.receipt import RunRecord
+
+    RunRecord.decode(data)
+
+
+@functools.cache
+def _receipt_header() -> dict[str, str]:
+    head = (VECTORS / "receipts" / "receipt_ok").read_bytes().split(b"\n\n", 1)[0]
+    return dict(line.split(": ", 1) for line in head.decode().splitlines())
+
+
+def _receipt_root() -> bytes:
+    return bytes.fromhex(_receipt_header()["root"])
+
+
+def _receipt_pcr0() -> bytes:
+    return bytes.fromhex(_receipt_header()["pcr0"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack.policy_eval import RequestContext, attestation_condition_keys, evaluate
+from package_format.key_policy import RequestContext, attestation_condition_keys, evaluate
 
 ACCOUNT = "123456789012"
 OWNER = f"arn:aws:iam::{ACCOUNT}:role/owner"

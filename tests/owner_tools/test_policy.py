@@ -11,14 +11,15 @@ import sys
 
 import pytest
 
-from local_stack.policy_eval import RequestContext, attestation_condition_keys, evaluate
 from owner_tools._cli import main
-from owner_tools.errors import UsageError
-from owner_tools.policy import (
+from package_format.key_policy import (
     PolicyInputError,
+    RequestContext,
     add_revocation,
+    attestation_condition_keys,
     build_key_policy,
     check_policy,
+    evaluate,
 )
 
 ACCOUNT = "111122223333"
@@ -95,7 +96,7 @@ def test_malformed_pcr_refused_at_generation():
 
 
 def test_principal_in_other_account_refused():
-    with pytest.raises(UsageError, match="not in account"):
+    with pytest.raises(PolicyInputError, match="not in account"):
         _policy(enclave_principal="arn:aws:iam::999999999999:role/x")
 
 
@@ -354,7 +355,7 @@ def test_one_bundle_name_gives_the_single_bundle_policy():
 
 
 def test_bundle_version_with_several_names_refused():
-    with pytest.raises(UsageError):
+    with pytest.raises(PolicyInputError):
         _policy(bundle_name=["alpha", "beta"])
 
 

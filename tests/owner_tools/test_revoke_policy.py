@@ -36,7 +36,7 @@ from package_format.eif.writer import SectionSource, write_eif
 from package_format.index import S3Location, VersionRevokedError
 from user_runtime.pull import make_client, pull
 
-policy = pytest.importorskip("owner_tools.policy")
+policy = pytest.importorskip("package_format.key_policy")
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from _bundle_support import (
 from owner_tools._cli import main
 from owner_tools.keys import load_owner_key, load_signing_key
 from owner_tools.kms.aws import AwsKms
+from owner_tools.kms.interface import KmsAccessDeniedError
 from owner_tools.verify import verify_bundle
 from package_format.bundle import errors
 from package_format.bundle.header import preamble
@@ -253,3 +254,19 @@ def test_verify_without_decrypt_says_what_it_did_not_check(env, bundle, capsys) 
     assert main(verify_argv(env, bundle, decrypt=False)) == 0
     out = capsys.readouterr().out
     assert "(signature and length; segments not decrypted, use --decrypt)" in out
+
+
+class _DenyingKms:
+    """A key service whose policy no longer lets the owner decrypt (after apply-policy)."""
+
+    def decrypt(self, wrapped: bytes, key_id: str, context: object) -> bytes:
+        raise KmsAccessDeniedError(f"kms: access to key {key_id} denied (AccessDeniedException)")
+
+
+def test_decrypt_denied_after_policy_names_the_likely_cause(env, bundle) -> None:
+    with pytest.raises(KmsAccessDeniedError) as info:
+        verify_bundle(bundle, [load_owner_key(env.public_key)], kms=_DenyingKms())  # type: ignore[arg-type]
+    message = str(info.value)
+    assert message.startswith("kms: access to key")
+    assert "only that enclave may decrypt" in message
+    assert "without --decrypt" in message

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from user_runtime._cli import main
-from user_runtime.attestation import AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256, aws_root
+from user_runtime.attestation import (
+    AWS_NITRO_ROOT_G1_PEM,
+    AWS_NITRO_ROOT_G1_SHA256,
+    DEBUG_MODE_WARNING,
+    aws_root,
+)
 
 REAL = {
     "nitrite_pr2_d2d8010.cose": 1635440522077,
@@ -45,8 +51,9 @@ def test_verify_real_document_at_its_timestamp(aws_vector, capsys, name):
     rc = main(["attestation", "verify", str(path), "--at", str(REAL[name])])
     out, err = capsys.readouterr()
     assert rc == 0, err
-    assert err == ""
     result = json.loads(out)
+    assert result["debug_mode"] == (result["pcrs"]["0"] == "00" * 48)
+    assert err == ("user-runtime: " + DEBUG_MODE_WARNING + "\n" if result["debug_mode"] else "")
     assert result["timestamp"] == REAL[name]
     assert result["digest"] == "SHA384"
     assert result["root_sha256"] == AWS_NITRO_ROOT_G1_SHA256
@@ -59,8 +66,10 @@ def test_verify_at_doc_and_fields(aws_vector, capsys):
     path = aws_vector("attestation/evervault_beta_debug-mode-attestation-doc-bytes.cose")
     rc = main(["attestation", "verify", str(path), "--at", "doc"])
     out, err = capsys.readouterr()
-    assert (rc, err) == (0, "")
+    assert rc == 0
+    assert "warning: debug-mode document" in err
     result = json.loads(out)
+    assert result["debug_mode"] is True
     assert bytes.fromhex(result["public_key"]) == b"my super secret key"
     assert bytes.fromhex(result["user_data"]) == b"hello, world!"
     assert result["nonce"] is None
@@ -190,3 +199,49 @@ def test_console_script_no_traceback(tmp_path):
         assert "Traceback" not in result.stderr
         assert result.stderr.startswith("user-runtime: ")
         assert result.stdout == ""
+
+
+def test_production_document_has_no_debug_warning(aws_vector, capsys):
+    path = aws_vector("attestation/evervault_beta_valid-attestation-doc-bytes.cose")
+    assert main(["attestation", "verify", str(path), "--at", "doc"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["debug_mode"] is False
+    assert err == ""
+
+
+def test_reader_closing_stdout_early_keeps_exit_zero(aws_vector):
+    # `verify | head -c 0`: the verdict is the exit code, not whether the reader read it all.
+    # The reader is gone before the command writes anything, so its write meets EPIPE.
+    path = aws_vector("attestation/evervault_beta_debug-mode-attestation-doc-bytes.cose")
+    argv = [sys.executable, "-m", "user_runtime", "attestation", "verify", str(path)]
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [*argv, "--at", "doc"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 0, proc.stderr
+    assert b"Traceback" not in proc.stderr
+
+
+def test_tampered_document_still_fails_when_stdout_is_closed(aws_vector, tmp_path):
+    # The EPIPE rule keeps a verdict; it must not turn a failure into success.
+    data = bytearray(aws_vector("attestation/evervault_valid-attestation-doc.cose").read_bytes())
+    data[len(data) // 2] ^= 1
+    path = tmp_path / "bad.cose"
+    path.write_bytes(bytes(data))
+    proc = subprocess.run(
+        [sys.executable, "-m", "user_runtime", "attestation", "verify", str(path), "--at", "doc"],
+        stdout=subprocess.DEVNULL,
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        check=False,
+        timeout=120,
+    )
+    assert proc.returncode == 1

@@ -91,6 +91,32 @@ def test_server_code_comes_from_the_image(image, state, capsys) -> None:
     assert json.loads((Path(ram) / "etc" / "enclave.json").read_text())["owner_keys"]
 
 
+def test_image_without_a_rootfs_runs_on_the_host_python_with_a_warning(
+    image, state, capsys
+) -> None:
+    eif, _ = image
+    assert main(["enclave", "start", "--eif", str(eif), "--state-dir", str(state)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["world"] == "host"
+    assert (
+        "user-runtime: warning: the image has no /opt/nitro-bundles/venv/bin/python3 "
+        "(built without a --rootfs that provides it): the enclave server and entrypoints run "
+        "on the host's Python"
+    ) in captured.err
+
+
+def test_image_world_demanded_without_a_rootfs_is_refused(
+    image, state, capsys, monkeypatch
+) -> None:
+    eif, _ = image
+    monkeypatch.setenv("NB_LOCAL_WORLD", "image")
+    assert main(["enclave", "start", "--eif", str(eif), "--state-dir", str(state)]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "NB_LOCAL_WORLD=image: the image has no /opt/nitro-bundles/venv/bin/python3" in err
+    assert not (state / "enclave" / "state.json").exists()
+
+
 def test_debug_mode_reports_zero_pcrs(image, state, capsys) -> None:
     eif, pcrs = image
     started = _start(eif, state, capsys, "--debug-mode")

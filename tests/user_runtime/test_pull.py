@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -409,3 +410,30 @@ def test_wrong_owner_key_is_named_by_the_same_fingerprint_as_everywhere(repo, ca
     signer = load_public_key(repo["key"].public_path.read_text())
     mine = load_public_key(impostor.public_path.read_text())
     assert f"signed by key {fingerprint(signer)}, not by the owner key {fingerprint(mine)}" in err
+
+
+def test_pull_json_is_one_object(repo, capsys):
+    bundle = _publish(repo)
+    assert main([*_cli(repo), "--json"]) == 0
+    out, _ = capsys.readouterr()
+    result = json.loads(out)
+    assert result["name"] == "demo"
+    assert result["version"] == "1.0.0"
+    assert result["index_version"] == 1
+    assert result["files"] == [str(repo["dest"] / "demo-1.0.0.nbundle")]
+    assert result["downloaded_bytes"] == bundle.stat().st_size
+
+
+def test_pull_json_error_is_an_object(repo, capsys):
+    _publish(repo, "1.0.0")
+    old_index = _index_bytes(repo)
+    _publish(repo, "1.1.0")
+    assert _pull(repo).index_version == 2
+    _put(repo, "rel/demo/index.json", old_index)
+    assert main([*_cli(repo), "--json"]) == 1
+    out, err = capsys.readouterr()
+    error = json.loads(out)["error"]
+    assert error["exit_code"] == 1
+    assert error["type"] == "IndexRollbackError"
+    assert "rollback refused" in error["message"]
+    assert err.startswith("user-runtime: error: index of demo")

@@ -129,7 +129,7 @@ def test_run_shows_upload_progress_on_a_terminal(enclave, tmp_path, capsys, monk
 
 def test_run_upload_failure_names_the_bundle_not_a_temporary_file(tmp_path, monkeypatch, capsys):
     from user_runtime.rpc_values import RemoteError
-    from user_runtime.run import UploadError, upload
+    from user_runtime.run_upload import UploadError, upload
 
     class Refusing:
         def __init__(self) -> None:
@@ -236,7 +236,7 @@ def test_second_run_while_one_is_going_is_busy(enclave, tmp_path, capsys) -> Non
     bundle = _bundle(tmp_path, slow)
     started = threading.Event()
     with EnclaveClient.connect(f"unix:{sock}") as client:
-        from user_runtime.run import upload
+        from user_runtime.run_upload import upload
 
         upload(client, bundle, "encrypted/slow.nb")
         handle = client.start_run("encrypted/slow.nb", "main.py", [])

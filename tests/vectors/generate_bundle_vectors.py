@@ -17,12 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import cbor2
+from vectorlib import rand
 
+from package_format.bundle.access import AppGrant, DataRule, DataTerms, VersionRange
 from package_format.bundle.header import preamble
 from package_format.bundle.limits import TAG_SIZE
 from package_format.bundle.manifest import Entrypoint, FileEntry, Manifest, OutputPolicy
 from package_format.bundle.signing import public_key_of, sign
-from package_format.bundle.stream import SegmentSealer, derive_payload_key, key_commitment
+from package_format.bundle.stream import SegmentSealer, derive_payload_key
 from package_format.bundle.writer import build_header
 
 OUT = Path(__file__).resolve().parent / "bundle"
@@ -32,16 +34,6 @@ DATA_KEY = b"TEST DATA KEY, NOT FROM KMS! 001"
 OTHER_DATA_KEY = b"TEST DATA KEY, NOT FROM KMS! 002"
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
 SEGMENT = 64
-
-
-def rand(label: str, size: int) -> bytes:
-    """Deterministic test randomness: SHA-256 in counter mode over a label."""
-    out = b""
-    counter = 0
-    while len(out) < size:
-        out += hashlib.sha256(f"TEST RANDOMNESS {label} {counter}".encode()).digest()
-        counter += 1
-    return out[:size]
 
 
 FILES = {
@@ -69,6 +61,45 @@ def manifest(files: dict[str, bytes] = FILES, name: str = "vector-app") -> Manif
         not_before=CREATED,
         expires=CREATED + 365 * 86400,
     )
+
+
+DATA_FILES = {"data/weights.bin": rand("weights", 200), "empty.txt": b""}
+
+
+def data_manifest() -> Manifest:
+    """A data bundle (§5.7): two files, one app granted, output terms."""
+    base = manifest(DATA_FILES, name="vector-data")
+    return Manifest(
+        name="vector-data",
+        version="1.0.0",
+        created=CREATED,
+        entrypoints=(),
+        output=OutputPolicy(),
+        files=base.files,
+        expires=CREATED + 365 * 86400,
+        kind="data",
+        apps=(AppGrant("vector-app", (public_key_of(OWNER_SEED),), VersionRange(">=1.0.0, <2.0.0")),),
+        terms=DataTerms(stdout=True, stderr=False, max_output_bytes=1 << 20,
+                        output_paths=("scores-*.csv",)),
+    )  # fmt: skip
+
+
+def app_with_data() -> Manifest:
+    """The vector app with one `[[data]]` rule (§5.7)."""
+    rule = DataRule("vector-data", (public_key_of(OTHER_SEED),), VersionRange(">=1.0.0"),
+                    "/data/vector-data")  # fmt: skip
+    base = manifest()
+    return Manifest(
+        name=base.name, version=base.version, created=base.created,
+        entrypoints=base.entrypoints, output=base.output, files=base.files,
+        not_before=base.not_before, expires=base.expires, data=(rule,),
+    )  # fmt: skip
+
+
+def _data_mutated(change: Callable[[dict[str, Any]], None]) -> bytes:
+    obj = header_obj(data_manifest())
+    change(obj)
+    return assemble(obj, DATA_FILES)
 
 
 def header_obj(
@@ -256,6 +287,29 @@ def scenarios() -> list[Scenario]:
          {"comment": "ends inside segment 1"}),
         ("payload_trailing_bytes", "TrailingDataError", lambda: data + b"\x00",
          {"comment": "one byte appended"}),
+        ("bundle_data_ok", "success",
+         lambda: assemble(header_obj(data_manifest()), DATA_FILES),
+         {"comment": "a data bundle (kind data, one [[apps]] grant, terms); context has kind"}),
+        ("bundle_app_with_data_rules", "success",
+         lambda: assemble(header_obj(app_with_data())),
+         {"comment": "an app bundle with one [[data]] rule"}),
+        ("header_data_context_without_kind", "HeaderFieldError",
+         lambda: _data_mutated(lambda o: o["encryption_context"].pop("kind")),
+         {"comment": "data manifest, encryption context lacks kind = data, signed"}),
+        ("header_app_context_kind_data", "HeaderFieldError",
+         lambda: _mutated(lambda o: o["encryption_context"].__setitem__("kind", "data")),
+         {"comment": "app manifest, encryption context says kind = data, signed"}),
+        ("header_data_with_entrypoints", "HeaderFieldError",
+         lambda: _data_mutated(lambda o: o["manifest"].__setitem__(
+             "entrypoints", [{"allow_args": True, "name": "m", "path": "empty.txt",
+                              "runtime": "python"}])),
+         {"comment": "data manifest with an entrypoint, signed"}),
+        ("header_data_without_apps", "HeaderFieldError",
+         lambda: _data_mutated(lambda o: o["manifest"].__setitem__("apps", [])),
+         {"comment": "data manifest granting no app, signed"}),
+        ("header_kind_app_written", "HeaderFieldError",
+         lambda: _mutated(lambda o: o["manifest"].__setitem__("kind", "app")),
+         {"comment": "kind written for an app (writers omit it), signed"}),
     ]  # fmt: skip
 
 

@@ -123,6 +123,59 @@ SCENARIOS: dict[str, tuple[str, str, str, list[Line]]] = {
             ("<", res(3, body=b"c\n")),
         ],
     ),
+    "fs_puts_read": (
+        "success",
+        "server",
+        (
+            "puts: three small files in one request (§7.7); the second's folder is missing, so"
+            " only it fails (ENOENT, by its index), the others are written; then read them"
+        ),
+        [
+            *OPEN,
+            (
+                ">",
+                req(
+                    1,
+                    "puts",
+                    {
+                        "files": [
+                            ["dataset/a.csv", 0o644, 4],
+                            ["dataset/no/b.csv", 0o644, 2],
+                            ["dataset/c.csv", 0o600, 3],
+                        ]
+                    },
+                    b"a,b\nb\nc,d",
+                ),
+            ),
+            ("<", res(1, {"failed": [[1, 2]]})),
+            (">", req(2, "read", {"path": "dataset/a.csv", "offset": 0, "length": 4096})),
+            ("<", res(2, body=b"a,b\n")),
+            (">", req(3, "read", {"path": "dataset/c.csv", "offset": 0, "length": 4096})),
+            ("<", res(3, body=b"c,d")),
+        ],
+    ),
+    "op_puts_sizes_mismatch": (
+        "success",
+        "server",
+        "puts whose sizes do not add up to its body: refused whole, nothing written",
+        [
+            *OPEN,
+            (">", req(1, "puts", {"files": [["dataset/a.csv", 0o644, 5]]}, b"abc")),
+            ("<", err(1, 1006, "BAD_ARGS", "puts: sizes do not add up to the body")),
+            (">", req(2, "stat", {"path": "dataset/a.csv"})),
+            ("<", err(2, 2, "ENOENT", "dataset/a.csv: no such file or directory")),
+        ],
+    ),
+    "op_puts_empty": (
+        "success",
+        "server",
+        "puts of no files: BAD_ARGS (1 to 1024 entries of [path, mode, size])",
+        [
+            *OPEN,
+            (">", req(1, "puts", {"files": []})),
+            ("<", err(1, 1006, "BAD_ARGS", "puts: argument 'files' is not files")),
+        ],
+    ),
     "fs_listdir_root": (
         "success",
         "server",

@@ -5,25 +5,20 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 from pathlib import Path
 from types import ModuleType
+
+import vector_files as vector_files_module
 
 from package_format.bundle.reader import BundleReader
 
 REPO = Path(__file__).resolve().parents[3]
 VECTOR_DIR = REPO / "tests" / "vectors" / "bundle"
-GENERATOR = REPO / "tests" / "vectors" / "generate_bundle_vectors.py"
 
 
 def generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("generate_bundle_vectors", GENERATOR)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return vector_files_module.generator("bundle")
 
 
 def vector_files() -> list[Path]:

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The manifest's `environment` (bundle-format.md §5.7) and bundle.toml's `[environment]`."""
+"""The manifest's `environment` (bundle-format.md §5.8) and bundle.toml's `[environment]`."""
 
 from __future__ import annotations
 

@@ -79,9 +79,14 @@ def test_header_round_trip(
         name=new_name,
         version=new_version,
         files=entries,
-        entrypoints=(Entrypoint("main", entries[0].path, "python"),),
+        # A data bundle (bundle-format.md §5.7) has no entrypoints.
+        entrypoints=()
+        if seed.manifest.kind == "data"
+        else (Entrypoint("main", entries[0].path, "python"),),
     )
-    context = {k: v for k, v in extra.items() if k not in {"bundle", "version"}}
+    context = {k: v for k, v in extra.items() if k not in {"bundle", "version", "kind"}}
+    if seed.manifest.kind == "data":
+        context["kind"] = "data"
     header = dataclasses.replace(
         seed,
         manifest=manifest,

@@ -11,6 +11,7 @@ import pytest
 from package_format.bundle import BundleReader, build_header, public_key_of, write_bundle
 from package_format.bundle.errors import (
     KeyCommitmentError,
+    PayloadAlreadyReadError,
     SignatureNotVerifiedError,
     TrailingDataError,
     TruncatedPayloadError,
@@ -113,7 +114,7 @@ def test_segments_need_the_signature_checked_and_run_once() -> None:
     reader.verify_signature([public_key_of(SEED)])
     with pytest.raises(KeyCommitmentError):
         reader.segments(b"X" * 32)
-    with pytest.raises(SignatureNotVerifiedError, match="only once"):
+    with pytest.raises(PayloadAlreadyReadError):
         reader.segments(KEY)
 
 
@@ -139,3 +140,12 @@ def test_read_batch_from_readview_matches_the_copying_read(cut: int) -> None:
     assert [bytes(v) for v in a.sealed] == [bytes(v) for v in b.sealed]
     assert (type(a.error), str(a.error), a.done) == (type(b.error), str(b.error), b.done)
     assert untouched == bytearray(200)  # the views are the stream's, nothing was copied
+
+
+def test_reader_misuse_is_not_reported_as_a_bad_bundle() -> None:
+    # Issue 19: misuse is a RuntimeError; a CLI catching PackageFormatError must not see it.
+    from package_format.errors import PackageFormatError
+
+    for error in (SignatureNotVerifiedError, PayloadAlreadyReadError):
+        assert issubclass(error, RuntimeError)
+        assert not issubclass(error, PackageFormatError)

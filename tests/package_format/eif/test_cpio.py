@@ -11,7 +11,7 @@ import pytest
 
 from package_format.eif import CpioEntry, archive_size, build_archive, extract_files, read_cpio
 from package_format.eif.cpio import iter_archive
-from package_format.eif.cpio_reader import CpioLimits
+from package_format.eif.cpio_reader import CpioLimits, iter_cpio
 from package_format.eif.errors import CpioFormatError, CpioLimitError
 
 
@@ -135,3 +135,25 @@ def test_extract_files_dotdot_path_rejected():
     data = build_archive([CpioEntry.file("rootfs/opt/../etc/x", b"1")])
     with pytest.raises(CpioFormatError, match="unsafe"):
         extract_files(data, "rootfs/opt/")
+
+
+def test_sink_streams_unwanted_data_in_chunks_past_the_member_limit():
+    big = bytes(range(256)) * 9000  # 2.3 MB: over the 1 MiB limit below, 3 chunks
+    archive = build_archive(
+        [CpioEntry.directory("d"), CpioEntry.file("d/big", big), CpioEntry.file("d/small", b"x")]
+    )
+    seen: dict[str, list[bytes]] = {}
+
+    def sink(member):
+        assert member.data is None
+        if not member.is_file:
+            return None
+        return seen.setdefault(member.name, []).append
+
+    limits = CpioLimits(max_member_size=1 << 20)
+    members = list(iter_cpio(archive, limits, want=lambda _n: False, sink=sink))
+    assert [m.name for m in members] == ["d", "d/big", "d/small"]
+    assert all(m.data is None for m in members)
+    assert b"".join(seen["d/big"]) == big
+    assert max(len(c) for c in seen["d/big"]) <= 1 << 20
+    assert seen["d/small"] == [b"x"]

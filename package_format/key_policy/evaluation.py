@@ -1,11 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Evaluate a KMS key policy the way AWS documents it, for the local KMS front.
+"""Evaluate a KMS key policy the way AWS documents it (the local KMS front uses it).
 
-specs/local-kms.md §5. An explicit Deny wins; otherwise one Allow statement must
-match the action, the principal, the resource and every condition; otherwise the
-request is implicitly denied. Anything this evaluator does not understand (an
-unknown operator, element or shape) denies the request: it fails closed.
+specs/local-kms.md §5; vectors: tests/vectors/key-policy/eval_*. An explicit Deny wins;
+otherwise one Allow statement must match the action, the principal, the resource and every
+condition; otherwise the request is implicitly denied. Anything this evaluator does not
+understand (an unknown operator, element or shape) denies the request: it fails closed.
 """
 
 from __future__ import annotations
@@ -15,22 +15,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from local_stack.errors import InputError
+from package_format.key_policy.conditions import iam_wildcard
+from package_format.key_policy.errors import PolicyNotUnderstoodError as PolicyError
 
 __all__ = [
     "Decision",
-    "PolicyError",
     "RequestContext",
-    "attestation_condition_keys",
     "evaluate",
 ]
 
 _ACCOUNT_RE = re.compile(r"^\d{12}$")
 _ARN_ACCOUNT_RE = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):")
-
-
-class PolicyError(InputError):
-    """The key policy is malformed or uses a construct the evaluator does not support."""
 
 
 @dataclass(frozen=True)
@@ -66,22 +61,15 @@ class RequestContext:
 
 @dataclass(frozen=True)
 class Decision:
-    """The outcome: allowed or not, and which statement decided (for messages)."""
+    """The outcome: allowed or not, and which statement decided (for messages).
+
+    `rule` is the spec's name for what decided (specs/local-kms.md §5.1): `explicit-deny`,
+    `allow`, `implicit-deny` or `not-understood` (the evaluator failed closed).
+    """
 
     allowed: bool
     reason: str
-
-
-def attestation_condition_keys(pcrs: Mapping[int, bytes]) -> dict[str, str]:
-    """Condition keys AWS derives from a verified attestation document.
-
-    reference/attestation-kms.md §4: `kms:RecipientAttestation:ImageSha384` is
-    PCR0; `kms:RecipientAttestation:PCR<n>` is each PCR; values are lower-case hex.
-    """
-    keys = {f"kms:RecipientAttestation:PCR{index}": value.hex() for index, value in pcrs.items()}
-    if 0 in pcrs:
-        keys["kms:RecipientAttestation:ImageSha384"] = pcrs[0].hex()
-    return keys
+    rule: str = ""
 
 
 def evaluate(policy: Mapping[str, Any], request: RequestContext) -> Decision:
@@ -100,13 +88,15 @@ def evaluate(policy: Mapping[str, Any], request: RequestContext) -> Decision:
             if not _statement_matches(statement, request, sid):
                 continue
             if effect == "Deny":
-                return Decision(False, f"explicitly denied by statement {sid}")
+                return Decision(False, f"explicitly denied by statement {sid}", "explicit-deny")
             allow_sid = allow_sid or sid
     except PolicyError as exc:
-        return Decision(False, f"key policy not understood: {exc}")
+        return Decision(False, f"key policy not understood: {exc}", "not-understood")
     if allow_sid is None:
-        return Decision(False, "no statement of the key policy allows this request")
-    return Decision(True, f"allowed by statement {allow_sid}")
+        return Decision(
+            False, "no statement of the key policy allows this request", "implicit-deny"
+        )
+    return Decision(True, f"allowed by statement {allow_sid}", "allow")
 
 
 def _statements(policy: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -133,8 +123,9 @@ def _statement_matches(statement: Mapping[str, Any], request: RequestContext, si
         raise PolicyError(f"statement {sid}: unsupported element {min(unknown)}")
     return (
         _principal_matches(statement.get("Principal"), request.principal_arn, sid)
-        and _action_matches(statement, request.action, sid)
-        and _resource_matches(statement, request.resource_arn, sid)
+        # IAM compares actions case-insensitively, ARNs exactly.
+        and _element_matches(statement, "Action", request.action, sid, ignore_case=True)
+        and _element_matches(statement, "Resource", request.resource_arn, sid, ignore_case=False)
         and _conditions_match(statement.get("Condition", {}), request, sid)
     )
 
@@ -176,31 +167,17 @@ def _account_of(arn_or_id: str) -> str | None:
     return match.group(1) if match else None
 
 
-def _wildcard(pattern: str, value: str, *, ignore_case: bool) -> bool:
-    # IAM wildcards: "*" any run, "?" one character; nothing else is special.
-    regex = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
-    flags = re.IGNORECASE if ignore_case else 0
-    return re.fullmatch(regex, value, flags | re.DOTALL) is not None
-
-
-def _action_matches(statement: Mapping[str, Any], action: str, sid: str) -> bool:
-    has_action, has_not = "Action" in statement, "NotAction" in statement
-    if has_action == has_not:
-        raise PolicyError(f"statement {sid}: exactly one of Action and NotAction is required")
-    key = "Action" if has_action else "NotAction"
+def _element_matches(
+    statement: Mapping[str, Any], element: str, value: str, sid: str, *, ignore_case: bool
+) -> bool:
+    # specs/local-kms.md §5.1: exactly one of X / NotX; wildcards; NotX matches the rest.
+    has, has_not = element in statement, f"Not{element}" in statement
+    if has == has_not:
+        raise PolicyError(f"statement {sid}: exactly one of {element} and Not{element} is required")
+    key = element if has else f"Not{element}"
     patterns = _string_list(statement[key], key, sid)
-    hit = any(_wildcard(p, action, ignore_case=True) for p in patterns)
-    return hit if has_action else not hit
-
-
-def _resource_matches(statement: Mapping[str, Any], resource: str, sid: str) -> bool:
-    has_res, has_not = "Resource" in statement, "NotResource" in statement
-    if has_res == has_not:
-        raise PolicyError(f"statement {sid}: exactly one of Resource and NotResource is required")
-    key = "Resource" if has_res else "NotResource"
-    patterns = _string_list(statement[key], key, sid)
-    hit = any(_wildcard(p, resource, ignore_case=False) for p in patterns)
-    return hit if has_res else not hit
+    hit = any(iam_wildcard(p, value, ignore_case=ignore_case) for p in patterns)
+    return hit if has else not hit
 
 
 def _conditions_match(conditions: Any, request: RequestContext, sid: str) -> bool:
@@ -257,7 +234,7 @@ def _str_eq_ic(want: str, have: str) -> bool:
 
 
 def _str_like(want: str, have: str) -> bool:
-    return _wildcard(want, have, ignore_case=False)
+    return iam_wildcard(want, have, ignore_case=False)
 
 
 # Operator -> (comparison, negated). Anything else fails closed.

@@ -2,26 +2,44 @@
 # Copyright the nitro-bundles authors
 """`check_policy`: the policy shapes that let a user get the key around the enclave.
 
-Codes (specs/key-policy.md §5): not-a-policy, allow-any-principal, not-principal-allow,
+Vectors: tests/vectors/key-policy/check_*. Codes (specs/key-policy.md §5): not-a-policy,
+allow-any-principal, not-principal-allow,
 decrypt-without-attestation, attestation-if-exists, wildcard-decrypt,
 all-zero-pcr, malformed-pcr, case-sensitive-pcr, no-encryption-context.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from owner_tools.policy import (
+from package_format.key_policy.conditions import (
     ATTESTATION_PREFIX,
     CONTEXT_PREFIX,
-    IMAGE_SHA384,
-    Finding,
+    IMAGE_KEYS,
+    PCR8_KEY,
     action_matches,
     as_list,
     decrypting_actions,
 )
 
-_PCR0_KEYS = {IMAGE_SHA384.lower(), (ATTESTATION_PREFIX + "PCR0").lower()}
+__all__ = ["Finding", "check_policy"]
+
+# PCR8 (the image signer) pins images as well: a data provider's policy may name it alone
+# (specs/key-policy.md §3.1).
+_PINNING_KEYS = IMAGE_KEYS | {PCR8_KEY.lower()}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason a policy is unsafe: a code of specs/key-policy.md §5, the statement, why."""
+
+    code: str
+    statement: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"statement {self.statement}: {self.message} [{self.code}]"
 
 
 def _principals(stmt: dict[str, Any]) -> list[str]:
@@ -103,7 +121,7 @@ def _check_statement(sid: str, stmt: dict[str, Any]) -> list[Finding]:
         return out
     who = ", ".join(principals) or "?"
     attested = any(
-        key.lower() in _PCR0_KEYS
+        key.lower() in _PINNING_KEYS
         and op.lower() in {"stringequals", "stringequalsignorecase"}
         and values
         for op, key, values in conds
@@ -118,7 +136,8 @@ def _check_statement(sid: str, stmt: dict[str, Any]) -> list[Finding]:
             Finding(
                 "decrypt-without-attestation",
                 sid,
-                f"{who} may {'/'.join(decrypting)} without a PCR0 attestation condition{extra}",
+                f"{who} may {'/'.join(decrypting)} without a PCR0 or PCR8 attestation "
+                f"condition{extra}",
             )
         )
     actions = [str(a) for a in as_list(stmt.get("Action"))]

@@ -1,0 +1,69 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""Byte progress for long steps, on stderr, only for a person watching (specs/cli.md §2.1).
+
+Drawn with rich (typer depends on it): bytes done, rate and time left. Nothing is drawn when
+stderr is not a terminal, with `--quiet`, or when the command answers in JSON, so scripts and
+logs see only the command's own lines and stdout stays one JSON object.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+__all__ = ["byte_progress", "wanted"]
+
+
+def wanted(*, quiet: bool = False, as_json: bool = False, stream: TextIO | None = None) -> bool:
+    """Whether to draw progress: a terminal on stderr, and neither --quiet nor --json."""
+    stream = sys.stderr if stream is None else stream
+    return not quiet and not as_json and stream.isatty()
+
+
+@contextmanager
+def byte_progress(
+    label: str,
+    total: int | None,
+    *,
+    quiet: bool = False,
+    as_json: bool = False,
+    stream: TextIO | None = None,
+) -> Iterator[Callable[[int], None] | None]:
+    """Yield `advance(nbytes)` drawing a bar for `total` bytes, or None when not `wanted`.
+
+    A None total (unknown size) draws bytes and rate without a bar's end. The bar is removed
+    when the step ends, so the command's own summary line follows a clean terminal line.
+    """
+    stream = sys.stderr if stream is None else stream
+    if not wanted(quiet=quiet, as_json=as_json, stream=stream):
+        yield None
+        return
+    console = Console(file=stream, stderr=stream is sys.stderr)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(nbytes: int) -> None:
+            bar.advance(task, nbytes)
+
+        yield advance
