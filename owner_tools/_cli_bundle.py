@@ -26,14 +26,21 @@ def register(app: typer.Typer) -> None:
 
 def keygen(
     output: Path = typer.Option(..., "-o", "--output", help="Writes OUTPUT.key and OUTPUT.pub."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
 ) -> None:
-    """Create an Ed25519 owner signing key pair (private file mode 0600)."""
+    """Create an Ed25519 owner signing key pair (private file mode 0600).
+
+    Example: owner-tools keygen -o owner   (writes owner.key and owner.pub)
+    """
     from owner_tools.keys import keygen as make_keys
     from package_format.bundle.signing import fingerprint, load_public_key
 
     private, public = make_keys(output)
-    print(f"{private}\n{public}")
     key = load_public_key(public.read_text())
+    if as_json:
+        print(json.dumps({"private": str(private), "public": str(public), "key": fingerprint(key)}))
+        return
+    print(f"{private}\n{public}")
     print(f"owner key {fingerprint(key)}", file=sys.stderr)
 
 
