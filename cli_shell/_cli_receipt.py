@@ -66,7 +66,11 @@ def register(app: typer.Typer, usage_error: type[Exception]) -> None:
         ),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON object."),
     ) -> None:
-        """Verify a run's receipt: document, image, record, nonce, then each file."""
+        """Verify a run's receipt: document, image, record, nonce, then each file.
+
+        Example: receipt verify synced_folder/output/receipt.cbor --eif app.eif
+        --nonce HEX --output-dir synced_folder/output --inputs synced_folder
+        """
         if (expect_pcr0 is None) == (eif is None):
             raise usage_error("give exactly one of --expect-pcr0 HEX or --eif IMAGE")
         expect = _pcr0(expect_pcr0, usage_error) if expect_pcr0 else _eif_pcrs(eif)

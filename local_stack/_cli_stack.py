@@ -32,7 +32,10 @@ def up(
     port: int | None = typer.Option(None, "--port", help="Port of the KMS front (default: free)."),
     env: bool = typer.Option(False, "--env", help="Print only `export` lines (for eval)."),
 ) -> None:
-    """Start moto's server and the KMS front in the background (no-op if running)."""
+    """Start moto's server and the KMS front in the background (no-op if running).
+
+    Example: eval "$(local-stack up --env)"
+    """
     from local_stack import stack
 
     port = _port(port)
@@ -55,7 +58,10 @@ def up(
 def down(
     state_dir: Path | None = typer.Option(None, "--state-dir", help=_STATE_HELP),
 ) -> None:
-    """Stop the servers `up` started and forget them."""
+    """Stop the servers `up` started and forget them.
+
+    Example: local-stack down
+    """
     from local_stack import stack
 
     directory = stack.resolve_state_dir(state_dir)
@@ -70,7 +76,10 @@ def status(
     state_dir: Path | None = typer.Option(None, "--state-dir", help=_STATE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print stack.json plus liveness as JSON."),
 ) -> None:
-    """Show the endpoints and whether each server runs; exit 1 unless both run."""
+    """Show the endpoints and whether each server runs; exit 1 unless both run.
+
+    Example: local-stack status --json
+    """
     from local_stack import stack
 
     directory = stack.resolve_state_dir(state_dir)

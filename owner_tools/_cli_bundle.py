@@ -188,7 +188,10 @@ def inspect(
     bundle: Path = typer.Argument(..., help="The bundle file."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
 ) -> None:
-    """Show a bundle's manifest, sizes and signer (no key, no KMS; not verified)."""
+    """Show a bundle's manifest, sizes and signer (no key, no KMS; not verified).
+
+    Example: owner-tools inspect app-1.0.0.nb --json
+    """
     from owner_tools.verify import describe, inspect_bundle
 
     header, size = inspect_bundle(bundle)

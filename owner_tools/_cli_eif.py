@@ -102,7 +102,11 @@ def build_eif_cmd(  # noqa: PLR0917
         "1.4", "--nitro-cli-compat", help="HashAlgorithm string of nitro-cli 1.4 or 1.5."
     ),
 ) -> None:
-    """Build an enclave image without Docker; print its measurements."""
+    """Build an enclave image without Docker; print its measurements.
+
+    Example: owner-tools build-eif --blobs BLOBS --rootfs ROOTFS --owner-key owner.pub
+    --app-requirements requirements.txt -o app.eif
+    """
     from owner_tools import image
 
     hash_string = _hash_string(nitro_cli_compat)
@@ -194,7 +198,10 @@ def describe_eif_cmd(
         "1.4", "--nitro-cli-compat", help="HashAlgorithm string of nitro-cli 1.4 or 1.5."
     ),
 ) -> None:
-    """Print the `nitro-cli describe-eif` JSON; exit 1 on a bad CRC or signature."""
+    """Print the `nitro-cli describe-eif` JSON; exit 1 on a bad CRC or signature.
+
+    Example: owner-tools describe-eif app.eif
+    """
     from owner_tools.image_sign import ImageCheckError, describe_file
 
     hash_string = _hash_string(nitro_cli_compat)
@@ -213,7 +220,11 @@ def sign_eif_cmd(
     ),
     nitro_cli_compat: str = typer.Option("1.4", "--nitro-cli-compat"),
 ) -> None:
-    """Sign an EIF (appends or replaces the signature section); print PCRs with PCR8."""
+    """Sign an EIF (appends or replaces the signature section); print PCRs with PCR8.
+
+    Example: owner-tools sign-eif app.eif --signing-certificate signer.pem
+    --private-key signer.key -o app.signed.eif
+    """
     from owner_tools import image
     from owner_tools.image_sign import sign_file
 

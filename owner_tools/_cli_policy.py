@@ -83,7 +83,11 @@ def _generate(  # noqa: PLR0917 - typer options
     ),
     data: bool = typer.Option(False, "--data", help="A data provider's key: kind = data only."),
 ) -> None:
-    """Write the KMS key policy that releases the key only to the attested enclave."""
+    """Write the KMS key policy that releases the key only to the attested enclave.
+
+    Example: owner-tools policy --eif app.eif --bundle-name app --account 123456789012
+    --enclave-principal ROLE_ARN --admin-principal ADMIN_ARN -o key-policy.json
+    """
     if ctx.invoked_subcommand is not None:
         return
     from owner_tools.image import write_text_atomic

@@ -26,7 +26,11 @@ def _try(  # noqa: PLR0917 - typer options
         Path("try-output"), "-o", "--output", help="Where /output's files go (emptied first)."
     ),
 ) -> int:
-    """Run a bundle's entrypoint as its image would, with its whole stdout and stderr."""
+    """Run a bundle's entrypoint as its image would, with its whole stdout and stderr.
+
+    Example: owner-tools try app-1.0.0.nb --eif app.eif --app examples/ml_app
+    -s ml_algorithm.py -a "-d /dataset/ -o /output/" --dataset data/ -o out/
+    """
     from enclave.runner_errors import RunError
     from owner_tools.try_run import TryError, TryRequest, try_bundle
 

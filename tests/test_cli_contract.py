@@ -46,3 +46,32 @@ def test_console_entry_exits_with_usage_code(module: str) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def _leaf_commands(command, path=()):  # type: ignore[no-untyped-def]
+    subs = getattr(command, "commands", None)
+    if not subs:
+        yield path, command
+        return
+    for name, sub in subs.items():
+        yield from _leaf_commands(sub, (*path, name))
+
+
+def test_every_command_help_has_an_example() -> None:
+    # Issue 17: --help is self-contained: what the command does and an example.
+    import typer
+
+    from local_stack._cli import app as stack_app
+    from owner_tools._cli import app as owner_app
+    from user_runtime._cli import app as user_app
+
+    missing = []
+    for prog, app in (
+        ("owner-tools", owner_app),
+        ("user-runtime", user_app),
+        ("local-stack", stack_app),
+    ):
+        for path, command in _leaf_commands(typer.main.get_command(app)):
+            if "Example:" not in (command.help or ""):
+                missing.append(" ".join((prog, *path)))
+    assert missing == []

@@ -33,7 +33,10 @@ def register(app: typer.Typer) -> None:
             "ISO 8601, or Unix milliseconds.",
         ),
     ) -> None:
-        """Verify an attestation document and print its fields as JSON."""
+        """Verify an attestation document and print its fields as JSON.
+
+        Example: user-runtime attestation verify doc.cose --at doc
+        """
         import json
         import sys
 
@@ -66,7 +69,10 @@ def register(app: typer.Typer) -> None:
         ),
         state_dir: Path | None = typer.Option(None, "--state-dir", help="State directory."),
     ) -> None:
-        """Ask the running enclave for a document bound to NONCE, verify it, print it as JSON."""
+        """Ask the running enclave for a document bound to NONCE, verify it, print it as JSON.
+
+        Example: user-runtime attestation fetch --nonce "$(openssl rand -hex 16)"
+        """
         import contextlib
         import json
         import os

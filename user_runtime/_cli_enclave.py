@@ -46,7 +46,10 @@ def register(app: typer.Typer) -> None:
             "else local.",
         ),
     ) -> None:
-        """Start the enclave the image carries (a local process, QEMU, or nitro-cli)."""
+        """Start the enclave the image carries (a local process, QEMU, or nitro-cli).
+
+        Example: user-runtime enclave start --eif app.eif --backend qemu
+        """
         from user_runtime.enclave_local import StartOptions, start
         from user_runtime.enclave_state import resolve_state_dir
 
@@ -68,7 +71,10 @@ def register(app: typer.Typer) -> None:
     def status_command(
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> int:
-        """Print the enclave's status as JSON (exit 1 when none is running)."""
+        """Print the enclave's status as JSON (exit 1 when none is running).
+
+        Example: user-runtime enclave status
+        """
         from user_runtime.enclave_local import is_alive, read_state
         from user_runtime.enclave_state import resolve_state_dir
 
@@ -85,7 +91,10 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md)."),
     ) -> None:
-        """Stop the enclave and wipe its working directory."""
+        """Stop the enclave and wipe its working directory.
+
+        Example: user-runtime enclave stop
+        """
         from user_runtime.enclave_local import stop
         from user_runtime.enclave_state import resolve_state_dir
 
@@ -103,7 +112,10 @@ def _register_logs(group: typer.Typer) -> None:
         follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines."),
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> None:
-        """Print the enclave's console (qemu) or server log (local), as nitro-cli console does."""
+        """Print the enclave's console (qemu) or server log (local), as nitro-cli console does.
+
+        Example: user-runtime enclave logs --follow
+        """
         from user_runtime.enclave_logs import follow_logs, log_paths
         from user_runtime.enclave_state import resolve_state_dir
 

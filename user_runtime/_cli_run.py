@@ -62,7 +62,10 @@ def register(app: typer.Typer) -> None:
             " bytes); check it later with `receipt verify --nonce`.",
         ),
     ) -> int:
-        """Run an entrypoint of a bundle in the enclave; its exit status is this command's."""
+        """Run an entrypoint of a bundle in the enclave; its exit status is this command's.
+
+        Example: user-runtime run -f app.nb -s ml_algorithm.py -a "-d /dataset/ -o /output/"
+        """
         from user_runtime.receipt import parse_nonce
         from user_runtime.run import check_env, run_entrypoint, split_args
 

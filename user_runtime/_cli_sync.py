@@ -44,7 +44,10 @@ def sync(  # noqa: PLR0917 - typer options
     ),
     ready_fd: int | None = typer.Option(None, "--ready-fd", hidden=True),
 ) -> None:
-    """Mount FOLDER as a view of the enclave's session filesystem."""
+    """Mount FOLDER as a view of the enclave's session filesystem.
+
+    Example: user-runtime sync -d synced_folder   (then: cp data.csv synced_folder/dataset/)
+    """
     from user_runtime import mounts
 
     states = state_dir or mounts.default_state_dir()
