@@ -148,7 +148,7 @@ def _wait_for_sync(address: str, states: str) -> None:
     import time  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from user_runtime.sync_control import wait_for_sync  # noqa: PLC0415
+    from user_runtime.sync import wait_for_sync  # noqa: PLC0415
 
     start = time.monotonic()
     shown = False

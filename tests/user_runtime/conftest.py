@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from user_runtime import mounts
+from user_runtime.sync import mounts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -145,7 +145,7 @@ class SyncMount:
 
     def settle(self) -> dict[str, object]:
         """Wait until the daemon's replay queue is empty; its final status ({} if not up)."""
-        from user_runtime import sync_control
+        from user_runtime.sync import control as sync_control
 
         try:
             return sync_control.ask(mounts.control_path(self.folder, self.state), "drain")
