@@ -62,7 +62,7 @@ def one_pass(
     user = [str(Path(sys.executable).parent / "user-runtime")]
     start = [*user, "enclave", "start", "--eif", str(world["eif"]), "--backend", "local"]
     started = br.timed([*start, "--memory", "3072"], enclave_env)
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run_upload import upload
 
     status = json.loads((state / "enclave" / "state.json").read_text())  # type: ignore[operator]

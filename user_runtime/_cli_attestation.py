@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
 
         from user_runtime.attestation import DEBUG_MODE_WARNING, verify_fresh
         from user_runtime.enclave_state import state_dir_path
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.rpc.client import EnclaveClient
         from user_runtime.run import enclave_address
 
         try:

@@ -56,7 +56,7 @@ def sync(  # noqa: PLR0917 - typer options
         print(f"{what}: {mounts.canonical_folder(folder)}")
         return
     from user_runtime.errors import UsageError
-    from user_runtime.rpc_client import parse_address
+    from user_runtime.rpc.client import parse_address
     from user_runtime.sync.store import BackingStore, default_store_dir
 
     address = enclave or os.environ.get(ADDRESS_ENV) or _recorded_enclave(states)
@@ -140,7 +140,7 @@ def _recorded_enclave(states: Path) -> str:
 
 def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: int | None) -> None:
     from user_runtime.errors import ExternalError
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.sync import fuse as sync_fuse
     from user_runtime.sync import mounts
     from user_runtime.sync import operations as sync

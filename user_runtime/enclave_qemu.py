@@ -308,8 +308,8 @@ def _wait_heartbeat(proc: subprocess.Popen[bytes], sd: Path, timeout: float, *, 
 
 
 def _wait_server(state: EnclaveState, proc: subprocess.Popen[bytes], sd: Path) -> None:
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
-    from user_runtime.rpc_values import EnclaveUnavailableError  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.rpc.values import EnclaveUnavailableError  # noqa: PLC0415
 
     deadline = time.monotonic() + BOOT_TIMEOUT
     while time.monotonic() < deadline:
@@ -340,7 +340,7 @@ def _send_credentials(address: str, env: Mapping[str, str], stack: Mapping[str, 
     access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not access or not secret:
         return
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
 
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or stack.get("region") or ""
     with contextlib.closing(EnclaveClient.connect(address)) as client:

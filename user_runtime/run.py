@@ -21,7 +21,7 @@ from user_runtime.errors import InputError, UsageError
 from user_runtime.run_upload import session_bundle_path
 
 if TYPE_CHECKING:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
 # No pathlib on this path: `run` starts in a fresh process every time (issue 5, lean client).
 
@@ -110,7 +110,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     import sys  # noqa: PLC0415
 
     from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
     from user_runtime.run_data import (  # noqa: PLC0415
         check_local_inputs,
         data_session_paths,
@@ -180,7 +180,7 @@ def _follow(  # noqa: PLR0917 - one run's parts
 ) -> int:
     import sys  # noqa: PLC0415
 
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
+    from user_runtime.rpc.client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
     handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data, nonce=nonce)

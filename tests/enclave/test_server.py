@@ -29,7 +29,7 @@ from package_format.rpc import (
     parse_message,
 )
 from package_format.rpc.frames import frame_bytes
-from user_runtime.rpc_client import EnclaveClient, EnclaveUnavailableError
+from user_runtime.rpc.client import EnclaveClient, EnclaveUnavailableError
 
 NOW = 1_767_225_600_000_000_000
 

@@ -69,7 +69,7 @@ class EnclaveProc:
         self.start()
 
     def client(self, *, settle: bool = True):
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.rpc.client import EnclaveClient
 
         if settle and self.settle is not None:
             self.settle()

@@ -18,7 +18,7 @@ from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
 from package_format.rpc import ErrorCode
 from user_runtime.errors import UsageError
-from user_runtime.rpc_client import (
+from user_runtime.rpc.client import (
     ConnectionLostError,
     EnclaveClient,
     EnclaveUnavailableError,

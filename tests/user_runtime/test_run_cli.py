@@ -18,7 +18,7 @@ from test_runner_kit import make_bundle
 
 from package_format.bundle.manifest import EnvPolicy
 from user_runtime._cli import main
-from user_runtime.rpc_client import EnclaveClient
+from user_runtime.rpc.client import EnclaveClient
 
 SCRIPT = b"""import sys
 print("line one", flush=True)
@@ -128,7 +128,7 @@ def test_run_shows_upload_progress_on_a_terminal(enclave, tmp_path, capsys, monk
 
 
 def test_run_upload_failure_names_the_bundle_not_a_temporary_file(tmp_path, monkeypatch, capsys):
-    from user_runtime.rpc_values import RemoteError
+    from user_runtime.rpc.values import RemoteError
     from user_runtime.run_upload import UploadError, upload
 
     class Refusing:

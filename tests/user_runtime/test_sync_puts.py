@@ -8,7 +8,7 @@ import errno
 
 import pytest
 
-from user_runtime.rpc_client import EnclaveClient, PutFile, RemoteError
+from user_runtime.rpc.client import EnclaveClient, PutFile, RemoteError
 from user_runtime.sync.link import EnclaveLink
 from user_runtime.sync.operations import classify
 from user_runtime.sync.store import BackingStore

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from user_runtime.rpc_client import EnclaveClient, RemoteError
+from user_runtime.rpc.client import EnclaveClient, RemoteError
 from user_runtime.sync.link import EnclaveLink
 from user_runtime.sync.operations import classify
 from user_runtime.sync.store import BackingStore

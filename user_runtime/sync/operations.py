@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from user_runtime.rpc_client import (
+from user_runtime.rpc.client import (
     ConnectionLostError,
     EnclaveUnavailableError,
     PutFile,

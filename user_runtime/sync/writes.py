@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from user_runtime.rpc_client import PutFile
+from user_runtime.rpc.client import PutFile
 from user_runtime.sync.link import EnclaveLink, SessionClient
 
 
