@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from user_runtime.enclave_local import EnclaveState
+    from user_runtime.enclave.local import EnclaveState
 
 STATE_DIR_HELP = "State directory (default: $NB_STATE_DIR, else ./.nitro-bundles-local)."
 
@@ -47,8 +47,8 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Start the enclave the image carries (a local process, QEMU, or nitro-cli)."""
-        from user_runtime.enclave_local import StartOptions, start
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import StartOptions, start
+        from user_runtime.enclave.state import resolve_state_dir
 
         opts = StartOptions(
             eif=eif,
@@ -69,8 +69,8 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> int:
         """Print the enclave's status as JSON (exit 1 when none is running)."""
-        from user_runtime.enclave_local import is_alive, read_state
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import is_alive, read_state
+        from user_runtime.enclave.state import resolve_state_dir
 
         state = read_state(resolve_state_dir(state_dir))
         if state is None:
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> None:
         """Stop the enclave and wipe its working directory."""
-        from user_runtime.enclave_local import stop
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import stop
+        from user_runtime.enclave.state import resolve_state_dir
 
         state = stop(resolve_state_dir(state_dir))
         print(f"user-runtime: stopped the enclave at {state.address}", file=sys.stderr)
@@ -101,8 +101,8 @@ def _register_logs(group: typer.Typer) -> None:
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
     ) -> None:
         """Print the enclave's console (qemu) or server log (local), as nitro-cli console does."""
-        from user_runtime.enclave_logs import follow_logs, log_paths
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.logs import follow_logs, log_paths
+        from user_runtime.enclave.state import resolve_state_dir
 
         paths = log_paths(resolve_state_dir(state_dir))
         follow_logs(paths, sys.stdout.buffer, follow=follow)

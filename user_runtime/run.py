@@ -16,7 +16,7 @@ import shlex
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from user_runtime.enclave_state import STATE_FILE
+from user_runtime.enclave.state import STATE_FILE
 from user_runtime.errors import InputError, UsageError
 from user_runtime.run_upload import session_bundle_path
 
@@ -109,7 +109,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     """
     import sys  # noqa: PLC0415
 
-    from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
+    from user_runtime.enclave.state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
     from user_runtime.run_data import (  # noqa: PLC0415
         check_local_inputs,

@@ -17,8 +17,8 @@ import pytest
 
 from enclave.nsm.simulator import create_sim_pki
 from owner_tools._cli import main as owner_main
-from user_runtime import enclave_local
 from user_runtime._cli import main
+from user_runtime.enclave import local as enclave_local
 
 REPO = Path(__file__).resolve().parents[2]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
@@ -291,7 +291,7 @@ def test_enclave_logs_follow_prints_appended_lines(tmp_path) -> None:
     import io
     import threading
 
-    from user_runtime.enclave_logs import follow_logs
+    from user_runtime.enclave.logs import follow_logs
 
     log = tmp_path / "console.log"
     log.write_bytes(b"first\n")

@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from user_runtime.enclave_files import read_image
-from user_runtime.enclave_local import (
+from user_runtime.enclave.files import read_image
+from user_runtime.enclave.local import (
     EnclaveState,
     StartOptions,
     _pcrs_json,
@@ -43,7 +43,7 @@ from user_runtime.enclave_local import (
     _write_state,
     cleanup,
 )
-from user_runtime.enclave_procs import (
+from user_runtime.enclave.procs import (
     EnclaveStartError,
     _is_our_process,
     _last_line,
@@ -245,7 +245,7 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def _spawn_heartbeat(sd: Path) -> int:
     sock = sd / f"{MUX_SOCKET}_{HEARTBEAT_PORT}"
-    argv = [sys.executable, "-m", "user_runtime.enclave_heartbeat", str(sock)]
+    argv = [sys.executable, "-m", "user_runtime.enclave.heartbeat", str(sock)]
     proc = _spawn([*argv, str(sd / HEARTBEAT_MARK)], sd / VSOCK_LOG)
     _wait_for_path(sock, proc, "the heartbeat listener")
     return proc.pid
