@@ -225,8 +225,8 @@ def first_run_phases(image: object, release: object, bundle: Path, base: Path) -
     """
     from enclave.mapped_source import MappedReader
     from enclave.plaintext import PrivateDir
-    from enclave.runner import key_while_preparing
-    from enclave.runner_bundle import open_bundle
+    from enclave.runner.bundle import open_bundle
+    from enclave.runner.runner import key_while_preparing
 
     t0 = time.perf_counter()
     # As the server reads a large bundle from its sealed session file: mapped, no copies.

@@ -45,7 +45,7 @@ AWS_SAMPLE_MBS = 17.0
 SERVER = """
 import sys
 from pathlib import Path
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix

@@ -27,7 +27,7 @@ def _try(  # noqa: PLR0917 - typer options
     ),
 ) -> int:
     """Run a bundle's entrypoint as its image would, with its whole stdout and stderr."""
-    from enclave.runner_errors import RunError
+    from enclave.runner.errors import RunError
     from owner_tools.try_run import TryError, TryRequest, try_bundle
 
     try:

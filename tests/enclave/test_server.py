@@ -14,7 +14,7 @@ import cbor2
 import pytest
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from enclave.runner_interface import OutputSink, RunOutcome
+from enclave.runner.interface import OutputSink, RunOutcome
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix

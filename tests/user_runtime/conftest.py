@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 _SERVER = """
 import sys
 from pathlib import Path
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix

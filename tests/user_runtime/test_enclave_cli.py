@@ -86,7 +86,7 @@ def test_server_code_comes_from_the_image(image, state, capsys) -> None:
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"PYTHONPATH={ram}/code".encode() in environ
     code = Path(ram) / "code"
-    assert (code / "enclave" / "runner.py").is_file()
+    assert (code / "enclave" / "runner" / "runner.py").is_file()
     assert (code / "package_format" / "bundle" / "reader.py").is_file()
     assert json.loads((Path(ram) / "etc" / "enclave.json").read_text())["owner_keys"]
 

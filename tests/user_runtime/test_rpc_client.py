@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from enclave.runner_interface import RunFailureError
+from enclave.runner.interface import RunFailureError
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix

@@ -269,7 +269,7 @@ def test_console_script_bad_input_has_no_traceback(enclave, tmp_path) -> None:
 def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
     # The entrypoint prints one line, then waits for a file that this test creates only after
     # reading that line from the CLI's stdout: it exits 0 only if the line came through live.
-    # The flag goes into the run's /output/ (enclave.run_view: the run sees nothing else).
+    # The flag goes into the run's /output/ (enclave.runner.view: the run sees nothing else).
     sock, _fs, ram = enclave
     script = (
         b"import os, sys, time\n"
