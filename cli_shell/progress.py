@@ -19,12 +19,24 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
 
-__all__ = ["byte_progress", "wanted"]
+__all__ = ["TransferLine", "byte_progress", "wanted"]
+
+
+def _columns() -> tuple[ProgressColumn, ...]:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(binary_units=True),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
 
 
 def wanted(*, quiet: bool = False, as_json: bool = False, stream: TextIO | None = None) -> bool:
@@ -52,18 +64,43 @@ def byte_progress(
         yield None
         return
     console = Console(file=stream, stderr=stream is sys.stderr)
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        DownloadColumn(binary_units=True),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with Progress(*_columns(), console=console, transient=True) as bar:
         task = bar.add_task(label, total=total)
 
         def advance(nbytes: int) -> None:
             bar.advance(task, nbytes)
 
         yield advance
+
+
+class TransferLine:
+    """A `(done, total)` progress callback for steps whose total is known per file (uploads).
+
+    Starts drawing on the first call (for a file of `total` bytes) and stops at `close()`;
+    a new total (the next file) starts a new bar. Only for a terminal: callers create it when
+    `wanted()` says so.
+    """
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self._label = label
+        self._stream = sys.stderr if stream is None else stream
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+        self._total = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        """`done` of `total` bytes of the current file are through."""
+        if self._bar is None:
+            console = Console(file=self._stream, stderr=self._stream is sys.stderr)
+            self._bar = Progress(*_columns(), console=console, transient=True)
+            self._bar.start()
+        if total != self._total or self._task is None:
+            self._task = self._bar.add_task(self._label, total=total)
+            self._total = total
+        self._bar.update(self._task, completed=done)
+
+    def close(self) -> None:
+        """Remove the bar (the command's own lines follow)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None

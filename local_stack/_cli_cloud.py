@@ -74,6 +74,7 @@ def create_key(
 def create_bucket(
     name: str = typer.Argument(..., help="The bucket's name."),
     state_dir: Path | None = typer.Option(None, "--state-dir", help=_STATE_HELP),
+    as_json: bool = typer.Option(False, "--json", help='Print {"bucket", "created"}.'),
 ) -> None:
     """Create an S3 bucket on the local stack as the owner (no-op if it exists).
 
@@ -82,4 +83,6 @@ def create_bucket(
     from local_stack import cloud
 
     created = cloud.create_bucket(_running(state_dir), name)
+    if as_json:
+        print(json.dumps({"bucket": name, "created": created}))
     print(f"local-stack: bucket {name} {'created' if created else 'exists'}", file=sys.stderr)

@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,25 +26,22 @@ def register(app: typer.Typer) -> None:
 
 def keygen(
     output: Path = typer.Option(..., "-o", "--output", help="Writes OUTPUT.key and OUTPUT.pub."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
 ) -> None:
-    """Create an Ed25519 owner signing key pair (private file mode 0600)."""
+    """Create an Ed25519 owner signing key pair (private file mode 0600).
+
+    Example: owner-tools keygen -o owner   (writes owner.key and owner.pub)
+    """
     from owner_tools.keys import keygen as make_keys
     from package_format.bundle.signing import fingerprint, load_public_key
 
     private, public = make_keys(output)
-    print(f"{private}\n{public}")
     key = load_public_key(public.read_text())
-    print(f"owner key {fingerprint(key)}", file=sys.stderr)
-
-
-@contextlib.contextmanager
-def _progress(total: int, label: str) -> Iterator[Callable[[int], None] | None]:
-    """A progress bar on stderr when stderr is a terminal; otherwise nothing."""
-    if not sys.stderr.isatty():
-        yield None
+    if as_json:
+        print(json.dumps({"private": str(private), "public": str(public), "key": fingerprint(key)}))
         return
-    with typer.progressbar(length=max(total, 1), label=label, file=sys.stderr) as bar:
-        yield bar.update
+    print(f"{private}\n{public}")
+    print(f"owner key {fingerprint(key)}", file=sys.stderr)
 
 
 def _created() -> int:
@@ -84,8 +79,14 @@ def pack(
     data: bool = typer.Option(
         False, "--data", help="Pack the folder as a data bundle (kind = data, no entrypoints)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
-    """Pack APP_DIR into a signed, encrypted bundle (an app, or with --data a data bundle)."""
+    """Pack APP_DIR into a signed, encrypted bundle (an app, or with --data a data bundle).
+
+    Example: owner-tools pack examples/ml_app -o app-1.0.0.nb --key-id alias/bundles
+    --signing-key owner.key
+    """
+    from cli_shell.progress import byte_progress
     from owner_tools.keys import load_signing_key
     from owner_tools.kms.aws import AwsKms
     from owner_tools.pack import Overrides, collect_files, load_config
@@ -103,7 +104,7 @@ def pack(
     kms = AwsKms(kms_endpoint, region)
     rows = collect_files(app_dir, config.exclude, [output, manifest_path])
     total = sum(entry.size for entry, _ in rows)
-    with _progress(total, "packing") as progress:
+    with byte_progress("packing", total, quiet=quiet, as_json=as_json) as progress:
         result = run_pack(
             app_dir,
             output,
@@ -211,8 +212,13 @@ def verify(
     ),
     region: str | None = typer.Option(None, "--region", help="AWS region."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
-    """Check a bundle's signature and, with --decrypt, every payload segment."""
+    """Check a bundle's signature and, with --decrypt, every payload segment.
+
+    Example: owner-tools verify app-1.0.0.nb --owner-key owner.pub --decrypt
+    """
+    from cli_shell.progress import byte_progress
     from owner_tools.keys import load_owner_key
     from owner_tools.kms.aws import AwsKms
     from owner_tools.verify import verify_bundle
@@ -221,7 +227,7 @@ def verify(
     keys = [load_owner_key(p) for p in owner_key]
     kms = AwsKms(kms_endpoint, region) if decrypt else None
     total = bundle.stat().st_size if decrypt else 0
-    with _progress(total, "verifying") as progress:
+    with byte_progress("verifying", total or None, quiet=quiet, as_json=as_json) as progress:
         result = verify_bundle(bundle, keys, kms=kms, progress=progress)
     header = result.header
     checked = (

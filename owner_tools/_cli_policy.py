@@ -126,8 +126,14 @@ def _generate(  # noqa: PLR0917 - typer options
         print(f"wrote {output}", file=sys.stderr)
 
 
-def _check(policy_file: Path = typer.Argument(..., help="Key policy JSON.")) -> None:
-    """Flag policies a user could get the key around; exit 1 when any finding."""
+def _check(
+    policy_file: Path = typer.Argument(..., help="Key policy JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
+) -> None:
+    """Flag policies a user could get the key around; exit 1 when any finding.
+
+    Example: owner-tools policy check key-policy.json
+    """
     from package_format.key_policy import check_policy
 
     try:
@@ -135,6 +141,14 @@ def _check(policy_file: Path = typer.Argument(..., help="Key policy JSON.")) -> 
     except (ValueError, UnicodeDecodeError) as exc:
         raise InputError(f"{policy_file}: not json") from exc
     findings = check_policy(doc)
+    if as_json:  # findings on stdout either way; exit 1 when there are any
+        listed = [
+            {"code": f.code, "statement": f.statement, "message": f.message} for f in findings
+        ]
+        print(json.dumps({"policy": str(policy_file), "findings": listed}))
+        if findings:
+            raise typer.Exit(1)
+        return
     for finding in findings:
         print(f"{policy_file}: {finding}")
     if findings:

@@ -4,16 +4,15 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from owner_tools.publish_policy import Principals, PublishOutcome
     from package_format.index import S3Location
 
@@ -34,32 +33,28 @@ def _lifetime(days: int) -> timedelta:
     return timedelta(days=days)
 
 
-class _Progress:
-    """A progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.bar: Any = None
-        if sys.stderr.isatty() and total > 0:
-            self.bar = typer.progressbar(length=total, label=label, file=sys.stderr)
-
-    def __enter__(self) -> Callable[[int], None] | None:
-        if self.bar is None:
-            return None
-        self.bar.__enter__()
-        return self.bar.update  # type: ignore[no-any-return]
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(*exc)
-
-
 def _total(*paths: Path | None) -> int:
     return sum(p.stat().st_size for p in paths if p is not None and p.is_file())
 
 
-def _print_published(outcome: PublishOutcome, location: S3Location) -> None:
+def _print_published(outcome: PublishOutcome, location: S3Location, *, as_json: bool) -> None:
     result = outcome.result
     where = location.url(location.index_key(result.name))
+    if as_json:  # specs/cli.md §1.2
+        print(
+            json.dumps(
+                {
+                    "name": result.name,
+                    "version": result.version,
+                    "changed": result.changed,
+                    "index_version": result.index_version,
+                    "index": where,
+                    "urls": list(result.urls),
+                    "policy_key_id": outcome.key_id,
+                }
+            )
+        )
+        return
     if result.changed:
         for url in result.urls:
             print(url)
@@ -132,10 +127,17 @@ def _publish(  # noqa: PLR0917 - typer options
     owner_principal: str | None = typer.Option(
         None, "--owner-principal", help="May GenerateDataKey to pack (policy)."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
 ) -> None:
-    """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index."""
+    """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index.
+
+    Example: owner-tools publish app-1.0.0.nb --eif app.eif --to s3://bundles/releases
+    --key owner.key
+    """
     from datetime import UTC, datetime
 
+    from cli_shell.progress import byte_progress
     from owner_tools import keys, publish_policy, s3
     from owner_tools._cli_policy import flagged
     from package_format.key_policy import PolicyInputError
@@ -158,7 +160,7 @@ def _publish(  # noqa: PLR0917 - typer options
         target = publish_policy.PolicyTarget(kms, principals)
     private_key = keys.load_signing_key(key)
     total = _total(bundle, eif, publish_policy.default_pcrs(eif, pcrs))
-    with _Progress(total, "uploading") as progress:
+    with byte_progress("uploading", total, quiet=quiet, as_json=as_json) as progress:
         try:
             outcome = publish_policy.publish_with_policy(
                 s3.make_client(endpoint_url),
@@ -175,7 +177,7 @@ def _publish(  # noqa: PLR0917 - typer options
             )
         except PolicyInputError as exc:
             raise flagged(exc) from exc
-    _print_published(outcome, location)
+    _print_published(outcome, location, as_json=as_json)
 
 
 def _revoke(  # noqa: PLR0917 - typer options
@@ -194,8 +196,13 @@ def _revoke(  # noqa: PLR0917 - typer options
     kms_endpoint_url: str | None = typer.Option(
         None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
     ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
 ) -> None:
-    """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy)."""
+    """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy).
+
+    Example: owner-tools revoke app 1.0.0 --to s3://bundles/releases --key owner.key
+    --reason "CVE-2026-1234" --apply-policy
+    """
     from datetime import UTC, datetime
 
     from owner_tools import keys, publish_policy, s3
@@ -215,6 +222,11 @@ def _revoke(  # noqa: PLR0917 - typer options
         lifetime=lifetime,
         kms=kms,
     )
+    if as_json:  # specs/cli.md §1.2
+        fields = {"name": name, "version": version, "changed": result.changed}
+        fields |= {"index_version": result.index_version, "policy_key_id": key_id}
+        print(json.dumps(fields))
+        return
     if result.changed:
         print(f"revoked {name}@{version} (index version {result.index_version})")
     else:

@@ -83,12 +83,15 @@ def register(app: typer.Typer) -> None:
     @group.command("stop")
     def stop_command(
         state_dir: Path | None = typer.Option(None, "--state-dir", help=STATE_DIR_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md)."),
     ) -> None:
         """Stop the enclave and wipe its working directory."""
         from user_runtime.enclave.local import stop
         from user_runtime.enclave.state import resolve_state_dir
 
         state = stop(resolve_state_dir(state_dir))
+        if as_json:
+            print(json.dumps({"stopped": True, "address": state.address, "mode": state.mode}))
         print(f"user-runtime: stopped the enclave at {state.address}", file=sys.stderr)
 
     _register_logs(group)

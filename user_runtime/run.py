@@ -121,7 +121,11 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     states = state_dir_path(state_dir)
     address = enclave_address(states)
     _wait_for_sync(address, states)
-    progress = _TerminalProgress(os.path.basename(bundle)) if sys.stderr.isatty() else None
+    progress = None
+    if sys.stderr.isatty():  # rich only for a person watching: `run` starts lean otherwise
+        from cli_shell.progress import TransferLine  # noqa: PLC0415
+
+        progress = TransferLine(f"uploading {os.path.basename(bundle)}")
     with EnclaveClient.connect(address) as client:
         path, uploaded = session_bundle_path(client, bundle, progress)
         try:
@@ -130,7 +134,7 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
             remove_uploaded(client, [path] if uploaded else [])
             raise
         if progress is not None:
-            progress.done()
+            progress.close()
         try:
             return _follow(client, path, script, argv, out, timeout, env, data_paths, nonce)
         finally:
@@ -215,28 +219,3 @@ def _follow(  # noqa: PLR0917 - one run's parts
 
         print(receipt_line(handle.receipt, nonce), file=sys.stderr)
     return handle.exit_status
-
-
-class _TerminalProgress:
-    """One self-rewriting line on stderr (a terminal) while a bundle is uploaded."""
-
-    def __init__(self, name: str) -> None:
-        self._name = name
-        self._shown = -1
-
-    def __call__(self, done: int, total: int) -> None:
-        import sys  # noqa: PLC0415
-
-        percent = 100 * done // total if total else 100
-        if percent != self._shown:
-            self._shown = percent
-            mib = f"{done / (1 << 20):.0f} of {total / (1 << 20):.0f} MiB"
-            sys.stderr.write(f"\ruser-runtime: uploading {self._name}: {percent:3d}% ({mib})")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        import sys  # noqa: PLC0415
-
-        if self._shown >= 0:
-            sys.stderr.write("\n")
-            sys.stderr.flush()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 
-from cli_shell.progress import byte_progress, wanted
+from cli_shell.progress import TransferLine, byte_progress, wanted
 
 
 class _Tty(io.StringIO):
@@ -35,3 +35,15 @@ def test_quiet_and_json_turn_it_off_even_on_a_terminal() -> None:
     assert wanted(stream=_Tty())
     assert not wanted(quiet=True, stream=_Tty())
     assert not wanted(as_json=True, stream=_Tty())
+
+
+def test_transfer_line_draws_each_file_then_goes_away() -> None:
+    stream = _Tty()
+    line = TransferLine("uploading app.nb", stream=stream)
+    for done in range(0, 5 << 20, 1 << 20):
+        line(done, 4 << 20)
+    line(1 << 20, 2 << 20)  # the next file (a data bundle): a new bar
+    line.close()
+    text = stream.getvalue()
+    assert "uploading app.nb" in text
+    assert "MiB" in text

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 import subprocess
 import sys
@@ -69,3 +70,11 @@ def test_public_key_given_as_signing_key_is_named_not_told_to_chmod(tmp_path, ca
     err = capsys.readouterr().err
     assert "chmod" not in err
     assert "owner.pub: a public key; signing needs the private key (owner.key" in err
+
+
+def test_keygen_json_names_both_files_and_the_fingerprint(tmp_path, capsys) -> None:
+    assert main(["keygen", "-o", str(tmp_path / "owner"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["private"] == str(tmp_path / "owner.key")
+    assert result["public"] == str(tmp_path / "owner.pub")
+    assert result["key"].startswith("SHA256:")

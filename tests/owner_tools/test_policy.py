@@ -302,6 +302,21 @@ def test_cli_policy_check_flags_each_finding_and_exits_1(tmp_path, capsys):
     assert captured.err.strip().splitlines() == [f"owner-tools: error: {path}: 2 findings"]
 
 
+def test_cli_policy_check_json_lists_findings_and_exits_1(tmp_path, capsys):
+    policy = _policy()
+    _statement(policy, "AttestedEnclaveOnly")["Action"] = "kms:*"
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(policy))
+    assert main(["policy", "check", str(path), "--json"]) == 1
+    result = json.loads(capsys.readouterr().out)
+    assert result["policy"] == str(path)
+    assert [f["code"] for f in result["findings"]] == ["wildcard-decrypt"]
+    assert result["findings"][0]["statement"] == "AttestedEnclaveOnly"
+    path.write_text(json.dumps(_policy()))
+    assert main(["policy", "check", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
+
+
 def test_cli_policy_refuses_corrupt_eif(tmp_path, aws_vector, capsys):
     data = bytearray(aws_vector("eif/eif/tiny-x86_64-unsigned.eif").read_bytes())
     data[1000] ^= 4

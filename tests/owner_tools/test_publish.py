@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import uuid
@@ -289,3 +290,18 @@ def test_unsafe_bundle_file_name_refused_before_upload(repo, capsys):
     assert len(err) == 1
     assert "a published file name must match" in err[0]
     assert _keys(repo) == []
+
+
+def test_publish_json_is_one_object_and_no_progress(repo, capsys, monkeypatch):
+    bundle = make_bundle(repo["tmp"], repo["key"])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a person at a terminal...
+    assert main([*_cli(repo, str(bundle)), "--json"]) == 0
+    out, err = capsys.readouterr()
+    result = json.loads(out)  # ...asked for JSON: stdout is one object, stderr no bar
+    assert result["name"] == "demo"
+    assert result["version"] == "1.0.0"
+    assert result["changed"] is True
+    assert result["index_version"] == 1
+    assert result["urls"] == [f"s3://{repo['bucket']}/releases/demo/1.0.0/demo-1.0.0.nbundle"]
+    assert result["policy_key_id"] is None
+    assert "uploading" not in err

@@ -123,7 +123,8 @@ def test_run_shows_upload_progress_on_a_terminal(enclave, tmp_path, capsys, monk
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(["run", "-f", str(bundle), "-s", "main.py"]) == 0
     err = capsys.readouterr().err
-    assert "\ruser-runtime: uploading app.nb: 100% (" in err
+    assert "uploading app.nb" in err  # rich: bar, bytes, rate, time left (cli.md §1.1)
+    assert "MiB" in err or "KiB" in err or "bytes" in err
     assert ".partial" not in err
 
 
