@@ -49,7 +49,7 @@ def one_first_run(  # noqa: PLR0917 - one measurement's parts
     receipts: bool,
 ) -> dict[str, float]:
     """Fresh enclave; upload bundle and inputs, then `run`; return the phases in seconds."""
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run_upload import upload
 
     _stop(env, user)

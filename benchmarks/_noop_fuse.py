@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from user_runtime.sync_fuse import load_fuse
+from user_runtime.sync.fuse import load_fuse
 
 
 def main() -> None:

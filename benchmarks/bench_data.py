@@ -4,7 +4,7 @@
 
 A provider key (`owner-tools policy --data`, bound to the image's PCR0) wraps the data
 bundle's key; the app's `[[data]]` accepts it at `/data/big-data`. Measured in process with
-the enclave's own code, as the runner does it (enclave.data_bundles): the data bundle opened
+the enclave's own code, as the runner does it (enclave.runner.data_bundles): the data bundle opened
 from a read-only mapping (as the server reads a large session file), its signature verified
 against the app's listed signers, both sides' rules checked, its key released through
 attestation (the KMS front), its payload decrypted (streamed) into a fresh private directory
@@ -156,11 +156,11 @@ class MappedSession:
 
 def data_phases(image: Any, release: Any, session: Path, base: Path) -> dict[str, float]:
     """Open + check, key release and decrypt of the data bundle, with the enclave's own code."""
-    from enclave.data_bundles import DataPolicy, open_data_run
     from enclave.plaintext import PrivateDir
-    from enclave.runner import key_while_preparing
-    from enclave.runner_api import RunRequest
-    from enclave.runner_bundle import open_bundle
+    from enclave.runner.api import RunRequest
+    from enclave.runner.bundle import open_bundle
+    from enclave.runner.data_bundles import DataPolicy, open_data_run
+    from enclave.runner.runner import key_while_preparing
 
     files = MappedSession(session)
     with files.open_file("encrypted/app.nb") as stream:
@@ -198,9 +198,9 @@ def data_phases(image: Any, release: Any, session: Path, base: Path) -> dict[str
 
 def whole_run(image: Any, release: Any, session: Path, base: Path) -> float:
     """The whole first run through the real Runner: checks, keys, decrypt, view, entrypoint."""
-    from enclave.runner import Runner, RunnerConfig
-    from enclave.runner_api import RunRequest
-    from enclave.runner_bundle import open_bundle
+    from enclave.runner.api import RunRequest
+    from enclave.runner.bundle import open_bundle
+    from enclave.runner.runner import Runner, RunnerConfig
 
     class Sink:
         def stdout(self, data: bytes) -> None:

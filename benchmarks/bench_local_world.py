@@ -3,7 +3,7 @@
 """The local backend in the image's own rootfs against the host's Python (issue 21).
 
 One image built from the toolchain's rootfs. First, unpacking its customer ramdisk into the
-cache (user_runtime.enclave_rootfs): cold (a fresh cache, --cold times) and cached (the entry
+cache (user_runtime.enclave.rootfs): cold (a fresh cache, --cold times) and cached (the entry
 already there). Then the local backend in each world (`NB_LOCAL_WORLD=image`, then `host`),
 alternated A B A B over --pairs pairs, each pair starting the enclave afresh: `enclave start`
 (tree cached), the first run of a --size bundle and of the sample ML bundle (key release and
@@ -33,9 +33,9 @@ WORLDS = ("image", "host")
 
 def unpack_times(eif: Path, cold: int, cached: int) -> dict[str, list[float]]:
     """Seconds to unpack the image's tree into a fresh cache, and to find it cached."""
-    from user_runtime.enclave_files import read_image
-    from user_runtime.enclave_qemu import cache_dir
-    from user_runtime.enclave_rootfs import image_root
+    from user_runtime.enclave.files import read_image
+    from user_runtime.enclave.qemu import cache_dir
+    from user_runtime.enclave.rootfs import image_root
 
     image = read_image(eif)
     colds: list[float] = []
@@ -62,7 +62,7 @@ def one_pass(
     user = [str(Path(sys.executable).parent / "user-runtime")]
     start = [*user, "enclave", "start", "--eif", str(world["eif"]), "--backend", "local"]
     started = br.timed([*start, "--memory", "3072"], enclave_env)
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run_upload import upload
 
     status = json.loads((state / "enclave" / "state.json").read_text())  # type: ignore[operator]

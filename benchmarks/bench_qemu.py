@@ -67,7 +67,7 @@ def measure(
     user = [str(Path(sys.executable).parent / "user-runtime")]
     start = [*user, "enclave", "start", "--eif", str(world["eif"]), "--backend", backend]
     boot = br.timed([*start, "--memory", "3072"], enclave_env)
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run_upload import upload
 
     address = json.loads((state / "enclave" / "state.json").read_text())["address"]  # type: ignore[operator]

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from user_runtime.rpc_client import EnclaveClient
+from user_runtime.rpc.client import EnclaveClient
 
 CHUNK = 1024 * 1024
 SINK = """

@@ -225,8 +225,8 @@ def first_run_phases(image: object, release: object, bundle: Path, base: Path) -
     """
     from enclave.mapped_source import MappedReader
     from enclave.plaintext import PrivateDir
-    from enclave.runner import key_while_preparing
-    from enclave.runner_bundle import open_bundle
+    from enclave.runner.bundle import open_bundle
+    from enclave.runner.runner import key_while_preparing
 
     t0 = time.perf_counter()
     # As the server reads a large bundle from its sealed session file: mapped, no copies.
@@ -416,7 +416,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         timed(
             [*user, "enclave", "start", "--eif", str(world["eif"]), "--memory", memory], enclave_env
         )
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.rpc.client import EnclaveClient
         from user_runtime.run_upload import upload
 
         address = json.loads((world["state"] / "enclave" / "state.json").read_text())["address"]  # type: ignore[operator]
@@ -455,7 +455,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             ([sys.executable, "-c", "pass"], None),
             env,
         )
-        lean = "import user_runtime._entry, user_runtime.run, user_runtime.rpc_client"
+        lean = "import user_runtime._entry, user_runtime.run, user_runtime.rpc.client"
         import_cli = median_of(opts.repeat, [sys.executable, "-c", lean], env)
         print(
             f"trivial entrypoint: run {trivial_run * 1e3:.0f} ms, python -c pass "

@@ -45,7 +45,7 @@ AWS_SAMPLE_MBS = 17.0
 SERVER = """
 import sys
 from pathlib import Path
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
@@ -94,7 +94,7 @@ def make_sources(src: Path, size: int, files: int, file_size: int) -> None:
 
 
 def enclave_check(address: str, size: int, files: int) -> None:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     with EnclaveClient.connect(address) as client:
         assert client.stat("dataset/big.bin").size == size, "large file incomplete in the enclave"
@@ -103,7 +103,7 @@ def enclave_check(address: str, size: int, files: int) -> None:
 
 
 def _small_in_enclave(client: object, files: int, file_size: int) -> int:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     assert isinstance(client, EnclaveClient)
     return sum(
@@ -121,7 +121,7 @@ def timed_until_enclave(
     its full size), polled every 20 ms after `argv` returned: close does not wait for
     the enclave (specs/sync.md §6.3), so `cp` returning proves nothing about it.
     """
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     with EnclaveClient.connect(address) as client:
         start = time.perf_counter()
@@ -138,7 +138,7 @@ def timed_large_until_enclave(argv: list[str], address: str, size: int) -> float
     The daemon sends a file's writes in order on one connection and the server applies
     them in order, so the size reaching `size` means every byte before it arrived.
     """
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     with EnclaveClient.connect(address) as client:
         start = time.perf_counter()
@@ -154,7 +154,7 @@ def round_trip_us(address: str, count: int = 2000) -> float:
     Timed on a thread other than the main one, as the mount's callbacks are (the
     client's main thread waits through a helper: specs/rpc-protocol.md §11).
     """
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     samples: list[float] = []
 

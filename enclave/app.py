@@ -3,7 +3,7 @@
 """Wiring for `enclave-server serve`: image config + NSM + KMS client + runner + server.
 
 `make_runner(config_path, workdir)` returns the object the RPC server's `Runner` interface
-wants (enclave.runner_interface); `serve(...)` runs the whole server on a Unix socket or vsock.
+wants (enclave.runner.interface); `serve(...)` runs the whole server on a Unix socket or vsock.
 
 What the image fixes (measured in PCR2): `enclave.json` (pinned owner keys, minimum bundle
 versions, KMS region). What the launcher supplies through the environment (on Nitro, the
@@ -36,11 +36,11 @@ from typing import IO, Any, cast
 
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import InputError, UsageError
-from enclave.run_record import ReceiptIssuer, issuer_from_nsm
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import BundleOpener, KeyRelease, RunRequest, RunSink, SessionFiles
-from enclave.runner_errors import KeyReleaseError, RunError
-from enclave.runner_interface import RunFailureError, RunOutcome
+from enclave.runner.api import BundleOpener, KeyRelease, RunRequest, RunSink, SessionFiles
+from enclave.runner.errors import KeyReleaseError, RunError
+from enclave.runner.interface import RunFailureError, RunOutcome
+from enclave.runner.record import ReceiptIssuer, issuer_from_nsm
+from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs
 
 NSM_DEVICE = Path("/dev/nsm")
@@ -166,7 +166,7 @@ class SessionFsFiles:
 
 
 class ServerRunner:
-    """The RPC server's `Runner` (enclave.runner_interface) over `enclave.runner.Runner`."""
+    """The RPC server's `Runner` (enclave.runner.interface) over `enclave.runner.Runner`."""
 
     def __init__(
         self, runner: Runner, fs: SessionFs, receipts: ReceiptIssuer | None = None
@@ -376,7 +376,7 @@ def _default_python(image: ImageConfig) -> dict[str, str]:
 
 
 def _open_bundle(stream: IO[bytes], trusted_keys: Sequence[bytes]) -> Any:
-    from enclave.runner_bundle import open_bundle  # noqa: PLC0415
+    from enclave.runner.bundle import open_bundle  # noqa: PLC0415
 
     return open_bundle(stream, trusted_keys)
 
@@ -419,7 +419,7 @@ def serve(opts: ServeOptions) -> None:
     import signal  # noqa: PLC0415
     import sys  # noqa: PLC0415
 
-    from enclave.runner_interface import UnavailableRunner  # noqa: PLC0415
+    from enclave.runner.interface import UnavailableRunner  # noqa: PLC0415
     from enclave.server import Attester, EnclaveServer  # noqa: PLC0415
     from enclave.sessionfs import SessionLimits  # noqa: PLC0415
     from enclave.transport import SocketServer, listen_unix, listen_vsock  # noqa: PLC0415

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner_interface import RunFailureError, Runner, RunOutcome
+from enclave.runner.interface import RunFailureError, Runner, RunOutcome
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
     BadArgumentsError,

@@ -31,7 +31,7 @@ def _try(  # noqa: PLR0917 - typer options
     Example: owner-tools try app-1.0.0.nb --eif app.eif --app examples/ml_app
     -s ml_algorithm.py -a "-d /dataset/ -o /output/" --dataset data/ -o out/
     """
-    from enclave.runner_errors import RunError
+    from enclave.runner.errors import RunError
     from owner_tools.try_run import TryError, TryRequest, try_bundle
 
     try:

@@ -6,7 +6,7 @@ The owner holds the plaintext, so nothing is withheld: the bundle is opened and 
 the image's runner checks it (signature against the owner keys pinned in the image's
 enclave.json, validity window, minimum version, declared entrypoint, arguments, the
 manifest's `env` allow-list), then its entrypoint runs through the enclave's own runner, in
-the same per-run view (`enclave.run_view`), with the files of the owner's app folder in
+the same per-run view (`enclave.runner.view`), with the files of the owner's app folder in
 place of the decrypted payload (the owner's KMS principal may not Decrypt: key-policy.md),
 stdout and stderr always shown, outputs written to a local folder.
 """
@@ -28,10 +28,10 @@ from enclave.app import (
     load_image_config,
     reachable_environments,
 )
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import BundleFacts, RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import RunError
+from enclave.runner.api import BundleFacts, RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import RunError
+from enclave.runner.runner import Runner, RunnerConfig
 from owner_tools.errors import InputError
 from package_format.bundle.manifest import FileEntry
 from package_format.errors import PackageFormatError
@@ -169,7 +169,7 @@ def try_bundle(request: TryRequest) -> tuple[int, tuple[str, ...]]:
 
     Raises:
         TryError: The image, bundle or app folder cannot be used.
-        enclave.runner_errors.RunError: The image's runner refused or failed the run.
+        enclave.runner.errors.RunError: The image's runner refused or failed the run.
     """
     config = image_config(request.image)
     if not request.app.is_dir():

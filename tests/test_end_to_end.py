@@ -25,7 +25,7 @@ from local_stack import stack
 from local_stack.processes import LOCAL_CREDENTIALS
 from owner_tools._cli import main as owner_main
 from user_runtime._cli import main as user_main
-from user_runtime.rpc_client import EnclaveClient
+from user_runtime.rpc.client import EnclaveClient
 
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "examples" / "ml_app"

@@ -124,7 +124,7 @@ def _receipt_names_both_bundles(world) -> None:
     # each by its whole file's SHA-256 (what the index lists), the data at its mount.
     from package_format.receipt.receipt import parse_receipt
     from package_format.receipt.record import RunRecord
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run import enclave_address
 
     address = enclave_address(str(world["state"] / "enclave"))

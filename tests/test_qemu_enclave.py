@@ -269,7 +269,7 @@ def _patterns_bundle(world) -> Path:
 
 
 def _run_patterns(world, bundle: Path, backend: str) -> tuple[str, dict[str, bytes]]:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
     status = _cli("enclave", "start", "--eif", str(world["eif"]), "--backend", backend)
     assert status.returncode == 0, status.stderr
@@ -362,7 +362,7 @@ def test_local_backend_runs_the_command_the_image_records(world, monkeypatch) ->
         (root_mount,) = [m for m in mounts if m.split()[4] == "/"]
         assert "ro" in root_mount.split()[5].split(",")
         # The sample app runs with the image's own packages (the host's venv is not there).
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.rpc.client import EnclaveClient
 
         with EnclaveClient.connect(status["address"]) as client:
             client.create(f"dataset/{DATASET.name}")

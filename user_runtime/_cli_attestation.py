@@ -79,8 +79,8 @@ def register(app: typer.Typer) -> None:
         import sys
 
         from user_runtime.attestation import DEBUG_MODE_WARNING, verify_fresh
-        from user_runtime.enclave_state import state_dir_path
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.enclave.state import state_dir_path
+        from user_runtime.rpc.client import EnclaveClient
         from user_runtime.run import enclave_address
 
         try:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from user_runtime.enclave_local import EnclaveState
+    from user_runtime.enclave.local import EnclaveState
 
 STATE_DIR_HELP = "State directory (default: $NB_STATE_DIR, else ./.nitro-bundles-local)."
 
@@ -50,8 +50,8 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave start --eif app.eif --backend qemu
         """
-        from user_runtime.enclave_local import StartOptions, start
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import StartOptions, start
+        from user_runtime.enclave.state import resolve_state_dir
 
         opts = StartOptions(
             eif=eif,
@@ -75,8 +75,8 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave status
         """
-        from user_runtime.enclave_local import is_alive, read_state
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import is_alive, read_state
+        from user_runtime.enclave.state import resolve_state_dir
 
         state = read_state(resolve_state_dir(state_dir))
         if state is None:
@@ -95,8 +95,8 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave stop
         """
-        from user_runtime.enclave_local import stop
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.local import stop
+        from user_runtime.enclave.state import resolve_state_dir
 
         state = stop(resolve_state_dir(state_dir))
         if as_json:
@@ -116,8 +116,8 @@ def _register_logs(group: typer.Typer) -> None:
 
         Example: user-runtime enclave logs --follow
         """
-        from user_runtime.enclave_logs import follow_logs, log_paths
-        from user_runtime.enclave_state import resolve_state_dir
+        from user_runtime.enclave.logs import follow_logs, log_paths
+        from user_runtime.enclave.state import resolve_state_dir
 
         paths = log_paths(resolve_state_dir(state_dir))
         follow_logs(paths, sys.stdout.buffer, follow=follow)

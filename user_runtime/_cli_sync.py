@@ -48,7 +48,7 @@ def sync(  # noqa: PLR0917 - typer options
 
     Example: user-runtime sync -d synced_folder   (then: cp data.csv synced_folder/dataset/)
     """
-    from user_runtime import mounts
+    from user_runtime.sync import mounts
 
     states = state_dir or mounts.default_state_dir()
     if status:
@@ -58,9 +58,9 @@ def sync(  # noqa: PLR0917 - typer options
         what = mounts.stop(folder, states)
         print(f"{what}: {mounts.canonical_folder(folder)}")
         return
-    from user_runtime.backing_store import BackingStore, default_store_dir
     from user_runtime.errors import UsageError
-    from user_runtime.rpc_client import parse_address
+    from user_runtime.rpc.client import parse_address
+    from user_runtime.sync.store import BackingStore, default_store_dir
 
     address = enclave or os.environ.get(ADDRESS_ENV) or _recorded_enclave(states)
     parse_address(address)  # a malformed address is a usage error, before anything starts
@@ -103,8 +103,9 @@ def sync(  # noqa: PLR0917 - typer options
 
 def _status(folder: Path, states: Path) -> None:
     """Print the replay queue of FOLDER's daemon; exit 1 when the enclave refused files."""
-    from user_runtime import mounts, sync_control
     from user_runtime.errors import UsageError
+    from user_runtime.sync import control as sync_control
+    from user_runtime.sync import mounts
 
     target = mounts.canonical_folder(folder)
     state = mounts.read_state(target, states)
@@ -141,11 +142,13 @@ def _recorded_enclave(states: Path) -> str:
 
 
 def _serve(target: Path, backing: object, address: str, states: Path, ready_fd: int | None) -> None:
-    from user_runtime import mounts, sync, sync_fuse
-    from user_runtime.backing_store import BackingStore
     from user_runtime.errors import ExternalError
-    from user_runtime.rpc_client import EnclaveClient
-    from user_runtime.sync_link import EnclaveLink
+    from user_runtime.rpc.client import EnclaveClient
+    from user_runtime.sync import fuse as sync_fuse
+    from user_runtime.sync import mounts
+    from user_runtime.sync import operations as sync
+    from user_runtime.sync.link import EnclaveLink
+    from user_runtime.sync.store import BackingStore
 
     assert isinstance(backing, BackingStore)
     # The replay queue's thread decodes the enclave's answers while FUSE callbacks wait

@@ -16,12 +16,12 @@ import shlex
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING
 
-from user_runtime.enclave_state import STATE_FILE
+from user_runtime.enclave.state import STATE_FILE
 from user_runtime.errors import InputError, UsageError
 from user_runtime.run_upload import session_bundle_path
 
 if TYPE_CHECKING:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
 # No pathlib on this path: `run` starts in a fresh process every time (issue 5, lean client).
 
@@ -109,8 +109,8 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     """
     import sys  # noqa: PLC0415
 
-    from user_runtime.enclave_state import state_dir_path  # noqa: PLC0415
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.enclave.state import state_dir_path  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
     from user_runtime.run_data import (  # noqa: PLC0415
         check_local_inputs,
         data_session_paths,
@@ -152,7 +152,7 @@ def _wait_for_sync(address: str, states: str) -> None:
     import time  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
-    from user_runtime.sync_control import wait_for_sync  # noqa: PLC0415
+    from user_runtime.sync import wait_for_sync  # noqa: PLC0415
 
     start = time.monotonic()
     shown = False
@@ -184,7 +184,7 @@ def _follow(  # noqa: PLR0917 - one run's parts
 ) -> int:
     import sys  # noqa: PLC0415
 
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
+    from user_runtime.rpc.client import RemoteError  # noqa: PLC0415
 
     err = sys.stderr.buffer
     handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data, nonce=nonce)

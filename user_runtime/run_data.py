@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from user_runtime.errors import InputError
 
 if TYPE_CHECKING:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     from user_runtime.run_upload import Progress
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from user_runtime.errors import ExternalError, InputError
 
 if TYPE_CHECKING:
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
 
 ENCRYPTED = "encrypted"
 UPLOAD_CHUNK = 8 << 20
@@ -62,7 +62,7 @@ def session_bundle_path(
     Raises:
         InputError: Neither a local file nor a bundle in the session, or not a bundle.
     """
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
+    from user_runtime.rpc.client import RemoteError  # noqa: PLC0415
 
     name = os.path.basename(bundle)
     session_path = f"{ENCRYPTED}/{name}"
@@ -102,7 +102,7 @@ def upload(
         OSError: The local file cannot be read.
         UploadError: The enclave refused a write (e.g. its memory budget is exhausted).
     """
-    from user_runtime.rpc_client import RemoteError  # noqa: PLC0415
+    from user_runtime.rpc.client import RemoteError  # noqa: PLC0415
 
     folder, _, name = session_path.rpartition("/")
     try:

@@ -64,7 +64,7 @@ class FileDigest:
 
 @dataclass(frozen=True)
 class RecordBundle:
-    """A bundle the run used (the fields of `enclave.runner_api.BundleRef`)."""
+    """A bundle the run used (the fields of `enclave.runner.api.BundleRef`)."""
 
     role: str
     name: str
@@ -77,7 +77,7 @@ class RecordBundle:
 
 @dataclass(frozen=True)
 class RecordTerms:
-    """The output terms the run enforced (the fields of `enclave.runner_api.OutputTerms`)."""
+    """The output terms the run enforced (the fields of `enclave.runner.api.OutputTerms`)."""
 
     max_output_bytes: int | None = None
     stdout: bool = True

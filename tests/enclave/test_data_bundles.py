@@ -24,7 +24,9 @@ from data_kit import (
 )
 from test_runner_kit import DirSession, RecordingSink, scan_for
 
-from enclave.data_errors import (
+from enclave.runner.api import OutputTerms, RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.data_errors import (
     DataAppNotListedError,
     DataDuplicateError,
     DataMissingError,
@@ -34,10 +36,8 @@ from enclave.data_errors import (
     OutputTermsExceededError,
     WrongBundleKindError,
 )
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import OutputTerms, RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import BundleExpiredRunError, BundleRollbackError, KeyReleaseError
+from enclave.runner.errors import BundleExpiredRunError, BundleRollbackError, KeyReleaseError
+from enclave.runner.runner import Runner, RunnerConfig
 from package_format.bundle import public_key_of
 from package_format.bundle.access import AppGrant, DataTerms, VersionRange
 from package_format.rpc.codes import ErrorCode
@@ -307,8 +307,8 @@ def test_data_larger_than_the_enclave_can_hold_is_refused(env, monkeypatch) -> N
     import os
     from types import SimpleNamespace
 
-    from enclave import data_bundles
-    from enclave.data_errors import DataTooLargeError
+    from enclave.runner import data_bundles
+    from enclave.runner.data_errors import DataTooLargeError
 
     _, session, kms = env
     app, data = _app(session, kms), _data(session, kms)

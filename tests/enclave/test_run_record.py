@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""enclave.run_record: each run's record and receipt (specs/receipts.md §3-§5), local NSM."""
+"""enclave.runner.record: each run's record and receipt (specs/receipts.md §3-§5), local NSM."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from test_runner_kit import FakeKeyRelease, make_bundle, owner_key
 
 from enclave.app import ServerRunner
 from enclave.nsm.simulator import SimulatedNsm, create_sim_pki, image_pcrs
-from enclave.run_record import RECEIPT_PATH, ReceiptIssuer
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_bundle import open_bundle
-from enclave.runner_interface import RunFailureError, RunOutcome
+from enclave.runner.bundle import open_bundle
+from enclave.runner.interface import RunFailureError, RunOutcome
+from enclave.runner.record import RECEIPT_PATH, ReceiptIssuer
+from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.receipt import (
     InputMismatchError,

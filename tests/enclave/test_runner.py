@@ -20,10 +20,9 @@ from test_runner_kit import (
     scan_for,
 )
 
-from enclave.runner import Runner, RunnerConfig, generic_failure_message, version_key
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import (
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import (
     BadRunArgumentError,
     BundleExpiredRunError,
     BundleInvalidError,
@@ -34,6 +33,7 @@ from enclave.runner_errors import (
     RunSetupError,
     UntrustedBundleSignerError,
 )
+from enclave.runner.runner import Runner, RunnerConfig, generic_failure_message, version_key
 from package_format.rpc.codes import ErrorCode
 
 SECRET = b"OWNER-SECRET-7f3a9c"
@@ -61,7 +61,7 @@ PRESTART = {"on": False, "runners": []}
 @pytest.fixture(autouse=True, params=[False, True], ids=["spawned", "prestarted"])
 def prestart(request, monkeypatch):
     """Every runner test runs twice: interpreter started at run time, and started beforehand
-    (enclave.runner_zygote, as the server does); prestarted runners are closed afterwards."""
+    (enclave.runner.zygote, as the server does); prestarted runners are closed afterwards."""
     runners: list[Runner] = []
     monkeypatch.setitem(PRESTART, "on", request.param)
     monkeypatch.setitem(PRESTART, "runners", runners)

@@ -23,10 +23,10 @@ from enclave.app import (
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import UsageError
 from enclave.forwarder import LoopbackForwarder, parse_target
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import KeyReleaseError
-from enclave.runner_interface import RunFailureError, RunOutcome
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import KeyReleaseError
+from enclave.runner.interface import RunFailureError, RunOutcome
+from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs
 from package_format.rpc.codes import ErrorCode
 

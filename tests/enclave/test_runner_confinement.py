@@ -16,10 +16,10 @@ import h5py
 import pytest
 from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
-from enclave.runner import Runner, RunnerConfig, effective_timeout, system_dirs
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import BadRunArgumentError, RunTimedOutError
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import BadRunArgumentError, RunTimedOutError
+from enclave.runner.runner import Runner, RunnerConfig, effective_timeout, system_dirs
 from package_format.rpc.codes import ErrorCode
 
 SECRET = b"OWNER-SECRET-5b1e"

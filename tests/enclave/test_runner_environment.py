@@ -18,10 +18,10 @@ import pytest
 from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
 from enclave.app import _default_python, load_image_config
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import EnvironmentMissingError
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import EnvironmentMissingError
+from enclave.runner.runner import Runner, RunnerConfig
 from package_format.rpc.codes import ErrorCode
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The parallel payload decryption (enclave.runner_extract): every file's bytes, and every
+"""The parallel payload decryption (enclave.runner.extract): every file's bytes, and every
 attack caught with the sequential reader's typed error and message, nothing left behind."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from enclave import runner_bundle, runner_extract
-from enclave.runner_bundle import open_bundle
+from enclave.runner import bundle as runner_bundle
+from enclave.runner import extract as runner_extract
+from enclave.runner.bundle import open_bundle
 from package_format.bundle import BundleReader, build_header, public_key_of, write_bundle
 from package_format.bundle.errors import (
     KeyCommitmentError,

@@ -16,10 +16,10 @@ from test_runner_kit import (
     owner_key,
 )
 
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import BundleInvalidError, UntrustedBundleSignerError
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import BundleInvalidError, UntrustedBundleSignerError
+from enclave.runner.runner import Runner, RunnerConfig
 
 
 @pytest.fixture

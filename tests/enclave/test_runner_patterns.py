@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_errors import BadRunArgumentError
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.errors import BadRunArgumentError
+from enclave.runner.runner import Runner, RunnerConfig
 from package_format.bundle.manifest import EnvPolicy
 
 

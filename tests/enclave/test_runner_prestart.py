@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The pre-started entrypoint interpreter (enclave.runner_zygote): it runs the script as
+"""The pre-started entrypoint interpreter (enclave.runner.zygote): it runs the script as
 `python -B -E -s -u SCRIPT ARGS` would, serves one run only, and dies with the runner."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from test_runner_kit import DirSession, FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
-from enclave.runner import Runner, RunnerConfig, system_dirs
-from enclave.runner_api import RunRequest
-from enclave.runner_bundle import open_bundle
-from enclave.runner_zygote import Zygote
+from enclave.runner.api import RunRequest
+from enclave.runner.bundle import open_bundle
+from enclave.runner.runner import Runner, RunnerConfig, system_dirs
+from enclave.runner.zygote import Zygote
 
 PROBE = b"""
 import json, os, sys

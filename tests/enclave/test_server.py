@@ -14,7 +14,7 @@ import cbor2
 import pytest
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
@@ -29,7 +29,7 @@ from package_format.rpc import (
     parse_message,
 )
 from package_format.rpc.frames import frame_bytes
-from user_runtime.rpc_client import EnclaveClient, EnclaveUnavailableError
+from user_runtime.rpc.client import EnclaveClient, EnclaveUnavailableError
 
 NOW = 1_767_225_600_000_000_000
 

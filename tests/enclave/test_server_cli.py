@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from enclave._cli import main
-from user_runtime.rpc_client import EnclaveClient, RemoteError
+from user_runtime.rpc.client import EnclaveClient, RemoteError
 
 SCRIPT = Path(sys.executable).parent / "enclave-server"
 

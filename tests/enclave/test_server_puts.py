@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer, ServerConnection
 from enclave.sessionfs import SessionFs, SessionLimits
 from package_format.rpc import ErrorCode, FrameDecoder, Hello, Request, Response

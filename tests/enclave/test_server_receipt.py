@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from enclave.runner_interface import OutputSink, RunOutcome
+from enclave.runner.interface import OutputSink, RunOutcome
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix
 from package_format.rpc import FrameLimits
-from user_runtime.rpc_client import EnclaveClient, RemoteError
+from user_runtime.rpc.client import EnclaveClient, RemoteError
 
 
 class RecordingRunner:

@@ -12,7 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from user_runtime.rpc_client import ConnectionLostError, EnclaveClient, RemoteError
+from user_runtime.rpc.client import ConnectionLostError, EnclaveClient, RemoteError
 
 SERVER = textwrap.dedent(
     """

@@ -12,7 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "package_format" / "rpc"))
 from rpc_vectors import read_vector, vector_files
 
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from package_format.rpc import FrameDecoder, RpcFormatError, errors

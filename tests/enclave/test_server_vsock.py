@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from enclave.transport import VMADDR_CID_ANY, listen_vsock
-from user_runtime.rpc_client import EnclaveClient, EnclaveUnavailableError, parse_address
+from user_runtime.rpc.client import EnclaveClient, EnclaveUnavailableError, parse_address
 
 pytestmark = pytest.mark.skipif(not hasattr(socket, "AF_VSOCK"), reason="no AF_VSOCK")
 

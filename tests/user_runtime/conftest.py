@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from user_runtime import mounts
+from user_runtime.sync import mounts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 _SERVER = """
 import sys
 from pathlib import Path
-from enclave.runner_interface import UnavailableRunner
+from enclave.runner.interface import UnavailableRunner
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
@@ -69,7 +69,7 @@ class EnclaveProc:
         self.start()
 
     def client(self, *, settle: bool = True):
-        from user_runtime.rpc_client import EnclaveClient
+        from user_runtime.rpc.client import EnclaveClient
 
         if settle and self.settle is not None:
             self.settle()
@@ -145,7 +145,7 @@ class SyncMount:
 
     def settle(self) -> dict[str, object]:
         """Wait until the daemon's replay queue is empty; its final status ({} if not up)."""
-        from user_runtime import sync_control
+        from user_runtime.sync import control as sync_control
 
         try:
             return sync_control.ask(mounts.control_path(self.folder, self.state), "drain")

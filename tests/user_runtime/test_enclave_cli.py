@@ -17,8 +17,8 @@ import pytest
 
 from enclave.nsm.simulator import create_sim_pki
 from owner_tools._cli import main as owner_main
-from user_runtime import enclave_local
 from user_runtime._cli import main
+from user_runtime.enclave import local as enclave_local
 
 REPO = Path(__file__).resolve().parents[2]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
@@ -86,7 +86,7 @@ def test_server_code_comes_from_the_image(image, state, capsys) -> None:
     environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     assert f"PYTHONPATH={ram}/code".encode() in environ
     code = Path(ram) / "code"
-    assert (code / "enclave" / "runner.py").is_file()
+    assert (code / "enclave" / "runner" / "runner.py").is_file()
     assert (code / "package_format" / "bundle" / "reader.py").is_file()
     assert json.loads((Path(ram) / "etc" / "enclave.json").read_text())["owner_keys"]
 
@@ -291,7 +291,7 @@ def test_enclave_logs_follow_prints_appended_lines(tmp_path) -> None:
     import io
     import threading
 
-    from user_runtime.enclave_logs import follow_logs
+    from user_runtime.enclave.logs import follow_logs
 
     log = tmp_path / "console.log"
     log.write_bytes(b"first\n")

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Issue 21: the image's customer ramdisk unpacked into the cache (user_runtime.enclave_rootfs).
+"""Issue 21: the image's customer ramdisk unpacked into the cache (user_runtime.enclave.rootfs).
 
 Images are built with hand-made ramdisks (`build-eif --ramdisk`), so each test controls every
 member, hostile ones included.
@@ -16,9 +16,9 @@ import pytest
 
 from owner_tools.image import DEFAULT_CMD, DEFAULT_ENV
 from package_format.eif import CpioEntry, build_archive
-from user_runtime.enclave_files import ImageContentError, read_image
-from user_runtime.enclave_rootfs import IMAGES_DIR, KEEP, image_root, interpreter_problem
-from user_runtime.enclave_world import image_command, image_environment
+from user_runtime.enclave.files import ImageContentError, read_image
+from user_runtime.enclave.rootfs import IMAGES_DIR, KEEP, image_root, interpreter_problem
+from user_runtime.enclave.world import image_command, image_environment
 
 REPO = Path(__file__).resolve().parents[2]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"

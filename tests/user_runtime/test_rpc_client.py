@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from enclave.runner_interface import RunFailureError
+from enclave.runner.interface import RunFailureError
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
 from package_format.rpc import ErrorCode
 from user_runtime.errors import UsageError
-from user_runtime.rpc_client import (
+from user_runtime.rpc.client import (
     ConnectionLostError,
     EnclaveClient,
     EnclaveUnavailableError,

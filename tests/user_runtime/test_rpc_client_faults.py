@@ -22,7 +22,7 @@ from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix
 from package_format.rpc import FrameDecoder, Response, Welcome
 from package_format.rpc.frames import FrameLimits, frame_bytes
-from user_runtime.rpc_client import ConnectionLostError, EnclaveClient
+from user_runtime.rpc.client import ConnectionLostError, EnclaveClient
 
 SERVER = textwrap.dedent(
     """
@@ -46,7 +46,7 @@ SERVER = textwrap.dedent(
 CLIENT = textwrap.dedent(
     """
     import sys
-    from user_runtime.rpc_client import EnclaveClient
+    from user_runtime.rpc.client import EnclaveClient
     client = EnclaveClient.connect(sys.argv[1])
     for output in client.start_run("encrypted/app", "main", []).events():
         print(output.data.decode(), end="", flush=True)

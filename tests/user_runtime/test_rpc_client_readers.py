@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from test_rpc_client import Harness
 
-from user_runtime.rpc_client import ConnectionLostError, EnclaveClient
+from user_runtime.rpc.client import ConnectionLostError, EnclaveClient
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from test_runner_kit import make_bundle
 
 from package_format.bundle.manifest import EnvPolicy
 from user_runtime._cli import main
-from user_runtime.rpc_client import EnclaveClient
+from user_runtime.rpc.client import EnclaveClient
 
 SCRIPT = b"""import sys
 print("line one", flush=True)
@@ -129,7 +129,7 @@ def test_run_shows_upload_progress_on_a_terminal(enclave, tmp_path, capsys, monk
 
 
 def test_run_upload_failure_names_the_bundle_not_a_temporary_file(tmp_path, monkeypatch, capsys):
-    from user_runtime.rpc_values import RemoteError
+    from user_runtime.rpc.values import RemoteError
     from user_runtime.run_upload import UploadError, upload
 
     class Refusing:
@@ -270,7 +270,7 @@ def test_console_script_bad_input_has_no_traceback(enclave, tmp_path) -> None:
 def test_output_arrives_while_the_entrypoint_runs(enclave, tmp_path) -> None:
     # The entrypoint prints one line, then waits for a file that this test creates only after
     # reading that line from the CLI's stdout: it exits 0 only if the line came through live.
-    # The flag goes into the run's /output/ (enclave.run_view: the run sees nothing else).
+    # The flag goes into the run's /output/ (enclave.runner.view: the run sees nothing else).
     sock, _fs, ram = enclave
     script = (
         b"import os, sys, time\n"

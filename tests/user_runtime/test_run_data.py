@@ -27,8 +27,8 @@ from data_kit import (  # noqa: E402
 )
 
 from enclave.app import ServerRunner  # noqa: E402
-from enclave.runner import Runner, RunnerConfig  # noqa: E402
-from enclave.runner_bundle import open_bundle  # noqa: E402
+from enclave.runner.bundle import open_bundle  # noqa: E402
+from enclave.runner.runner import Runner, RunnerConfig  # noqa: E402
 from enclave.server import EnclaveServer  # noqa: E402
 from enclave.sessionfs import SessionFs  # noqa: E402
 from enclave.transport import SocketServer, listen_unix  # noqa: E402

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "enclave"))
 from test_runner_kit import make_bundle  # noqa: E402
 
-from user_runtime.rpc_client import EnclaveClient, RemoteError  # noqa: E402
+from user_runtime.rpc.client import EnclaveClient, RemoteError  # noqa: E402
 from user_runtime.run_upload import upload  # noqa: E402
 
 SLOW = b"import time\nprint('started', flush=True)\ntime.sleep(600)\n# SECRET-SOURCE-91b2\n"

@@ -16,9 +16,9 @@ from test_runner_kit import FakeKeyRelease, make_bundle, owner_key
 
 from enclave.app import ServerRunner
 from enclave.nsm.simulator import SimulatedNsm, create_sim_pki, image_pcrs
-from enclave.run_record import RECEIPT_PATH, ReceiptIssuer
-from enclave.runner import Runner, RunnerConfig
-from enclave.runner_bundle import open_bundle
+from enclave.runner.bundle import open_bundle
+from enclave.runner.record import RECEIPT_PATH, ReceiptIssuer
+from enclave.runner.runner import Runner, RunnerConfig
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from user_runtime import mounts
+from user_runtime.sync import mounts
 
 pytestmark = pytest.mark.fuse
 

@@ -8,10 +8,10 @@ import errno
 
 import pytest
 
-from user_runtime.backing_store import BackingStore
-from user_runtime.rpc_client import ConnectionLostError, EnclaveClient, RemoteError
-from user_runtime.sync import classify
-from user_runtime.sync_link import EnclaveLink, RetryPolicy, reconcile
+from user_runtime.rpc.client import ConnectionLostError, EnclaveClient, RemoteError
+from user_runtime.sync.link import EnclaveLink, RetryPolicy, reconcile
+from user_runtime.sync.operations import classify
+from user_runtime.sync.store import BackingStore
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from user_runtime import mounts
-from user_runtime.backing_store import BackingStore, StoreError, default_store_dir
+from user_runtime.sync import mounts
+from user_runtime.sync.store import BackingStore, StoreError, default_store_dir
 
 
 def test_state_file_round_trip_and_owner_check(tmp_path):

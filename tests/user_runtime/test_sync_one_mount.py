@@ -9,7 +9,7 @@ import os
 import pytest
 from conftest import SyncMount
 
-from user_runtime import mounts
+from user_runtime.sync import mounts
 
 pytestmark = pytest.mark.fuse
 

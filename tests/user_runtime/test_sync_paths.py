@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from user_runtime.backing_store import BackingStore, split_path
+from user_runtime.sync.store import BackingStore, split_path
 
 pytestmark = pytest.mark.fuse
 

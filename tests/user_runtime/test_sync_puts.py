@@ -8,11 +8,11 @@ import errno
 
 import pytest
 
-from user_runtime.backing_store import BackingStore
-from user_runtime.rpc_client import EnclaveClient, PutFile, RemoteError
-from user_runtime.sync import classify
-from user_runtime.sync_link import EnclaveLink
-from user_runtime.sync_writes import PutSend, WriteQueue
+from user_runtime.rpc.client import EnclaveClient, PutFile, RemoteError
+from user_runtime.sync.link import EnclaveLink
+from user_runtime.sync.operations import classify
+from user_runtime.sync.store import BackingStore
+from user_runtime.sync.writes import PutSend, WriteQueue
 
 
 @pytest.fixture

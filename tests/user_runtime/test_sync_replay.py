@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from user_runtime import mounts, sync_control
+from user_runtime.sync import control as sync_control
+from user_runtime.sync import mounts
 
 pytestmark = pytest.mark.fuse
 

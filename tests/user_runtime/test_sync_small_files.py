@@ -15,7 +15,7 @@ import stat
 import pytest
 from test_sync_mount import _assert_mirrored
 
-from user_runtime.rpc_client import RemoteError
+from user_runtime.rpc.client import RemoteError
 
 pytestmark = pytest.mark.fuse
 

@@ -9,11 +9,11 @@ import os
 
 import pytest
 
-from user_runtime.backing_store import BackingStore
-from user_runtime.rpc_client import EnclaveClient, RemoteError
-from user_runtime.sync import classify
-from user_runtime.sync_link import EnclaveLink
-from user_runtime.sync_writes import WriteQueue
+from user_runtime.rpc.client import EnclaveClient, RemoteError
+from user_runtime.sync.link import EnclaveLink
+from user_runtime.sync.operations import classify
+from user_runtime.sync.store import BackingStore
+from user_runtime.sync.writes import WriteQueue
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@
 
 Local mode runs in one of two worlds (specs/qemu-backend.md §8, threat-model.md §6). The
 image's world, when the image has an interpreter of its own and the host allows namespaces:
-the image's customer ramdisk unpacked into the cache (`enclave_rootfs`), entered read-only in
-fresh mount, network and PID namespaces (`enclave_enter`), running the command the image
-records with only its transport swapped (`enclave_world`). The host's world otherwise, with a
+the image's customer ramdisk unpacked into the cache (`rootfs`), entered read-only in
+fresh mount, network and PID namespaces (`enter`), running the command the image
+records with only its transport swapped (`world`). The host's world otherwise, with a
 warning: the server's code and enclave.json read out of the EIF's customer ramdisk (what PCR2
 measures) into a private RAM-backed directory and started with the host's Python, in new
 network and PID namespaces when the kernel allows it and, when root, a mount namespace whose
@@ -30,12 +30,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from user_runtime.enclave_files import (
+from user_runtime.enclave.files import (
     ImageContents,
     read_image,
     wipe_tree,
 )
-from user_runtime.enclave_procs import (
+from user_runtime.enclave.procs import (
     START_TIMEOUT,
     EnclaveStartError,
     _is_our_process,
@@ -43,9 +43,9 @@ from user_runtime.enclave_procs import (
     _terminate_group,
     _wait_ready,
 )
-from user_runtime.enclave_rootfs import image_root
-from user_runtime.enclave_state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
-from user_runtime.enclave_world import (
+from user_runtime.enclave.rootfs import image_root
+from user_runtime.enclave.state import STATE_FILE, resolve_state_dir  # noqa: F401 - re-exported
+from user_runtime.enclave.world import (
     IO_AT,
     PKI_AT,
     _can_isolate,
@@ -166,7 +166,7 @@ def start(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
     if backend == "auto":
         backend = "nitro" if nitro_available() else "local"
     if backend == "qemu":
-        from user_runtime.enclave_qemu import start_qemu  # noqa: PLC0415
+        from user_runtime.enclave.qemu import start_qemu  # noqa: PLC0415
 
         return start_qemu(opts)
     if backend == "nitro":
@@ -201,7 +201,7 @@ def cleanup(state_dir: Path, state: EnclaveState) -> None:
                 check=False,
             )
     elif state.mode == "qemu":
-        from user_runtime.enclave_qemu import cleanup_qemu  # noqa: PLC0415
+        from user_runtime.enclave.qemu import cleanup_qemu  # noqa: PLC0415
 
         cleanup_qemu(state_dir, state)
     else:
@@ -289,7 +289,7 @@ def _start_image_world(
     opts: StartOptions, image: ImageContents, stack: Mapping[str, Any], pki_dir: str
 ) -> EnclaveState:
     """The image's own command in its own tree (specs/qemu-backend.md §8)."""
-    from user_runtime.enclave_qemu import cache_dir  # noqa: PLC0415
+    from user_runtime.enclave.qemu import cache_dir  # noqa: PLC0415
 
     cmd, workdir = image_command(image, memory_mib=opts.memory_mib)
     root = image_root(opts.eif, image, cache_dir(opts.environ))
@@ -411,7 +411,7 @@ def _start_relay(
     sock = sock or opts.state_dir / KMS_SOCKET_NAME
     with contextlib.suppress(FileNotFoundError):
         sock.unlink()
-    argv = [sys.executable, "-m", "user_runtime.enclave_relay", str(sock), parts.hostname]
+    argv = [sys.executable, "-m", "user_runtime.enclave.relay", str(sock), parts.hostname]
     argv.append(str(parts.port or 80))
     relay = subprocess.Popen(
         argv,

@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """The parent's end of the enclave heartbeat (specs/enclave-image.md §13; Nitro's contract).
 
-Run by the qemu backend as its own process: `python -m user_runtime.enclave_heartbeat SOCK
+Run by the qemu backend as its own process: `python -m user_runtime.enclave.heartbeat SOCK
 MARK`. The guest's init connects to the parent (CID 3) port 9000 and writes 0xB7; the vsock
 back-end turns that into a connection to the Unix socket SOCK (`PREFIX_9000`). We answer
 0xB7 and touch MARK, so `enclave start` knows the image's init ran. Anything else gets the
@@ -46,7 +46,7 @@ def serve(sock_path: str, mark_path: str) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: `SOCK MARK`."""
     if len(argv) != 2:
-        print("usage: python -m user_runtime.enclave_heartbeat SOCK MARK", file=sys.stderr)
+        print("usage: python -m user_runtime.enclave.heartbeat SOCK MARK", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(argv[0], argv[1])

@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """The host's end of the local enclave's KMS channel: Unix socket -> TCP (a local vsock-proxy).
 
-Run as its own process by the launcher: `python -m user_runtime.enclave_relay UNIX HOST PORT`.
+Run as its own process by the launcher: `python -m user_runtime.enclave.relay UNIX HOST PORT`.
 It accepts on a Unix socket in the enclave's state directory (reachable from the enclave's
 network namespace through the file system) and relays each connection, unchanged, to the one
 TCP endpoint it was started with — the KMS front — and nowhere else (specs/threat-model.md §6).
@@ -69,7 +69,7 @@ def relay(unix_path: Path, host: str, port: int) -> None:
 def main(argv: list[str]) -> int:
     """Entry point: `UNIX HOST PORT`."""
     if len(argv) != 3 or not argv[2].isdigit():
-        print("usage: python -m user_runtime.enclave_relay UNIX HOST PORT", file=sys.stderr)
+        print("usage: python -m user_runtime.enclave.relay UNIX HOST PORT", file=sys.stderr)
         return 2
     try:
         relay(Path(argv[0]), argv[1], int(argv[2]))

@@ -25,16 +25,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from user_runtime.backing_store import OUTPUT, BackingStore, PathSplitter, is_output
-from user_runtime.rpc_client import (
+from user_runtime.rpc.client import (
     ConnectionLostError,
     EnclaveUnavailableError,
     PutFile,
     RemoteError,
 )
-from user_runtime.sync_link import EnclaveLink, SessionClient, upload_file
-from user_runtime.sync_replay import Pending, ReplayQueue
-from user_runtime.sync_writes import PutSend, WriteQueue
+from user_runtime.sync.link import EnclaveLink, SessionClient, upload_file
+from user_runtime.sync.replay import Pending, ReplayQueue
+from user_runtime.sync.store import OUTPUT, BackingStore, PathSplitter, is_output
+from user_runtime.sync.writes import PutSend, WriteQueue
 
 log = logging.getLogger(__name__)
 _UID, _GID = os.getuid(), os.getgid()

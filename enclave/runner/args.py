@@ -3,7 +3,7 @@
 """Checking the arguments of a run (specs/threat-model.md §5.3).
 
 Arguments reach the entrypoint unchanged: each run sees only its own view of the file
-system (`enclave.run_view`), so a path in an argument, in a config file or in an
+system (`enclave.runner.view`), so a path in an argument, in a config file or in an
 environment variable means the same thing and can name nothing the run may not see. What is
 left to check is what the view cannot bound: the number and size of the arguments (the
 kernel's limits and the server's memory), and that each is text without a NUL byte (which
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from collections.abc import Set as AbstractSet
 
-from enclave.runner_errors import BadRunArgumentError
+from enclave.runner.errors import BadRunArgumentError
 
 #: The session directories a run sees at `/<name>` (specs/threat-model.md §5.3).
 ROOTS = ("dataset", "model", "output")

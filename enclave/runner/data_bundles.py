@@ -30,19 +30,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from enclave.data_errors import (
-    DataAppNotListedError,
-    DataDuplicateError,
-    DataMissingError,
-    DataNotAllowedError,
-    DataSignerNotListedError,
-    DataTooLargeError,
-    DataVersionOutOfRangeError,
-    OutputTermsExceededError,
-    WrongBundleKindError,
-)
 from enclave.errors import EnclaveError
-from enclave.runner_api import (
+from enclave.runner.api import (
     BundleFacts,
     BundleOpener,
     BundleRef,
@@ -53,7 +42,18 @@ from enclave.runner_api import (
     RunSink,
     SessionFiles,
 )
-from enclave.runner_errors import (
+from enclave.runner.data_errors import (
+    DataAppNotListedError,
+    DataDuplicateError,
+    DataMissingError,
+    DataNotAllowedError,
+    DataSignerNotListedError,
+    DataTooLargeError,
+    DataVersionOutOfRangeError,
+    OutputTermsExceededError,
+    WrongBundleKindError,
+)
+from enclave.runner.errors import (
     BundleExpiredRunError,
     BundleInvalidError,
     BundleNotYetValidRunError,
@@ -222,7 +222,7 @@ class DataRun:
             item.mount_src = dest
 
     def mounts(self) -> list[list[str]]:
-        """`[[source, mount], ...]` for the run's view (enclave.run_view)."""
+        """`[[source, mount], ...]` for the run's view (enclave.runner.view)."""
         return [[str(j.mount_src), j.rule.mount] for j in self.joined if j.mount_src is not None]
 
     def decorate(self, result: RunResult) -> RunResult:

@@ -4,7 +4,7 @@
 
 `open_bundle` parses the header and verifies the owner signature against the pinned keys
 before anything else; `extract` checks the key commitment, then decrypts the segments in
-parallel (`enclave.runner_extract`) into files created with `O_EXCL | O_NOFOLLOW` under the
+parallel (`enclave.runner.extract`) into files created with `O_EXCL | O_NOFOLLOW` under the
 private directory. If anything fails, what was written is wiped before the error propagates
 (and the caller wipes the whole directory too, the runner's `PrivateDir`), so a truncated or
 tampered payload never leaves a partial tree behind.
@@ -20,8 +20,8 @@ from typing import IO, cast
 
 import cbor2
 
-from enclave.runner_api import AccessFacts, BundleFacts, EntryFacts
-from enclave.runner_extract import PreparedTree, extract_in_order, extract_parallel
+from enclave.runner.api import AccessFacts, BundleFacts, EntryFacts
+from enclave.runner.extract import PreparedTree, extract_in_order, extract_parallel
 from package_format.bundle import BundleReader
 from package_format.bundle.manifest import Manifest
 from package_format.bundle.reader import ReadableStream

@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """One connection to the enclave server: requests out, replies and events back to their callers.
 
-`EnclaveClient` (rpc_client.py) builds its operations on this. Calls may come from
+`EnclaveClient` (client.py) builds its operations on this. Calls may come from
 several threads. There is no reader thread: a thread that waits for a reply reads the
 socket itself and hands other threads' replies over as they pass (one reader at a
 time; the others wait), which saves a thread hand-over per round trip (about 130 of
@@ -30,7 +30,7 @@ from package_format.rpc import (
     parse_message,
 )
 from user_runtime.errors import ExternalError
-from user_runtime.rpc_values import (
+from user_runtime.rpc.values import (
     ConnectionLostError,
     RemoteError,
     RunHandle,

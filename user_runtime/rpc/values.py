@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """What the enclave client hands back: its errors, file status, run output and handle.
 
-`rpc_client.py` re-exports each name; the address forms it connects to are parsed here too.
+`client.py` re-exports each name; the address forms it connects to are parsed here too.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from enclave.runner_errors import RunSetupError
+from enclave.runner.errors import RunSetupError
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.receipt import (
     RECEIPT_FILE,
@@ -40,7 +40,7 @@ from package_format.rpc.codes import ErrorCode
 
 if TYPE_CHECKING:
     from enclave.nsm.interface import Nsm
-    from enclave.runner_api import (
+    from enclave.runner.api import (
         BundleFacts,
         BundleOpener,
         BundleRef,

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from user_runtime.rpc_client import PutFile
-from user_runtime.sync_link import EnclaveLink, SessionClient
+from user_runtime.rpc.client import PutFile
+from user_runtime.sync.link import EnclaveLink, SessionClient
 
 
 def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionClient) -> None:

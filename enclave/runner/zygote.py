@@ -9,7 +9,7 @@ entrypoint's environment but for `HOME` and `TMPDIR` (the next run's private dir
 not exist yet), in its own session, stdin `/dev/null`, stdout and stderr piped to the runner.
 It imports a fixed list of standard-library modules (`PRELOAD`), then waits on the read
 end of a pipe (FD) and holds nothing else. When the run comes,
-`go(view, env, argv)` writes the run's view (`enclave.run_view`), its environment (`HOME`,
+`go(view, env, argv)` writes the run's view (`enclave.runner.view`), its environment (`HOME`,
 `TMPDIR`, the run's variables), the program path and the arguments into the pipe and closes
 it; the bootstrap enters the view, sets the variables, sets `sys.argv` and `sys.path[0]` as
 `python SCRIPT ARGS` would and executes the script as `__main__` (uncaught exceptions
@@ -29,7 +29,7 @@ import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
-from enclave import run_view
+from enclave.runner import view as run_view
 
 #: Standard-library modules the waiting interpreter imports before its run: what Python ML
 #: scripts load anyway (numpy alone pulls in most), ~50 ms of a small script's run here.
@@ -133,7 +133,7 @@ class Zygote:
         """
         read_end, self._control = os.pipe()
         self._ready, ready_end = os.pipe()
-        #: Read end of the pipe `run_view.enter` reports on (end of file: the script starts).
+        #: Read end of the pipe `view.enter` reports on (end of file: the script starts).
         self.report, self._report_end = os.pipe()
         try:
             self.proc: subprocess.Popen[bytes] = subprocess.Popen(
@@ -185,7 +185,7 @@ class Zygote:
     def go(
         self, view: Mapping[str, object], env: Mapping[str, str], argv: Sequence[str]
     ) -> subprocess.Popen[bytes]:
-        """Hand the interpreter its view (`run_view`), environment and argv; return its process.
+        """Hand the interpreter its view (`view.py`), environment and argv; return its process.
 
         `env` holds `HOME`, `TMPDIR` and the run's own variables; the interpreter adds them to
         the environment it was started with.

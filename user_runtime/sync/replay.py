@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from user_runtime.sync_link import EnclaveLink, SessionClient
+from user_runtime.sync.link import EnclaveLink, SessionClient
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from user_runtime.backing_store import OUTPUT, BackingStore, StoreEntry
-from user_runtime.rpc_client import PutFile
+from user_runtime.rpc.client import PutFile
+from user_runtime.sync.store import OUTPUT, BackingStore, StoreEntry
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from user_runtime.enclave_files import read_image
-from user_runtime.enclave_local import (
+from user_runtime.enclave.files import read_image
+from user_runtime.enclave.local import (
     EnclaveState,
     StartOptions,
     _pcrs_json,
@@ -43,7 +43,7 @@ from user_runtime.enclave_local import (
     _write_state,
     cleanup,
 )
-from user_runtime.enclave_procs import (
+from user_runtime.enclave.procs import (
     EnclaveStartError,
     _is_our_process,
     _last_line,
@@ -245,7 +245,7 @@ def _spawn(argv: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def _spawn_heartbeat(sd: Path) -> int:
     sock = sd / f"{MUX_SOCKET}_{HEARTBEAT_PORT}"
-    argv = [sys.executable, "-m", "user_runtime.enclave_heartbeat", str(sock)]
+    argv = [sys.executable, "-m", "user_runtime.enclave.heartbeat", str(sock)]
     proc = _spawn([*argv, str(sd / HEARTBEAT_MARK)], sd / VSOCK_LOG)
     _wait_for_path(sock, proc, "the heartbeat listener")
     return proc.pid
@@ -308,8 +308,8 @@ def _wait_heartbeat(proc: subprocess.Popen[bytes], sd: Path, timeout: float, *, 
 
 
 def _wait_server(state: EnclaveState, proc: subprocess.Popen[bytes], sd: Path) -> None:
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
-    from user_runtime.rpc_values import EnclaveUnavailableError  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.rpc.values import EnclaveUnavailableError  # noqa: PLC0415
 
     deadline = time.monotonic() + BOOT_TIMEOUT
     while time.monotonic() < deadline:
@@ -340,7 +340,7 @@ def _send_credentials(address: str, env: Mapping[str, str], stack: Mapping[str, 
     access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not access or not secret:
         return
-    from user_runtime.rpc_client import EnclaveClient  # noqa: PLC0415
+    from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
 
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or stack.get("region") or ""
     with contextlib.closing(EnclaveClient.connect(address)) as client:

@@ -16,7 +16,7 @@ Order of a run, each step refusing before the next costs anything:
 5. decrypt into that directory; export the session's dataset and model for the run;
 6. run `python -B -E -s -u ENTRY ARGS` (the interpreter of its app environment, also
    `python` on its PATH) in its own process group, inside the run's own view
-   of the file system (`enclave.run_view`: `/dataset`, `/model` read-only, a fresh
+   of the file system (`enclave.runner.view`: `/dataset`, `/model` read-only, a fresh
    `/output`, `/tmp`, the app read-only at `/app-<random>`, the image's system, nothing of
    the session), arguments unchanged, streaming stdout and (when the manifest allows)
    stderr to the sink as they come, killed when the run's time limit passes;
@@ -43,12 +43,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from enclave import run_view
-from enclave.data_bundles import DataPolicy, DataRun, check_app_kind, open_data_run
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
-from enclave.run_args import ROOTS, check_arguments, run_environment
-from enclave.runner_api import (
+from enclave.runner import view as run_view
+from enclave.runner.api import (
     BundleFacts,
     BundleOpener,
     EntryFacts,
@@ -60,7 +58,9 @@ from enclave.runner_api import (
     RunSink,
     SessionFiles,
 )
-from enclave.runner_errors import (
+from enclave.runner.args import ROOTS, check_arguments, run_environment
+from enclave.runner.data_bundles import DataPolicy, DataRun, check_app_kind, open_data_run
+from enclave.runner.errors import (
     BadRunArgumentError,
     BundleExpiredRunError,
     BundleInvalidError,
@@ -75,7 +75,7 @@ from enclave.runner_errors import (
     RunTimedOutError,
     UntrustedBundleSignerError,
 )
-from enclave.runner_zygote import RUN_MODULE, Zygote
+from enclave.runner.zygote import RUN_MODULE, Zygote
 from package_format.bundle.errors import UntrustedSignerError
 from package_format.errors import PackageFormatError
 
@@ -103,7 +103,7 @@ class RunnerConfig:
         python: The default interpreter: of bundles that name no environment (bundle-format.md
             §5.8), and of the prestarted one.
         key_cache_seconds: Keep a released data key in memory this long (0: never).
-        prestart: Start the next Python entrypoint's interpreter (`enclave.runner_zygote`)
+        prestart: Start the next Python entrypoint's interpreter (`enclave.runner.zygote`)
             as soon as a run is over, so a run does not wait for it.
         environments: The image's app environments, requirements' SHA-256 hex to
             interpreter (enclave-image.md §5.5); None: the image declares none (no check).
@@ -128,7 +128,7 @@ class _Spare:
 class Runner:
     """Runs one entrypoint at a time; `cancel()` may be called from any thread."""
 
-    _data: DataRun  # the current run's data bundles (enclave.data_bundles)
+    _data: DataRun  # the current run's data bundles (enclave.runner.data_bundles)
 
     def __init__(
         self,
@@ -212,7 +212,7 @@ class Runner:
         entrypoint's process group is killed within a tenth of a second.
 
         Raises:
-            RunError: A typed refusal or failure (see enclave.runner_errors); the plaintext is
+            RunError: A typed refusal or failure (see enclave.runner.errors); the plaintext is
                 wiped before it propagates.
         """
         self._cancel = cancel if cancel is not None else threading.Event()
@@ -385,7 +385,7 @@ class Runner:
         if entry.module is not None:  # python -m MODULE, the app's root first on sys.path
             argv = ["-m", f"/{app.name}", entry.module, *request.args]
         if entry.runtime == "python" and zygote is not None and zygote.usable():
-            # The interpreter started with the same flags before the run (runner_zygote).
+            # The interpreter started with the same flags before the run (zygote.py).
             status = self._spawn_and_pump(view, argv=argv, facts=facts, sink=sink, zygote=zygote)
         else:
             if entry.module is not None:
@@ -410,7 +410,7 @@ class Runner:
         return self._data.decorate(RunResult(status, cancelled, withheld, outputs))
 
     def _view(self, work: Path, app: Path, roots: Mapping[str, Path]) -> dict[str, object]:
-        """The run's view (`enclave.run_view`): what its private namespace holds."""
+        """The run's view (`enclave.runner.view`): what its private namespace holds."""
         root = work / "root"
         root.mkdir(mode=0o700)
         return {
@@ -465,7 +465,7 @@ class Runner:
     def _launch(
         self, view: dict[str, object], argv: list[str]
     ) -> tuple[subprocess.Popen[bytes], int]:
-        """Start `argv` in its view through `run_view`'s launcher; return it and its report."""
+        """Start `argv` in its view through `view.py`'s launcher; return it and its report."""
         report, report_end = os.pipe()
         try:
             proc = subprocess.Popen(
@@ -619,7 +619,7 @@ def _entry_env(python: str) -> dict[str, str]:
     """
     return {
         "PATH": f"{Path(python).parent}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": "/tmp",  # noqa: S108 - the run's own tmpfs (enclave.run_view)
+        "HOME": "/tmp",  # noqa: S108 - the run's own tmpfs (enclave.runner.view)
         "TMPDIR": "/tmp",  # noqa: S108
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
@@ -629,7 +629,7 @@ def _entry_env(python: str) -> dict[str, str]:
 def _layout(work: Path) -> Path:
     """Make a private directory's `app-<random>/` and `session/`; return the app.
 
-    The app's name is random, and the run sees it at `/<that name>` (enclave.run_view), so
+    The app's name is random, and the run sees it at `/<that name>` (enclave.runner.view), so
     that no fixed path, e.g. a link inside a user's file to `/app/model.h5`, reaches the
     owner's files (specs/threat-model.md §4, §5.3).
     """

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from user_runtime import mounts
 from user_runtime.errors import ExternalError
-from user_runtime.sync_replay import ReplayQueue, ReplayStatus
+from user_runtime.sync import mounts
+from user_runtime.sync.replay import ReplayQueue, ReplayStatus
 
 log = logging.getLogger(__name__)
 _MAX_LINE = 4096

@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """The mount itself: mfusepy's FUSE class tuned for sync, its options, `output/`'s watcher.
 
-`serve` mounts a folder over `SyncOperations` (sync.py) and serves until unmounted
+`serve` mounts a folder over `SyncOperations` (operations.py) and serves until unmounted
 (specs/sync.md §7-8). The class here makes five of mfusepy's calls direct: see
 `_fuse_class`.
 """
@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from user_runtime.backing_store import OUTPUT, BackingStore
-from user_runtime.sync import IO_SIZE, Attrs, SyncOperations
-from user_runtime.sync_control import ControlServer
-from user_runtime.sync_link import EnclaveLink, SessionClient
+from user_runtime.sync.control import ControlServer
+from user_runtime.sync.link import EnclaveLink, SessionClient
+from user_runtime.sync.operations import IO_SIZE, Attrs, SyncOperations
+from user_runtime.sync.store import OUTPUT, BackingStore
 
 _log = logging.getLogger(__name__)
 #: What `fuse_main` returns when its loop ended with an error, e.g. the signal of a stop.

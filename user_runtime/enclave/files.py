@@ -38,7 +38,7 @@ class ImageContents:
         env: The image's environment, `NAME=value` each.
         tree: Every `rootfs/` member's path (relative, no "/" at either end) -> (st_mode,
             symlink target or ""), later duplicates winning: enough to resolve the command's
-            interpreter before anything is extracted (user_runtime.enclave_rootfs).
+            interpreter before anything is extracted (user_runtime.enclave.rootfs).
     """
 
     server_files: dict[str, bytes]

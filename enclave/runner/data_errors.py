@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from enclave.errors import InputError
-from enclave.runner_errors import BundleInvalidError, RunError
+from enclave.runner.errors import BundleInvalidError, RunError
 from package_format.rpc.codes import ErrorCode
 
 

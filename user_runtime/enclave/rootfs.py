@@ -4,7 +4,7 @@
 
 The customer ramdisk(s) of an EIF, unpacked once per image into the toolchain cache
 (`<cache>/images/<PCR2 hex>/`: `rootfs/`, `cmd`, `env`, as the kernel unpacks them in the
-enclave), then entered read-only by `enclave_enter`. PCR2 measures exactly these ramdisks, so
+enclave), then entered read-only by `enter`. PCR2 measures exactly these ramdisks, so
 it names the tree. A tree appears only by `rename` of a complete temporary tree: a cached
 entry is always whole; a crashed extraction leaves a `.tmp-*` directory that the next one
 removes once its process is gone.
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from user_runtime.enclave_files import ImageContentError, ImageContents
+from user_runtime.enclave.files import ImageContentError, ImageContents
 
 if TYPE_CHECKING:
     from package_format.eif import CpioMember

@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """Which world the local enclave runs in, and the image's own command for it (qemu-backend.md §8).
 
-`image`: the image's unpacked tree (`enclave_rootfs`), entered by `enclave_enter`, running the
+`image`: the image's unpacked tree (`rootfs`), entered by `enter`, running the
 command the image records (`cmd`, `env`) with only the transport swapped: `--vsock PORT`
 becomes `--unix <io>/enclave.sock`, `NB_KMS_TARGET` the relay's Unix socket, the simulated
 NSM's variables are added, and `--memory-budget` follows `--memory`. `host`: the earlier mode,
@@ -25,8 +25,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from user_runtime.enclave_files import ImageContentError, ImageContents, write_private
-from user_runtime.enclave_rootfs import interpreter_problem
+from user_runtime.enclave.files import ImageContentError, ImageContents, write_private
+from user_runtime.enclave.rootfs import interpreter_problem
 from user_runtime.errors import UsageError
 
 WORLD_ENV = "NB_LOCAL_WORLD"
@@ -34,7 +34,7 @@ WORLD_ENV = "NB_LOCAL_WORLD"
 IO_AT = "/run/nitro-bundles-io"
 PKI_AT = "/run/nitro-bundles-nsm"
 DEFAULT_WORKDIR = "/run/nitro-bundles"
-ENTER = Path(__file__).with_name("enclave_enter.py")
+ENTER = Path(__file__).with_name("enter.py")
 
 
 class WorldUnavailableError(ImageContentError):
@@ -121,7 +121,7 @@ def image_environment(
 def enter_argv(
     root: Path, cmd: list[str], env: list[str], *, workdir: str, memory_mib: int, io: Path, pki: str
 ) -> list[str]:
-    """`unshare ... python -I enclave_enter.py SPEC`: the launcher of the image's world."""
+    """`unshare ... python -I enter.py SPEC`: the launcher of the image's world."""
     spec = {
         "root": str(root),
         "argv": cmd,

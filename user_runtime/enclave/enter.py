@@ -2,7 +2,7 @@
 # Copyright the nitro-bundles authors
 """Enter an image's own tree and exec its command (specs/qemu-backend.md §8.2).
 
-Run as `python -I enclave_enter.py SPEC_JSON` by the local backend as the first process of
+Run as `python -I enter.py SPEC_JSON` by the local backend as the first process of
 fresh mount, network and PID namespaces (`unshare --mount --net --pid --fork`). It builds what
 the enclave's init builds before its chroot (enclave-image.md §13.2 step 6), on the image's
 unpacked tree bound read-only as the new `/`:

@@ -3,7 +3,7 @@
 """The run's own world: a private mount and PID namespace (specs/threat-model.md §5.3).
 
 `enter(spec)` is called in the process that is about to become the entrypoint (the
-pre-started interpreter of `enclave.runner_zygote`, or the launcher `LAUNCHER` before it
+pre-started interpreter of `enclave.runner.zygote`, or the launcher `LAUNCHER` before it
 execs the program). It unshares a mount and a PID namespace, forks the namespace's first
 process (PID 1: it builds the view, then forks the entrypoint and reaps until it exits) and
 returns only in the entrypoint's process, whose whole file system is then:
@@ -55,7 +55,7 @@ _DEVICES = ("null", "zero", "full", "random", "urandom")
 
 def _libc() -> ctypes.CDLL:
     # The interpreter's own symbols include libc's; ctypes.util would import subprocess
-    # (runner_zygote.PRELOAD must not load it).
+    # (zygote.PRELOAD must not load it).
     return ctypes.CDLL(None, use_errno=True)
 
 

@@ -10,7 +10,7 @@
                         on_stdout=sys.stdout.buffer.write)
 
 Calls may come from several threads; the waiting thread reads its own reply
-(rpc_connection.py holds the connection itself).
+(connection.py holds the connection itself).
 
 Paths are session paths (specs/rpc-protocol.md §8): relative, e.g.
 `dataset/a.csv`; a FUSE layer strips the leading `/` of its paths. Failures
@@ -40,8 +40,8 @@ from package_format.rpc import (
 )
 from package_format.rpc.frames import PREFIX
 from package_format.rpc.messages import MAX_PUTS, SUPPORTED_VERSIONS
-from user_runtime.rpc_connection import FileState, PutsSlot, RpcConnection, WriteSlot
-from user_runtime.rpc_values import (
+from user_runtime.rpc.connection import FileState, PutsSlot, RpcConnection, WriteSlot
+from user_runtime.rpc.values import (
     ConnectionLostError,
     EnclaveUnavailableError,
     RemoteError,

@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: Apache-2.0
+# Copyright the nitro-bundles authors
+"""The runner: one bundle entrypoint, from ciphertext to wiped plaintext (threat-model.md §5).
+
+`runner` holds `Runner`; its parts: `api` (its plug points), `bundle` and `extract` (opening
+and decrypting a bundle), `args` and `view` (the run's arguments and world), `zygote` (the
+pre-started interpreter), `data_bundles` and `data_errors` (data bundles in a run), `record`
+(the run's receipt), `errors` (its refusals) and `interface` (what the RPC server sees of a
+runner). Re-exported: what `enclave.app` and owner_tools' `try` use. `open_bundle`
+(`bundle`) is not: the server imports it only once it serves with keys.
+"""
+
+from enclave.runner.api import (
+    BundleFacts,
+    BundleOpener,
+    KeyRelease,
+    RunRequest,
+    RunSink,
+    SessionFiles,
+)
+from enclave.runner.errors import KeyReleaseError, RunError
+from enclave.runner.interface import RunFailureError, RunOutcome, UnavailableRunner
+from enclave.runner.record import ReceiptIssuer, issuer_from_nsm
+from enclave.runner.runner import Runner, RunnerConfig
+
+__all__ = [
+    "BundleFacts",
+    "BundleOpener",
+    "KeyRelease",
+    "KeyReleaseError",
+    "ReceiptIssuer",
+    "RunError",
+    "RunFailureError",
+    "RunOutcome",
+    "RunRequest",
+    "RunSink",
+    "Runner",
+    "RunnerConfig",
+    "SessionFiles",
+    "UnavailableRunner",
+    "issuer_from_nsm",
+]
