@@ -9,7 +9,9 @@ alternated A B A B over --pairs pairs, each pair starting the enclave afresh: `e
 (tree cached), the first run of a --size bundle and of the sample ML bundle (key release and
 decryption included), and the ML bundle's warm run (median of --warm) against a direct
 `python3` of the same script. Medians and ranges per world, and image/host ratios of the
-medians. Ends with one JSON line; no target is set, so `targets` is empty.
+medians. `--rootfs DIR` builds the image on another rootfs tree than the toolchain's (to
+compare two, run it once per tree, alternating). Ends with one JSON line; no target is set,
+so `targets` is empty.
 """
 
 from __future__ import annotations
@@ -111,9 +113,14 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=5, help="A B pairs (default 5)")
     parser.add_argument("--warm", type=int, default=3, help="warm runs per pass (median kept)")
     parser.add_argument("--cold", type=int, default=3, help="cold unpacks of the tree")
+    parser.add_argument(
+        "--rootfs", help="the image's rootfs tree (default: the toolchain's), to compare two"
+    )
     opts = parser.parse_args()
     size = br.parse_size(opts.size)
     tools = bq.toolchain()
+    if opts.rootfs:
+        tools["rootfs"] = {"dir": str(Path(opts.rootfs).resolve())}
     work = Path(tempfile.mkdtemp(prefix="bench-world-"))
     saved = dict(os.environ)
     world: dict[str, object] = {}
@@ -159,6 +166,7 @@ def main() -> None:
                 print(f"pair {pair + 1} {name}: {samples[name][-1]}", flush=True)
         figures: dict[str, object] = {
             "size": size,
+            "rootfs": tools["rootfs"]["dir"],
             "unpack_cold_s": {
                 "median": round(statistics.median(unpacked["cold_s"]), 3),
                 "range": [round(min(unpacked["cold_s"]), 3), round(max(unpacked["cold_s"]), 3)],

@@ -310,7 +310,13 @@ def _ramdisk_sections(opts: BuildOptions, stack: ExitStack) -> list[SectionSourc
     normalize = opts.normalize_mtime if opts.normalize_mtime is not None else epoch is not None
     if normalize and epoch is None:
         epoch = LINUXKIT_MTIME
-    base = load_rootfs(opts.rootfs, stack, epoch if normalize else None)
+    # §5.3: the server layer owns its directory; a base's own (a stale unchecked .pyc, say,
+    # which Python would run instead of the embedded source) is dropped.
+    base = [
+        e
+        for e in load_rootfs(opts.rootfs, stack, epoch if normalize else None)
+        if e.path != SERVER_PYTHON and not e.path.startswith(SERVER_PYTHON + "/")
+    ]
     if opts.rootfs is not None and opts.server_check:
         # specs/enclave-image.md §5.3: an image whose server cannot start is refused.
         check_server_interpreter(base, SERVER_INTERPRETER, str(opts.rootfs))

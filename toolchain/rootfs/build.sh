@@ -132,6 +132,28 @@ pip_reason() {
   ' "$1" | cut -c1-300
 }
 
+# Byte-compile the stdlib and every environment (specs/toolchain.md §6 step 6): the image's
+# tree is read-only and its env sets PYTHONDONTWRITEBYTECODE=1, so without these every
+# interpreter of the enclave compiles all it imports on every start. unchecked-hash .pyc hold
+# the source's hash, no mtime, and are never checked against the source (the tree cannot
+# change: PCR2 measures it); the tree's own Python compiles them, at optimisation level 0
+# (what the image runs), with a fixed hash seed so that no set constant's order varies; -B and
+# -f: no timestamp .pyc of the compiler's own imports survives.
+compile_tree() {
+  dirs="/usr/lib/python3.13 /opt/nitro-bundles"
+  [ ! -d "$out/usr/lib/python3/dist-packages" ] || dirs="$dirs /usr/lib/python3/dist-packages"
+  echo "[rootfs] compiling $dirs (unchecked-hash .pyc)"
+  log="$out/tmp/requirements/compile.log"
+  # A file that does not compile (a template shipped as .py, say) stays source only: it
+  # would fail to import anyway, which the import check above would have shown if it mattered.
+  if ! "$toolchain/in-builder.sh" "$out" /usr/bin/env PYTHONHASHSEED=0 /usr/bin/python3 -B \
+    -m compileall -q -f -j 2 --invalidation-mode unchecked-hash $dirs > "$log" 2>&1; then
+    echo "[rootfs] warning: $(grep -c '^\*\*\* Error compiling' "$log") file(s) do not compile, kept as source only:"
+    grep '^\*\*\* Error compiling' "$log" | head -n 20
+  fi
+  echo "[rootfs] $(find "$out" -xdev -name '*.pyc' | wc -l) .pyc files"
+}
+
 make_env "$venv" "$here/server-requirements.txt" "server"
 for req in $apps; do
   id=$(sha256sum "$req" | cut -c1-16)
@@ -152,10 +174,14 @@ mkdir -p "$out/usr/local/bin"
 printf '#!/bin/sh\nexec %s/bin/python3 "$@"\n' "$venv" > "$out/usr/local/bin/python3"
 chmod 0755 "$out/usr/local/bin/python3"
 
+# dpkg's byte-compiled files record source mtimes (which `build-eif --build-time` rewrites, so
+# they would never be used): all go, and the tree's Python is compiled afresh below.
+find "$out" -xdev -name __pycache__ -type d -prune -exec rm -rf {} +
+compile_tree
+
 rm -rf "$out/tmp/requirements" "$out/root/.cache" "$out/etc/resolv.conf"
 rm -rf "$out/var/lib/apt/lists/"* "$out/var/cache/apt/"* "$out/var/cache/debconf/"*-old \
   "$out/var/lib/dpkg/"*-old "$out/var/cache/ldconfig/aux-cache" "$out/var/log/"*
-find "$out" -xdev -name __pycache__ -type d -prune -exec rm -rf {} +
 [ ! -f "$out/etc/machine-id" ] || : > "$out/etc/machine-id"
 chown -R 0:0 "$out"
 echo "[rootfs] done: $(du -sh --apparent-size "$out" | cut -f1) in $(find "$out" | wc -l) entries"
