@@ -53,15 +53,24 @@ done
 [ -z "$wheels" ] || [ -d "$wheels" ] || fail "no wheel directory $wheels"
 
 echo "[rootfs] mmdebstrap trixie (essential + python3, libfuse3, libstdc++, ca-certificates$debs)"
-mmdebstrap --quiet --variant=essential --components=main \
-  --include="python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs" \
-  --dpkgopt='path-exclude=/usr/share/man/*' \
-  --dpkgopt='path-exclude=/usr/share/info/*' \
-  --dpkgopt='path-exclude=/usr/share/locale/*' \
-  --dpkgopt='path-exclude=/usr/share/doc/*' \
-  --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-  trixie "$out" "deb $mirror trixie main" \
-  || fail "mmdebstrap could not build trixie with the Debian packages python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs"
+bootstrap() {
+  mmdebstrap --quiet --variant=essential --components=main \
+    --include="python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs" \
+    --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/info/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    trixie "$out" "deb $mirror trixie main"
+}
+# One retry from an empty tree: a download cut short (seen as dpkg-deb failing to read an
+# archive of the tree's apt cache) should not fail a build whose inputs are fine. A package
+# that does not exist fails both attempts.
+if ! bootstrap; then
+  echo "[rootfs] mmdebstrap failed; retrying once from an empty tree" >&2
+  rm -rf "$out"
+  bootstrap || fail "mmdebstrap could not build trixie with the Debian packages python3,python3-venv,ca-certificates,libfuse3-4,libstdc++6$debs"
+fi
 
 mkdir -p "$out/tmp/requirements"
 # pip inside the tree trusts what the host trusts (a proxy's CA on a build machine, say) and
