@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck bench vectors vectors-check clean system-packages fuzz enclave-toolchain
+.PHONY: setup demo test lint typecheck bench vectors vectors-check clean system-packages fuzz enclave-toolchain mmdebstrap
 
 # Debian packages the FUSE mount needs; installed only when missing (CI runs as root).
 system-packages:
@@ -20,13 +20,16 @@ system-packages:
 # The enclave toolchain (QEMU, kernel, init, blobs, rootfs) in a cache outside the clone,
 # keyed by its inputs (specs/toolchain.md): ~20 min cold, seconds warm. Needs root and
 # Debian's mmdebstrap, installed here when missing. NB_CACHE_DIR moves the cache.
-enclave-toolchain:
+enclave-toolchain: mmdebstrap
+	$(PY) toolchain/build.py
+
+# The rootfs builder's one host dependency (specs/toolchain.md): the demo's image needs it too.
+mmdebstrap:
 	@if ! command -v mmdebstrap >/dev/null; then \
 	  echo "installing mmdebstrap from Debian"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mmdebstrap >/dev/null; \
 	fi
-	$(PY) toolchain/build.py
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -44,7 +47,7 @@ setup: system-packages $(STAMP)
 # app's declared requirements (`build-eif --app-requirements examples/ml_app/requirements.txt`,
 # cached too): the server's venv and the app's own environment, nothing of the host's venv.
 ENCLAVE ?= local
-demo: setup $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
+demo: setup mmdebstrap $(if $(filter qemu,$(ENCLAVE)),enclave-toolchain)
 	ENCLAVE=$(ENCLAVE) $(BIN)/python examples/demo.py
 
 # Lint first (seconds), the vectors (regenerated, no diff), then the enclave toolchain

@@ -110,8 +110,19 @@ def create_kms_key_and_bucket(env: dict[str, str]) -> str:
 
 def image_inputs() -> list[str | Path]:
     """build-eif's blobs (and rootfs) for the chosen backend."""
+    requirements = EXAMPLES / "ml_app" / "requirements.txt"
     if ENCLAVE != "qemu":
-        return ["--blobs", EXAMPLES / "dev-blobs" / "x86_64"]
+        blobs: list[str | Path] = ["--blobs", EXAMPLES / "dev-blobs" / "x86_64"]
+        if os.geteuid() == 0 and shutil.which("mmdebstrap"):
+            # The app's declared environment in the image's rootfs (built once, cached): the
+            # local enclave runs in that rootfs, not on this host's Python.
+            return [*blobs, "--app-requirements", requirements]
+        print(
+            "(set-up) not root or no mmdebstrap: the image has no rootfs, so the local "
+            "enclave runs on this host's Python",
+            flush=True,
+        )
+        return blobs
     built = subprocess.run(
         [sys.executable, str(REPO / "toolchain" / "build.py"), "--json"],
         capture_output=True,
@@ -124,7 +135,6 @@ def image_inputs() -> list[str | Path]:
     print(f"(set-up) enclave toolchain: blobs {tools['blobs']['dir']}", flush=True)
     # The image's rootfs: the server's venv plus the app's environment, built from the app's
     # own hashed requirements (cached under the toolchain cache; no host venv in the image).
-    requirements = EXAMPLES / "ml_app" / "requirements.txt"
     return ["--blobs", tools["blobs"]["dir"], "--app-requirements", requirements]
 
 
