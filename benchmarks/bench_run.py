@@ -509,12 +509,6 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         with EnclaveClient.connect(address) as client:
             upload(client, big, "encrypted/big.nb")
         big_run = timed([*user, "run", "-f", "big.nb", "-s", "main.py"], env)
-        receipts: dict[str, object] = {}
-        if opts.receipt_pairs > 0:  # 5. stops the enclave: after the in-enclave parts
-            receipts = receipt_pairs(
-                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
-            )
-        big.unlink()
         ratio = same / first  # the baseline: raw AES-256-GCM over the same bytes
         print(
             f"first run of {size >> 20} MiB: verify {phases['verify'] * 1e3:.0f} ms, key release "
@@ -534,6 +528,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
         data = data_bundle_run(
             work, world, parse_size(opts.data_size), (image, release, base), opts
         )
+        receipts: dict[str, object] = {}
+        if opts.receipt_pairs > 0:  # 5. stops the enclave, so after 4. (which uses its work dir)
+            receipts = receipt_pairs(
+                enclave_env, user, Path(str(world["eif"])), big, size, opts.receipt_pairs, work
+            )
+        big.unlink()
         result = {
             **data,
             "ml_run_s": round(ml_run, 4),

@@ -76,3 +76,19 @@ def test_bad_nonce_is_a_usage_error(enclave, capsys, nonce) -> None:
     assert rc == 2
     assert "--nonce" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_naming_a_runs_receipt_does_not_load_the_verifier() -> None:
+    # `run` prints one line about the receipt after every run; loading X.509 and the
+    # attestation checks for it added ~150 ms to each warm run (bench_run's ML ratio).
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, user_runtime.receipt; "
+        "print('cryptography.x509' in sys.modules, 'package_format.receipt.verify' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "False"]
