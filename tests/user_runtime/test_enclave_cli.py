@@ -307,3 +307,18 @@ def test_enclave_logs_follow_prints_appended_lines(tmp_path) -> None:
     follow_logs([log], out, follow=True, stop_after=1.5)
     writer.join()
     assert out.getvalue() == b"first\nsecond\n"
+
+
+def test_stop_ends_the_kms_relay(image, state, capsys) -> None:
+    """`enclave stop` ends the relay it started (its pid is checked by its command line)."""
+    eif, _ = image
+    _start(eif, state, capsys, "--kms-endpoint", "http://127.0.0.1:9")
+    relay = json.loads((state / "enclave" / "state.json").read_text())["relay_pid"]
+    assert relay is not None
+    assert b"user_runtime.enclave.relay" in Path(f"/proc/{relay}/cmdline").read_bytes()
+    assert main(["enclave", "stop", "--state-dir", str(state)]) == 0
+    try:  # gone, or dead and not yet reaped (a child of this test process)
+        status = Path(f"/proc/{relay}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        status = "gone"
+    assert status in {"gone", "Z"}
