@@ -20,7 +20,7 @@ from owner_tools._cli import main as owner_main
 from user_runtime._cli import main
 from user_runtime.enclave import local as enclave_local
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
 
 
