@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from user_runtime.enclave.local import EnclaveState
+    from user_runtime.enclave.record import EnclaveState
 
 STATE_DIR_HELP = "State directory (default: $NB_STATE_DIR, else ./.nitro-bundles-local)."
 
@@ -50,7 +50,8 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave start --eif app.eif --backend qemu
         """
-        from user_runtime.enclave.local import StartOptions, start
+        from user_runtime.enclave.backend import start
+        from user_runtime.enclave.record import StartOptions
         from user_runtime.enclave.state import resolve_state_dir
 
         opts = StartOptions(
@@ -75,7 +76,8 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave status
         """
-        from user_runtime.enclave.local import is_alive, read_state
+        from user_runtime.enclave.backend import is_alive
+        from user_runtime.enclave.record import read_state
         from user_runtime.enclave.state import resolve_state_dir
 
         state = read_state(resolve_state_dir(state_dir))
@@ -95,7 +97,7 @@ def register(app: typer.Typer) -> None:
 
         Example: user-runtime enclave stop
         """
-        from user_runtime.enclave.local import stop
+        from user_runtime.enclave.backend import stop
         from user_runtime.enclave.state import resolve_state_dir
 
         state = stop(resolve_state_dir(state_dir))

@@ -18,7 +18,7 @@ import pytest
 from enclave.nsm.simulator import create_sim_pki
 from owner_tools._cli import main as owner_main
 from user_runtime._cli import main
-from user_runtime.enclave import local as enclave_local
+from user_runtime.enclave import backend as enclave_backend
 
 REPO = Path(__file__).resolve().parents[3]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
@@ -229,7 +229,7 @@ def test_nitro_host_drives_nitro_cli(image, state, tmp_path, monkeypatch, capsys
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setattr(enclave_local, "nitro_available", lambda: True)
+    monkeypatch.setattr(enclave_backend, "nitro_available", lambda: True)
     started = _start(eif, state, capsys, "--memory", "4096", "--debug-mode")
     assert started["mode"] == "nitro"
     assert started["address"] == "vsock:16:5005"
