@@ -25,6 +25,14 @@ class Waiter:
         self.response: Response | None = None
         self.error: ExternalError | None = None
 
+    def _put(self, item: Response | ExternalError) -> None:
+        # As RunHandle._put: the connection hands over the reply or the error.
+        if isinstance(item, Response):
+            self.response = item
+        else:
+            self.error = item
+        self.done = True
+
 
 class WriteSlot:
     """A pipelined request in flight: its `flush` key and body size (for the window)."""

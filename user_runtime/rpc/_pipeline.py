@@ -78,22 +78,7 @@ class PipelinedConnection(RpcConnection):
             raise ValueError(f"puts of {len(files)} files, {size} bytes: over the limits")
         args = {"files": [[f.path, f.mode, len(f.data)] for f in files]}
         keys, paths = [f.key for f in files], [f.path for f in files]
-        slot = PutsSlot(keys, paths, size)
-        with self._cond:
-            self._await(
-                lambda: (
-                    self._inflight_writes == 0
-                    or (
-                        self._inflight_writes < self.window_requests
-                        and self._inflight_bytes + size <= self.window_bytes
-                    )
-                )
-            )
-            request_id = self._register(slot)
-            self._inflight_writes += 1
-            self._inflight_bytes += size
-            for key in keys:
-                self._files.setdefault(key, FileState()).inflight += 1
+        request_id = self._enter_window(PutsSlot(keys, paths, size), keys)
         self._send(request_id, "puts", args, b"".join(f.data for f in files))
 
     def puts_fits(self, count: int, size: int, path_bytes: int) -> bool:
@@ -162,7 +147,15 @@ class PipelinedConnection(RpcConnection):
         self, key: str, op: str, args: dict[str, Any], body: memoryview | tuple[int, int]
     ) -> None:
         size = body[1] if isinstance(body, tuple) else len(body)
-        slot = WriteSlot(key, size)
+        request_id = self._enter_window(WriteSlot(key, size), [key])
+        if isinstance(body, tuple):
+            self._send_from_file(request_id, op, args, *body, args["offset"])
+        else:
+            self._send(request_id, op, args, body)
+
+    def _enter_window(self, slot: WriteSlot, keys: Sequence[str]) -> int:
+        """Wait until the window has room for `slot`, then count it in; its request id."""
+        size = slot.size
         with self._cond:
             self._await(
                 lambda: (
@@ -176,11 +169,9 @@ class PipelinedConnection(RpcConnection):
             request_id = self._register(slot)
             self._inflight_writes += 1
             self._inflight_bytes += size
-            self._files.setdefault(key, FileState()).inflight += 1
-        if isinstance(body, tuple):
-            self._send_from_file(request_id, op, args, *body, args["offset"])
-        else:
-            self._send(request_id, op, args, body)
+            for key in keys:
+                self._files.setdefault(key, FileState()).inflight += 1
+        return request_id
 
     def _send_from_file(  # noqa: PLR0917 - one frame's parts
         self, request_id: int, op: str, args: dict[str, Any], fd: int, size: int, offset: int

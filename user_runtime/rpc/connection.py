@@ -293,10 +293,7 @@ class RpcConnection:
             target = self._pending.pop(message.id, None)
             if isinstance(target, WriteSlot):
                 self._write_done(target, message)
-            elif isinstance(target, Waiter):
-                target.response = message
-                target.done = True
-            elif isinstance(target, RunHandle):
+            elif isinstance(target, (Waiter, RunHandle)):
                 target._put(message)  # noqa: SLF001
             self._cond.notify_all()
 
@@ -336,10 +333,7 @@ class RpcConnection:
             self._inflight_bytes = self._inflight_writes = 0
             self._helper_cond.notify()
             for item in pending:
-                if isinstance(item, Waiter):
-                    item.error = lost
-                    item.done = True
-                elif isinstance(item, RunHandle):
+                if isinstance(item, (Waiter, RunHandle)):
                     item._put(lost)  # noqa: SLF001
             self._cond.notify_all()
 
