@@ -9,7 +9,6 @@ line and exit 1. Heavy modules are imported inside the command, so start-up stay
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -66,13 +65,11 @@ def run_command(  # noqa: PLR0917 - the command's options
 
     Example: user-runtime run -f app.nb -s ml_algorithm.py -a "-d /dataset/ -o /output/"
     """
+    from user_runtime._cli_common import run_and_show
     from user_runtime.receipt import parse_nonce
-    from user_runtime.run import check_env, run_entrypoint, split_args
+    from user_runtime.run import check_env, split_args
 
     argv = split_args(args)
     items = check_env(env)
     wanted = parse_nonce(nonce)
-    out = sys.stdout.buffer
-    return run_entrypoint(
-        bundle, script, argv, state_dir, out, timeout, items, data=data, nonce=wanted
-    )
+    return run_and_show(bundle, script, argv, state_dir, timeout, items, data, wanted)
