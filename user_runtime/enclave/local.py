@@ -44,9 +44,9 @@ from user_runtime.enclave.record import (
     SOCKET_NAME,
     EnclaveState,
     StartOptions,
-    _pcrs_json,
     _read_stack,
     _write_state,
+    image_state,
     read_state,
     remove_files,
 )
@@ -110,12 +110,8 @@ def start_local(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         if isolate:
             ns = ["--net", "--pid", *(["--mount", "--propagation", "private"] if private else [])]
             argv = ["unshare", *ns, "--fork", "--kill-child", "--", *argv]
-        state = EnclaveState(
-            mode="local",
-            address=f"unix:{sock}",
-            image=str(opts.eif.absolute()),
-            pcrs=_pcrs_json(image, debug=opts.debug),
-            debug=opts.debug,
+        state = replace(
+            image_state(opts, image, "local", f"unix:{sock}"),
             relay_pid=relay_pid,
             ram_dir=str(ram_dir),
             network_isolated=isolate,
@@ -155,12 +151,8 @@ def _start_image_world(
             root.rootfs, cmd, env, workdir=workdir, memory_mib=opts.memory_mib, io=io, pki=pki_dir
         )
         argv[-1] = json.dumps({**json.loads(argv[-1]), "lock_fd": root.lock})
-        state = EnclaveState(
-            mode="local",
-            address=f"unix:{io / SOCKET_NAME}",
-            image=str(opts.eif.absolute()),
-            pcrs=_pcrs_json(image, debug=opts.debug),
-            debug=opts.debug,
+        state = replace(
+            image_state(opts, image, "local", f"unix:{io / SOCKET_NAME}"),
             relay_pid=relay_pid,
             network_isolated=True,
             private_mount=True,

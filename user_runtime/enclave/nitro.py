@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from user_runtime.enclave.files import read_image
 from user_runtime.enclave.procs import EnclaveStartError, _last_text_line
-from user_runtime.enclave.record import EnclaveState, StartOptions, _pcrs_json, _write_state
+from user_runtime.enclave.record import EnclaveState, StartOptions, _write_state, image_state
 
 VSOCK_PORT = 5005
 
@@ -35,12 +36,8 @@ def _start_nitro(opts: StartOptions) -> EnclaveState:
         enclave_id, cid = str(info["EnclaveID"]), int(info["EnclaveCID"])
     except (ValueError, KeyError, TypeError) as exc:
         raise EnclaveStartError("nitro-cli run-enclave printed no enclave id and cid") from exc
-    state = EnclaveState(
-        mode="nitro",
-        address=f"vsock:{cid}:{VSOCK_PORT}",
-        image=str(opts.eif.absolute()),
-        pcrs=_pcrs_json(image, debug=opts.debug),
-        debug=opts.debug,
+    state = replace(
+        image_state(opts, image, "nitro", f"vsock:{cid}:{VSOCK_PORT}"),
         enclave_id=enclave_id,
         cid=cid,
         network_isolated=True,

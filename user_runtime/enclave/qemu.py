@@ -30,6 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +45,9 @@ from user_runtime.enclave.procs import (
 from user_runtime.enclave.record import (
     EnclaveState,
     StartOptions,
-    _pcrs_json,
     _read_stack,
     _write_state,
+    image_state,
     remove_files,
 )
 from user_runtime.enclave.rootfs import cache_dir
@@ -213,12 +214,8 @@ def cleanup_qemu(state_dir: Path, state: EnclaveState) -> None:
 def _state(
     opts: StartOptions, image: Any, pid: int, accel: str, helpers: list[int]
 ) -> EnclaveState:
-    return EnclaveState(
-        mode="qemu",
-        address=f"uds-vsock:{opts.state_dir / MUX_SOCKET}:{SERVER_PORT}",
-        image=str(opts.eif.absolute()),
-        pcrs=_pcrs_json(image, debug=opts.debug),
-        debug=opts.debug,
+    return replace(
+        image_state(opts, image, "qemu", f"uds-vsock:{opts.state_dir / MUX_SOCKET}:{SERVER_PORT}"),
         pid=pid,
         cid=GUEST_CID,
         network_isolated=True,

@@ -98,6 +98,20 @@ def remove_files(state_dir: Path) -> None:
         (state_dir / IO_DIR).rmdir()
 
 
+def image_state(opts: StartOptions, image: ImageContents, mode: str, address: str) -> EnclaveState:
+    """The fields every backend records for the enclave `opts` starts from `image`.
+
+    A backend adds its own with `dataclasses.replace`.
+    """
+    return EnclaveState(
+        mode=mode,
+        address=address,
+        image=str(opts.eif.absolute()),
+        pcrs=_pcrs_json(image, debug=opts.debug),
+        debug=opts.debug,
+    )
+
+
 def _pcrs_json(image: ImageContents, *, debug: bool) -> dict[str, str]:
     zero = bytes(48).hex()
     out = {f"PCR{k}": v.hex() for k, v in sorted(image.pcrs.items())}
