@@ -18,7 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner.interface import RunFailureError, Runner, RunOutcome
+from enclave.errors import EnclaveError
+from enclave.runner.api import RunRequest, RunResult
+from enclave.runner.errors import RunError
+from enclave.runner.interface import SupportsRun
 from enclave.sessionfs import SessionFs, SessionFsError
 from package_format.rpc import (
     BadArgumentsError,
@@ -70,7 +73,7 @@ class EnclaveServer:
     def __init__(
         self,
         fs: SessionFs,
-        runner: Runner,
+        runner: SupportsRun,
         limits: FrameLimits = DEFAULT_LIMITS,
         credentials: CredentialStore | None = None,
         attester: Attester | None = None,
@@ -195,8 +198,8 @@ class ServerConnection:
             return [Response.error(rid, ErrorCode.BAD_ARGS, f"{request.op}: unexpected body")]
         try:
             return self._dispatch(request, args)
-        except SessionFsError as e:
-            return [Response.error(rid, e.code, str(e))]
+        except EnclaveError as e:  # specs/rpc-protocol.md §6: each error carries its code
+            return [Response.error(rid, e.rpc_code, str(e))]
         except Exception:
             _log.exception("internal error in %s", request.op)
             return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
@@ -335,44 +338,32 @@ class ServerConnection:
 
     def _run_thread(self, active: _ActiveRun, args: dict[str, Any]) -> None:
         rid = active.request_id
-
-        def sink(name: str) -> Callable[[bytes], None]:
-            def send(chunk: bytes) -> None:
-                view = memoryview(chunk)
-                step = self._server.limits.max_chunk
-                for start in range(0, len(view), step):
-                    if self._state is _State.CLOSED:
-                        active.cancel.set()
-                        return
-                    self._safe_emit(Event(rid, name, {}, view[start : start + step]), active)
-
-            return send
-
-        extra = run_extras(args)
         try:
-            status = self._server.runner.run(
-                args["bundle"],
-                args["entrypoint"],
-                args["args"],
-                on_stdout=sink("stdout"),
-                on_stderr=sink("stderr"),
-                cancel=active.cancel,
-                **extra,
+            result = self._server.runner.run(
+                run_request(args), self._server.fs, _EventSink(self, active), active.cancel
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
-            elif isinstance(status, RunOutcome):
-                reply = _outcome_reply(rid, status, self._server.limits.max_chunk)
             else:
-                reply = Response(rid, 0, {"exit_status": status})
-        except RunFailureError as e:
-            reply = Response.error(rid, e.code, str(e))
+                reply = _result_reply(rid, result, self._server.limits.max_chunk)
+        except RunError as e:  # specs/rpc-protocol.md §6.3: the run error's own code
+            reply = Response.error(rid, e.rpc_code, str(e))
         except Exception:
             _log.exception("runner failed")
             reply = Response.error(rid, ErrorCode.RUN_FAILED, "run: internal error in the runner")
         finally:
             self._server._release_run(active)  # noqa: SLF001
         self._safe_emit(reply, active)
+
+    def _send_output(self, active: _ActiveRun, name: str, chunk: bytes) -> None:
+        """Send a run's output as `evt` frames of at most one chunk each (§4.3)."""
+        view = memoryview(chunk)
+        step = self._server.limits.max_chunk
+        for start in range(0, len(view), step):
+            if self._state is _State.CLOSED:
+                active.cancel.set()
+                return
+            self._safe_emit(Event(active.request_id, name, {}, view[start : start + step]), active)
 
     def _safe_emit(self, message: Message, active: _ActiveRun) -> None:
         try:
@@ -381,13 +372,29 @@ class ServerConnection:
             active.cancel.set()
 
 
-def _outcome_reply(rid: int, outcome: RunOutcome, max_chunk: int) -> Response:
+class _EventSink:
+    """The runner's `RunSink` for one run: output goes to the client as events."""
+
+    def __init__(self, connection: ServerConnection, active: _ActiveRun) -> None:
+        self._connection = connection
+        self._active = active
+
+    def stdout(self, data: bytes) -> None:
+        """Send bytes of the entrypoint's stdout."""
+        self._connection._send_output(self._active, "stdout", data)  # noqa: SLF001
+
+    def stderr(self, data: bytes) -> None:
+        """Send bytes of the stderr the manifest allows (or the runner's generic line)."""
+        self._connection._send_output(self._active, "stderr", data)  # noqa: SLF001
+
+
+def _result_reply(rid: int, result: RunResult, max_chunk: int) -> Response:
     """The run's reply; its receipt is the body when it fits a chunk (specs/receipts.md §5.2)."""
-    fields: dict[str, Any] = {"exit_status": outcome.exit_status, "outputs": list(outcome.outputs)}
-    if outcome.receipt is None:
+    fields: dict[str, Any] = {"exit_status": result.exit_status, "outputs": list(result.outputs)}
+    if result.receipt is None:
         return Response(rid, 0, fields)
     fields["receipt"] = "output/receipt.cbor"
-    body = memoryview(outcome.receipt) if len(outcome.receipt) <= max_chunk else _EMPTY
+    body = memoryview(result.receipt) if len(result.receipt) <= max_chunk else _EMPTY
     return Response(rid, 0, fields, body)
 
 
@@ -399,16 +406,20 @@ _CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[M
 }
 
 
-def run_extras(args: dict[str, Any]) -> dict[str, Any]:
-    """The `run` op's optional arguments, passed to the runner only when the client set them.
+def run_request(args: dict[str, Any]) -> RunRequest:
+    """The `run` op's validated arguments as the runner's request (specs/rpc-protocol.md §7.4).
 
-    So runners that predate one (tests' fakes) keep their signature (specs/rpc-protocol.md
-    §7.4): the time limit, the environment, the data bundles (issue 22), the receipt's nonce.
+    The optional ones are empty when the client did not send them: the time limit, the
+    environment (`NAME=VALUE` items, split at the first `=`), the data bundles (issue 22) and
+    the receipt's nonce (specs/receipts.md §5.2).
     """
-    extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
-    for name in ("env", "data"):
-        if args[name]:
-            extra[name] = args[name]
-    if args["nonce"] is not None:  # specs/receipts.md §5.2
-        extra["nonce"] = args["nonce"]
-    return extra
+    env = tuple((name, value) for name, _, value in (item.partition("=") for item in args["env"]))
+    return RunRequest(
+        args["bundle"],
+        args["entrypoint"],
+        tuple(args["args"]),
+        timeout=args["timeout_s"] or None,
+        env=env,
+        data=tuple(args["data"]),
+        nonce=args["nonce"],
+    )

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, cast
 
 from enclave.errors import InputError
 from enclave.file_content import FileContent
@@ -52,11 +52,15 @@ class SessionLimits:
 
 
 class SessionFsError(InputError):
-    """A session filesystem operation failed; `code` is the POSIX errno to report."""
+    """A session filesystem operation failed; `code` is the POSIX errno to report (§6.1)."""
 
     def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+        super().__init__(message, rpc_code=code)
+
+    @property
+    def code(self) -> ErrorCode:
+        """The errno code reported for this error (its `rpc_code`)."""
+        return self.rpc_code
 
 
 @dataclass(frozen=True)
@@ -564,6 +568,34 @@ class SessionFs:
                 self.write(path, offset, chunk)
                 offset += len(chunk)
         return 1
+
+    # The runner's `SessionFiles` (enclave.runner.api), specs/rpc-protocol.md §8.4.
+    def open_file(self, path: str) -> IO[bytes]:
+        """Open a session file for reading: a large one sealed and mapped (no copies)."""
+        mapped = self.open_mapped(path)
+        return cast("IO[bytes]", mapped) if mapped is not None else self.open_read(path)
+
+    def export_dir(self, name: str, dest: Path) -> None:
+        """Write session directory `name` into `dest` (missing: nothing to export)."""
+        try:
+            self.export_tree(name, dest)
+        except SessionFsError as exc:
+            if exc.code is not ErrorCode.ENOENT:
+                raise
+
+    def clear_dir(self, name: str) -> None:
+        """Empty session directory `name` (kept)."""
+        self.clear_tree(name)
+
+    def import_dir(self, src: Path, name: str) -> list[str]:
+        """Copy the files under `src` into session directory `name`; list them."""
+        listed = sorted(
+            f"{name}/{p.relative_to(src).as_posix()}"
+            for p in src.rglob("*")
+            if p.is_file() and not p.is_symlink()
+        )
+        self.import_tree(src, name)
+        return listed
 
 
 class _SessionReader(io.RawIOBase):

@@ -42,7 +42,11 @@ from enclave.runner.api import (
     RunSink,
     SessionFiles,
 )
-from enclave.runner.data_errors import (
+from enclave.runner.errors import (
+    BundleExpiredRunError,
+    BundleInvalidError,
+    BundleNotYetValidRunError,
+    BundleRollbackError,
     DataAppNotListedError,
     DataDuplicateError,
     DataMissingError,
@@ -51,14 +55,8 @@ from enclave.runner.data_errors import (
     DataTooLargeError,
     DataVersionOutOfRangeError,
     OutputTermsExceededError,
-    WrongBundleKindError,
-)
-from enclave.runner.errors import (
-    BundleExpiredRunError,
-    BundleInvalidError,
-    BundleNotYetValidRunError,
-    BundleRollbackError,
     RunSetupError,
+    WrongBundleKindError,
 )
 from package_format.bundle.access import DataRule, semver_key
 from package_format.bundle.errors import UntrustedSignerError

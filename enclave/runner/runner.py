@@ -41,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from enclave.errors import EnclaveError
 from enclave.plaintext import PrivateDir
@@ -78,6 +78,9 @@ from enclave.runner.errors import (
 from enclave.runner.zygote import RUN_MODULE, Zygote
 from package_format.bundle.errors import UntrustedSignerError
 from package_format.errors import PackageFormatError
+
+if TYPE_CHECKING:
+    from enclave.runner.record import ReceiptIssuer
 
 _READ_CHUNK = 1 << 16
 _DRAIN_SECONDS = 2.0
@@ -136,9 +139,13 @@ class Runner:
         opener: BundleOpener,
         key_release: KeyRelease,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        *,
+        receipts: ReceiptIssuer | None = None,
     ) -> None:
         self._config = config
-        self._opener = opener
+        # specs/receipts.md §3.2: the issuer learns the app's verified facts as it opens.
+        self._opener = opener if receipts is None else receipts.opener(opener)
+        self._receipts = receipts
         self._key_release = key_release
         self._clock = clock
         self._lock = threading.Lock()
@@ -215,6 +222,22 @@ class Runner:
             RunError: A typed refusal or failure (see enclave.runner.errors); the plaintext is
                 wiped before it propagates.
         """
+        if self._receipts is None:
+            return self._run(request, session, sink, cancel)
+        # specs/receipts.md §4: the record watches the run through its sink and session.
+        pending = self._receipts.begin(request, sink, session)
+        try:
+            return pending.finish(self._run(request, pending.session, pending.sink, cancel))
+        finally:
+            pending.abandon()
+
+    def _run(
+        self,
+        request: RunRequest,
+        session: SessionFiles,
+        sink: RunSink,
+        cancel: threading.Event | None,
+    ) -> RunResult:
         self._cancel = cancel if cancel is not None else threading.Event()
         stream = self._open_stream(session, request.bundle)
         with stream:
