@@ -3,8 +3,8 @@
 """The RPC server as a state machine: frames in, messages out (specs/rpc-protocol.md §5).
 
 No sockets here: `enclave.transport` reads frames and sends what this module
-returns. Filesystem requests are answered in order, inline; a `run` is handed
-to the injected `Runner` on a thread of its own and streams events through the
+returns. Filesystem requests are answered in order, inline (`enclave._fs_requests`); a
+`run` is handed to the injected runner on a thread of its own and streams events through the
 `emit` callback, so a connection keeps serving filesystem requests while its
 run streams output.
 """
@@ -17,12 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from enclave._fs_requests import FsRequests
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import EnclaveError
 from enclave.runner.api import RunRequest, RunResult
 from enclave.runner.errors import RunError
 from enclave.runner.interface import SupportsRun
-from enclave.sessionfs import SessionFs, SessionFsError
+from enclave.sessionfs import SessionFs
 from package_format.rpc import (
     BadArgumentsError,
     ErrorCode,
@@ -49,7 +50,6 @@ Emit = Callable[[Message], None]
 # nonce, user_data -> a COSE_Sign1 attestation document from the NSM (§7.6)
 Attester = Callable[[bytes | None, bytes | None], bytes]
 _MAX_ATTEST_FIELD = 1024  # the NSM's own limit on nonce and user_data
-_LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
 _BODY_OPS = frozenset({"write", "put", "puts"})  # the requests that carry data (§7.2, §7.7)
 
@@ -123,8 +123,10 @@ class EnclaveServer:
             return True
 
 
-class ServerConnection:
+class ServerConnection(FsRequests):
     """One connection: handshake, then requests (specs/rpc-protocol.md §5)."""
+
+    _server: EnclaveServer
 
     def __init__(self, server: EnclaveServer, emit: Emit) -> None:
         self._server = server
@@ -219,48 +221,6 @@ class ServerConnection:
             return [self._body_op(request, args)]
         return [Response(rid, 0, self._query_op(op, args))]
 
-    def _body_op(self, request: Request, args: dict[str, Any]) -> Response:
-        fs, rid, op = self._server.fs, request.id, request.op
-        max_chunk = self._server.limits.max_chunk
-        if request.body.nbytes > max_chunk:
-            return Response.error(rid, ErrorCode.TOO_LARGE, f"{op}: body over {max_chunk}")
-        if op == "puts":
-            return self._puts(rid, args["files"], request.body)
-        if op == "put":  # §7.2: create or truncate, then the body at 0, in one request
-            return Response(rid, 0, {"written": fs.put(args["path"], args["mode"], request.body)})
-        return Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
-
-    # specs/rpc-protocol.md §7.7: many small files in one request, a verdict per file.
-    def _puts(self, rid: int, files: list[list[Any]], body: memoryview) -> Response:
-        if sum(size for _, _, size in files) != body.nbytes:
-            return Response.error(rid, ErrorCode.BAD_ARGS, "puts: sizes do not add up to the body")
-        failed: list[list[int]] = []
-        start = 0
-        for index, (path, mode, size) in enumerate(files):
-            try:
-                self._server.fs.put(path, mode, body[start : start + size])
-            except SessionFsError as e:
-                failed.append([index, int(e.code)])
-            start += size
-        return Response(rid, 0, {"failed": failed})
-
-    def _query_op(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        fs = self._server.fs
-        if op == "statfs":
-            return fs.statfs()
-        if op == "stat":
-            return {"stat": fs.stat(args["path"]).to_wire()}
-        if op == "listdir":
-            # specs/rpc-protocol.md §7.2: pages that keep the reply header under max_header.
-            budget = self._server.limits.max_header - _LISTDIR_HEADER_ROOM
-            entries, more = fs.listdir_page(args["path"], args["after"], budget)
-            return {"entries": [[name, info.to_wire()] for name, info in entries], "more": more}
-        if op == "cancel":
-            return {"cancelled": self._server.cancel_run()}
-        if op != "ping":
-            self._simple_op(op, args)
-        return {}
-
     # specs/rpc-protocol.md §7.5: held in memory for the key releases that follow.
     def _set_credentials(self, rid: int, args: dict[str, Any]) -> Response:
         store = self._server.credentials
@@ -291,30 +251,6 @@ class ServerConnection:
         if any(f is not None and len(f) > _MAX_ATTEST_FIELD for f in (nonce, user_data)):
             return Response.error(rid, ErrorCode.BAD_ARGS, "attest: a field is over 1024 bytes")
         return Response(rid, 0, {}, memoryview(attester(nonce, user_data)))
-
-    def _simple_op(self, op: str, args: dict[str, Any]) -> None:
-        fs = self._server.fs
-        path = args.get("path", "")
-        if op == "mkdir":
-            fs.mkdir(path, args["mode"])
-        elif op == "rmdir":
-            fs.rmdir(path)
-        elif op == "unlink":
-            fs.unlink(path)
-        elif op == "rename":
-            fs.rename(args["src"], args["dst"])
-        elif op == "create":
-            fs.create(path, args["mode"], truncate=args["truncate"], exclusive=args["exclusive"])
-        elif op == "truncate":
-            fs.truncate(path, args["size"])
-        elif op == "chmod":
-            fs.chmod(path, args["mode"])
-        elif op == "utimens":
-            fs.utimens(path, args["atime_ns"], args["mtime_ns"])
-        elif op == "fsync":
-            fs.fsync(path)
-        else:  # pragma: no cover - OPS and this table are kept in step
-            raise AssertionError(op)
 
     # specs/rpc-protocol.md §7.4: one run at a time, output streamed as events.
     def _run_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
