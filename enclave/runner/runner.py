@@ -67,7 +67,8 @@ from enclave.runner.api import (
     SessionFiles,
 )
 from enclave.runner.args import check_arguments, run_environment
-from enclave.runner.data_bundles import DataPolicy, DataRun, check_app_kind, open_data_run
+from enclave.runner.data_bundles import DataRun, check_app_kind
+from enclave.runner.data_checks import DataPolicy, open_data_run
 from enclave.runner.errors import (
     BadRunArgumentError,
     BundleExpiredRunError,
