@@ -289,7 +289,8 @@ class ServeOptions:
         workdir: private RAM-backed directory where runs decrypt.
         memory_budget: most bytes the session filesystem holds (ENOSPC past it).
         environ: the launcher's environment (NSM, KMS target, credentials); None: os.environ.
-        ready: called once the socket listens.
+        ready: called with the address (`unix:PATH`, `vsock:any:PORT`) once the socket
+            listens; the CLI says so on stderr.
     """
 
     unix: Path | None = None
@@ -298,7 +299,7 @@ class ServeOptions:
     workdir: Path = Path("/run/nitro-bundles")
     memory_budget: int = 2 << 30
     environ: Mapping[str, str] | None = None
-    ready: Callable[[], None] | None = None
+    ready: Callable[[str], None] | None = None
 
 
 def serve(opts: ServeOptions) -> None:
@@ -313,7 +314,6 @@ def serve(opts: ServeOptions) -> None:
         ExternalError: The socket cannot be bound.
     """
     import signal  # noqa: PLC0415
-    import sys  # noqa: PLC0415
 
     from enclave.runner.interface import UnavailableRunner  # noqa: PLC0415
     from enclave.server import Attester, EnclaveServer  # noqa: PLC0415
@@ -351,9 +351,8 @@ def serve(opts: ServeOptions) -> None:
     signal.signal(signal.SIGINT, stop)
     if isinstance(runner, Runner):
         runner.warm()
-    print(f"enclave-server: listening on {where}", file=sys.stderr, flush=True)
     if opts.ready is not None:
-        opts.ready()
+        opts.ready(where)
     try:
         server.serve_forever()
     finally:
