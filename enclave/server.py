@@ -201,10 +201,13 @@ class ServerConnection(FsRequests):
         try:
             return self._dispatch(request, args)
         except EnclaveError as e:  # specs/rpc-protocol.md §6: each error carries its code
-            return [Response.error(rid, e.rpc_code, str(e))]
+            if e.rpc_code is not ErrorCode.INTERNAL:
+                return [Response.error(rid, e.rpc_code, str(e))]
+            _log.exception("internal error in %s", request.op)
         except Exception:
             _log.exception("internal error in %s", request.op)
-            return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
+        # §5.1: an internal error is one generic line; its details stay in the log.
+        return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
 
     def _dispatch(self, request: Request, args: dict[str, Any]) -> list[Message]:
         fs = self._server.fs
