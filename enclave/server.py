@@ -204,7 +204,7 @@ class ServerConnection(FsRequests):
             if e.rpc_code is not ErrorCode.INTERNAL:
                 return [Response.error(rid, e.rpc_code, str(e))]
             _log.exception("internal error in %s", request.op)
-        except Exception:
+        except Exception:  # noqa: BLE001 - one request's fault must not drop the connection
             _log.exception("internal error in %s", request.op)
         # §5.1: an internal error is one generic line; its details stay in the log.
         return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
@@ -287,7 +287,7 @@ class ServerConnection(FsRequests):
                 reply = _result_reply(rid, result, self._server.limits.max_chunk)
         except RunError as e:  # specs/rpc-protocol.md §6.3: the run error's own code
             reply = Response.error(rid, e.rpc_code, str(e))
-        except Exception:
+        except Exception:  # noqa: BLE001 - a runner's fault reaches its client as RUN_FAILED
             _log.exception("runner failed")
             reply = Response.error(rid, ErrorCode.RUN_FAILED, "run: internal error in the runner")
         finally:

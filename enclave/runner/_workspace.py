@@ -40,7 +40,7 @@ def key_while_preparing(
     def prepare() -> None:
         try:
             opened.prepare(app)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - a thread's failure, re-raised by the caller
             failed.append(exc)
 
     thread = threading.Thread(target=prepare, name="prepare", daemon=True)
