@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,7 @@ from package_format.eif import (
     kernel_config_info,
     write_eif,
 )
+from package_format.eif.hashing import Chunk
 from package_format.errors import PackageFormatError
 
 # Re-exported: the CLI, tests and benchmarks import the build's parts from here.
@@ -192,8 +193,17 @@ def _ramdisk_sections(opts: BuildOptions, stack: ExitStack) -> list[SectionSourc
     ]
 
 
-def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult:
+def build_eif(
+    opts: BuildOptions,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
     """Build the image and its `.pcrs.json`; nothing is left behind on failure.
+
+    Args:
+        opts: What to build.
+        now: The build time when `opts.build_time` is not set (default: the clock).
+        progress: Called as `(done, total)` section bytes are streamed into the image.
 
     Raises:
         UsageError: bad option combination.
@@ -220,6 +230,8 @@ def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult
                 SectionSource.from_bytes(SectionType.METADATA, meta),
                 *_ramdisk_sections(opts, stack),
             ]
+            if progress is not None:
+                sections = _counted(sections, progress)
             try:
                 result = write_eif(
                     out, sections, flags=FLAG_ARCH_ARM64 if opts.arch == "aarch64" else 0
@@ -236,6 +248,23 @@ def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult
     pcrs_path = opts.output.with_name(opts.output.name + ".pcrs.json")
     write_text_atomic(pcrs_path, measurements_text(result.measurements) + "\n")
     return BuildResult(opts.output, pcrs_path, result.measurements, result.size)
+
+
+def _counted(
+    sections: list[SectionSource], progress: Callable[[int, int], None]
+) -> list[SectionSource]:
+    """The same sections, reporting (bytes pulled so far, all sections' bytes) per chunk."""
+    total = sum(s.size for s in sections)
+    done = 0
+
+    def count(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        nonlocal done
+        for chunk in chunks:
+            done += len(chunk)
+            progress(done, total)
+            yield chunk
+
+    return [SectionSource(s.type, s.size, count(s.chunks)) for s in sections]
 
 
 def measurements_text(m: Measurements, hash_algorithm: str | None = None) -> str:
