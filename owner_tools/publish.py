@@ -227,19 +227,7 @@ def publish(
         _check_republish(current, ver, bundle, image, pcrs)
         return PublishResult(ident.name, ver, changed=False, index=current)
 
-    def upload(path: Path, file: str, content_type: str) -> FileEntry:
-        key = location.file_key(ident.name, ver, file)
-        digest = s3.upload_file(
-            client,
-            location.bucket,
-            key,
-            path,
-            content_type=content_type,
-            part_size=part_size,
-            progress=progress,
-        )
-        return FileEntry(file=file, size=digest.size, sha256=digest.sha256)
-
+    upload = _Uploader(client, location, ident.name, ver, part_size, progress)
     bundle_entry = upload(bundle, bundle.name, "application/octet-stream")
     image_entry = pcrs_entry = None
     if image is not None and pcrs is not None:
@@ -264,6 +252,31 @@ def publish(
     if image_entry is not None:
         urls.append(location.url(location.file_key(ident.name, ver, IMAGE_FILE)))
     return PublishResult(ident.name, ver, changed=True, index=new, urls=urls)
+
+
+@dataclass(frozen=True)
+class _Uploader:
+    """Uploads one version's files to NAME/VERSION/FILE (specs/distribution.md §2)."""
+
+    client: S3Client
+    location: S3Location
+    name: str
+    version: str
+    part_size: int
+    progress: Callable[[int], None] | None
+
+    def __call__(self, path: Path, file: str, content_type: str) -> FileEntry:
+        """Upload `path` as `file`; return its index entry (size and SHA-256 as uploaded)."""
+        digest = s3.upload_file(
+            self.client,
+            self.location.bucket,
+            self.location.file_key(self.name, self.version, file),
+            path,
+            content_type=content_type,
+            part_size=self.part_size,
+            progress=self.progress,
+        )
+        return FileEntry(file=file, size=digest.size, sha256=digest.sha256)
 
 
 def revoke(
