@@ -330,14 +330,14 @@ def main(argv: list[str]) -> int:
             if args.prune:
                 prune(run)
     except ToolchainError as exc:
-        print(f"toolchain: error: {exc}", file=sys.stderr)
+        print(f"toolchain: error: {exc}", file=sys.stderr)  # noqa: T201 - the script's CLI
         return 1
     except KeyboardInterrupt:
-        print("toolchain: interrupted; nothing half-built was kept", file=sys.stderr)
+        print("toolchain: interrupted; nothing half-built was kept", file=sys.stderr)  # noqa: T201
         return 130
     progress.line(f"done: {run.root / 'current.json'}")
     if args.json:
-        print(json.dumps(current, sort_keys=True))
+        print(json.dumps(current, sort_keys=True))  # noqa: T201 - --json: the last line
     return 0
 
 
