@@ -160,9 +160,7 @@ def _publish(  # noqa: PLR0917 - typer options
     from owner_tools._cli_policy import flagged
     from package_format.key_policy import PolicyInputError
 
-    location = _location(to)
-    lifetime = _lifetime(expires_in)
-    part_bytes = _part_bytes(part_size)
+    location, lifetime, part_bytes = _location(to), _lifetime(expires_in), _part_bytes(part_size)
     principals = (account, enclave_principal, admin_principal or [], owner_principal)
     target = _policy_target(apply_policy, eif, kms_endpoint_url, principals)
     private_key = keys.load_signing_key(key)

@@ -241,17 +241,20 @@ def publish(
         kms_key_id=ident.kms_key_id,
         encryption_context=dict(ident.encryption_context),
     )
-    expires = expiry_after(now, lifetime)
-    if current is None:
-        # specs/distribution.md §3.2: the first index of a name is version 1.
-        new = Index(name=ident.name, version=1, expires=expires, versions={ver: entry})
-    else:
-        new = current.with_version(ver, entry, expires=expires)
+    new = _next_index(current, ident.name, ver, entry, expiry_after(now, lifetime))
     _write_index(client, location, new, private_key, etag)
-    urls = [location.url(location.file_key(ident.name, ver, bundle_entry.file))]
-    if image_entry is not None:
-        urls.append(location.url(location.file_key(ident.name, ver, IMAGE_FILE)))
+    files = [bundle_entry.file] + ([IMAGE_FILE] if image_entry is not None else [])
+    urls = [location.url(location.file_key(ident.name, ver, f)) for f in files]
     return PublishResult(ident.name, ver, changed=True, index=new, urls=urls)
+
+
+def _next_index(
+    current: Index | None, name: str, version: str, entry: VersionEntry, expires: datetime
+) -> Index:
+    """The index with `version` added; specs/distribution.md §3.2: the first one is version 1."""
+    if current is None:
+        return Index(name=name, version=1, expires=expires, versions={version: entry})
+    return current.with_version(version, entry, expires=expires)
 
 
 @dataclass(frozen=True)
