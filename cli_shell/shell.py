@@ -112,7 +112,7 @@ class CliShell:
     def _print_version(self, value: bool) -> None:
         # Eager, so it runs while parsing, before typer asks for a command.
         if value:
-            print(version_text(self.prog))
+            print(version_text(self.prog))  # noqa: T201 - the guard answers --version itself
             raise typer.Exit(0)
 
     def fail(self, message: str) -> str:
@@ -128,11 +128,11 @@ class CliShell:
         """
         code, line, exc = self._run(argv)
         if line is not None:
-            print(line, file=sys.stderr)
+            print(line, file=sys.stderr)  # noqa: T201 - the guard prints every CLI's error line
             if exc is not None and _asks_json(sys.argv[1:] if argv is None else argv):
                 message = line.split(": ", 2)[-1]
                 error = {"exit_code": code, "type": type(exc).__name__, "message": message}
-                print(json.dumps({"error": error}))
+                print(json.dumps({"error": error}))  # noqa: T201 - and its JSON error (cli.md §1.2)
         return code
 
     def _run(self, argv: list[str] | None) -> tuple[int, str | None, BaseException | None]:
