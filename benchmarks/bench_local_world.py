@@ -36,8 +36,7 @@ WORLDS = ("image", "host")
 def unpack_times(eif: Path, cold: int, cached: int) -> dict[str, list[float]]:
     """Seconds to unpack the image's tree into a fresh cache, and to find it cached."""
     from user_runtime.enclave.files import read_image
-    from user_runtime.enclave.qemu import cache_dir
-    from user_runtime.enclave.rootfs import image_root
+    from user_runtime.enclave.rootfs import cache_dir, image_root
 
     image = read_image(eif)
     colds: list[float] = []
