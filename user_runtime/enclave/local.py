@@ -205,7 +205,7 @@ def cleanup(state_dir: Path, state: EnclaveState) -> None:
 
         cleanup_qemu(state_dir, state)
     else:
-        for pid, what in ((state.pid, "enclave"), (state.relay_pid, "enclave_relay")):
+        for pid, what in ((state.pid, "enclave"), (state.relay_pid, "enclave.relay")):
             if pid is not None and _is_our_process(pid, what):
                 _terminate_group(pid)
         if state.ram_dir:
