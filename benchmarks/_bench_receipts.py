@@ -19,23 +19,7 @@ import subprocess
 import time
 from pathlib import Path
 
-
-def _stop(env: dict[str, str], user: list[str]) -> None:
-    subprocess.run([*user, "enclave", "stop"], env=env, capture_output=True, check=False)
-
-
-def _start(env: dict[str, str], user: list[str], eif: Path, memory: str, receipts: bool) -> str:
-    import json
-
-    started = subprocess.run(
-        [*user, "enclave", "start", "--eif", str(eif), "--memory", memory],
-        env={**env, "NB_RECEIPTS": "1" if receipts else "0"},
-        capture_output=True,
-        check=False,
-    )
-    if started.returncode != 0:
-        raise SystemExit(f"enclave start failed: {started.stderr.decode()[-500:]}")
-    return str(json.loads(started.stdout)["address"])
+from _run_world import start_enclave, stop_enclave, upload_session
 
 
 def one_first_run(  # noqa: PLR0917 - one measurement's parts
@@ -49,16 +33,11 @@ def one_first_run(  # noqa: PLR0917 - one measurement's parts
     receipts: bool,
 ) -> dict[str, float]:
     """Fresh enclave; upload bundle and inputs, then `run`; return the phases in seconds."""
-    from user_runtime.rpc.client import EnclaveClient
-    from user_runtime.run_upload import upload
-
-    _stop(env, user)
-    address = _start(env, user, eif, memory, receipts)
+    stop_enclave(env)
+    address = start_enclave(env, eif, memory, receipts=receipts)
     try:
         start = time.perf_counter()
-        with EnclaveClient.connect(address) as client:
-            upload(client, bundle, "encrypted/big.nb")
-            upload(client, inputs, "dataset/inputs.bin")
+        upload_session(address, {"encrypted/big.nb": bundle, "dataset/inputs.bin": inputs})
         uploaded = time.perf_counter()
         proc = subprocess.run(
             [*user, "run", "-f", "big.nb", "-s", "main.py"],
@@ -73,7 +52,7 @@ def one_first_run(  # noqa: PLR0917 - one measurement's parts
         if has_receipt != receipts:
             raise SystemExit(f"receipts={receipts} but the run said: {proc.stderr.decode()[-300:]}")
     finally:
-        _stop(env, user)
+        stop_enclave(env)
     return {"upload": uploaded - start, "run": ran - uploaded, "total": ran - start}
 
 
@@ -114,6 +93,7 @@ def receipt_pairs(  # noqa: PLR0917 - the measurement's inputs
         f"{med(off, 'upload'):.2f}, run {med(off, 'run'):.2f}): receipts add {overhead:+.1%}; "
         "totals with: " + ", ".join(f"{r['total']:.2f}" for r in on)
         + "; without: " + ", ".join(f"{r['total']:.2f}" for r in off)
+        + f"; load {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
     )  # fmt: skip
     return {
         "receipts_size": size,
@@ -125,6 +105,9 @@ def receipt_pairs(  # noqa: PLR0917 - the measurement's inputs
         "receipts_on_run_s": round(med(on, "run"), 3),
         "receipts_off_run_s": round(med(off, "run"), 3),
         "receipts_overhead": round(overhead, 4),
+        "receipts_on_totals_s": [round(r["total"], 3) for r in on],
+        "receipts_off_totals_s": [round(r["total"], 3) for r in off],
+        "receipts_loadavg": [round(x, 2) for x in os.getloadavg()],
         "target": {
             "name": "receipts add to the first run (bundle + inputs of --size each)",
             "value": round(overhead, 4),

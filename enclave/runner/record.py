@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from enclave.runner.errors import RunSetupError
-from enclave.sessionfs import SessionFs, SessionFsError
+from enclave.sessionfs import SessionFs, SessionFsError, StatInfo
 from package_format.receipt import (
     RECEIPT_FILE,
     FileDigest,
@@ -58,6 +58,11 @@ RECEIPT_PATH = f"output/{RECEIPT_FILE}"
 _NO_KEY = bytes(32)
 
 
+def _identity(info: StatInfo) -> tuple[int, int, int]:
+    """What changes whenever a session file's bytes do: its size and times."""
+    return info.size, info.mtime_ns, info.ctime_ns
+
+
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -86,18 +91,23 @@ class ReceiptIssuer:
         return open_and_note
 
     def begin(self, request: RunRequest, sink: RunSink, session: SessionFiles) -> PendingRecord:
-        """Start the record of `request`: pass the returned sink and session to the runner."""
+        """Start the record of `request`: pass the returned sink and session to the runner.
+
+        The bundle's digest is taken when the run has ended (`_bundle_digest`), so its hash
+        (behind the writer, §4.1.1) goes on while the run decrypts and runs; what is noted
+        now is which bytes the run starts from.
+        """
         try:
-            digest, _ = self._fs.file_digest(request.bundle)
+            seen = _identity(self._fs.stat(request.bundle))
         except SessionFsError:
-            digest = None  # the runner refuses the run itself (no such bundle)
-        pending = PendingRecord(self, request, sink, session, digest, self._clock_ms())
+            seen = None  # the runner refuses the run itself (no such bundle)
+        pending = PendingRecord(self, request, sink, session, seen, self._clock_ms())
         self._current = pending
         return pending
 
     def _seal(self, pending: PendingRecord, result: RunResult) -> RunResult:
         self._current = None
-        if result.cancelled or pending.facts is None or pending.bundle_digest is None:
+        if result.cancelled or pending.facts is None or pending.bundle_seen is None:
             return result
         record = pending.record(result, self._clock_ms())
         encoded = record.encode()
@@ -114,6 +124,17 @@ class ReceiptIssuer:
         outputs = tuple(p for p in result.outputs if p != RECEIPT_PATH)
         return dataclasses.replace(result, outputs=(*outputs, RECEIPT_PATH), receipt=receipt)
 
+    def _bundle_digest(self, path: str, seen: tuple[int, int, int]) -> bytes:
+        """SHA-256 of the bundle file, which must be the one the run started from (§3.2.1)."""
+        try:
+            digest, _ = self._fs.file_digest(path)
+            now = _identity(self._fs.stat(path))
+        except SessionFsError as exc:
+            raise RunSetupError(f"receipt: {path}: {exc}") from exc
+        if now != seen:
+            raise RunSetupError(f"receipt: {path} changed in the session during the run")
+        return digest
+
     def abandon(self, pending: PendingRecord) -> None:
         """The run raised: no receipt."""
         if self._current is pending:
@@ -129,12 +150,12 @@ class PendingRecord:
         request: RunRequest,
         sink: RunSink,
         session: SessionFiles,
-        bundle_digest: bytes | None,
+        bundle_seen: tuple[int, int, int] | None,
         started: int,
     ) -> None:
         self._issuer = issuer
         self.request = request
-        self.bundle_digest = bundle_digest
+        self.bundle_seen = bundle_seen
         self.started = started
         self.facts: BundleFacts | None = None
         self.sink = _HashingSink(sink)
@@ -157,15 +178,16 @@ class PendingRecord:
         # digest here is the whole file's SHA-256 as the session took it in (§3.2), the value
         # the signed index lists, so a receipt matches what the user pulled.
         assert self.facts is not None
-        assert self.bundle_digest is not None
+        assert self.bundle_seen is not None
+        app_digest = self._issuer._bundle_digest(self.request.bundle, self.bundle_seen)  # noqa: SLF001
         if not result.bundles:
-            return (_app(self.facts, self.bundle_digest),)
+            return (_app(self.facts, app_digest),)
         paths = (self.request.bundle, *self.request.data)
         if len(paths) != len(result.bundles):
             raise RunSetupError("receipt: the run's bundles do not match its request")
         refs = []
         for path, ref in zip(paths, result.bundles, strict=True):
-            digest = self.bundle_digest if path == self.request.bundle else None
+            digest = app_digest if path == self.request.bundle else None
             if digest is None:
                 digest, _ = self._issuer._fs.file_digest(path)  # noqa: SLF001 - same module
             refs.append(dataclasses.replace(_ref(ref), digest=digest))
@@ -174,7 +196,6 @@ class PendingRecord:
     def record(self, result: RunResult, ended: int) -> RunRecord:
         """The run's record (specs/receipts.md §3.2)."""
         assert self.facts is not None
-        assert self.bundle_digest is not None
         request = self.request
         bundles = self._bundles(result)
         outputs = []

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from enclave.file_content import FileContent
 from enclave.sessionfs._nodes import (
     ENTRY_OVERHEAD,
     TOP_LEVEL,
@@ -19,7 +20,7 @@ from enclave.sessionfs._nodes import (
     _err,
     _File,
 )
-from enclave.stream_digest import StreamDigest
+from enclave.stream_digest import DigestPipeline, StreamDigest
 from package_format.rpc.codes import ErrorCode
 
 
@@ -37,6 +38,7 @@ class SessionTree:
         self._digests = digests  # False: no running hashes (a server without receipts)
         self._clock = clock
         self._lock = threading.Lock()
+        self._hasher = DigestPipeline(self._lock) if digests else None  # receipts.md §4.1.1
         now = clock()
         self._root = _Dir(0o755, now, now, now)
         self._used = 0
@@ -223,7 +225,9 @@ class SessionTree:
             existing = parent.children.get(name)
             now = self._clock()
             if existing is None:
-                node = _File(mode & 0o7777, now, now, now, digest=StreamDigest(on=self._digests))
+                content = FileContent()
+                digest = self._hasher.digest(content) if self._hasher else StreamDigest(on=False)
+                node = _File(mode & 0o7777, now, now, now, content, digest)
                 self._add_node(parent, name, node, path)
                 return
             if exclusive:

@@ -176,3 +176,19 @@ def test_refused_run_has_no_receipt_and_leaves_no_state(tmp_path) -> None:
     with pytest.raises(SessionFsError):
         s.fs.stat(RECEIPT_PATH)
     assert s.run(b"print(2)\n").receipt is not None  # the next run is recorded as usual
+
+
+def test_bundle_replaced_during_the_run_fails_closed(tmp_path) -> None:
+    # specs/receipts.md §3.2.1: the digest is taken after the run, of the bytes it started from.
+    s = Setup(tmp_path)
+    s.put("encrypted/app.nb", make_bundle({"main.py": b"print('x')\n"}))
+
+    def rewrite_bundle(_chunk: bytes) -> None:
+        s.put("encrypted/app.nb", make_bundle({"main.py": b"print('other')\n"}))
+
+    with pytest.raises(RunError) as caught:
+        s.runner.run(
+            RunRequest("encrypted/app.nb", "main.py"), s.fs, RecordingSink(on_stdout=rewrite_bundle)
+        )
+    assert caught.value.rpc_code is ErrorCode.RUN_FAILED
+    assert "changed in the session during the run" in str(caught.value)
