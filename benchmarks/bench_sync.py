@@ -223,7 +223,9 @@ def measure_noop(
         run["noop_c_small"] = noop_copy(tree, work / "noop_c", [c_noop])[0]
     if pyfuse3 is not None:
         argv = [pyfuse3, str(REPO / "benchmarks" / "_noop_pyfuse3.py")]
-        run["noop_pyfuse3_small"] = noop_copy(tree, work / "noop_pyfuse3", argv)[0]
+        run["noop_pyfuse3_small"], run["noop_pyfuse3_cpu"] = noop_copy(
+            tree, work / "noop_pyfuse3", argv
+        )
 
 
 def measure_sync(
@@ -335,6 +337,7 @@ def figures(opts: argparse.Namespace, runs: list[dict[str, float]]) -> dict[str,
         if "noop_pyfuse3_small" in run:
             add("noop_pyfuse3_small_files_s", files / run["noop_pyfuse3_small"])
             add("noop_pyfuse3_small_vs_mfusepy", run["noop_small"] / run["noop_pyfuse3_small"])
+            add("noop_pyfuse3_cpu_us_per_file", run["noop_pyfuse3_cpu"] / files * 1e6)
         if "noop_c_small" in run:
             add("noop_c_small_files_s", files / run["noop_c_small"])
             add("noop_c_small_vs_cp", run["cp_small"] / run["noop_c_small"])
