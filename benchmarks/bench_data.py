@@ -159,7 +159,7 @@ def data_phases(image: Any, release: Any, session: Path, base: Path) -> dict[str
     from enclave.plaintext import PrivateDir
     from enclave.runner.api import RunRequest
     from enclave.runner.bundle import open_bundle
-    from enclave.runner.data_bundles import DataPolicy, open_data_run
+    from enclave.runner.data_checks import DataPolicy, open_data_run
     from enclave.runner.runner import key_while_preparing
 
     files = MappedSession(session)

@@ -36,8 +36,7 @@ WORLDS = ("image", "host")
 def unpack_times(eif: Path, cold: int, cached: int) -> dict[str, list[float]]:
     """Seconds to unpack the image's tree into a fresh cache, and to find it cached."""
     from user_runtime.enclave.files import read_image
-    from user_runtime.enclave.qemu import cache_dir
-    from user_runtime.enclave.rootfs import image_root
+    from user_runtime.enclave.rootfs import cache_dir, image_root
 
     image = read_image(eif)
     colds: list[float] = []
@@ -92,19 +91,85 @@ def one_pass(
 
 def summary(samples: list[dict[str, float]], direct: list[float]) -> dict[str, object]:
     """Median and range of each figure, and the warm run against direct python3."""
-    out: dict[str, object] = {}
-    for key in samples[0]:
-        values = [s[key] for s in samples]
-        out[key] = {
-            "median": round(statistics.median(values), 3),
-            "range": [round(min(values), 3), round(max(values), 3)],
-        }
+    out: dict[str, object] = {key: _spread([s[key] for s in samples]) for key in samples[0]}
     ratios = [s["warm_ml_s"] / d for s, d in zip(samples, direct, strict=True)]
-    out["warm_vs_direct"] = {
-        "median": round(statistics.median(ratios), 3),
-        "range": [round(min(ratios), 3), round(max(ratios), 3)],
-    }
+    out["warm_vs_direct"] = _spread(ratios)
     return out
+
+
+def _spread(values: list[float], digits: int = 3) -> dict[str, object]:
+    """Median and range, rounded."""
+    return {
+        "median": round(statistics.median(values), digits),
+        "range": [round(min(values), digits), round(max(values), digits)],
+    }
+
+
+def _bundles(work: Path, world: dict[str, object], size: int) -> dict[str, Path]:
+    """A --size bundle (one file of weights) and the sample ML bundle, packed for `world`."""
+    big_app = br.app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
+    with (big_app / "weights.bin").open("wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(max(1, size >> 20)):
+            f.write(block)
+    return {
+        "big": br.pack(work, big_app, "big", world),
+        "ml": br.pack(work, br.ml_app(work), "breast-cancer-scorer", world),
+    }
+
+
+def _direct_run(work: Path) -> tuple[list[str], Path]:
+    """The sample ML script as a direct python3 run: its argv and its folder."""
+    direct_dir = work / "direct"
+    shutil.copytree(br.APP, direct_dir)
+    (direct_dir / "dataset").mkdir()
+    shutil.copy(br.DATASET, direct_dir / "dataset")
+    argv = [sys.executable, "ml_algorithm.py", "-m", "model.h5", "-d", "dataset/", "-o", "out/"]
+    return argv, direct_dir
+
+
+def _pairs(
+    work: Path, world: dict[str, object], bundles: dict[str, Path], opts: argparse.Namespace
+) -> tuple[dict[str, list[dict[str, float]]], dict[str, list[float]]]:
+    """Each world's passes and direct runs, alternated A B over --pairs pairs."""
+    direct_argv, direct_dir = _direct_run(work)
+    env = dict(os.environ)
+    samples: dict[str, list[dict[str, float]]] = {w: [] for w in WORLDS}
+    direct: dict[str, list[float]] = {w: [] for w in WORLDS}
+    for pair in range(opts.pairs):
+        for name in WORLDS:
+            samples[name].append(one_pass(name, world, bundles, opts.warm))
+            direct[name].append(
+                statistics.median(br.timed(direct_argv, env, direct_dir) for _ in range(opts.warm))
+            )
+            print(f"pair {pair + 1} {name}: {samples[name][-1]}", flush=True)
+    return samples, direct
+
+
+def _figures(
+    rootfs: str,
+    unpacked: dict[str, list[float]],
+    samples: dict[str, list[dict[str, float]]],
+    direct: dict[str, list[float]],
+) -> dict[str, object]:
+    figures: dict[str, object] = {
+        "rootfs": rootfs,
+        "unpack_cold_s": _spread(unpacked["cold_s"]),
+        "unpack_cached_s": _spread(unpacked["cached_s"], 5),
+    }
+    for name in WORLDS:
+        figures[name] = summary(samples[name], direct[name])
+    figures["image_over_host"] = {
+        key: round(
+            statistics.median(s[key] for s in samples["image"])
+            / statistics.median(s[key] for s in samples["host"]),
+            3,
+        )
+        for key in samples["image"][0]
+    }
+    figures["load_avg"] = os.getloadavg()[0]
+    figures["targets"] = []
+    return figures
 
 
 def main() -> None:
@@ -126,68 +191,10 @@ def main() -> None:
     world: dict[str, object] = {}
     try:
         world = bq.build_world(work, tools)
-        eif = Path(str(world["eif"]))
-        unpacked = unpack_times(eif, opts.cold, 5)
+        unpacked = unpack_times(Path(str(world["eif"])), opts.cold, 5)
         print(f"unpack: {unpacked}", flush=True)
-        big_app = br.app_dir(work, "big", {"main.py": b"pass\n"}, "main.py")
-        with (big_app / "weights.bin").open("wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(max(1, size >> 20)):
-                f.write(block)
-        bundles = {
-            "big": br.pack(work, big_app, "big", world),
-            "ml": br.pack(work, br.ml_app(work), "breast-cancer-scorer", world),
-        }
-        direct_dir = work / "direct"
-        shutil.copytree(br.APP, direct_dir)
-        (direct_dir / "dataset").mkdir()
-        shutil.copy(br.DATASET, direct_dir / "dataset")
-        direct_argv = [
-            sys.executable,
-            "ml_algorithm.py",
-            "-m",
-            "model.h5",
-            "-d",
-            "dataset/",
-            "-o",
-            "out/",
-        ]
-        env = dict(os.environ)
-        samples: dict[str, list[dict[str, float]]] = {w: [] for w in WORLDS}
-        direct: dict[str, list[float]] = {w: [] for w in WORLDS}
-        for pair in range(opts.pairs):
-            for name in WORLDS:
-                samples[name].append(one_pass(name, world, bundles, opts.warm))
-                direct[name].append(
-                    statistics.median(
-                        br.timed(direct_argv, env, direct_dir) for _ in range(opts.warm)
-                    )
-                )
-                print(f"pair {pair + 1} {name}: {samples[name][-1]}", flush=True)
-        figures: dict[str, object] = {
-            "size": size,
-            "rootfs": tools["rootfs"]["dir"],
-            "unpack_cold_s": {
-                "median": round(statistics.median(unpacked["cold_s"]), 3),
-                "range": [round(min(unpacked["cold_s"]), 3), round(max(unpacked["cold_s"]), 3)],
-            },
-            "unpack_cached_s": {
-                "median": round(statistics.median(unpacked["cached_s"]), 5),
-                "range": [round(min(unpacked["cached_s"]), 5), round(max(unpacked["cached_s"]), 5)],
-            },
-        }
-        for name in WORLDS:
-            figures[name] = summary(samples[name], direct[name])
-        figures["image_over_host"] = {
-            key: round(
-                statistics.median(s[key] for s in samples["image"])
-                / statistics.median(s[key] for s in samples["host"]),
-                3,
-            )
-            for key in samples["image"][0]
-        }
-        figures["load_avg"] = os.getloadavg()[0]
-        figures["targets"] = []
+        samples, direct = _pairs(work, world, _bundles(work, world, size), opts)
+        figures = {"size": size, **_figures(tools["rootfs"]["dir"], unpacked, samples, direct)}
         print(json.dumps(figures))
     finally:
         if world:

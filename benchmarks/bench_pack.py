@@ -193,49 +193,43 @@ def make_input(path: Path, size: int) -> None:
         os.fsync(f.fileno())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", default="1G", help="input size, e.g. 256M, 1G (default 1G)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per figure (best kept)")
-    parser.add_argument("--dir", default=None, help="working directory (default: a temp dir)")
-    args = parser.parse_args()
-    size = parse_size(args.size)
-    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-pack-") as work:
-        root = Path(work)
-        app = root / "app"
-        app.mkdir()
-        src = app / "payload.bin"
-        print(f"input: {size / 2**20:.0f} MiB of random bytes in {src}")
-        make_input(src, size)
-        master = os.urandom(32).hex()
-        mb = size / 1e6
-        results: dict[str, dict[str, float]] = {}
-        runs = [
-            ("raw_aes_gcm", ["raw", str(src), str(root / "raw.out"), master]),
-            ("raw_aes_gcm_decrypt", ["raw_decrypt", str(root / "raw.out"), master]),
-            ("pack", ["pack", str(src), str(root / "bench.nb"), master]),
-            # verify reads and decrypts without writing: compared with raw_aes_gcm_decrypt
-            ("verify", ["verify", str(root / "bench.nb"), master]),
-        ]
-        for rep in range(args.repeat):
-            for name, argv in runs:
-                r = run_child(argv)
-                r["mb_per_s"] = mb / r["seconds"]
-                print(f"run {rep + 1}: {name:20s} {r['seconds']:7.2f} s  {r['mb_per_s']:8.0f} MB/s"
-                      f"  peak RSS {r['rss_mib']:6.1f} MiB")  # fmt: skip
-                best = results.get(name)
-                if best is None or r["seconds"] < best["seconds"]:
-                    results[name] = {**r, "rss_mib": max(r["rss_mib"], (best or r)["rss_mib"])}
-                elif r["rss_mib"] > best["rss_mib"]:
-                    best["rss_mib"] = r["rss_mib"]
-        (root / "raw.out").unlink()
-        r = run_child(["esdk", str(src), str(root / "esdk.out")])
-        r["mb_per_s"] = mb / r["seconds"]
-        print(f"run 1: {'esdk':20s} {r['seconds']:7.2f} s  {r['mb_per_s']:8.0f} MB/s"
-              f"  peak RSS {r['rss_mib']:6.1f} MiB")  # fmt: skip
-        results["esdk"] = r
-        for name, v in results.items():
-            print(f"best: {name:20s} {v['mb_per_s']:8.0f} MB/s  peak RSS {v['rss_mib']:6.1f} MiB")
+def _timed(name: str, argv: list[str], mb: float, rep: int) -> dict[str, float]:
+    """One child run, with its throughput, printed as one line."""
+    r = run_child(argv)
+    r["mb_per_s"] = mb / r["seconds"]
+    print(f"run {rep + 1}: {name:20s} {r['seconds']:7.2f} s  {r['mb_per_s']:8.0f} MB/s"
+          f"  peak RSS {r['rss_mib']:6.1f} MiB")  # fmt: skip
+    return r
+
+
+def _measure(root: Path, src: Path, mb: float, repeat: int) -> dict[str, dict[str, float]]:
+    """Best time (and highest peak RSS) of each figure over `repeat` rounds, then the ESDK."""
+    master = os.urandom(32).hex()
+    results: dict[str, dict[str, float]] = {}
+    runs = [
+        ("raw_aes_gcm", ["raw", str(src), str(root / "raw.out"), master]),
+        ("raw_aes_gcm_decrypt", ["raw_decrypt", str(root / "raw.out"), master]),
+        ("pack", ["pack", str(src), str(root / "bench.nb"), master]),
+        # verify reads and decrypts without writing: compared with raw_aes_gcm_decrypt
+        ("verify", ["verify", str(root / "bench.nb"), master]),
+    ]
+    for rep in range(repeat):
+        for name, argv in runs:
+            r = _timed(name, argv, mb, rep)
+            best = results.get(name)
+            if best is None or r["seconds"] < best["seconds"]:
+                results[name] = {**r, "rss_mib": max(r["rss_mib"], (best or r)["rss_mib"])}
+            elif r["rss_mib"] > best["rss_mib"]:
+                best["rss_mib"] = r["rss_mib"]
+    (root / "raw.out").unlink()
+    results["esdk"] = _timed("esdk", ["esdk", str(src), str(root / "esdk.out")], mb, 0)
+    for name, v in results.items():
+        print(f"best: {name:20s} {v['mb_per_s']:8.0f} MB/s  peak RSS {v['rss_mib']:6.1f} MiB")
+    return results
+
+
+def _figures(size: int, results: dict[str, dict[str, float]]) -> dict[str, object]:
+    """The JSON figures: throughputs, peaks, ratios and targets (printed one a line)."""
     raw = results["raw_aes_gcm"]["mb_per_s"]
     raw_decrypt = results["raw_aes_gcm_decrypt"]["mb_per_s"]
     esdk = results["esdk"]["mb_per_s"]
@@ -263,7 +257,25 @@ def main() -> None:
     for name, value, goal, met in targets:
         print(f"target {name}: {value} (goal {goal}) {'met' if met else 'NOT MET'}")
     figures["targets"] = [{"name": n, "value": v, "goal": g, "met": m} for n, v, g, m in targets]
-    print(json.dumps(figures, sort_keys=True))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1G", help="input size, e.g. 256M, 1G (default 1G)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per figure (best kept)")
+    parser.add_argument("--dir", default=None, help="working directory (default: a temp dir)")
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-pack-") as work:
+        root = Path(work)
+        app = root / "app"
+        app.mkdir()
+        src = app / "payload.bin"
+        print(f"input: {size / 2**20:.0f} MiB of random bytes in {src}")
+        make_input(src, size)
+        results = _measure(root, src, size / 1e6, args.repeat)
+    print(json.dumps(_figures(size, results), sort_keys=True))
 
 
 if __name__ == "__main__":

@@ -455,7 +455,10 @@ def main() -> None:  # noqa: PLR0915 - one linear script: set up, measure, repor
             ([sys.executable, "-c", "pass"], None),
             env,
         )
-        lean = "import user_runtime._entry, user_runtime.run, user_runtime.rpc.client"
+        lean = (
+            "import user_runtime._entry, user_runtime._cli_common, user_runtime.run, "
+            "user_runtime.rpc.client"
+        )
         import_cli = median_of(opts.repeat, [sys.executable, "-c", lean], env)
         print(
             f"trivial entrypoint: run {trivial_run * 1e3:.0f} ms, python -c pass "

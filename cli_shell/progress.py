@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""Byte progress for long steps, on stderr, only for a person watching (specs/cli.md §2.1).
+"""Byte progress for long steps, on stderr, only for a person watching (specs/cli.md §1.1).
 
 Drawn with rich (typer depends on it): bytes done, rate and time left. Nothing is drawn when
 stderr is not a terminal, with `--quiet`, or when the command answers in JSON, so scripts and

@@ -4,7 +4,8 @@
 
 Exit codes (specs/cli.md): 0 success, 1 operational or verification failure, 2 usage
 error, 130 interrupted. Every error is one line on stderr, prefixed with the program
-name; `--verbose` re-raises it with its traceback instead. Only the CLIs print or exit.
+name (`guard.ErrorMap`, shared with the typer-free path); `--verbose` re-raises it with its
+traceback instead. Only the CLIs print or exit.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 from types import ModuleType
 
 import typer
+
+from cli_shell.guard import ErrorMap, one_line
 
 DISTRIBUTION = "nitro-bundles"
 INSTALLED_SPECS = Path("share") / "doc" / DISTRIBUTION / "specs"
@@ -79,9 +82,7 @@ class CliShell:
         hints: Mapping[str, str] | None = None,
     ) -> None:
         self.prog = prog
-        self._hints: Mapping[str, str] = hints or {}
-        self._failures: tuple[type[BaseException], ...] = (*failures, OSError)
-        self._usage_error = usage_error
+        self._errors = ErrorMap(prog, tuple(failures), usage_error, hints or {})
         self._verbose = False
         self.app = typer.Typer(
             name=prog,
@@ -111,7 +112,7 @@ class CliShell:
     def _print_version(self, value: bool) -> None:
         # Eager, so it runs while parsing, before typer asks for a command.
         if value:
-            print(version_text(self.prog))
+            print(version_text(self.prog))  # noqa: T201 - the guard answers --version itself
             raise typer.Exit(0)
 
     def fail(self, message: str) -> str:
@@ -127,16 +128,14 @@ class CliShell:
         """
         code, line, exc = self._run(argv)
         if line is not None:
-            print(line, file=sys.stderr)
+            print(line, file=sys.stderr)  # noqa: T201 - the guard prints every CLI's error line
             if exc is not None and _asks_json(sys.argv[1:] if argv is None else argv):
                 message = line.split(": ", 2)[-1]
                 error = {"exit_code": code, "type": type(exc).__name__, "message": message}
-                print(json.dumps({"error": error}))
+                print(json.dumps({"error": error}))  # noqa: T201 - and its JSON error (cli.md §1.2)
         return code
 
-    def _run(  # noqa: PLR0911 - one return per exit code
-        self, argv: list[str] | None
-    ) -> tuple[int, str | None, BaseException | None]:
+    def _run(self, argv: list[str] | None) -> tuple[int, str | None, BaseException | None]:
         self._verbose = False
         try:
             result = self.app(args=argv, prog_name=self.prog, standalone_mode=False)
@@ -156,14 +155,11 @@ class CliShell:
             # Click's usage errors (vendored by typer): bad flag, missing argument.
             # With no arguments at all typer has already printed the help.
             return 2, (f"{self.prog}: usage: {one_line(exc)}" if str(exc) else None), exc
-        except self._usage_error as exc:
-            if self._verbose:
+        except self._errors.handled as exc:  # KeyboardInterrupt is caught above
+            mapped = self._errors.exit_for(exc)
+            if self._verbose or mapped is None:
                 raise
-            return 2, f"{self.prog}: usage: {one_line(exc, self._hints)}", exc
-        except self._failures as exc:
-            if self._verbose:
-                raise
-            return 1, self.fail(one_line(exc, self._hints)), exc
+            return mapped[0], mapped[1], exc
         return (result if isinstance(result, int) else 0), None, None
 
 
@@ -184,17 +180,3 @@ def _silence_stdout() -> None:
         pass
     finally:
         os.close(devnull)
-
-
-def one_line(exc: BaseException, hints: Mapping[str, str] | None = None) -> str:
-    """An exception as one line of text (OSError: `filename: reason`), then its hint.
-
-    `hint` (package errors, issue 19) is a key of `hints` or plain text.
-    """
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror.lower()}"
-    hint = getattr(exc, "hint", None)
-    if isinstance(hint, str) and hint:
-        text = f"{text} (hint: {(hints or {}).get(hint, hint)})"
-    return " ".join(text.split())

@@ -11,6 +11,7 @@ server holds the session filesystem but refuses every run (NOT_ALLOWED).
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import typer
@@ -60,5 +61,11 @@ def register(app: typer.Typer) -> None:
                 config_path=config,
                 workdir=workdir,
                 memory_budget=parse_size(memory_budget),
+                ready=_say_listening,
             )
         )
+
+
+def _say_listening(where: str) -> None:
+    """The line launchers wait for (the local backend, tests): the socket listens."""
+    print(f"enclave-server: listening on {where}", file=sys.stderr, flush=True)

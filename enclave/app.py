@@ -2,8 +2,8 @@
 # Copyright the nitro-bundles authors
 """Wiring for `enclave-server serve`: image config + NSM + KMS client + runner + server.
 
-`make_runner(config_path, workdir)` returns the object the RPC server's `Runner` interface
-wants (enclave.runner.interface); `serve(...)` runs the whole server on a Unix socket or vsock.
+`make_runner(config_path, workdir, fs)` builds the `Runner` the RPC server hands runs to
+(enclave.runner.interface); `serve(...)` runs the whole server on a Unix socket or vsock.
 
 What the image fixes (measured in PCR2): `enclave.json` (pinned owner keys, minimum bundle
 versions, KMS region). What the launcher supplies through the environment (on Nitro, the
@@ -32,14 +32,13 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import InputError, UsageError
-from enclave.runner.api import BundleOpener, KeyRelease, RunRequest, RunSink, SessionFiles
-from enclave.runner.errors import KeyReleaseError, RunError
-from enclave.runner.interface import RunFailureError, RunOutcome
-from enclave.runner.record import ReceiptIssuer, issuer_from_nsm
+from enclave.runner.api import KeyRelease
+from enclave.runner.errors import KeyReleaseError
+from enclave.runner.record import issuer_from_nsm
 from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs
 
@@ -126,107 +125,6 @@ def _owner_keys(value: object, path: Path) -> tuple[bytes, ...]:
             raise ImageConfigError(f"{path}: an owner key must be 32 bytes")
         keys.append(key)
     return tuple(keys)
-
-
-class SessionFsFiles:
-    """The runner's `SessionFiles` over the server's in-RAM session filesystem."""
-
-    def __init__(self, fs: SessionFs) -> None:
-        self._fs = fs
-
-    def open_file(self, path: str) -> IO[bytes]:
-        """Open a session file for reading: a large one sealed and mapped (no copies)."""
-        mapped = self._fs.open_mapped(path)
-        return cast("IO[bytes]", mapped) if mapped is not None else self._fs.open_read(path)
-
-    def export_dir(self, name: str, dest: Path) -> None:
-        """Write session directory `name` into `dest` (missing: nothing to export)."""
-        from enclave.sessionfs import SessionFsError  # noqa: PLC0415
-        from package_format.rpc.codes import ErrorCode  # noqa: PLC0415
-
-        try:
-            self._fs.export_tree(name, dest)
-        except SessionFsError as exc:
-            if exc.code is not ErrorCode.ENOENT:
-                raise
-
-    def clear_dir(self, name: str) -> None:
-        """Empty session directory `name` (kept)."""
-        self._fs.clear_tree(name)
-
-    def import_dir(self, src: Path, name: str) -> list[str]:
-        """Copy the files under `src` into session directory `name`; list them."""
-        listed = sorted(
-            f"{name}/{p.relative_to(src).as_posix()}"
-            for p in src.rglob("*")
-            if p.is_file() and not p.is_symlink()
-        )
-        self._fs.import_tree(src, name)
-        return listed
-
-
-class ServerRunner:
-    """The RPC server's `Runner` (enclave.runner.interface) over `enclave.runner.Runner`."""
-
-    def __init__(
-        self, runner: Runner, fs: SessionFs, receipts: ReceiptIssuer | None = None
-    ) -> None:
-        self._runner = runner
-        self._files = SessionFsFiles(fs)
-        self._receipts = receipts  # specs/receipts.md: None only with NB_RECEIPTS=0
-
-    def warm(self) -> None:
-        """Start the first run's interpreter in the background."""
-        self._runner.warm()
-
-    def close(self) -> None:
-        """Kill the waiting interpreter."""
-        self._runner.close()
-
-    def run(
-        self,
-        bundle: str,
-        entrypoint: str,
-        args: Sequence[str],
-        *,
-        on_stdout: Callable[[bytes], None],
-        on_stderr: Callable[[bytes], None],
-        cancel: threading.Event,
-        timeout: float | None = None,
-        env: Sequence[str] = (),
-        data: Sequence[str] = (),
-        nonce: bytes | None = None,
-    ) -> RunOutcome:
-        """Run one entrypoint; a set `cancel` kills it, and so does its time limit.
-
-        Raises:
-            RunFailureError: The run was refused or failed, with the protocol code.
-        """
-        sink: RunSink = _Sink(on_stdout, on_stderr)
-        pairs = tuple((name, value) for name, _, value in (item.partition("=") for item in env))
-        request = RunRequest(
-            bundle, entrypoint, tuple(args), timeout, pairs, tuple(data), nonce=nonce
-        )
-        files: SessionFiles = self._files
-        pending = None if self._receipts is None else self._receipts.begin(request, sink, files)
-        if pending is not None:  # specs/receipts.md §4: the record watches the run
-            sink, files = pending.sink, pending.session
-        try:
-            result = self._runner.run(request, files, sink, cancel)
-            if pending is not None:
-                result = pending.finish(result)
-        except RunError as exc:
-            raise RunFailureError(exc.rpc_code, str(exc)) from exc
-        finally:
-            if pending is not None:
-                pending.abandon()
-        return RunOutcome(result.exit_status, result.outputs, result.receipt)
-
-
-@dataclass(frozen=True)
-class _Sink:
-    stdout: Callable[[bytes], None]
-    stderr: Callable[[bytes], None]
 
 
 def make_nsm(environ: Mapping[str, str]) -> Any:
@@ -323,7 +221,7 @@ def make_runner(
     store: CredentialStore | None = None,
     *,
     nsm: Any = None,
-) -> ServerRunner:
+) -> Runner:
     """Build the server's runner from the image config and the launcher's environment.
 
     Raises:
@@ -344,10 +242,8 @@ def make_runner(
         environments=reachable_environments(image.environments),
         **_default_python(image),
     )
-    receipts = issuer_from_nsm(fs, nsm, env)
-    opener: BundleOpener = _open_bundle if receipts is None else receipts.opener(_open_bundle)
-    runner = Runner(config, opener, make_key_release(env, nsm, image.kms_region, store))
-    return ServerRunner(runner, fs, receipts)
+    release = make_key_release(env, nsm, image.kms_region, store)
+    return Runner(config, _open_bundle, release, receipts=issuer_from_nsm(fs, nsm, env))
 
 
 def reachable_environments(environments: Mapping[str, str] | None) -> dict[str, str] | None:
@@ -393,7 +289,8 @@ class ServeOptions:
         workdir: private RAM-backed directory where runs decrypt.
         memory_budget: most bytes the session filesystem holds (ENOSPC past it).
         environ: the launcher's environment (NSM, KMS target, credentials); None: os.environ.
-        ready: called once the socket listens.
+        ready: called with the address (`unix:PATH`, `vsock:any:PORT`) once the socket
+            listens; the CLI says so on stderr.
     """
 
     unix: Path | None = None
@@ -402,7 +299,7 @@ class ServeOptions:
     workdir: Path = Path("/run/nitro-bundles")
     memory_budget: int = 2 << 30
     environ: Mapping[str, str] | None = None
-    ready: Callable[[], None] | None = None
+    ready: Callable[[str], None] | None = None
 
 
 def serve(opts: ServeOptions) -> None:
@@ -417,7 +314,6 @@ def serve(opts: ServeOptions) -> None:
         ExternalError: The socket cannot be bound.
     """
     import signal  # noqa: PLC0415
-    import sys  # noqa: PLC0415
 
     from enclave.runner.interface import UnavailableRunner  # noqa: PLC0415
     from enclave.server import Attester, EnclaveServer  # noqa: PLC0415
@@ -430,7 +326,7 @@ def serve(opts: ServeOptions) -> None:
     receipts = env.get("NB_RECEIPTS", "1") != "0"  # running input hashes (specs/receipts.md §4.1)
     fs = SessionFs(SessionLimits(budget_bytes=opts.memory_budget), digests=receipts)
     store = CredentialStore(credentials_from_env(env))
-    runner: ServerRunner | UnavailableRunner = UnavailableRunner()
+    runner: Runner | UnavailableRunner = UnavailableRunner()
     attester: Attester | None = None
     if opts.config_path is not None:
         opts.workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -453,13 +349,12 @@ def serve(opts: ServeOptions) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    if isinstance(runner, ServerRunner):
+    if isinstance(runner, Runner):
         runner.warm()
-    print(f"enclave-server: listening on {where}", file=sys.stderr, flush=True)
     if opts.ready is not None:
-        opts.ready()
+        opts.ready(where)
     try:
         server.serve_forever()
     finally:
-        if isinstance(runner, ServerRunner):
+        if isinstance(runner, Runner):
             runner.close()

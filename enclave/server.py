@@ -3,8 +3,8 @@
 """The RPC server as a state machine: frames in, messages out (specs/rpc-protocol.md §5).
 
 No sockets here: `enclave.transport` reads frames and sends what this module
-returns. Filesystem requests are answered in order, inline; a `run` is handed
-to the injected `Runner` on a thread of its own and streams events through the
+returns. Filesystem requests are answered in order, inline (`enclave._fs_requests`); a
+`run` is handed to the injected runner on a thread of its own and streams events through the
 `emit` callback, so a connection keeps serving filesystem requests while its
 run streams output.
 """
@@ -17,9 +17,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from enclave._fs_requests import FsRequests
 from enclave.credentials import CredentialStore, HostCredentials
-from enclave.runner.interface import RunFailureError, Runner, RunOutcome
-from enclave.sessionfs import SessionFs, SessionFsError
+from enclave.errors import EnclaveError
+from enclave.runner.api import RunRequest, RunResult
+from enclave.runner.errors import RunError
+from enclave.runner.interface import SupportsRun
+from enclave.sessionfs import SessionFs
 from package_format.rpc import (
     BadArgumentsError,
     ErrorCode,
@@ -46,7 +50,6 @@ Emit = Callable[[Message], None]
 # nonce, user_data -> a COSE_Sign1 attestation document from the NSM (§7.6)
 Attester = Callable[[bytes | None, bytes | None], bytes]
 _MAX_ATTEST_FIELD = 1024  # the NSM's own limit on nonce and user_data
-_LISTDIR_HEADER_ROOM = 1024  # the reply header beside the entries
 _EMPTY = memoryview(b"")
 _BODY_OPS = frozenset({"write", "put", "puts"})  # the requests that carry data (§7.2, §7.7)
 
@@ -70,7 +73,7 @@ class EnclaveServer:
     def __init__(
         self,
         fs: SessionFs,
-        runner: Runner,
+        runner: SupportsRun,
         limits: FrameLimits = DEFAULT_LIMITS,
         credentials: CredentialStore | None = None,
         attester: Attester | None = None,
@@ -120,8 +123,10 @@ class EnclaveServer:
             return True
 
 
-class ServerConnection:
+class ServerConnection(FsRequests):
     """One connection: handshake, then requests (specs/rpc-protocol.md §5)."""
+
+    _server: EnclaveServer
 
     def __init__(self, server: EnclaveServer, emit: Emit) -> None:
         self._server = server
@@ -195,11 +200,14 @@ class ServerConnection:
             return [Response.error(rid, ErrorCode.BAD_ARGS, f"{request.op}: unexpected body")]
         try:
             return self._dispatch(request, args)
-        except SessionFsError as e:
-            return [Response.error(rid, e.code, str(e))]
-        except Exception:
+        except EnclaveError as e:  # specs/rpc-protocol.md §6: each error carries its code
+            if e.rpc_code is not ErrorCode.INTERNAL:
+                return [Response.error(rid, e.rpc_code, str(e))]
             _log.exception("internal error in %s", request.op)
-            return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
+        except Exception:  # noqa: BLE001 - one request's fault must not drop the connection
+            _log.exception("internal error in %s", request.op)
+        # §5.1: an internal error is one generic line; its details stay in the log.
+        return [Response.error(rid, ErrorCode.INTERNAL, f"{request.op}: internal error")]
 
     def _dispatch(self, request: Request, args: dict[str, Any]) -> list[Message]:
         fs = self._server.fs
@@ -215,48 +223,6 @@ class ServerConnection:
         if op in _BODY_OPS:
             return [self._body_op(request, args)]
         return [Response(rid, 0, self._query_op(op, args))]
-
-    def _body_op(self, request: Request, args: dict[str, Any]) -> Response:
-        fs, rid, op = self._server.fs, request.id, request.op
-        max_chunk = self._server.limits.max_chunk
-        if request.body.nbytes > max_chunk:
-            return Response.error(rid, ErrorCode.TOO_LARGE, f"{op}: body over {max_chunk}")
-        if op == "puts":
-            return self._puts(rid, args["files"], request.body)
-        if op == "put":  # §7.2: create or truncate, then the body at 0, in one request
-            return Response(rid, 0, {"written": fs.put(args["path"], args["mode"], request.body)})
-        return Response(rid, 0, {"written": fs.write(args["path"], args["offset"], request.body)})
-
-    # specs/rpc-protocol.md §7.7: many small files in one request, a verdict per file.
-    def _puts(self, rid: int, files: list[list[Any]], body: memoryview) -> Response:
-        if sum(size for _, _, size in files) != body.nbytes:
-            return Response.error(rid, ErrorCode.BAD_ARGS, "puts: sizes do not add up to the body")
-        failed: list[list[int]] = []
-        start = 0
-        for index, (path, mode, size) in enumerate(files):
-            try:
-                self._server.fs.put(path, mode, body[start : start + size])
-            except SessionFsError as e:
-                failed.append([index, int(e.code)])
-            start += size
-        return Response(rid, 0, {"failed": failed})
-
-    def _query_op(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        fs = self._server.fs
-        if op == "statfs":
-            return fs.statfs()
-        if op == "stat":
-            return {"stat": fs.stat(args["path"]).to_wire()}
-        if op == "listdir":
-            # specs/rpc-protocol.md §7.2: pages that keep the reply header under max_header.
-            budget = self._server.limits.max_header - _LISTDIR_HEADER_ROOM
-            entries, more = fs.listdir_page(args["path"], args["after"], budget)
-            return {"entries": [[name, info.to_wire()] for name, info in entries], "more": more}
-        if op == "cancel":
-            return {"cancelled": self._server.cancel_run()}
-        if op != "ping":
-            self._simple_op(op, args)
-        return {}
 
     # specs/rpc-protocol.md §7.5: held in memory for the key releases that follow.
     def _set_credentials(self, rid: int, args: dict[str, Any]) -> Response:
@@ -289,30 +255,6 @@ class ServerConnection:
             return Response.error(rid, ErrorCode.BAD_ARGS, "attest: a field is over 1024 bytes")
         return Response(rid, 0, {}, memoryview(attester(nonce, user_data)))
 
-    def _simple_op(self, op: str, args: dict[str, Any]) -> None:
-        fs = self._server.fs
-        path = args.get("path", "")
-        if op == "mkdir":
-            fs.mkdir(path, args["mode"])
-        elif op == "rmdir":
-            fs.rmdir(path)
-        elif op == "unlink":
-            fs.unlink(path)
-        elif op == "rename":
-            fs.rename(args["src"], args["dst"])
-        elif op == "create":
-            fs.create(path, args["mode"], truncate=args["truncate"], exclusive=args["exclusive"])
-        elif op == "truncate":
-            fs.truncate(path, args["size"])
-        elif op == "chmod":
-            fs.chmod(path, args["mode"])
-        elif op == "utimens":
-            fs.utimens(path, args["atime_ns"], args["mtime_ns"])
-        elif op == "fsync":
-            fs.fsync(path)
-        else:  # pragma: no cover - OPS and this table are kept in step
-            raise AssertionError(op)
-
     # specs/rpc-protocol.md §7.4: one run at a time, output streamed as events.
     def _run_op(self, rid: int, args: dict[str, Any]) -> list[Message]:
         return self._start_run(rid, args)
@@ -335,44 +277,32 @@ class ServerConnection:
 
     def _run_thread(self, active: _ActiveRun, args: dict[str, Any]) -> None:
         rid = active.request_id
-
-        def sink(name: str) -> Callable[[bytes], None]:
-            def send(chunk: bytes) -> None:
-                view = memoryview(chunk)
-                step = self._server.limits.max_chunk
-                for start in range(0, len(view), step):
-                    if self._state is _State.CLOSED:
-                        active.cancel.set()
-                        return
-                    self._safe_emit(Event(rid, name, {}, view[start : start + step]), active)
-
-            return send
-
-        extra = run_extras(args)
         try:
-            status = self._server.runner.run(
-                args["bundle"],
-                args["entrypoint"],
-                args["args"],
-                on_stdout=sink("stdout"),
-                on_stderr=sink("stderr"),
-                cancel=active.cancel,
-                **extra,
+            result = self._server.runner.run(
+                run_request(args), self._server.fs, _EventSink(self, active), active.cancel
             )
             if active.cancel.is_set():
                 reply = Response.error(rid, ErrorCode.CANCELLED, "run: cancelled")
-            elif isinstance(status, RunOutcome):
-                reply = _outcome_reply(rid, status, self._server.limits.max_chunk)
             else:
-                reply = Response(rid, 0, {"exit_status": status})
-        except RunFailureError as e:
-            reply = Response.error(rid, e.code, str(e))
-        except Exception:
+                reply = _result_reply(rid, result, self._server.limits.max_chunk)
+        except RunError as e:  # specs/rpc-protocol.md §6.3: the run error's own code
+            reply = Response.error(rid, e.rpc_code, str(e))
+        except Exception:  # noqa: BLE001 - a runner's fault reaches its client as RUN_FAILED
             _log.exception("runner failed")
             reply = Response.error(rid, ErrorCode.RUN_FAILED, "run: internal error in the runner")
         finally:
             self._server._release_run(active)  # noqa: SLF001
         self._safe_emit(reply, active)
+
+    def _send_output(self, active: _ActiveRun, name: str, chunk: bytes) -> None:
+        """Send a run's output as `evt` frames of at most one chunk each (§4.3)."""
+        view = memoryview(chunk)
+        step = self._server.limits.max_chunk
+        for start in range(0, len(view), step):
+            if self._state is _State.CLOSED:
+                active.cancel.set()
+                return
+            self._safe_emit(Event(active.request_id, name, {}, view[start : start + step]), active)
 
     def _safe_emit(self, message: Message, active: _ActiveRun) -> None:
         try:
@@ -381,13 +311,29 @@ class ServerConnection:
             active.cancel.set()
 
 
-def _outcome_reply(rid: int, outcome: RunOutcome, max_chunk: int) -> Response:
+class _EventSink:
+    """The runner's `RunSink` for one run: output goes to the client as events."""
+
+    def __init__(self, connection: ServerConnection, active: _ActiveRun) -> None:
+        self._connection = connection
+        self._active = active
+
+    def stdout(self, data: bytes) -> None:
+        """Send bytes of the entrypoint's stdout."""
+        self._connection._send_output(self._active, "stdout", data)  # noqa: SLF001
+
+    def stderr(self, data: bytes) -> None:
+        """Send bytes of the stderr the manifest allows (or the runner's generic line)."""
+        self._connection._send_output(self._active, "stderr", data)  # noqa: SLF001
+
+
+def _result_reply(rid: int, result: RunResult, max_chunk: int) -> Response:
     """The run's reply; its receipt is the body when it fits a chunk (specs/receipts.md §5.2)."""
-    fields: dict[str, Any] = {"exit_status": outcome.exit_status, "outputs": list(outcome.outputs)}
-    if outcome.receipt is None:
+    fields: dict[str, Any] = {"exit_status": result.exit_status, "outputs": list(result.outputs)}
+    if result.receipt is None:
         return Response(rid, 0, fields)
     fields["receipt"] = "output/receipt.cbor"
-    body = memoryview(outcome.receipt) if len(outcome.receipt) <= max_chunk else _EMPTY
+    body = memoryview(result.receipt) if len(result.receipt) <= max_chunk else _EMPTY
     return Response(rid, 0, fields, body)
 
 
@@ -399,16 +345,20 @@ _CONTROL_OPS: dict[str, Callable[[ServerConnection, int, dict[str, Any]], list[M
 }
 
 
-def run_extras(args: dict[str, Any]) -> dict[str, Any]:
-    """The `run` op's optional arguments, passed to the runner only when the client set them.
+def run_request(args: dict[str, Any]) -> RunRequest:
+    """The `run` op's validated arguments as the runner's request (specs/rpc-protocol.md §7.4).
 
-    So runners that predate one (tests' fakes) keep their signature (specs/rpc-protocol.md
-    §7.4): the time limit, the environment, the data bundles (issue 22), the receipt's nonce.
+    The optional ones are empty when the client did not send them: the time limit, the
+    environment (`NAME=VALUE` items, split at the first `=`), the data bundles (issue 22) and
+    the receipt's nonce (specs/receipts.md §5.2).
     """
-    extra: dict[str, Any] = {"timeout": args["timeout_s"]} if args["timeout_s"] else {}
-    for name in ("env", "data"):
-        if args[name]:
-            extra[name] = args[name]
-    if args["nonce"] is not None:  # specs/receipts.md §5.2
-        extra["nonce"] = args["nonce"]
-    return extra
+    env = tuple((name, value) for name, _, value in (item.partition("=") for item in args["env"]))
+    return RunRequest(
+        args["bundle"],
+        args["entrypoint"],
+        tuple(args["args"]),
+        timeout=args["timeout_s"] or None,
+        env=env,
+        data=tuple(args["data"]),
+        nonce=args["nonce"],
+    )

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import http.client
 import json
 import re
 import threading
-import urllib.parse
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -30,6 +28,15 @@ from local_stack.attested import (
     wrap_for_recipient,
 )
 from local_stack.errors import ExternalError, InputError
+from local_stack.kms_moto import (
+    JSON_TYPE,
+    TARGET_PREFIX,
+    KmsReply,
+    MotoClient,
+    error_reply,
+    header,
+    ok_reply,
+)
 from package_format.key_policy import (
     RequestContext,
     attestation_condition_keys,
@@ -41,10 +48,8 @@ from package_format.key_policy import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["FrontConfig", "KmsFront", "KmsReply"]
+__all__ = ["FrontConfig", "KmsFront", "KmsReply", "error_reply"]
 
-JSON_TYPE = "application/x-amz-json-1.1"
-TARGET_PREFIX = "TrentService."
 # specs/local-kms.md §3: operations that may carry `Recipient` (the others KMS
 # supports with Recipient, GenerateDataKeyPair and DeriveSharedSecret, are refused).
 RECIPIENT_OPS = frozenset({"Decrypt", "GenerateDataKey", "GenerateRandom"})
@@ -63,7 +68,6 @@ POLICY_OPS = frozenset(
 )
 _CREDENTIAL_RE = re.compile(r"Credential=([^/,\s]+)/")
 _UUID_RE = re.compile(rb"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_HOP_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
 
 
 @dataclass(frozen=True)
@@ -122,15 +126,6 @@ class FrontConfig:
             raise InputError(f"kms front config: bad or missing field: {exc}") from exc
 
 
-@dataclass(frozen=True)
-class KmsReply:
-    """One HTTP answer: status, headers and body bytes."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
 class _DeniedError(Exception):
     """Internal: answer with a KMS error shape."""
 
@@ -140,27 +135,13 @@ class _DeniedError(Exception):
         self.status = status
 
 
-def error_reply(kind: str, message: str, status: int = 400) -> KmsReply:
-    """A KMS JSON 1.1 error as boto3 parses it (`__type` and `message`)."""
-    body = json.dumps({"__type": kind, "message": message}).encode()
-    return KmsReply(status, (("Content-Type", JSON_TYPE), ("x-amzn-ErrorType", kind)), body)
-
-
-def _ok(payload: Mapping[str, Any]) -> KmsReply:
-    return KmsReply(200, (("Content-Type", JSON_TYPE),), json.dumps(payload).encode())
-
-
 class KmsFront:
     """The request handler, independent of the HTTP server that feeds it."""
 
     def __init__(self, config: FrontConfig, clock: Callable[[], datetime] | None = None) -> None:
         self._config = config
         self._clock = clock or (lambda: datetime.now(UTC))
-        parsed = urllib.parse.urlsplit(config.moto_url)
-        if parsed.scheme != "http" or not parsed.hostname:
-            raise InputError(f"kms front config: moto_url must be http://host:port, got {parsed}")
-        self._moto_host = parsed.hostname
-        self._moto_port = parsed.port or 80
+        self._moto = MotoClient(config.moto_url)
         self._seen: dict[bytes, datetime] = {}
         self._seen_lock = threading.Lock()
 
@@ -170,9 +151,9 @@ class KmsFront:
         self, method: str, path: str, headers: Mapping[str, str], body: bytes
     ) -> KmsReply:
         """Answer one HTTP request (never raises for bad input)."""
-        target = _header(headers, "X-Amz-Target")
+        target = header(headers, "X-Amz-Target")
         if method != "POST" or not target.startswith(TARGET_PREFIX):
-            return self._forward(method, path, headers, body)
+            return self._moto.forward(method, path, headers, body)
         operation = target[len(TARGET_PREFIX) :]
         try:
             request = json.loads(body or b"{}")
@@ -186,7 +167,7 @@ class KmsFront:
                 f"local kms front: Recipient is not supported for {operation}",
             )
         if operation not in RECIPIENT_OPS and operation not in POLICY_OPS:
-            return self._forward(method, path, headers, body)
+            return self._moto.forward(method, path, headers, body)
         try:
             return self._guarded(operation, request, headers)
         except _DeniedError as exc:
@@ -272,7 +253,7 @@ class KmsFront:
 
     def principal_of(self, headers: Mapping[str, str]) -> str:
         """The caller's principal ARN: the SigV4 access key id mapped by the config."""
-        match = _CREDENTIAL_RE.search(_header(headers, "Authorization"))
+        match = _CREDENTIAL_RE.search(header(headers, "Authorization"))
         if match is None:
             return ""
         return self._config.principals.get(match.group(1), "")
@@ -308,7 +289,7 @@ class KmsFront:
                 f"{who} is not authorized to perform {action} on {key_arn}: {decision.reason}",
             )
 
-    # -- talking to moto ----------------------------------------------------
+    # -- asking moto ---------------------------------------------------------
 
     def _key_arn(self, key_id: object, blob: object, headers: Mapping[str, str]) -> str:
         if key_id is None and isinstance(blob, str):
@@ -324,7 +305,7 @@ class KmsFront:
             key_id = head.decode("ascii")
         if not isinstance(key_id, str) or not key_id:
             raise _DeniedError("ValidationException", "KeyId is required")
-        status, answer = self._call("DescribeKey", {"KeyId": key_id}, headers)
+        status, answer = self._moto.call("DescribeKey", {"KeyId": key_id}, headers)
         if status != 200:
             raise _DeniedError(
                 str(answer.get("__type", "NotFoundException")), str(answer.get("message", ""))
@@ -332,7 +313,9 @@ class KmsFront:
         return str(answer["KeyMetadata"]["Arn"])
 
     def _key_policy(self, key_arn: str) -> dict[str, Any]:
-        status, answer = self._call("GetKeyPolicy", {"KeyId": key_arn, "PolicyName": "default"}, {})
+        status, answer = self._moto.call(
+            "GetKeyPolicy", {"KeyId": key_arn, "PolicyName": "default"}, {}
+        )
         if status != 200:
             raise ExternalError(f"moto: GetKeyPolicy for {key_arn} failed with {status}")
         try:
@@ -349,11 +332,11 @@ class KmsFront:
         recipient: AttestedRecipient | None,
     ) -> KmsReply:
         forwarded = {k: v for k, v in request.items() if k != "Recipient"}
-        status, answer = self._call(operation, forwarded, headers)
+        status, answer = self._moto.call(operation, forwarded, headers)
         if status != 200:
             return KmsReply(status, (("Content-Type", JSON_TYPE),), json.dumps(answer).encode())
         if recipient is None:
-            return _ok(answer)
+            return ok_reply(answer)
         encoded = answer.pop("Plaintext", None)
         if not isinstance(encoded, str):
             raise ExternalError(f"moto: {operation} answered without Plaintext")
@@ -361,60 +344,4 @@ class KmsFront:
         answer["CiphertextForRecipient"] = base64.b64encode(
             wrap_for_recipient(recipient, plaintext)
         ).decode("ascii")
-        return _ok(answer)
-
-    def _call(
-        self, operation: str, payload: Mapping[str, Any], headers: Mapping[str, str]
-    ) -> tuple[int, dict[str, Any]]:
-        out = {
-            k: v
-            for k, v in headers.items()
-            if k.lower() in ("authorization", "x-amz-date", "x-amz-security-token")
-        }
-        if "authorization" not in {k.lower() for k in out}:
-            # moto reads the region from the credential scope; give it one.
-            out["Authorization"] = _DEFAULT_AUTH
-        out["X-Amz-Target"] = TARGET_PREFIX + operation
-        out["Content-Type"] = JSON_TYPE
-        status, _, body = self._http("POST", "/", out, json.dumps(payload).encode())
-        try:
-            answer = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise ExternalError(f"moto: {operation} answered with non-JSON ({status})") from exc
-        return status, answer if isinstance(answer, dict) else {}
-
-    def _forward(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> KmsReply:
-        out = {k: v for k, v in headers.items() if k.lower() not in _HOP_HEADERS}
-        try:
-            status, reply_headers, reply = self._http(method, path, out, body)
-        except ExternalError as exc:
-            return error_reply("KMSInternalException", str(exc), 500)
-        kept = tuple((k, v) for k, v in reply_headers if k.lower() not in _HOP_HEADERS)
-        return KmsReply(status, kept, reply)
-
-    def _http(
-        self, method: str, path: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(self._moto_host, self._moto_port, timeout=60)
-        try:
-            conn.request(method, path, body=body, headers=dict(headers))
-            response = conn.getresponse()
-            return response.status, response.getheaders(), response.read()
-        except OSError as exc:
-            raise ExternalError(f"moto at {self._config.moto_url} unreachable: {exc}") from exc
-        finally:
-            conn.close()
-
-
-_DEFAULT_AUTH = (
-    "AWS4-HMAC-SHA256 Credential=local-kms-front/20260101/us-east-1/kms/aws4_request, "
-    "SignedHeaders=host, Signature=0"
-)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return ""
+        return ok_reply(answer)

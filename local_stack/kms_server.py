@@ -45,7 +45,7 @@ def make_server(front: KmsFront, max_body: int, port: int = 0) -> ThreadingHTTPS
             headers = dict(self.headers.items())
             try:
                 reply = front.handle(self.command, self.path, headers, body)
-            except Exception as exc:  # one bad request must not kill the server
+            except Exception as exc:  # noqa: BLE001 - one bad request must not kill the server
                 reply = error_reply("KMSInternalException", f"local kms front: {exc}", 500)
             self._send(reply)
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         front = KmsFront(config)
         server = make_server(front, config.max_body_bytes, args.port)
     except (LocalStackError, OSError, ValueError) as exc:
-        print(f"local-kms-front: error: {exc}", file=sys.stderr)
+        print(f"local-kms-front: error: {exc}", file=sys.stderr)  # noqa: T201 - process entry
         return 1
 
     def _stop(signum: int, frame: object) -> None:

@@ -9,11 +9,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-KMS_ENDPOINT_ENV = "NB_KMS_ENDPOINT"
+from owner_tools._cli_options import AsJson, Force, KmsEndpoint, Quiet, Region
+
+if TYPE_CHECKING:
+    from owner_tools.pack import PackResult
 
 
 def register(app: typer.Typer) -> None:
@@ -26,7 +29,7 @@ def register(app: typer.Typer) -> None:
 
 def keygen(
     output: Path = typer.Option(..., "-o", "--output", help="Writes OUTPUT.key and OUTPUT.pub."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
+    as_json: AsJson = False,
 ) -> None:
     """Create an Ed25519 owner signing key pair (private file mode 0600).
 
@@ -53,33 +56,40 @@ def _created() -> int:
     return int(epoch)
 
 
+# pack's own options (the shared ones are _cli_options').
+_Manifest = Annotated[
+    Path | None, typer.Option("-m", "--manifest", help="bundle.toml (default APP_DIR/bundle.toml).")
+]
+_Entrypoints = Annotated[
+    list[str] | None,
+    typer.Option("--entrypoint", help="Override the entrypoints (repeatable; path in APP_DIR)."),
+]
+_SegmentSize = Annotated[
+    int, typer.Option("--segment-size", help="Plaintext bytes per sealed segment.", hidden=True)
+]
+_DataKind = Annotated[
+    bool,
+    typer.Option("--data", help="Pack the folder as a data bundle (kind = data, no entrypoints)."),
+]
+
+
 def pack(
     *,
-    app_dir: Path = typer.Argument(..., help="The app folder to pack."),
-    output: Path = typer.Option(..., "-o", "--output", help="Bundle file to write."),
-    key_id: str = typer.Option(..., "--key-id", help="KMS key id, ARN or alias."),
-    signing_key: Path = typer.Option(..., "--signing-key", help="Owner private key file."),
-    manifest: Path | None = typer.Option(
-        None, "-m", "--manifest", help="bundle.toml (default APP_DIR/bundle.toml)."
-    ),
-    name: str | None = typer.Option(None, "--name", help="Override the bundle name."),
-    version: str | None = typer.Option(None, "--version", help="Override the version."),
-    entrypoint: list[str] | None = typer.Option(
-        None, "--entrypoint", help="Override the entrypoints (repeatable; path in APP_DIR)."
-    ),
-    kms_endpoint: str | None = typer.Option(
-        None, "--kms-endpoint", envvar=KMS_ENDPOINT_ENV, help="KMS endpoint URL."
-    ),
-    region: str | None = typer.Option(None, "--region", help="AWS region."),
-    segment_size: int = typer.Option(
-        1 << 20, "--segment-size", help="Plaintext bytes per sealed segment.", hidden=True
-    ),
-    force: bool = typer.Option(False, "--force", help="Replace OUTPUT if it exists."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-    data: bool = typer.Option(
-        False, "--data", help="Pack the folder as a data bundle (kind = data, no entrypoints)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    app_dir: Annotated[Path, typer.Argument(help="The app folder to pack.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Bundle file to write.")],
+    key_id: Annotated[str, typer.Option("--key-id", help="KMS key id, ARN or alias.")],
+    signing_key: Annotated[Path, typer.Option("--signing-key", help="Owner private key file.")],
+    manifest: _Manifest = None,
+    name: Annotated[str | None, typer.Option("--name", help="Override the bundle name.")] = None,
+    version: Annotated[str | None, typer.Option("--version", help="Override the version.")] = None,
+    entrypoint: _Entrypoints = None,
+    kms_endpoint: KmsEndpoint = None,
+    region: Region = None,
+    segment_size: _SegmentSize = 1 << 20,
+    force: Force = False,
+    as_json: AsJson = False,
+    data: _DataKind = False,
+    quiet: Quiet = False,
 ) -> None:
     """Pack APP_DIR into a signed, encrypted bundle (an app, or with --data a data bundle).
 
@@ -91,7 +101,6 @@ def pack(
     from owner_tools.kms.aws import AwsKms
     from owner_tools.pack import Overrides, collect_files, load_config
     from owner_tools.pack import pack as run_pack
-    from owner_tools.verify import describe
     from package_format.bundle.limits import DEFAULT_LIMITS
 
     if not DEFAULT_LIMITS.min_segment_size <= segment_size <= DEFAULT_LIMITS.max_segment_size:
@@ -119,6 +128,12 @@ def pack(
             progress=progress,
             now=int(time.time()),
         )
+    _print_packed(result, as_json=as_json)
+
+
+def _print_packed(result: PackResult, *, as_json: bool) -> None:
+    from owner_tools.verify import describe
+
     info = describe(result.header, result.bundle_size)
     if as_json:
         summary = {k: v for k, v in info.items() if k not in {"files", "output"}}
@@ -186,7 +201,7 @@ def _access_lines(info: dict[str, Any]) -> list[str]:
 
 def inspect(
     bundle: Path = typer.Argument(..., help="The bundle file."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
+    as_json: AsJson = False,
 ) -> None:
     """Show a bundle's manifest, sizes and signer (no key, no KMS; not verified).
 
@@ -210,12 +225,10 @@ def verify(
     decrypt: bool = typer.Option(
         False, "--decrypt", help="Unwrap the data key with KMS and check every segment."
     ),
-    kms_endpoint: str | None = typer.Option(
-        None, "--kms-endpoint", envvar=KMS_ENDPOINT_ENV, help="KMS endpoint URL."
-    ),
-    region: str | None = typer.Option(None, "--region", help="AWS region."),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON result on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    kms_endpoint: KmsEndpoint = None,
+    region: Region = None,
+    as_json: AsJson = False,
+    quiet: Quiet = False,
 ) -> None:
     """Check a bundle's signature and, with --decrypt, every payload segment.
 

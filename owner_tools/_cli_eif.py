@@ -7,14 +7,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from owner_tools._cli_options import NitroCliCompat, PrivateKey, Quiet, SigningCertificate
 from owner_tools.errors import UsageError
+from owner_tools.image_inputs import DEFAULT_BLOBS
 
 if TYPE_CHECKING:
+    from owner_tools.image import BuildOptions
     from package_format.eif import EifImage
 
 _COMPAT = {"1.4": "Sha384 { ... }", "1.5": "Sha512_48 { .. }"}
@@ -36,131 +40,235 @@ def _pairs(values: list[str], flag: str) -> dict[str, str]:
     return out
 
 
-def build_eif_cmd(  # noqa: PLR0917
-    output: Path = typer.Option(..., "-o", "--output", help="The EIF to write."),
-    arch: str = typer.Option("x86_64", "--arch", help="x86_64 or aarch64 (Graviton)."),
-    blobs: Path = typer.Option(
-        Path("/usr/share/nitro_enclaves/blobs"),
+# build-eif's own options (the shared ones are _cli_options').
+_Output = Annotated[Path, typer.Option("-o", "--output", help="The EIF to write.")]
+_Arch = Annotated[str, typer.Option("--arch", help="x86_64 or aarch64 (Graviton).")]
+_Blobs = Annotated[
+    Path,
+    typer.Option(
         "--blobs",
         envvar="NITRO_CLI_BLOBS",
         help="Directory with bzImage|Image(.config), cmdline, init, nsm.ko.",
     ),
-    kernel: Path | None = typer.Option(None, "--kernel", help="Kernel blob."),
-    cmdline: Path | None = typer.Option(None, "--cmdline", help="Kernel command line file."),
-    init: Path | None = typer.Option(None, "--init", help="Init blob."),
-    nsm_ko: Path | None = typer.Option(None, "--nsm-ko", help="nsm.ko blob."),
-    kernel_config: Path | None = typer.Option(None, "--kernel-config", help="Kernel .config."),
-    rootfs: Path | None = typer.Option(
-        None, "--rootfs", help="Base root filesystem: a directory or a tar (docker export)."
-    ),
-    app_requirements: Path | None = typer.Option(
-        None,
+]
+_Kernel = Annotated[Path | None, typer.Option("--kernel", help="Kernel blob.")]
+_Cmdline = Annotated[Path | None, typer.Option("--cmdline", help="Kernel command line file.")]
+_Init = Annotated[Path | None, typer.Option("--init", help="Init blob.")]
+_NsmKo = Annotated[Path | None, typer.Option("--nsm-ko", help="nsm.ko blob.")]
+_KernelConfig = Annotated[Path | None, typer.Option("--kernel-config", help="Kernel .config.")]
+_Rootfs = Annotated[
+    Path | None,
+    typer.Option("--rootfs", help="Base root filesystem: a directory or a tar (docker export)."),
+]
+_AppRequirements = Annotated[
+    Path | None,
+    typer.Option(
         "--app-requirements",
         help="The app's hashed requirements.txt: build the rootfs (server venv + this app "
         "environment) with the toolchain's builder, cached; needs root.",
     ),
-    deb: list[str] = typer.Option(
-        [], "--deb", help="Debian package for the app's native libraries (repeatable)."
-    ),
-    owner_key: list[Path] = typer.Option(
-        [], "--owner-key", help="Owner public key to pin (repeatable, at least one)."
-    ),
-    min_bundle_version: list[str] = typer.Option(
-        [], "--min-bundle-version", help="NAME=VERSION the enclave refuses to go below."
-    ),
-    kms_region: str | None = typer.Option(None, "--kms-region", help="KMS region."),
-    env: list[str] = typer.Option([], "--env", help="Extra NAME=value for the server."),
-    name: str | None = typer.Option(None, "--name", help="Image name (default: file stem)."),
-    version: str = typer.Option("1.0", "--version", help="Image version."),
-    metadata: Path | None = typer.Option(None, "--metadata", help="Custom metadata JSON."),
-    build_time: str | None = typer.Option(
-        None,
+]
+_Debs = Annotated[
+    list[str] | None,
+    typer.Option("--deb", help="Debian package for the app's native libraries (repeatable)."),
+]
+_OwnerKeys = Annotated[
+    list[Path] | None,
+    typer.Option("--owner-key", help="Owner public key to pin (repeatable, at least one)."),
+]
+_MinVersions = Annotated[
+    list[str] | None,
+    typer.Option("--min-bundle-version", help="NAME=VERSION the enclave refuses to go below."),
+]
+_KmsRegion = Annotated[str | None, typer.Option("--kms-region", help="KMS region.")]
+_Env = Annotated[list[str] | None, typer.Option("--env", help="Extra NAME=value for the server.")]
+_Name = Annotated[str | None, typer.Option("--name", help="Image name (default: file stem).")]
+_Version = Annotated[str, typer.Option("--version", help="Image version.")]
+_Metadata = Annotated[Path | None, typer.Option("--metadata", help="Custom metadata JSON.")]
+_BuildTime = Annotated[
+    str | None,
+    typer.Option(
         "--build-time",
         envvar="SOURCE_DATE_EPOCH",
         help="Fixed build time (RFC 3339 or Unix seconds); also normalises rootfs mtimes.",
     ),
-    keep_mtime: bool = typer.Option(
-        False, "--keep-mtime", help="Keep rootfs mtimes even with --build-time."
-    ),
-    no_server_check: bool = typer.Option(
-        False,
+]
+_KeepMtime = Annotated[
+    bool, typer.Option("--keep-mtime", help="Keep rootfs mtimes even with --build-time.")
+]
+_NoServerCheck = Annotated[
+    bool,
+    typer.Option(
         "--no-server-check",
         help="Accept a --rootfs without the enclave server's Python (image-format tests only).",
     ),
-    ramdisk: list[Path] = typer.Option(
-        [], "--ramdisk", help="Use prebuilt ramdisks instead (bootstrap first; raw mode)."
-    ),
-    build_tool: str = typer.Option("nitro-bundles-owner-tools", "--build-tool", hidden=True),
-    build_tool_version: str = typer.Option("0.1.0", "--build-tool-version", hidden=True),
-    operating_system: str | None = typer.Option(None, "--operating-system", hidden=True),
-    kernel_version: str | None = typer.Option(None, "--kernel-version", hidden=True),
-    signing_certificate: Path | None = typer.Option(
-        None, "--signing-certificate", help="Sign with this certificate (PEM)."
-    ),
-    private_key: Path | None = typer.Option(None, "--private-key", help="Its EC key (PEM)."),
-    nitro_cli_compat: str = typer.Option(
-        "1.4", "--nitro-cli-compat", help="HashAlgorithm string of nitro-cli 1.4 or 1.5."
-    ),
+]
+_Ramdisks = Annotated[
+    list[Path] | None,
+    typer.Option("--ramdisk", help="Use prebuilt ramdisks instead (bootstrap first; raw mode)."),
+]
+_Hidden = Annotated[str, typer.Option(hidden=True)]
+_HiddenOrNone = Annotated[str | None, typer.Option(hidden=True)]
+
+
+@dataclass(frozen=True)
+class _BuildFlags:
+    """build-eif's parameters as typer parsed them (one field per parameter, same names)."""
+
+    output: Path
+    arch: str
+    blobs: Path
+    kernel: Path | None
+    cmdline: Path | None
+    init: Path | None
+    nsm_ko: Path | None
+    kernel_config: Path | None
+    rootfs: Path | None
+    app_requirements: Path | None
+    deb: list[str] | None
+    owner_key: list[Path] | None
+    min_bundle_version: list[str] | None
+    kms_region: str | None
+    env: list[str] | None
+    name: str | None
+    version: str
+    metadata: Path | None
+    build_time: str | None
+    keep_mtime: bool
+    no_server_check: bool
+    ramdisk: list[Path] | None
+    build_tool: str
+    build_tool_version: str
+    operating_system: str | None
+    kernel_version: str | None
+    signing_certificate: Path | None
+    private_key: Path | None
+    nitro_cli_compat: str
+    quiet: bool
+
+    def check(self) -> None:
+        """Refuse option combinations that make no image.
+
+        Raises:
+            UsageError: The combination, named by its flags.
+        """
+        if self.ramdisk and (
+            self.rootfs or self.owner_key or self.min_bundle_version or self.kms_region or self.env
+        ):
+            raise UsageError("--ramdisk (raw mode) cannot be combined with --rootfs/--owner-key")
+        if not self.ramdisk and not self.owner_key:
+            raise UsageError("at least one --owner-key is required")
+        if (self.signing_certificate is None) != (self.private_key is None):
+            raise UsageError("--signing-certificate and --private-key go together")
+        if self.app_requirements is not None and (self.rootfs is not None or self.ramdisk):
+            raise UsageError("--app-requirements builds the rootfs: it excludes --rootfs/--ramdisk")
+        if self.deb and self.app_requirements is None:
+            raise UsageError("--deb goes with --app-requirements")
+
+    def options(self) -> BuildOptions:
+        """The library's build options: blobs found, keys and metadata loaded."""
+        from owner_tools import image
+
+        found = image.find_blobs(
+            self.blobs,
+            self.arch,
+            kernel=self.kernel,
+            cmdline=self.cmdline,
+            init=self.init,
+            nsm_ko=self.nsm_ko,
+            kernel_config=self.kernel_config,
+            need_bootstrap=not self.ramdisk,
+        )
+        keys = [_load_owner_key(p) for p in self.owner_key or []]
+        build_time = None if self.build_time is None else image.parse_build_time(self.build_time)
+        metadata = self.metadata
+        return image.BuildOptions(
+            output=self.output,
+            blobs=found,
+            arch=self.arch,
+            rootfs=self.rootfs,
+            owner_keys=keys,
+            min_versions=_pairs(self.min_bundle_version or [], "--min-bundle-version"),
+            kms_region=self.kms_region,
+            name=self.name or self.output.name.removesuffix(".eif"),
+            version=self.version,
+            custom_metadata=None if metadata is None else image.load_custom_metadata(metadata),
+            build_time=None if build_time is None else build_time[1],
+            normalize_mtime=False if self.keep_mtime else None,
+            server_check=not self.no_server_check,
+            env=list(self.env or []),
+            ramdisks=list(self.ramdisk or []),
+            build_tool=self.build_tool,
+            build_tool_version=self.build_tool_version,
+            operating_system=self.operating_system,
+            kernel_version=self.kernel_version,
+        )
+
+
+def build_eif_cmd(  # noqa: PLR0917 - typer options
+    output: _Output,
+    arch: _Arch = "x86_64",
+    blobs: _Blobs = DEFAULT_BLOBS,
+    kernel: _Kernel = None,
+    cmdline: _Cmdline = None,
+    init: _Init = None,
+    nsm_ko: _NsmKo = None,
+    kernel_config: _KernelConfig = None,
+    rootfs: _Rootfs = None,
+    app_requirements: _AppRequirements = None,
+    deb: _Debs = None,
+    owner_key: _OwnerKeys = None,
+    min_bundle_version: _MinVersions = None,
+    kms_region: _KmsRegion = None,
+    env: _Env = None,
+    name: _Name = None,
+    version: _Version = "1.0",
+    metadata: _Metadata = None,
+    build_time: _BuildTime = None,
+    keep_mtime: _KeepMtime = False,
+    no_server_check: _NoServerCheck = False,
+    ramdisk: _Ramdisks = None,
+    build_tool: _Hidden = "nitro-bundles-owner-tools",
+    build_tool_version: _Hidden = "0.1.0",
+    operating_system: _HiddenOrNone = None,
+    kernel_version: _HiddenOrNone = None,
+    signing_certificate: SigningCertificate = None,
+    private_key: PrivateKey = None,
+    nitro_cli_compat: NitroCliCompat = "1.4",
+    quiet: Quiet = False,
 ) -> None:
     """Build an enclave image without Docker; print its measurements.
 
     Example: owner-tools build-eif --blobs BLOBS --rootfs ROOTFS --owner-key owner.pub
     --app-requirements requirements.txt -o app.eif
     """
+    flags = _BuildFlags(**locals())  # first: the parameters, exactly as typer parsed them
+    hash_string = _hash_string(flags.nitro_cli_compat)
+    flags.check()
+    opts = flags.options()
+    if flags.app_requirements is not None:
+        opts = dataclasses.replace(
+            opts, rootfs=_app_rootfs(flags.app_requirements, flags.deb or [])
+        )
+    _build_and_print(opts, hash_string, flags)
+
+
+def _build_and_print(opts: BuildOptions, hash_string: str, flags: _BuildFlags) -> None:
+    """Build (a byte bar on a terminal), sign when asked, print and save the measurements."""
+    from cli_shell.progress import TransferLine, wanted
     from owner_tools import image
 
-    hash_string = _hash_string(nitro_cli_compat)
-    if ramdisk and (rootfs or owner_key or min_bundle_version or kms_region or env):
-        raise UsageError("--ramdisk (raw mode) cannot be combined with --rootfs/--owner-key")
-    if not ramdisk and not owner_key:
-        raise UsageError("at least one --owner-key is required")
-    if (signing_certificate is None) != (private_key is None):
-        raise UsageError("--signing-certificate and --private-key go together")
-    if app_requirements is not None and (rootfs is not None or ramdisk):
-        raise UsageError("--app-requirements builds the rootfs: it excludes --rootfs/--ramdisk")
-    if deb and app_requirements is None:
-        raise UsageError("--deb goes with --app-requirements")
-    found = image.find_blobs(
-        blobs,
-        arch,
-        kernel=kernel,
-        cmdline=cmdline,
-        init=init,
-        nsm_ko=nsm_ko,
-        kernel_config=kernel_config,
-        need_bootstrap=not ramdisk,
-    )
-    keys = [_load_owner_key(p) for p in owner_key]
-    if build_time is not None:
-        image.parse_build_time(build_time)
-    opts = image.BuildOptions(
-        output=output,
-        blobs=found,
-        arch=arch,
-        rootfs=rootfs,
-        owner_keys=keys,
-        min_versions=_pairs(min_bundle_version, "--min-bundle-version"),
-        kms_region=kms_region,
-        name=name or output.name.removesuffix(".eif"),
-        version=version,
-        custom_metadata=None if metadata is None else image.load_custom_metadata(metadata),
-        build_time=None if build_time is None else image.parse_build_time(build_time)[1],
-        normalize_mtime=False if keep_mtime else None,
-        server_check=not no_server_check,
-        env=list(env),
-        ramdisks=list(ramdisk),
-        build_tool=build_tool,
-        build_tool_version=build_tool_version,
-        operating_system=operating_system,
-        kernel_version=kernel_version,
-    )
-    if app_requirements is not None:
-        opts = dataclasses.replace(opts, rootfs=_app_rootfs(app_requirements, deb))
     print("Start building the Enclave Image...", file=sys.stderr)
-    result = image.build_eif(opts)
+    bar = TransferLine(f"writing {opts.output.name}") if wanted(quiet=flags.quiet) else None
+    try:
+        result = image.build_eif(opts, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     measurements = result.measurements
-    if signing_certificate is not None and private_key is not None:
-        measurements = _sign(output, output, signing_certificate, private_key).measurements
+    if flags.signing_certificate is not None and flags.private_key is not None:
+        signed = _sign(opts.output, opts.output, flags.signing_certificate, flags.private_key)
+        measurements = signed.measurements
     text = image.measurements_text(measurements, hash_string)
     image.write_text_atomic(result.pcrs_path, text + "\n")
     print("Enclave Image successfully created.", file=sys.stderr)
@@ -194,9 +302,7 @@ def _sign(src: Path, dest: Path, cert: Path, key: Path) -> EifImage:
 
 def describe_eif_cmd(
     eif: Path = typer.Argument(..., help="The EIF to describe."),
-    nitro_cli_compat: str = typer.Option(
-        "1.4", "--nitro-cli-compat", help="HashAlgorithm string of nitro-cli 1.4 or 1.5."
-    ),
+    nitro_cli_compat: NitroCliCompat = "1.4",
 ) -> None:
     """Print the `nitro-cli describe-eif` JSON; exit 1 on a bad CRC or signature.
 
@@ -218,7 +324,7 @@ def sign_eif_cmd(
     output: Path | None = typer.Option(
         None, "-o", "--output", help="Write here instead of replacing EIF."
     ),
-    nitro_cli_compat: str = typer.Option("1.4", "--nitro-cli-compat"),
+    nitro_cli_compat: NitroCliCompat = "1.4",
 ) -> None:
     """Sign an EIF (appends or replaces the signature section); print PCRs with PCR8.
 

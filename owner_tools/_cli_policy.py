@@ -7,10 +7,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from owner_tools._cli_options import (
+    Account,
+    AdminPrincipals,
+    AsJson,
+    EnclavePrincipal,
+    OwnerPrincipal,
+)
 from owner_tools.errors import InputError, OwnerToolsError, UsageError
 
 if TYPE_CHECKING:
@@ -57,31 +64,40 @@ def _pcrs(eif: Path | None, pcrs: Path | None) -> tuple[str, str | None]:
     return read_pcrs(pcrs)
 
 
-def _generate(  # noqa: PLR0917 - typer options
-    ctx: typer.Context,
-    eif: Path | None = typer.Option(None, "--eif", help="Take PCR0/PCR8 from this image."),
-    pcrs: Path | None = typer.Option(None, "--pcrs", help="Or from a .pcrs.json file."),
-    bundle_name: list[str] = typer.Option(
-        [], "--bundle-name", help="Bundle name (repeatable: one key for several bundles)."
-    ),
-    bundle_version: str | None = typer.Option(None, "--bundle-version", help="Only this version."),
-    account: str | None = typer.Option(None, "--account", help="AWS account id (12 digits)."),
-    enclave_principal: str | None = typer.Option(
-        None, "--enclave-principal", help="Role ARN of the parent instance."
-    ),
-    admin_principal: list[str] = typer.Option(
-        [], "--admin-principal", help="Key administrator ARN (repeatable)."
-    ),
-    owner_principal: str | None = typer.Option(
-        None, "--owner-principal", help="ARN allowed to pack (GenerateDataKey, no Decrypt)."
-    ),
-    output: Path | None = typer.Option(None, "-o", "--output", help="Write here, not stdout."),
-    bind: str = typer.Option(
-        "pcr0",
+_BundleNames = Annotated[
+    list[str] | None,
+    typer.Option("--bundle-name", help="Bundle name (repeatable: one key for several bundles)."),
+]
+_Bind = Annotated[
+    str,
+    typer.Option(
         "--bind",
         help="pcr0: this image (and its signer when signed); pcr8: any image of its signer.",
     ),
-    data: bool = typer.Option(False, "--data", help="A data provider's key: kind = data only."),
+]
+
+
+def _generate(  # noqa: PLR0917 - typer options
+    ctx: typer.Context,
+    eif: Annotated[
+        Path | None, typer.Option("--eif", help="Take PCR0/PCR8 from this image.")
+    ] = None,
+    pcrs: Annotated[Path | None, typer.Option("--pcrs", help="Or from a .pcrs.json file.")] = None,
+    bundle_name: _BundleNames = None,
+    bundle_version: Annotated[
+        str | None, typer.Option("--bundle-version", help="Only this version.")
+    ] = None,
+    account: Account = None,
+    enclave_principal: EnclavePrincipal = None,
+    admin_principal: AdminPrincipals = None,
+    owner_principal: OwnerPrincipal = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here, not stdout.")
+    ] = None,
+    bind: _Bind = "pcr0",
+    data: Annotated[
+        bool, typer.Option("--data", help="A data provider's key: kind = data only.")
+    ] = False,
 ) -> None:
     """Write the KMS key policy that releases the key only to the attested enclave.
 
@@ -90,20 +106,12 @@ def _generate(  # noqa: PLR0917 - typer options
     """
     if ctx.invoked_subcommand is not None:
         return
-    from owner_tools.image import write_text_atomic
     from package_format.key_policy import PolicyInputError, build_key_policy
 
-    missing = [
-        flag
-        for flag, value in (
-            ("--bundle-name", bundle_name),
-            ("--account", account),
-            ("--enclave-principal", enclave_principal),
-        )
-        if not value
-    ]
-    if missing:
-        raise UsageError(f"missing {', '.join(missing)}")
+    names = bundle_name or []
+    _require(
+        ("--bundle-name", names), ("--account", account), ("--enclave-principal", enclave_principal)
+    )
     assert account is not None
     assert enclave_principal is not None
     pcr0, pcr8 = _pcrs(eif, pcrs)
@@ -112,16 +120,30 @@ def _generate(  # noqa: PLR0917 - typer options
             account_id=account,
             pcr0=pcr0,
             pcr8=pcr8,
-            bundle_name=bundle_name,
+            bundle_name=names,
             bundle_version=bundle_version,
             enclave_principal=enclave_principal,
-            admin_principals=list(admin_principal),
+            admin_principals=list(admin_principal or []),
             owner_principal=owner_principal,
             bind=bind,
             kind="data" if data else "app",
         )
     except PolicyInputError as exc:
         raise flagged(exc) from exc
+    _write_policy(policy, output)
+
+
+def _require(*flags: tuple[str, object]) -> None:
+    """A usage error naming every required flag that was not given."""
+    missing = [flag for flag, value in flags if not value]
+    if missing:
+        raise UsageError(f"missing {', '.join(missing)}")
+
+
+def _write_policy(policy: dict[str, Any], output: Path | None) -> None:
+    """Pretty JSON to `output` (atomically; "wrote FILE" on stderr) or stdout (key-policy.md §6)."""
+    from owner_tools.image import write_text_atomic
+
     text = json.dumps(policy, indent=2) + "\n"
     if output is None:
         sys.stdout.write(text)
@@ -131,8 +153,8 @@ def _generate(  # noqa: PLR0917 - typer options
 
 
 def _check(
-    policy_file: Path = typer.Argument(..., help="Key policy JSON."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
+    policy_file: Annotated[Path, typer.Argument(help="Key policy JSON.")],
+    as_json: AsJson = False,
 ) -> None:
     """Flag policies a user could get the key around; exit 1 when any finding.
 

@@ -8,12 +8,25 @@ import json
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from owner_tools._cli_options import (
+    Account,
+    AdminPrincipals,
+    AsJson,
+    EnclavePrincipal,
+    ExpiresIn,
+    KmsEndpointUrl,
+    OwnerPrincipal,
+    Pcrs,
+    Quiet,
+    SigningKey,
+)
+
 if TYPE_CHECKING:
-    from owner_tools.publish_policy import Principals, PublishOutcome
+    from owner_tools.publish_policy import PolicyTarget, PublishOutcome
     from package_format.index import S3Location
 
 
@@ -31,6 +44,12 @@ def _lifetime(days: int) -> timedelta:
     if not 1 <= days <= 3650:
         raise typer.BadParameter("--expires-in must be 1 to 3650 days")
     return timedelta(days=days)
+
+
+def _part_bytes(mib: int) -> int:
+    if not 5 <= mib <= 5120:
+        raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
+    return mib * 1024 * 1024
 
 
 def _total(*paths: Path | None) -> int:
@@ -72,63 +91,62 @@ def _print_published(outcome: PublishOutcome, location: S3Location, *, as_json: 
         print(f"key policy of {outcome.key_id} now admits this image", file=sys.stderr)
 
 
-def _principals(
+def _policy_target(
     apply_policy: bool,
     eif: Path | None,
-    *,
-    account: str | None,
-    enclave_principal: str | None,
-    admin_principals: list[str],
-    owner_principal: str | None,
-) -> Principals | None:
-    from owner_tools.publish_policy import Principals
+    kms_endpoint_url: str | None,
+    principals: tuple[str | None, str | None, list[str], str | None],
+) -> PolicyTarget | None:
+    """`--apply-policy`'s target: the KMS client and the policy's principals, else None."""
+    from owner_tools import publish_policy
 
     if not apply_policy:
         return None
     if eif is None:
         raise typer.BadParameter("--apply-policy needs --eif (the policy binds the image)")
+    account, enclave_principal, admin_principals, owner_principal = principals
     if account is None or enclave_principal is None or not admin_principals:
         raise typer.BadParameter(
             "--apply-policy needs --account, --enclave-principal and --admin-principal"
         )
-    return Principals(account, enclave_principal, list(admin_principals), owner_principal)
+    who = publish_policy.Principals(
+        account, enclave_principal, list(admin_principals), owner_principal
+    )
+    return publish_policy.PolicyTarget(publish_policy.kms_client(kms_endpoint_url), who)
+
+
+_To = Annotated[
+    str, typer.Option("--to", help="Repository URL, s3://BUCKET/PREFIX (prefix optional).")
+]
+_PartSize = Annotated[int, typer.Option("--part-size", help="Multipart part size in MiB.")]
+_EndpointUrl = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."),
+]
 
 
 def _publish(  # noqa: PLR0917 - typer options
-    bundle: Path = typer.Argument(..., help="The bundle file to publish."),
-    to: str = typer.Option(
-        ..., "--to", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
-    ),
-    key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
-    eif: Path | None = typer.Option(None, "--eif", help="Enclave image to publish with it."),
-    pcrs: Path | None = typer.Option(
-        None,
-        "--pcrs",
-        help="PCR JSON of the image (default: IMAGE.pcrs.json, as build-eif writes it).",
-    ),
-    expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
-    part_size: int = typer.Option(64, "--part-size", help="Multipart part size in MiB."),
-    endpoint_url: str | None = typer.Option(
-        None, "--endpoint-url", help="S3 endpoint (default: AWS_ENDPOINT_URL_S3 or AWS)."
-    ),
-    apply_policy: bool = typer.Option(
-        False, "--apply-policy", help="Put the image's key policy on the bundle's KMS key."
-    ),
-    kms_endpoint_url: str | None = typer.Option(
-        None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
-    ),
-    account: str | None = typer.Option(None, "--account", help="AWS account id (policy)."),
-    enclave_principal: str | None = typer.Option(
-        None, "--enclave-principal", help="IAM role of the enclave's parent (policy)."
-    ),
-    admin_principal: list[str] = typer.Option(
-        [], "--admin-principal", help="Key administrator ARN, repeatable (policy)."
-    ),
-    owner_principal: str | None = typer.Option(
-        None, "--owner-principal", help="May GenerateDataKey to pack (policy)."
-    ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
+    bundle: Annotated[Path, typer.Argument(help="The bundle file to publish.")],
+    to: _To,
+    key: SigningKey,
+    eif: Annotated[
+        Path | None, typer.Option("--eif", help="Enclave image to publish with it.")
+    ] = None,
+    pcrs: Pcrs = None,
+    expires_in: ExpiresIn = 30,
+    part_size: _PartSize = 64,
+    endpoint_url: _EndpointUrl = None,
+    apply_policy: Annotated[
+        bool,
+        typer.Option("--apply-policy", help="Put the image's key policy on the bundle's KMS key."),
+    ] = False,
+    kms_endpoint_url: KmsEndpointUrl = None,
+    account: Account = None,
+    enclave_principal: EnclavePrincipal = None,
+    admin_principal: AdminPrincipals = None,
+    owner_principal: OwnerPrincipal = None,
+    quiet: Quiet = False,
+    as_json: AsJson = False,
 ) -> None:
     """Upload BUNDLE (and an image) under NAME/VERSION/ and sign the next index.
 
@@ -142,22 +160,9 @@ def _publish(  # noqa: PLR0917 - typer options
     from owner_tools._cli_policy import flagged
     from package_format.key_policy import PolicyInputError
 
-    location = _location(to)
-    lifetime = _lifetime(expires_in)
-    if not 5 <= part_size <= 5120:
-        raise typer.BadParameter("--part-size must be 5 to 5120 MiB")
-    principals = _principals(
-        apply_policy,
-        eif,
-        account=account,
-        enclave_principal=enclave_principal,
-        admin_principals=admin_principal,
-        owner_principal=owner_principal,
-    )
-    target = None
-    if principals is not None:
-        kms = publish_policy.kms_client(kms_endpoint_url)
-        target = publish_policy.PolicyTarget(kms, principals)
+    location, lifetime, part_bytes = _location(to), _lifetime(expires_in), _part_bytes(part_size)
+    principals = (account, enclave_principal, admin_principal or [], owner_principal)
+    target = _policy_target(apply_policy, eif, kms_endpoint_url, principals)
     private_key = keys.load_signing_key(key)
     total = _total(bundle, eif, publish_policy.default_pcrs(eif, pcrs))
     with byte_progress("uploading", total, quiet=quiet, as_json=as_json) as progress:
@@ -171,7 +176,7 @@ def _publish(  # noqa: PLR0917 - typer options
                 image=eif,
                 pcrs=pcrs,
                 lifetime=lifetime,
-                part_size=part_size * 1024 * 1024,
+                part_size=part_bytes,
                 progress=progress,
                 policy=target,
             )
@@ -181,22 +186,26 @@ def _publish(  # noqa: PLR0917 - typer options
 
 
 def _revoke(  # noqa: PLR0917 - typer options
-    name: str = typer.Argument(..., help="Bundle name."),
-    version: str = typer.Argument(..., help="Bundle version to revoke."),
-    to: str = typer.Option(
-        ..., "--to", "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
-    ),
-    key: Path = typer.Option(..., "--key", help="Owner private key (signs the index)."),
-    reason: str = typer.Option("revoked by the owner", "--reason", help="Shown to users."),
-    expires_in: int = typer.Option(30, "--expires-in", help="Index lifetime in days."),
-    endpoint_url: str | None = typer.Option(None, "--endpoint-url", help="S3 endpoint."),
-    apply_policy: bool = typer.Option(
-        False, "--apply-policy", help="Deny Decrypt for this version in the key policy."
-    ),
-    kms_endpoint_url: str | None = typer.Option(
-        None, "--kms-endpoint-url", help="KMS endpoint for --apply-policy."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md §1.2)."),
+    name: Annotated[str, typer.Argument(help="Bundle name.")],
+    version: Annotated[str, typer.Argument(help="Bundle version to revoke.")],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", "--from", help="Repository URL, s3://BUCKET/PREFIX (prefix optional)."
+        ),
+    ],
+    key: SigningKey,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Shown to users.")
+    ] = "revoked by the owner",
+    expires_in: ExpiresIn = 30,
+    endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", help="S3 endpoint.")] = None,
+    apply_policy: Annotated[
+        bool,
+        typer.Option("--apply-policy", help="Deny Decrypt for this version in the key policy."),
+    ] = False,
+    kms_endpoint_url: KmsEndpointUrl = None,
+    as_json: AsJson = False,
 ) -> None:
     """Mark NAME@VERSION revoked in the signed index (and deny it in the key policy).
 

@@ -12,27 +12,37 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.util
 import json
 import os
-import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from owner_tools.errors import InputError, UsageError
-from owner_tools.image_env import AppEnvironment, find_environments
-from owner_tools.image_rootfs import (
-    RootEntry,
-    bootstrap_entries,
-    check_server_interpreter,
-    customer_entries,
-    file_opener,
-    load_rootfs,
-    merge_layer,
+from owner_tools.image_env import find_environments
+from owner_tools.image_inputs import (
+    DEFAULT_BLOBS,
+    KERNEL_NAMES,
+    BlobMissingError,
+    Blobs,
+    BuildInputError,
+    find_blobs,
+    load_custom_metadata,
+    parse_build_time,
+)
+from owner_tools.image_ramdisk import bootstrap_entries, customer_entries
+from owner_tools.image_rootfs import check_server_interpreter, load_rootfs, merge_layer
+from owner_tools.image_server import (
+    CONFIG_PATH,
+    DEFAULT_CMD,
+    DEFAULT_ENV,
+    SERVER_INTERPRETER,
+    SERVER_PYTHON,
+    enclave_config,
+    server_layer,
 )
 from owner_tools.writeback import WritebackFile
 from package_format.eif import (
@@ -48,184 +58,36 @@ from package_format.eif import (
     kernel_config_info,
     write_eif,
 )
+from package_format.eif.hashing import Chunk
 from package_format.errors import PackageFormatError
 
-DEFAULT_BLOBS = Path("/usr/share/nitro_enclaves/blobs")
-KERNEL_NAMES = {"x86_64": "bzImage", "aarch64": "Image"}
-SERVER_PYTHON = "opt/nitro-bundles/python"
-CONFIG_PATH = "etc/nitro-bundles/enclave.json"
-CONFIG_FORMAT = "nitro-bundles/enclave-config/v1"
-SERVER_PACKAGES = ("enclave", "package_format", "cli_shell")
-# specs/enclave-image.md §5.3: the server's environment (the rootfs provides it) and its one
-# entry, `enclave serve`, on the vsock port the host connects to (5005) and with the KMS relay
-# at the parent's port 8000 (vsock-proxy's convention).
-SERVER_VENV = "opt/nitro-bundles/venv"
-SERVER_INTERPRETER = f"/{SERVER_VENV}/bin/python3"
-SERVER_VSOCK_PORT = 5005
-KMS_VSOCK_TARGET = "vsock:3:8000"
-DEFAULT_CMD = (
-    SERVER_INTERPRETER,
-    *("-m", "enclave", "serve"),
-    *("--vsock", str(SERVER_VSOCK_PORT)),
-    *("--config", "/" + CONFIG_PATH),
-    *("--workdir", "/run/nitro-bundles"),
-)
-DEFAULT_ENV = (
-    f"PATH=/{SERVER_VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "PYTHONPATH=/" + SERVER_PYTHON,
-    "PYTHONDONTWRITEBYTECODE=1",
-    "NB_KMS_TARGET=" + KMS_VSOCK_TARGET,
-)
+# Re-exported: the CLI, tests and benchmarks import the build's parts from here.
+__all__ = [
+    "CONFIG_PATH",
+    "DEFAULT_BLOBS",
+    "DEFAULT_CMD",
+    "DEFAULT_ENV",
+    "KERNEL_NAMES",
+    "SERVER_PYTHON",
+    "BlobMissingError",
+    "Blobs",
+    "BuildInputError",
+    "BuildOptions",
+    "BuildResult",
+    "InputError",
+    "UsageError",
+    "build_eif",
+    "enclave_config",
+    "find_blobs",
+    "load_custom_metadata",
+    "measurements_text",
+    "parse_build_time",
+    "server_layer",
+    "write_text_atomic",
+]
+
 BUILD_TOOL = "nitro-bundles-owner-tools"
-MAX_CUSTOM_METADATA = 4096
 CHUNK = 1 << 20
-
-
-class BlobMissingError(InputError):
-    """A kernel, cmdline, init, nsm.ko or kernel config blob is missing."""
-
-
-class BuildInputError(InputError):
-    """A build input is invalid (metadata file, build time, a file changed while read)."""
-
-
-@dataclass(frozen=True)
-class Blobs:
-    """Paths of the nitro-cli blobs an image is built from."""
-
-    kernel: Path
-    cmdline: Path
-    init: Path | None
-    nsm_ko: Path | None
-    kernel_config: Path | None
-
-
-def find_blobs(
-    blobs_dir: Path,
-    arch: str,
-    *,
-    kernel: Path | None = None,
-    cmdline: Path | None = None,
-    init: Path | None = None,
-    nsm_ko: Path | None = None,
-    kernel_config: Path | None = None,
-    need_bootstrap: bool = True,
-) -> Blobs:
-    """Resolve each blob: a single flag wins over `<blobs_dir>/<standard name>`.
-
-    Raises:
-        UsageError: unknown architecture.
-        BlobMissingError: a needed blob is not a readable file.
-    """
-    if arch not in KERNEL_NAMES:
-        raise UsageError(f"unknown architecture {arch!r} (x86_64 or aarch64)")
-    kname = KERNEL_NAMES[arch]
-
-    def pick(flag: Path | None, name: str, *, needed: bool) -> Path | None:
-        path = flag if flag is not None else blobs_dir / name
-        if not path.is_file():
-            if not needed and flag is None:
-                return None
-            raise BlobMissingError(f"{path}: blob missing (set --blobs or --{_flag(name)})")
-        return path
-
-    k = pick(kernel, kname, needed=True)
-    c = pick(cmdline, "cmdline", needed=True)
-    assert k is not None
-    assert c is not None
-    return Blobs(
-        kernel=k,
-        cmdline=c,
-        init=pick(init, "init", needed=need_bootstrap),
-        nsm_ko=pick(nsm_ko, "nsm.ko", needed=need_bootstrap),
-        kernel_config=pick(kernel_config, kname + ".config", needed=False),
-    )
-
-
-def _flag(name: str) -> str:
-    return {"bzImage": "kernel", "Image": "kernel", "nsm.ko": "nsm-ko"}.get(name, name)
-
-
-def parse_build_time(text: str) -> tuple[int, str]:
-    """Parse `--build-time` (RFC 3339 or Unix seconds); return (epoch, RFC 3339 string).
-
-    Raises:
-        BuildInputError: neither form.
-    """
-    bad = f"--build-time {text!r}: not RFC 3339 with an offset or Unix seconds"
-    try:
-        if text.lstrip("-").isdigit():
-            when = dt.datetime.fromtimestamp(int(text), dt.UTC)
-        else:
-            when = dt.datetime.fromisoformat(text)
-    except (ValueError, OverflowError, OSError) as exc:
-        raise BuildInputError(bad) from exc
-    if when.tzinfo is None:
-        raise BuildInputError(bad)
-    return int(when.timestamp()), when.isoformat()
-
-
-def enclave_config(
-    owner_keys: list[bytes],
-    min_versions: dict[str, str],
-    kms_region: str | None,
-    environments: list[AppEnvironment] | None = None,
-) -> bytes:
-    """Canonical `enclave.json` (sorted keys, no spaces, ASCII, no trailing newline).
-
-    `environments` lists the rootfs's app environments (§5.5), sorted by SHA-256; None (an
-    image without a rootfs, local backend only) writes `null`.
-
-    Raises:
-        UsageError: no owner key, or a key that is not 32 bytes.
-    """
-    if not owner_keys:
-        raise UsageError("at least one --owner-key is required")
-    keys: list[str] = []
-    for key in owner_keys:
-        if len(key) != 32:
-            raise UsageError("owner keys must be 32-byte ed25519 public keys")
-        if key.hex() not in keys:
-            keys.append(key.hex())
-    doc: dict[str, Any] = {
-        "format": CONFIG_FORMAT,
-        "environments": None
-        if environments is None
-        else [
-            {"python": e.python, "sha256": e.sha256}
-            for e in sorted(environments, key=lambda e: e.sha256)
-        ],
-        "owner_keys": keys,
-        "min_bundle_versions": dict(sorted(min_versions.items())),
-        "kms_region": kms_region,
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def server_layer(config: bytes) -> list[RootEntry]:
-    """Our layer: the enclave server's Python source and `enclave.json` (mtime 1492533000).
-
-    Raises:
-        BuildInputError: a server package cannot be located.
-    """
-    layer: list[RootEntry] = []
-    for package in SERVER_PACKAGES:
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise BuildInputError(f"cannot locate the {package!r} package to embed")
-        root = Path(next(iter(spec.submodule_search_locations)))
-        for path in sorted(root.rglob("*.py")):
-            rel = path.relative_to(root.parent).as_posix()
-            layer.append(
-                RootEntry(
-                    f"{SERVER_PYTHON}/{rel}",
-                    stat.S_IFREG | 0o644,
-                    path.stat().st_size,
-                    opener=file_opener(path),
-                )
-            )
-    layer.append(RootEntry(CONFIG_PATH, stat.S_IFREG | 0o644, len(config), data=config))
-    return layer
 
 
 @dataclass(frozen=True)
@@ -331,8 +193,17 @@ def _ramdisk_sections(opts: BuildOptions, stack: ExitStack) -> list[SectionSourc
     ]
 
 
-def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult:
+def build_eif(
+    opts: BuildOptions,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BuildResult:
     """Build the image and its `.pcrs.json`; nothing is left behind on failure.
+
+    Args:
+        opts: What to build.
+        now: The build time when `opts.build_time` is not set (default: the clock).
+        progress: Called as `(done, total)` section bytes are streamed into the image.
 
     Raises:
         UsageError: bad option combination.
@@ -359,6 +230,8 @@ def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult
                 SectionSource.from_bytes(SectionType.METADATA, meta),
                 *_ramdisk_sections(opts, stack),
             ]
+            if progress is not None:
+                sections = _counted(sections, progress)
             try:
                 result = write_eif(
                     out, sections, flags=FLAG_ARCH_ARM64 if opts.arch == "aarch64" else 0
@@ -375,6 +248,23 @@ def build_eif(opts: BuildOptions, now: dt.datetime | None = None) -> BuildResult
     pcrs_path = opts.output.with_name(opts.output.name + ".pcrs.json")
     write_text_atomic(pcrs_path, measurements_text(result.measurements) + "\n")
     return BuildResult(opts.output, pcrs_path, result.measurements, result.size)
+
+
+def _counted(
+    sections: list[SectionSource], progress: Callable[[int, int], None]
+) -> list[SectionSource]:
+    """The same sections, reporting (bytes pulled so far, all sections' bytes) per chunk."""
+    total = sum(s.size for s in sections)
+    done = 0
+
+    def count(chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        nonlocal done
+        for chunk in chunks:
+            done += len(chunk)
+            progress(done, total)
+            yield chunk
+
+    return [SectionSource(s.type, s.size, count(s.chunks)) for s in sections]
 
 
 def measurements_text(m: Measurements, hash_algorithm: str | None = None) -> str:
@@ -403,18 +293,3 @@ def write_text_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             Path(tmp_name).unlink()
         raise
-
-
-def load_custom_metadata(path: Path) -> Any:
-    """Read `--metadata FILE`: a JSON document of at most 4096 bytes (as nitro-cli).
-
-    Raises:
-        BuildInputError: too large or not JSON.
-    """
-    data = path.read_bytes()
-    if len(data) > MAX_CUSTOM_METADATA:
-        raise BuildInputError(f"{path}: metadata over {MAX_CUSTOM_METADATA} bytes")
-    try:
-        return json.loads(data)
-    except ValueError as exc:
-        raise BuildInputError(f"{path}: not valid json") from exc

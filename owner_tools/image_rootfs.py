@@ -1,13 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The customer ramdisk's file list, as linuxkit would stream it (specs/enclave-image.md §5.2).
+"""The image's root filesystem as layers of entries (specs/enclave-image.md §5.2).
 
 A base root filesystem comes from a directory or a tar (e.g. `docker export`);
 our enclave server and its configuration are merged in as one more layer; the
 result is walked like Docker's archive package (depth first, names sorted per
-directory) and transformed like linuxkit's `ImageTar` (prefix `rootfs/`,
-excluded, replaced and touched entries), followed by the YAML `files:` section
-(`rootfs/{dev,run,sys,var,proc,tmp}`, `cmd`, `env`).
+directory). `image_ramdisk` turns it into the customer ramdisk's stream.
 """
 
 from __future__ import annotations
@@ -16,47 +14,18 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
 from owner_tools.errors import InputError
-from package_format.eif import LINUXKIT_MTIME, CpioEntry
+from package_format.eif import LINUXKIT_MTIME
 
 
 class RootfsError(InputError):
     """The base root filesystem cannot be read or holds an unsupported entry."""
-
-
-#: linuxkit moby/image.go: entries dropped from the image.
-EXCLUDE = frozenset(
-    {".dockerenv", "Dockerfile", "dev/console", "dev/pts", "dev/shm", "etc/hostname"}
-)
-HOSTS = (
-    b"127.0.0.1       localhost\n"
-    b"::1     localhost ip6-localhost ip6-loopback\n"
-    b"fe00::0 ip6-localnet\n"
-    b"ff00::0 ip6-mcastprefix\n"
-    b"ff02::1 ip6-allnodes\n"
-    b"ff02::2 ip6-allrouters\n"
-)
-RESOLV_TARGET = "/run/resolvconf/resolv.conf"
-MTAB_TARGET = "/proc/mounts"
-TOUCH_ORDER = (
-    "dev",
-    "dev/pts",
-    "dev/shm",
-    "etc",
-    "etc/hosts",
-    "etc/mtab",
-    "etc/resolv.conf",
-    "proc",
-    "sys",
-)
-FILES_DIRS = ("dev", "run", "sys", "var", "proc", "tmp")
-PREFIX = "rootfs/"
 
 
 @dataclass(frozen=True)
@@ -113,7 +82,8 @@ def _check_path(path: str, where: str) -> str:
     return clean
 
 
-def _symlink(path: str, target: str, mtime: int, uid: int = 0, gid: int = 0) -> RootEntry:
+def symlink(path: str, target: str, mtime: int, uid: int = 0, gid: int = 0) -> RootEntry:
+    """A symbolic link entry to `target` (mode 0o777, as Docker and linuxkit write them)."""
     raw = target.encode()
     return RootEntry(path, stat.S_IFLNK | 0o777, len(raw), uid, gid, mtime, data=raw)
 
@@ -153,7 +123,7 @@ def walk_directory(root: Path, mtime: int | None) -> list[RootEntry]:
             elif stat.S_ISREG(st.st_mode):
                 key = (st.st_dev, st.st_ino)
                 if st.st_nlink > 1 and key in seen:
-                    out.append(_symlink(path, _relative_link(path, seen[key]), when))
+                    out.append(symlink(path, _relative_link(path, seen[key]), when))
                     continue
                 seen[key] = path
                 out.append(
@@ -166,7 +136,7 @@ def walk_directory(root: Path, mtime: int | None) -> list[RootEntry]:
                     )
                 )
             elif stat.S_ISLNK(st.st_mode):
-                out.append(replace(_symlink(path, str(full.readlink()), when), mode=st.st_mode))
+                out.append(replace(symlink(path, str(full.readlink()), when), mode=st.st_mode))
             elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
                 out.append(
                     RootEntry(
@@ -216,13 +186,13 @@ def read_tar(tar: tarfile.TarFile, where: str, mtime: int | None) -> list[RootEn
         elif member.issym():
             out.append(
                 replace(
-                    _symlink(path, member.linkname, when, member.uid, member.gid),
+                    symlink(path, member.linkname, when, member.uid, member.gid),
                     mode=stat.S_IFLNK | perm,
                 )
             )
         elif member.islnk():
             target = _check_path(member.linkname, where)
-            out.append(_symlink(path, _relative_link(path, target), when, member.uid, member.gid))
+            out.append(symlink(path, _relative_link(path, target), when, member.uid, member.gid))
         elif member.ischr() or member.isblk() or member.isfifo():
             kind = (
                 stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
@@ -281,81 +251,6 @@ def merge_layer(base: list[RootEntry], layer: list[RootEntry]) -> list[RootEntry
                 entries[parent] = RootEntry(parent, stat.S_IFDIR | 0o755)
         entries[entry.path] = entry
     return sorted(entries.values(), key=_sort_key)
-
-
-def _cpio(name: str, e: RootEntry) -> CpioEntry:
-    return CpioEntry(
-        name=name,
-        mode=e.mode,
-        size=e.size,
-        uid=e.uid,
-        gid=e.gid,
-        mtime=e.mtime,
-        rdevmajor=e.rdevmajor,
-        rdevminor=e.rdevminor,
-        data=e.data,
-        opener=e.opener,
-    )
-
-
-def _touch(path: str) -> RootEntry:
-    if path == "etc/hosts":
-        return RootEntry(path, stat.S_IFREG | 0o644, len(HOSTS), data=HOSTS)
-    if path == "etc/mtab":
-        return replace(_symlink(path, MTAB_TARGET, LINUXKIT_MTIME), mode=stat.S_IFLNK | 0o755)
-    if path == "etc/resolv.conf":
-        return replace(_symlink(path, RESOLV_TARGET, LINUXKIT_MTIME), mode=stat.S_IFLNK | 0o644)
-    return RootEntry(path, stat.S_IFDIR | 0o755)
-
-
-def _image_entries(image: list[RootEntry], touched: set[str]) -> Iterator[CpioEntry]:
-    for e in image:
-        if e.path in EXCLUDE or any(e.path.startswith(x + "/") for x in EXCLUDE):
-            continue
-        name = PREFIX + e.path + ("/" if e.is_dir else "")
-        if e.path in TOUCH_ORDER:
-            touched.add(e.path)
-            t = _touch(e.path)
-            # touched directories keep the image's header, with linuxkit's mtime
-            yield _cpio(name, replace(e, mtime=LINUXKIT_MTIME) if t.is_dir and e.is_dir else t)
-        else:
-            yield _cpio(name, e)
-
-
-def customer_entries(image: list[RootEntry], cmd: list[str], env: list[str]) -> Iterator[CpioEntry]:
-    """The customer ramdisk's entries in linuxkit's stream order (specs §5.2).
-
-    Args:
-        image: the root filesystem in Docker's walk order (see `merge_layer`).
-        cmd: the command, one element per line of the `cmd` file.
-        env: `NAME=value` strings, one per line of the `env` file.
-    """
-    yield CpioEntry.directory("rootfs")
-    touched: set[str] = set()
-    yield from _image_entries(image, touched)
-    for path in TOUCH_ORDER:
-        if path not in touched:
-            yield _cpio(PREFIX + path, _touch(path))
-    yield CpioEntry.directory("rootfs")
-    for d in FILES_DIRS:
-        yield CpioEntry.directory(PREFIX + d)
-    yield CpioEntry.file("cmd", "".join(f"{c}\n" for c in cmd).encode())
-    yield CpioEntry.file("env", "".join(f"{v}\n" for v in env).encode())
-
-
-def bootstrap_entries(init: Path, nsm_ko: Path) -> list[CpioEntry]:
-    """The bootstrap ramdisk: `dev/`, `init` and `nsm.ko`, as linuxkit writes them (§5.1).
-
-    Raises:
-        OSError: a blob cannot be read.
-    """
-    out = [CpioEntry.directory("dev")]
-    for name, path in (("init", init), ("nsm.ko", nsm_ko)):
-        size = path.stat().st_size
-        out.append(
-            CpioEntry(name=name, mode=stat.S_IFREG | 0o755, size=size, opener=file_opener(path))
-        )
-    return out
 
 
 def resolve(entries: Sequence[RootEntry], path: str) -> RootEntry | None:

@@ -241,42 +241,11 @@ def pack(
         KmsError: The key service failed.
         PackageFormatError: A file changed while packing, or a limit was hit.
     """
-    if (output.exists() or output.is_symlink()) and not force:
-        raise OutputExistsError(f"{output}: already exists", field="output", hint="overwrite")
-    if now is not None and config.expires is not None and config.expires <= now:
-        when = datetime.fromtimestamp(config.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        raise ManifestFileError(
-            f"manifest: expires {when} has already passed; every enclave would refuse "
-            "this bundle (set a later expires)"
-        )
+    _check_output(output, config, force=force, now=now)
     skip = [output] + ([manifest_path] if manifest_path is not None else [])
     rows = collect_files(app_dir, config.exclude, skip)
-    try:
-        manifest = Manifest(
-            name=config.name or "",
-            version=config.version or "",
-            created=created,
-            entrypoints=config.entrypoints,
-            output=config.output,
-            files=tuple(e for e, _ in rows),
-            not_before=config.not_before,
-            expires=config.expires,
-            max_run_seconds=config.max_run_seconds,
-            env=config.env,
-            environment=_environment(app_dir, config),
-            kind=config.kind,
-            data=config.data,
-            apps=config.apps,
-            terms=config.terms,
-        )
-    except PackageFormatError as exc:
-        raise ManifestFileError(f"manifest: {exc}") from exc
-    reserved = {"bundle", "version", "kind"} & set(config.encryption_context)
-    if reserved:
-        raise ManifestFileError(f"encryption_context: {min(reserved)!r} is set by pack")
-    context = {"bundle": manifest.name, "version": manifest.version, **config.encryption_context}
-    if manifest.kind == "data":  # §4.3: a data key is bound to its kind too
-        context["kind"] = "data"
+    manifest = _manifest(app_dir, config, created, tuple(e for e, _ in rows))
+    context = _encryption_context(manifest, config)
     data_key, wrapped = kms.generate_data_key(key_id, context)
     header = build_header(
         manifest,
@@ -303,6 +272,68 @@ def pack(
         ),
     )  # fmt: skip
     return PackResult(output=output, header=header, bundle_size=size)
+
+
+def _check_output(output: Path, config: BundleConfig, *, force: bool, now: int | None) -> None:
+    """Refuse to overwrite without `force`, or to pack a manifest that has expired (§5.1).
+
+    Raises:
+        OutputExistsError: `output` exists and `force` is false.
+        ManifestFileError: `expires` is not after `now`.
+    """
+    if (output.exists() or output.is_symlink()) and not force:
+        raise OutputExistsError(f"{output}: already exists", field="output", hint="overwrite")
+    if now is not None and config.expires is not None and config.expires <= now:
+        when = datetime.fromtimestamp(config.expires, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise ManifestFileError(
+            f"manifest: expires {when} has already passed; every enclave would refuse "
+            "this bundle (set a later expires)"
+        )
+
+
+def _manifest(
+    app_dir: Path, config: BundleConfig, created: int, files: tuple[FileEntry, ...]
+) -> Manifest:
+    """The manifest of `config` over the collected file table (specs/bundle-format.md §5).
+
+    Raises:
+        ManifestFileError: A rule of §5 is broken.
+    """
+    try:
+        return Manifest(
+            name=config.name or "",
+            version=config.version or "",
+            created=created,
+            entrypoints=config.entrypoints,
+            output=config.output,
+            files=files,
+            not_before=config.not_before,
+            expires=config.expires,
+            max_run_seconds=config.max_run_seconds,
+            env=config.env,
+            environment=_environment(app_dir, config),
+            kind=config.kind,
+            data=config.data,
+            apps=config.apps,
+            terms=config.terms,
+        )
+    except PackageFormatError as exc:
+        raise ManifestFileError(f"manifest: {exc}") from exc
+
+
+def _encryption_context(manifest: Manifest, config: BundleConfig) -> dict[str, str]:
+    """The data key's context: the bundle's name and version, its kind for data (§4.3).
+
+    Raises:
+        ManifestFileError: bundle.toml sets one of the names pack sets.
+    """
+    reserved = {"bundle", "version", "kind"} & set(config.encryption_context)
+    if reserved:
+        raise ManifestFileError(f"encryption_context: {min(reserved)!r} is set by pack")
+    context = {"bundle": manifest.name, "version": manifest.version, **config.encryption_context}
+    if manifest.kind == "data":  # §4.3: a data key is bound to its kind too
+        context["kind"] = "data"
+    return context
 
 
 def _write_atomically(output: Path, write: Callable[[QueuedWriter], int]) -> int:

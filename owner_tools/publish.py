@@ -227,19 +227,7 @@ def publish(
         _check_republish(current, ver, bundle, image, pcrs)
         return PublishResult(ident.name, ver, changed=False, index=current)
 
-    def upload(path: Path, file: str, content_type: str) -> FileEntry:
-        key = location.file_key(ident.name, ver, file)
-        digest = s3.upload_file(
-            client,
-            location.bucket,
-            key,
-            path,
-            content_type=content_type,
-            part_size=part_size,
-            progress=progress,
-        )
-        return FileEntry(file=file, size=digest.size, sha256=digest.sha256)
-
+    upload = _Uploader(client, location, ident.name, ver, part_size, progress)
     bundle_entry = upload(bundle, bundle.name, "application/octet-stream")
     image_entry = pcrs_entry = None
     if image is not None and pcrs is not None:
@@ -253,17 +241,45 @@ def publish(
         kms_key_id=ident.kms_key_id,
         encryption_context=dict(ident.encryption_context),
     )
-    expires = expiry_after(now, lifetime)
-    if current is None:
-        # specs/distribution.md §3.2: the first index of a name is version 1.
-        new = Index(name=ident.name, version=1, expires=expires, versions={ver: entry})
-    else:
-        new = current.with_version(ver, entry, expires=expires)
+    new = _next_index(current, ident.name, ver, entry, expiry_after(now, lifetime))
     _write_index(client, location, new, private_key, etag)
-    urls = [location.url(location.file_key(ident.name, ver, bundle_entry.file))]
-    if image_entry is not None:
-        urls.append(location.url(location.file_key(ident.name, ver, IMAGE_FILE)))
+    files = [bundle_entry.file] + ([IMAGE_FILE] if image_entry is not None else [])
+    urls = [location.url(location.file_key(ident.name, ver, f)) for f in files]
     return PublishResult(ident.name, ver, changed=True, index=new, urls=urls)
+
+
+def _next_index(
+    current: Index | None, name: str, version: str, entry: VersionEntry, expires: datetime
+) -> Index:
+    """The index with `version` added; specs/distribution.md §3.2: the first one is version 1."""
+    if current is None:
+        return Index(name=name, version=1, expires=expires, versions={version: entry})
+    return current.with_version(version, entry, expires=expires)
+
+
+@dataclass(frozen=True)
+class _Uploader:
+    """Uploads one version's files to NAME/VERSION/FILE (specs/distribution.md §2)."""
+
+    client: S3Client
+    location: S3Location
+    name: str
+    version: str
+    part_size: int
+    progress: Callable[[int], None] | None
+
+    def __call__(self, path: Path, file: str, content_type: str) -> FileEntry:
+        """Upload `path` as `file`; return its index entry (size and SHA-256 as uploaded)."""
+        digest = s3.upload_file(
+            self.client,
+            self.location.bucket,
+            self.location.file_key(self.name, self.version, file),
+            path,
+            content_type=content_type,
+            part_size=self.part_size,
+            progress=self.progress,
+        )
+        return FileEntry(file=file, size=digest.size, sha256=digest.sha256)
 
 
 def revoke(

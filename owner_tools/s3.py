@@ -24,6 +24,7 @@ from owner_tools.errors import ExternalError
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
+    from typing import BinaryIO
 
     from mypy_boto3_s3.client import S3Client
 
@@ -188,6 +189,49 @@ def hash_file(path: Path) -> FileDigest:
     return FileDigest(size=size, sha256=digest.hexdigest())
 
 
+@dataclass(frozen=True)
+class _Multipart:
+    """One multipart upload under way: where it goes and its S3 upload id."""
+
+    client: S3Client
+    bucket: str
+    key: str
+    upload_id: str
+
+    def send_parts(
+        self,
+        fh: BinaryIO,
+        part_size: int,
+        digest: hashlib._Hash,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Read, hash and upload `fh` in parts of `part_size`; return the parts and the size.
+
+        Raises:
+            S3Error: a part could not be uploaded.
+        """
+        where = f"s3://{self.bucket}/{self.key}"
+        parts: list[dict[str, Any]] = []
+        total = 0
+        number = 1
+        while data := fh.read(part_size):
+            digest.update(data)
+            with s3_errors(where):
+                etag = self.client.upload_part(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    UploadId=self.upload_id,
+                    PartNumber=number,
+                    Body=data,
+                )["ETag"]
+            parts.append({"ETag": etag, "PartNumber": number})
+            total += len(data)
+            number += 1
+            if progress is not None:
+                progress(len(data))
+        return parts, total
+
+
 def upload_file(
     client: S3Client,
     bucket: str,
@@ -224,21 +268,9 @@ def upload_file(
             upload_id = client.create_multipart_upload(
                 Bucket=bucket, Key=key, ContentType=content_type
             )["UploadId"]
-        total = 0
         try:
-            parts: list[dict[str, Any]] = []
-            number = 1
-            while data := fh.read(part_size):
-                digest.update(data)
-                with s3_errors(where):
-                    etag = client.upload_part(
-                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-                    )["ETag"]
-                parts.append({"ETag": etag, "PartNumber": number})
-                total += len(data)
-                number += 1
-                if progress is not None:
-                    progress(len(data))
+            upload = _Multipart(client, bucket, key, upload_id)
+            parts, total = upload.send_parts(fh, part_size, digest, progress)
             with s3_errors(where):
                 client.complete_multipart_upload(
                     Bucket=bucket,

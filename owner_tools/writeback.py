@@ -96,7 +96,7 @@ class QueuedWriter:
                 continue  # keep draining so the caller never blocks on a dead writer
             try:
                 _write_all(self._raw, data)
-            except BaseException as exc:  # re-raised in the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = exc
 
     def write(self, data: ReadableBuffer) -> int:

@@ -11,7 +11,8 @@ cached directory is always complete and a warm run executes nothing. Each build'
 goes to DIR/toolchain/logs/<name>-<key>.log; the terminal gets progress lines only. The
 run ends by writing DIR/toolchain/current.json atomically (specs/toolchain.md).
 
-Python 3 standard library only: it runs before any venv exists.
+Python 3 standard library only: it runs before any venv exists. The components and their
+keys are planned in cache_keys.py; the builds' logging is runlog.py's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -34,148 +34,43 @@ from pathlib import Path
 
 # Run as a script, this directory is on sys.path; loaded by path (the tests), it may not be.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cache_keys import (
+    COMPONENTS,
+    DEPENDS,
+    FORMAT,
+    SAMPLE_APP_REQUIREMENTS,
+    Component,
+    closure,
+    compute_key,
+    default_cache,
+    input_files,
+    plan,
+)
 from runlog import RUNNING, RUNNING_LOCK, Progress, ToolchainError, run_logged
 
-FORMAT = "nitro-bundles/toolchain/v1"
+# Re-exported: the tests load this script by path and reach the planning through it.
+__all__ = [
+    "COMPONENTS",
+    "DEPENDS",
+    "FORMAT",
+    "SAMPLE_APP_REQUIREMENTS",
+    "Component",
+    "Run",
+    "closure",
+    "compute_key",
+    "default_cache",
+    "input_files",
+    "main",
+    "plan",
+]
+
 TOOLCHAIN = Path(__file__).resolve().parent
-COMPONENTS = ("builder", "qemu", "kernel", "init", "blobs", "rootfs")
-# What each component's key (and build) depends on besides its own files.
-DEPENDS: dict[str, tuple[str, ...]] = {
-    "builder": (),
-    "qemu": ("builder",),
-    "kernel": ("builder",),
-    "init": ("builder",),
-    "blobs": ("kernel", "init"),
-    "rootfs": (),
-}
 DEBIAN = "http://deb.debian.org/debian"
-# The default rootfs's app environment: the sample app's own hashed requirements
-# (specs/toolchain.md §6), an input of the rootfs's key though it lives outside toolchain/.
-SAMPLE_APP_REQUIREMENTS = Path("examples") / "ml_app" / "requirements.txt"
 # An empty nsm.ko tells our init the NSM driver is built in (enclave-image.md §13.2 step 3).
 NSM_PLACEHOLDER = b""
 # The rootfs needs no builder and little CPU (downloads, dpkg): it runs beside the compiles.
 BESIDE = ("rootfs",)
 _APT_LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Component:
-    """One planned component: its name, key and the files its key covers."""
-
-    name: str
-    key: str
-    inputs: tuple[Path, ...]
-
-    @property
-    def dirname(self) -> str:
-        """The component's directory name in the cache."""
-        return f"{self.name}-{self.key}"
-
-
-def default_cache(environ: dict[str, str] | os._Environ[str]) -> Path:
-    """The cache directory when --cache is not given: $NB_CACHE_DIR, else XDG's.
-
-    Args:
-        environ: The process environment.
-
-    Returns:
-        The cache directory (the toolchain lives in its toolchain/ subdirectory).
-    """
-    if environ.get("NB_CACHE_DIR"):
-        return Path(environ["NB_CACHE_DIR"])
-    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root")) / ".cache")
-    return Path(xdg) / "nitro-bundles"
-
-
-def input_files(toolchain: Path, name: str) -> tuple[Path, ...]:
-    """The repository files a component's key covers (sorted, absent ones skipped).
-
-    Args:
-        toolchain: The repository's toolchain/ directory.
-        name: The component.
-
-    Returns:
-        The files, sorted by path.
-    """
-    shared = [toolchain / "in-builder.sh"]
-    if name == "builder":
-        own = [toolchain / "builder" / "packages.txt"]
-    elif name == "blobs":
-        own = [toolchain / "kernel" / "cmdline"]
-    else:
-        folder = toolchain / name
-        own = [p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-        # The cmdline is the blobs' input: editing it must not recompile the kernel.
-        own = [p for p in own if p != toolchain / "kernel" / "cmdline"]
-        if name == "rootfs":
-            own.append(toolchain.parent / SAMPLE_APP_REQUIREMENTS)
-    return tuple(sorted(p for p in [*shared, *own] if p.is_file()))
-
-
-def compute_key(name: str, files: tuple[Path, ...], base: Path, deps: dict[str, str]) -> str:
-    """Hash a component's inputs into its 16-hex cache key.
-
-    Covers the format version, the name, each file's path relative to `base`, executable bit
-    and content, and the dependencies' keys. Mtimes and the clone's location do not count.
-
-    Args:
-        name: The component.
-        files: Its input files.
-        base: The directory paths are taken relative to.
-        deps: Dependency name to key.
-
-    Returns:
-        The first 16 hex digits of the SHA-256.
-    """
-    h = hashlib.sha256()
-    h.update(f"{FORMAT}\0{name}\0".encode())
-    for path in files:
-        mode = "x" if os.access(path, os.X_OK) else "-"
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        rel = Path(os.path.relpath(path, base)).as_posix()  # ../examples/... for the sample app
-        h.update(f"file\0{rel}\0{mode}\0{digest}\0".encode())
-    for dep in sorted(deps):
-        h.update(f"dep\0{dep}\0{deps[dep]}\0".encode())
-    return h.hexdigest()[:16]
-
-
-def closure(names: list[str]) -> list[str]:
-    """The named components plus everything they depend on, in build order.
-
-    Args:
-        names: Requested components.
-
-    Returns:
-        Components in COMPONENTS order.
-    """
-    wanted: set[str] = set()
-    stack = list(names)
-    while stack:
-        name = stack.pop()
-        if name not in wanted:
-            wanted.add(name)
-            stack.extend(DEPENDS[name])
-    return [n for n in COMPONENTS if n in wanted]
-
-
-def plan(toolchain: Path, names: list[str]) -> list[Component]:
-    """Compute the keys of the named components and of their dependencies.
-
-    Args:
-        toolchain: The repository's toolchain/ directory.
-        names: Requested components.
-
-    Returns:
-        The components in build order.
-    """
-    keys: dict[str, str] = {}
-    out = []
-    for name in closure(names):
-        files = input_files(toolchain, name)
-        keys[name] = compute_key(name, files, toolchain, {d: keys[d] for d in DEPENDS[name]})
-        out.append(Component(name, keys[name], files))
-    return out
 
 
 def build_atomically(final: Path, make: Callable[[Path], None]) -> None:
@@ -435,14 +330,14 @@ def main(argv: list[str]) -> int:
             if args.prune:
                 prune(run)
     except ToolchainError as exc:
-        print(f"toolchain: error: {exc}", file=sys.stderr)
+        print(f"toolchain: error: {exc}", file=sys.stderr)  # noqa: T201 - the script's CLI
         return 1
     except KeyboardInterrupt:
-        print("toolchain: interrupted; nothing half-built was kept", file=sys.stderr)
+        print("toolchain: interrupted; nothing half-built was kept", file=sys.stderr)  # noqa: T201
         return 130
     progress.line(f"done: {run.root / 'current.json'}")
     if args.json:
-        print(json.dumps(current, sort_keys=True))
+        print(json.dumps(current, sort_keys=True))  # noqa: T201 - --json: the last line
     return 0
 
 

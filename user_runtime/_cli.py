@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 
 from cli_shell import CliShell
-from package_format.errors import PackageFormatError
 from user_runtime import (
     _cli_attestation,
     _cli_enclave,
@@ -20,17 +19,13 @@ from user_runtime import (
     _cli_run,
     _cli_sync,
 )
-from user_runtime.errors import UsageError, UserRuntimeError
-
-PROG = "user-runtime"
-#: The command-line words for the `hint` keys of library errors (the library names no flag).
-HINTS = {"stop-sync": "stop it first with user-runtime sync --stop FOLDER"}
+from user_runtime._cli_common import ERRORS, HINTS, PROG
 
 shell = CliShell(
     PROG,
     [_cli_enclave, _cli_run, _cli_sync, _cli_pull, _cli_attestation, _cli_receipt],
-    (UserRuntimeError, PackageFormatError),
-    UsageError,
+    ERRORS.failures,
+    ERRORS.usage_error,
     summary=(
         "The user's tools: start the enclave, sync a folder into it, run an owner's "
         "entrypoint on your data, get the outputs back; the owner's code never leaves the"

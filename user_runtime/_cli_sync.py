@@ -64,6 +64,25 @@ def sync(  # noqa: PLR0917 - typer options
 
     address = enclave or os.environ.get(ADDRESS_ENV) or _recorded_enclave(states)
     parse_address(address)  # a malformed address is a usage error, before anything starts
+    target = _empty_folder(folder, states)
+    store_dir = (store or default_store_dir(target)).resolve()
+    if store_dir == target or target in store_dir.parents:
+        raise UsageError(f"{store_dir}: the store cannot live inside the synced folder")
+    mounts.check_enclave_free(address, target, states)
+    if not foreground:
+        argv = _daemon_argv(target, address, store_dir, states)
+        pid = mounts.start_daemon(argv, mounts.log_path(target, states))
+        print(f"synced {target} (pid {pid}, store {store_dir})")
+        return
+    backing = BackingStore.open_or_create(store_dir, target)
+    _serve(target, backing, address, states, ready_fd)
+
+
+def _empty_folder(folder: Path, states: Path) -> Path:
+    """FOLDER as the mount point: a stale mount on it cleaned, created, checked empty."""
+    from user_runtime.errors import UsageError
+    from user_runtime.sync import mounts
+
     target = mounts.canonical_folder(folder)
     if mounts.cleanup_stale(target, states):
         print(f"user-runtime: cleaned a stale mount on {target}", file=sys.stderr)
@@ -74,31 +93,26 @@ def sync(  # noqa: PLR0917 - typer options
         raise UsageError(
             f"{target}: not empty; sync mounts an empty folder (its files live in the store)"
         )
-    store_dir = (store or default_store_dir(target)).resolve()
-    if store_dir == target or target in store_dir.parents:
-        raise UsageError(f"{store_dir}: the store cannot live inside the synced folder")
-    mounts.check_enclave_free(address, target, states)
-    if not foreground:
-        argv = [
-            sys.executable,
-            "-m",
-            "user_runtime",
-            "sync",
-            "-d",
-            str(target),
-            "--enclave",
-            address,
-            "--store",
-            str(store_dir),
-            "--state-dir",
-            str(states),
-            "--foreground",
-        ]
-        pid = mounts.start_daemon(argv, mounts.log_path(target, states))
-        print(f"synced {target} (pid {pid}, store {store_dir})")
-        return
-    backing = BackingStore.open_or_create(store_dir, target)
-    _serve(target, backing, address, states, ready_fd)
+    return target
+
+
+def _daemon_argv(target: Path, address: str, store_dir: Path, states: Path) -> list[str]:
+    """The command line of the sync daemon: this command, in the foreground."""
+    return [
+        sys.executable,
+        "-m",
+        "user_runtime",
+        "sync",
+        "-d",
+        str(target),
+        "--enclave",
+        address,
+        "--store",
+        str(store_dir),
+        "--state-dir",
+        str(states),
+        "--foreground",
+    ]
 
 
 def _status(folder: Path, states: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import sys
 
-PROG = "user-runtime"
 _OPTIONS = {
     "-f": "file",
     "--file": "file",
@@ -55,37 +54,25 @@ def parse_run(argv: list[str]) -> dict[str, str] | None:
 
 
 def run_fast(argv: list[str]) -> int | None:
-    """Run `user-runtime run ARGV` without typer; None to fall back to the typer app."""
+    """Run `user-runtime run ARGV` without typer; None to fall back to the typer app.
+
+    Errors become one line and an exit code through the same map as the typer app's.
+    """
     values = parse_run(argv)
     if values is None:
         return None
-    from package_format.errors import PackageFormatError  # noqa: PLC0415
-    from user_runtime.errors import UsageError, UserRuntimeError  # noqa: PLC0415
-    from user_runtime.run import run_entrypoint, split_args  # noqa: PLC0415
+    from cli_shell.guard import guard  # noqa: PLC0415
+    from user_runtime._cli_common import ERRORS, run_and_show  # noqa: PLC0415
+    from user_runtime.run import split_args  # noqa: PLC0415
 
-    state_dir = values.get("state_dir")
-    try:
+    def run() -> int:
         args = split_args(values.get("args"))
         timeout = int(values["timeout"]) if "timeout" in values else None
-        return run_entrypoint(
-            values["file"], values["script"], args, state_dir, sys.stdout.buffer, timeout
+        return run_and_show(
+            values["file"], values["script"], args, values.get("state_dir"), timeout
         )
-    except UsageError as exc:
-        print(f"{PROG}: usage: {_one_line(exc)}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: error: interrupted", file=sys.stderr)
-        return 130
-    except (UserRuntimeError, PackageFormatError, OSError) as exc:
-        print(f"{PROG}: error: {_one_line(exc)}", file=sys.stderr)
-        return 1
 
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
-        text = f"{exc.filename}: {exc.strerror.lower()}"
-    return " ".join(text.split())
+    return guard(ERRORS, run)
 
 
 def entry() -> None:

@@ -4,8 +4,9 @@
 
 Kept free of heavy imports: the RPC client is imported by the caller only when it connects.
 A local bundle (`-f FILE`) is checked before it is sent (its header parses and its length is
-the one the header declares), uploaded with progress on a terminal, and removed from the
-session when the run ends, however it ends (specs/threat-model.md §8).
+the one the header declares), uploaded, and removed from the session when the run ends,
+however it ends (specs/threat-model.md §8). Nothing here prints: the CLI passes a `RunView`
+that shows the run's output and waits, and turns the `RunResult` into its last lines.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import json
 import os
 import shlex
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from user_runtime.enclave.state import STATE_FILE
 from user_runtime.errors import InputError, UsageError
@@ -22,6 +23,7 @@ from user_runtime.run_upload import session_bundle_path
 
 if TYPE_CHECKING:
     from user_runtime.rpc.client import EnclaveClient
+    from user_runtime.run_upload import Progress
 
 # No pathlib on this path: `run` starts in a fresh process every time (issue 5, lean client).
 
@@ -32,6 +34,46 @@ TIMED_OUT_STATUS = 124
 
 class NoEnclaveRunningError(InputError):
     """No enclave is recorded in the state directory and no address was given."""
+
+
+class RunView(Protocol):
+    """What the person running `run` sees, given by the CLI (this module prints nothing)."""
+
+    def output(self, stream: str, data: bytes) -> None:
+        """The entrypoint wrote `data` on `stream` (`stdout` or `stderr`)."""
+
+    def sync_pending(self, pending: int) -> None:
+        """The run waits for the sync mount: `pending` files are not in the enclave yet."""
+
+    def sync_done(self) -> None:
+        """The wait for the sync mount is over (whether or not it succeeded)."""
+
+    def upload_progress(self, label: str) -> Progress | None:
+        """A `(done, total)` callback for the uploads `label` names, or None for no progress."""
+
+    def uploads_done(self) -> None:
+        """Every bundle is in the session."""
+
+    def cancelling(self) -> None:
+        """The first Ctrl-C: the enclave was asked to cancel the run."""
+
+
+class RunResult(NamedTuple):  # not a dataclass: ~2 ms less at every `run`'s start
+    """How a run ended: its exit status, the outputs it wrote and its receipt.
+
+    Attributes:
+        status: The entrypoint's exit status; 130 when cancelled, 124 (`TIMED_OUT_STATUS`)
+            when stopped at its time limit.
+        stopped: Why the enclave ended the run before the entrypoint did (`run cancelled`
+            or the time limit's message), else None.
+        outputs: The session paths of the files this run wrote to output/ (specs/sync.md §2).
+        receipt: The run's receipt (specs/receipts.md §5.2), when the enclave sent one.
+    """
+
+    status: int
+    stopped: str | None = None
+    outputs: tuple[str, ...] = ()
+    receipt: bytes | None = None
 
 
 def split_args(text: str | None) -> list[str]:
@@ -89,26 +131,24 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     script: str,
     argv: list[str],
     state_dir: str | os.PathLike[str] | None,
-    out: IO[bytes],
+    view: RunView,
     timeout: int | None = None,
     env: Sequence[str] = (),
     data: Sequence[str] = (),
     nonce: bytes | None = None,
-) -> int:
-    """Run `script` of `bundle` in the enclave, copying its output live; return its status.
+) -> RunResult:
+    """Run `script` of `bundle` in the enclave, showing its output live through `view`.
 
-    stdout goes to `out`, stderr to this process's stderr. Ctrl-C asks the enclave to cancel
-    the run (a second Ctrl-C stops waiting); a cancelled run returns 130, one stopped at its
-    time limit (`timeout` seconds, or the manifest's ceiling) 124. A bundle uploaded for
-    this run is removed from the session when the run ends; so are `data` bundles
-    (`user_runtime.run_data`), which are all checked before anything is uploaded.
+    Ctrl-C asks the enclave to cancel the run (a second Ctrl-C stops waiting); a cancelled
+    run ends with status 130, one stopped at its time limit (`timeout` seconds, or the
+    manifest's ceiling) 124. A bundle uploaded for this run is removed from the session when
+    the run ends; so are `data` bundles (`user_runtime.run_data`), which are all checked
+    before anything is uploaded.
 
     Raises:
         NoEnclaveRunningError: No enclave is running.
         ExternalError: The enclave is unreachable, refused the run or went away mid-run.
     """
-    import sys  # noqa: PLC0415
-
     from user_runtime.enclave.state import state_dir_path  # noqa: PLC0415
     from user_runtime.rpc.client import EnclaveClient  # noqa: PLC0415
     from user_runtime.run_data import (  # noqa: PLC0415
@@ -120,12 +160,8 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
     check_local_inputs(bundle, data)
     states = state_dir_path(state_dir)
     address = enclave_address(states)
-    _wait_for_sync(address, states)
-    progress = None
-    if sys.stderr.isatty():  # rich only for a person watching: `run` starts lean otherwise
-        from cli_shell.progress import TransferLine  # noqa: PLC0415
-
-        progress = TransferLine(f"uploading {os.path.basename(bundle)}")
+    _wait_for_sync(address, states, view)
+    progress = view.upload_progress(f"uploading {os.path.basename(bundle)}")
     with EnclaveClient.connect(address) as client:
         path, uploaded = session_bundle_path(client, bundle, progress)
         try:
@@ -133,42 +169,25 @@ def run_entrypoint(  # noqa: PLR0917 - the command's options
         except BaseException:
             remove_uploaded(client, [path] if uploaded else [])
             raise
-        if progress is not None:
-            progress.close()
+        view.uploads_done()
         try:
-            return _follow(client, path, script, argv, out, timeout, env, data_paths, nonce)
+            return _follow(client, path, script, argv, view, timeout, env, data_paths, nonce)
         finally:
             remove_uploaded(client, ([path] if uploaded else []) + fresh)
 
 
-def _wait_for_sync(address: str, states: str) -> None:
-    """Wait for the sync mount of this enclave to replay every closed file (sync.md §6.4).
-
-    A line on stderr says so when it takes more than a second.
-    """
+def _wait_for_sync(address: str, states: str, view: RunView) -> None:
+    """Wait for the sync mount of this enclave to replay every closed file (sync.md §6.4)."""
     if not os.path.isdir(os.path.join(states, "sync")):
         return  # never synced here: keep the lean start
-    import sys  # noqa: PLC0415
-    import time  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     from user_runtime.sync import wait_for_sync  # noqa: PLC0415
 
-    start = time.monotonic()
-    shown = False
-
-    def progress(pending: int) -> None:
-        nonlocal shown
-        if time.monotonic() - start >= 1.0:
-            sys.stderr.write(f"\ruser-runtime: waiting for sync: {pending} file(s) to the enclave ")
-            sys.stderr.flush()
-            shown = True
-
     try:
-        wait_for_sync(address, Path(states), progress)
+        wait_for_sync(address, Path(states), view.sync_pending)
     finally:
-        if shown:
-            sys.stderr.write("\n")
+        view.sync_done()
 
 
 def _follow(  # noqa: PLR0917 - one run's parts
@@ -176,46 +195,32 @@ def _follow(  # noqa: PLR0917 - one run's parts
     path: str,
     script: str,
     argv: list[str],
-    out: IO[bytes],
+    view: RunView,
     timeout: int | None,
     env: Sequence[str] = (),
     data: Sequence[str] = (),
     nonce: bytes | None = None,
-) -> int:
-    import sys  # noqa: PLC0415
-
+) -> RunResult:
     from user_runtime.rpc.client import RemoteError  # noqa: PLC0415
 
-    err = sys.stderr.buffer
     handle = client.start_run(path, script, argv, timeout=timeout, env=env, data=data, nonce=nonce)
     cancelled = False
     while True:
         try:
             for event in handle.events():
-                stream = out if event.stream == "stdout" else err
-                stream.write(event.data)
-                stream.flush()
+                view.output(event.stream, event.data)
             break
         except KeyboardInterrupt:
             if cancelled:
                 raise
             cancelled = True
-            print("user-runtime: cancelling the run in the enclave", file=sys.stderr)
+            view.cancelling()
             handle.cancel()
         except RemoteError as exc:
             if exc.name == "CANCELLED":
-                print("user-runtime: error: run cancelled", file=sys.stderr)
-                return 130
+                return RunResult(130, stopped="run cancelled")
             if exc.name == "RUN_TIMED_OUT":
-                print(f"user-runtime: error: {exc.remote_message}", file=sys.stderr)
-                return TIMED_OUT_STATUS
+                return RunResult(TIMED_OUT_STATUS, stopped=exc.remote_message)
             raise
     assert handle.exit_status is not None
-    if handle.outputs:
-        # specs/sync.md §2: output/ holds this run's files only; say which.
-        print(f"user-runtime: output: {' '.join(handle.outputs)}", file=sys.stderr)
-    if handle.receipt is not None:  # specs/receipts.md §5.2
-        from user_runtime.receipt import receipt_line  # noqa: PLC0415
-
-        print(receipt_line(handle.receipt, nonce), file=sys.stderr)
-    return handle.exit_status
+    return RunResult(handle.exit_status, outputs=tuple(handle.outputs), receipt=handle.receipt)

@@ -8,6 +8,7 @@ pieces (package_format.bundle, enclave.kms_client, enclave.sessionfs) in `enclav
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -275,3 +276,29 @@ class RunResult:
     bundles: tuple[BundleRef, ...] = ()
     terms: OutputTerms | None = None
     receipt: bytes | None = None
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """What the image pins and where plaintext may live.
+
+    Attributes:
+        trusted_keys: Owner Ed25519 public keys pinned in the image's enclave.json.
+        min_versions: Minimum bundle version per bundle name (replay protection).
+        work_base: RAM-backed directory for the private per-run directories.
+        python: The default interpreter: of bundles that name no environment (bundle-format.md
+            §5.8), and of the prestarted one.
+        key_cache_seconds: Keep a released data key in memory this long (0: never).
+        prestart: Start the next Python entrypoint's interpreter (`enclave.runner.zygote`)
+            as soon as a run is over, so a run does not wait for it.
+        environments: The image's app environments, requirements' SHA-256 hex to
+            interpreter (enclave-image.md §5.5); None: the image declares none (no check).
+    """
+
+    trusted_keys: tuple[bytes, ...]
+    work_base: Path
+    min_versions: Mapping[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+    key_cache_seconds: float = 0.0
+    prestart: bool = False
+    environments: Mapping[str, str] | None = None

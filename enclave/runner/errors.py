@@ -2,23 +2,22 @@
 # Copyright the nitro-bundles authors
 """Typed errors of the runner (specs/threat-model.md §5); one class per refusal a test tells apart.
 
-Each class carries `rpc_code`, the status the RPC server reports for it
-(specs/rpc-protocol.md §6.3), so the server maps a runner error without a table of its own:
-`getattr(exc, "rpc_code", ErrorCode.RUN_FAILED)`.
+`RunError` is the run's branch of the one error root (`enclave.errors.EnclaveError`): each
+class sets `rpc_code`, the status the RPC server reports for it (specs/rpc-protocol.md §6.3),
+and the server answers a run that raised one with that code and its message. Data bundles'
+refusals (threat-model.md §5.7) are at the end.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
-
-from enclave.errors import EnclaveError, ExternalError, InputError
+from enclave.errors import EnclaveError, ExternalError, InputError, UsageError
 from package_format.rpc.codes import ErrorCode
 
 
 class RunError(EnclaveError):
     """Base of every error a run can end with before the entrypoint's own exit status."""
 
-    rpc_code: ClassVar[ErrorCode] = ErrorCode.RUN_FAILED
+    rpc_code = ErrorCode.RUN_FAILED
 
 
 class BundleInvalidError(RunError, InputError):
@@ -89,3 +88,50 @@ class RunCancelledError(RunError):
     """The run was cancelled before its entrypoint started."""
 
     rpc_code = ErrorCode.CANCELLED
+
+
+class NoRunnerError(RunError, UsageError):
+    """The server was started without a runner (no image config): it refuses every run."""
+
+    rpc_code = ErrorCode.NOT_ALLOWED
+
+
+# Data bundles (specs/threat-model.md §5.7).
+class DataNotAllowedError(RunError, InputError):
+    """A pairing one side's signed manifest does not allow (before any KMS call for it)."""
+
+    rpc_code = ErrorCode.DATA_NOT_ALLOWED
+
+
+class DataSignerNotListedError(DataNotAllowedError):
+    """The data bundle is signed by a key the app's `[[data]]` does not list for its name."""
+
+
+class DataAppNotListedError(DataNotAllowedError):
+    """The data bundle's `[[apps]]` does not list the app (name, signer, version range)."""
+
+
+class DataVersionOutOfRangeError(DataNotAllowedError):
+    """The data bundle's version is outside the app's range for it."""
+
+
+class DataMissingError(DataNotAllowedError):
+    """A `required` data bundle of the app's `[[data]]` was not given."""
+
+
+class DataDuplicateError(DataNotAllowedError):
+    """One data bundle (by path or by name) is given twice in one run."""
+
+
+class WrongBundleKindError(BundleInvalidError):
+    """An app bundle given as `--data`, or a data bundle given as the app (`-f`)."""
+
+
+class DataTooLargeError(DataNotAllowedError):
+    """The run's bundles do not fit in the enclave's memory for plaintext."""
+
+
+class OutputTermsExceededError(RunError, InputError):
+    """The run released more than a bundle's output terms allow; it was stopped."""
+
+    rpc_code = ErrorCode.OUTPUT_TERMS_EXCEEDED

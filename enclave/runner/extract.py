@@ -300,9 +300,9 @@ class _Run:
             while (batch := self._next(slot)) is not None:
                 try:
                     self._one_batch(writer, slot, batch)
-                except BaseException as exc:  # reported; the caller's thread re-raises it
+                except BaseException as exc:  # noqa: BLE001 - reported; the caller re-raises it
                     self.failure.report(batch.first, exc)
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - a worker's failure, re-raised by the caller
             self.failure.report(-1, exc)  # the stream itself failed: nothing else matters
         finally:
             writer.close()

@@ -54,7 +54,7 @@ class Worker:
             try:
                 for chunk in batch:
                     consume(chunk)
-            except BaseException as exc:  # re-raised in the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = exc
 
     def put(self, batch: list[Chunk]) -> None:

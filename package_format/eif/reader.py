@@ -211,31 +211,9 @@ def read_eif(f: BinaryIO, limits: EifLimits | None = None) -> EifImage:
         for i, (off, size) in enumerate(
             zip(header.section_offsets, header.section_sizes, strict=True)
         ):
-            raw_sh = _read_exact(f, SECTION_HEADER_SIZE, f"section {i} header")
-            stype, declared = parse_section_header(raw_sh, f"eif section {i}")
-            if declared != size:
-                raise EifSectionError(
-                    f"eif section {i}: header says {declared} bytes, table says {size}"
-                )
-            limit = _small_limit(stype, lim) or lim.max_section
-            if size > limit:
-                raise EifTooManySectionsError(
-                    f"eif section {i} ({stype.name.lower()}): {size} bytes over the limit"
-                )
-            crc = zlib.crc32(raw_sh, crc)
-            hasher.begin_section(stype)
-            keep = _small_limit(stype, lim) is not None
-            parts: list[bytes] = []
-            left = size
-            while left:
-                chunk = _read_exact(f, min(CHUNK, left), f"section {i}")
-                left -= len(chunk)
-                crc = zlib.crc32(chunk, crc)
-                hasher.update(chunk)
-                if keep:
-                    parts.append(chunk)
-            if keep:
-                small[stype] = b"".join(parts)
+            stype, data, crc = _read_section(f, i, size, lim=lim, crc=crc, hasher=hasher)
+            if data is not None:
+                small[stype] = data
             sections.append(EifSection(i, stype, off, size))
         _check_types([s.type for s in sections])
         signatures, meta = _decode_small(small, crc, header.crc32)
@@ -250,6 +228,49 @@ def read_eif(f: BinaryIO, limits: EifLimits | None = None) -> EifImage:
         metadata=meta,
         signatures=tuple(signatures),
     )
+
+
+def _read_section(
+    f: BinaryIO, index: int, size: int, *, lim: EifLimits, crc: int, hasher: PcrHasher
+) -> tuple[SectionType, bytes | None, int]:
+    """Read section `index` at the stream's position (specs/enclave-image.md §2.2).
+
+    Its header must agree with the table; its header and data go into the CRC (§3) and its
+    data into the PCRs (§4); the small sections' bytes (cmdline, metadata, signature, §2.4)
+    are kept for decoding.
+
+    Returns:
+        The section's type, its bytes when kept (else None), and the CRC so far.
+
+    Raises:
+        EifTruncatedError: the file ends early.
+        EifSectionError: the header's size differs from the table's.
+        EifTooManySectionsError: the section is over its limit.
+    """
+    raw_sh = _read_exact(f, SECTION_HEADER_SIZE, f"section {index} header")
+    stype, declared = parse_section_header(raw_sh, f"eif section {index}")
+    if declared != size:
+        raise EifSectionError(
+            f"eif section {index}: header says {declared} bytes, table says {size}"
+        )
+    limit = _small_limit(stype, lim) or lim.max_section
+    if size > limit:
+        raise EifTooManySectionsError(
+            f"eif section {index} ({stype.name.lower()}): {size} bytes over the limit"
+        )
+    crc = zlib.crc32(raw_sh, crc)
+    hasher.begin_section(stype)
+    keep = _small_limit(stype, lim) is not None
+    parts: list[bytes] = []
+    left = size
+    while left:
+        chunk = _read_exact(f, min(CHUNK, left), f"section {index}")
+        left -= len(chunk)
+        crc = zlib.crc32(chunk, crc)
+        hasher.update(chunk)
+        if keep:
+            parts.append(chunk)
+    return stype, b"".join(parts) if keep else None, crc
 
 
 def iter_section(f: BinaryIO, section: EifSection, chunk_size: int = CHUNK) -> Iterator[bytes]:

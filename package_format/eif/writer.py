@@ -109,34 +109,16 @@ def write_eif(
         OSError: the output cannot be written.
     """
     _check_order([s.type for s in sections])
-    sizes = [s.size for s in sections]
-    header = EifHeader(
-        version=VERSION,
-        flags=flags,
-        num_sections=len(sections),
-        section_offsets=tuple(section_offsets(sizes)),
-        section_sizes=tuple(sizes),
-    ).to_bytes()
+    header = _header(sections, flags)
     # The CRC covers the header up to its own field (§3); the field is patched below.
     crc = Crc32(zlib.crc32(header[:CRC_OFFSET]))
     out.write(header)
-    written = HEADER_SIZE
     sink = Worker(_writer(out, crc), "eif-write")
     feed = Batcher()
     try:
         feed.retarget((sink,))
         with PcrHasher() as hasher:
-            for index, section in enumerate(sections):
-                sh = section_header(section.type, section.size)
-                feed.add(sh)
-                hasher.begin_section(section.type)
-                count = _feed_section(section, hasher, feed)
-                if count != section.size:
-                    raise EifSectionError(
-                        f"eif writer: section {index} ({section.type.name.lower()}) "
-                        f"gave {count} bytes, expected {section.size}"
-                    )
-                written += len(sh) + count
+            written = HEADER_SIZE + _write_sections(sections, hasher, feed)
             feed.flush()
             measurements = hasher.finish(cert_der)
     finally:
@@ -146,6 +128,42 @@ def write_eif(
     out.write(struct.pack(">I", crc.value))
     out.seek(written)
     return WriteResult(measurements=measurements, crc32=crc.value, size=written)
+
+
+def _header(sections: Sequence[SectionSource], flags: int) -> bytes:
+    """The EIF header with its section table (specs/enclave-image.md §2.1); CRC field zero (§3)."""
+    sizes = [s.size for s in sections]
+    return EifHeader(
+        version=VERSION,
+        flags=flags,
+        num_sections=len(sections),
+        section_offsets=tuple(section_offsets(sizes)),
+        section_sizes=tuple(sizes),
+    ).to_bytes()
+
+
+def _write_sections(sections: Sequence[SectionSource], hasher: PcrHasher, feed: Batcher) -> int:
+    """Each section's header and data (§2.2), into the writer and the PCRs (§4.3).
+
+    Returns:
+        The bytes written after the EIF header.
+
+    Raises:
+        EifSectionError: A source yields a different size than it declared.
+    """
+    written = 0
+    for index, section in enumerate(sections):
+        sh = section_header(section.type, section.size)
+        feed.add(sh)
+        hasher.begin_section(section.type)
+        count = _feed_section(section, hasher, feed)
+        if count != section.size:
+            raise EifSectionError(
+                f"eif writer: section {index} ({section.type.name.lower()}) "
+                f"gave {count} bytes, expected {section.size}"
+            )
+        written += len(sh) + count
+    return written
 
 
 def _feed_section(section: SectionSource, hasher: PcrHasher, feed: Batcher) -> int:

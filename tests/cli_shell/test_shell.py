@@ -30,7 +30,7 @@ class ToolUsageError(ToolError):
     pass
 
 
-def _shell(raised: BaseException | None) -> CliShell:
+def _shell(raised: BaseException | None, hints: dict[str, str] | None = None) -> CliShell:
     module = types.ModuleType("commands")
 
     def register(app: typer.Typer) -> None:
@@ -45,7 +45,7 @@ def _shell(raised: BaseException | None) -> CliShell:
             """A second command, so `go` is a sub-command."""
 
     module.register = register  # type: ignore[attr-defined]
-    return CliShell("tool", [module], (ToolError,), ToolUsageError)
+    return CliShell("tool", [module], (ToolError,), ToolUsageError, hints=hints)
 
 
 @pytest.mark.parametrize(
@@ -179,7 +179,9 @@ def test_library_hint_key_becomes_the_clis_words(
     hint: str, line: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Issue 19: the library's error names no flag; the CLI's hint table does.
-    shell = _shell(_DetailedToolError("out.nb: already exists", hint))
-    shell._hints = {"overwrite": "use --force to replace it"}
+    shell = _shell(
+        _DetailedToolError("out.nb: already exists", hint),
+        {"overwrite": "use --force to replace it"},
+    )
     assert shell.main(["go"]) == 1
     assert capsys.readouterr().err == line

@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from enclave.runner.interface import OutputSink, RunOutcome
+from enclave.runner.api import RunRequest, RunResult, RunSink, SessionFiles
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix
@@ -20,27 +20,23 @@ from user_runtime.rpc.client import EnclaveClient, RemoteError
 
 
 class RecordingRunner:
-    """A runner that predates nonces unless `takes_nonce`; it returns a fixed receipt."""
+    """A runner that records each request; it returns a fixed receipt."""
 
     def __init__(self, receipt: bytes | None) -> None:
         self.receipt = receipt
-        self.calls: list[dict[str, Any]] = []
+        self.calls: list[RunRequest] = []
 
     def run(
         self,
-        bundle: str,
-        entrypoint: str,
-        args: Sequence[str],
-        *,
-        on_stdout: OutputSink,
-        on_stderr: OutputSink,
-        cancel: threading.Event,
-        **extra: Any,
-    ) -> RunOutcome:
-        self.calls.append(extra)
-        on_stdout(b"out\n")
+        request: RunRequest,
+        session: SessionFiles,
+        sink: RunSink,
+        cancel: threading.Event | None = None,
+    ) -> RunResult:
+        self.calls.append(request)
+        sink.stdout(b"out\n")
         outputs = ("output/receipt.cbor",) if self.receipt else ()
-        return RunOutcome(0, outputs, self.receipt)
+        return RunResult(0, outputs=outputs, receipt=self.receipt)
 
 
 def serve(
@@ -75,15 +71,15 @@ def run(address: str, nonce: bytes | None) -> Any:
 
 def test_nonce_reaches_the_runner_and_the_receipt_comes_back(address, runner) -> None:
     handle = run(address, b"\x07" * 32)
-    assert runner.calls == [{"nonce": b"\x07" * 32}]
+    assert [call.nonce for call in runner.calls] == [b"\x07" * 32]
     assert handle.exit_status == 0
     assert handle.receipt == runner.receipt
     assert handle.outputs == ("output/receipt.cbor",)
 
 
-def test_run_without_a_nonce_passes_no_nonce_to_older_runners(address, runner) -> None:
+def test_run_without_a_nonce_passes_no_nonce_to_the_runner(address, runner) -> None:
     handle = run(address, None)
-    assert runner.calls == [{}]
+    assert [call.nonce for call in runner.calls] == [None]
     assert handle.receipt == runner.receipt
 
 

@@ -18,6 +18,7 @@ SERVER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
+    from enclave.runner.api import RunResult
     from enclave.server import EnclaveServer
     from enclave.sessionfs import SessionFs
     from enclave.transport import SocketServer, listen_unix, serve_until_signal
@@ -25,13 +26,13 @@ SERVER = textwrap.dedent(
     marker = Path(sys.argv[2])
 
     class Runner:
-        def run(self, bundle, entrypoint, args, *, on_stdout, on_stderr, cancel):
+        def run(self, request, session, sink, cancel):
             marker.write_text("plaintext")
             try:
-                on_stdout(b"started\\n")
+                sink.stdout(b"started\\n")
                 cancel.wait()
                 time.sleep(0.2)  # a runner that takes a moment to stop
-                return 0
+                return RunResult(0)
             finally:
                 marker.write_text("wiped")
 

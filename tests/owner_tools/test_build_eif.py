@@ -13,7 +13,8 @@ import pytest
 
 from owner_tools._cli import main
 from owner_tools.image import CONFIG_PATH, SERVER_PYTHON
-from owner_tools.image_rootfs import customer_entries, walk_directory
+from owner_tools.image_ramdisk import customer_entries
+from owner_tools.image_rootfs import walk_directory
 from package_format.eif import build_archive, extract_files, read_cpio, read_eif
 from package_format.eif.reader import SectionReader
 

@@ -372,3 +372,69 @@ def test_run_env_name_not_allowed_is_one_line(enclave, tmp_path, capsys) -> None
 def test_run_env_without_a_name_is_a_usage_error(enclave, tmp_path, capsys) -> None:
     assert main(["run", "-f", str(_bundle(tmp_path)), "-s", "main.py", "--env", "SEED"]) == 2
     assert capsys.readouterr().err.startswith("user-runtime: usage: --env: expected NAME=VALUE")
+
+
+def test_lean_entry_and_typer_app_print_the_same_error_with_its_hint(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # Issue 19: the lean entry used a copy of the shell's error mapping, without the hints.
+    import user_runtime.run
+    from user_runtime._entry import run_fast
+    from user_runtime.errors import ExternalError
+
+    def refuse(*_args, **_kwargs):
+        raise ExternalError("the sync mount holds the enclave", hint="stop-sync")
+
+    monkeypatch.setattr(user_runtime.run, "run_entrypoint", refuse)
+    argv = ["-f", "x.nb", "-s", "main.py", "--state-dir", str(tmp_path)]
+    assert run_fast(argv) == 1
+    lean = capsys.readouterr().err
+    assert main(["run", *argv]) == 1
+    assert (
+        capsys.readouterr().err
+        == lean
+        == (
+            "user-runtime: error: the sync mount holds the enclave"
+            " (hint: stop it first with user-runtime sync --stop FOLDER)\n"
+        )
+    )
+
+
+def test_run_library_prints_nothing_and_shows_the_run_through_its_view(
+    enclave, tmp_path, capsys
+) -> None:
+    from user_runtime.run import run_entrypoint
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, bytes]] = []
+
+        def output(self, stream: str, data: bytes) -> None:
+            self.seen.append((stream, data))
+
+        def sync_pending(self, pending: int) -> None:
+            raise AssertionError("no sync mount here")
+
+        def sync_done(self) -> None:
+            raise AssertionError("no sync mount here")
+
+        def upload_progress(self, label: str) -> None:
+            self.seen.append((label, b""))  # no progress callback: None
+
+        def uploads_done(self) -> None:
+            self.seen.append(("uploads done", b""))
+
+        def cancelling(self) -> None:
+            raise AssertionError("no Ctrl-C here")
+
+    bundle = _bundle(tmp_path, stderr=True)
+    view = Recorder()
+    result = run_entrypoint(str(bundle), "main.py", ["3"], None, view)
+    assert (result.status, result.stopped, result.outputs) == (3, None, ())
+    assert view.seen[:2] == [("uploading app.nb", b""), ("uploads done", b"")]
+    streams = {
+        stream: b"".join(d for s, d in view.seen[2:] if s == stream)
+        for stream in ("stdout", "stderr")
+    }
+    assert streams == {"stdout": b"line one\nargs ['3']\n", "stderr": b"to stderr\n"}
+    assert capsys.readouterr() == ("", "")

@@ -26,7 +26,6 @@ from data_kit import (  # noqa: E402
     seal,
 )
 
-from enclave.app import ServerRunner  # noqa: E402
 from enclave.runner.bundle import open_bundle  # noqa: E402
 from enclave.runner.runner import Runner, RunnerConfig  # noqa: E402
 from enclave.server import EnclaveServer  # noqa: E402
@@ -49,7 +48,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     ram.mkdir()
     fs, kms = SessionFs(), ContextKms()
     runner = Runner(RunnerConfig((public_key_of(APP_SEED),), ram), open_bundle, kms)
-    server = SocketServer(EnclaveServer(fs, ServerRunner(runner, fs)), listen_unix(sock))
+    server = SocketServer(EnclaveServer(fs, runner), listen_unix(sock))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("NB_ENCLAVE_ADDRESS", f"unix:{sock}")

@@ -14,7 +14,6 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "enclave"))
 from test_runner_kit import FakeKeyRelease, make_bundle, owner_key
 
-from enclave.app import ServerRunner
 from enclave.nsm.simulator import SimulatedNsm, create_sim_pki, image_pcrs
 from enclave.runner.bundle import open_bundle
 from enclave.runner.record import RECEIPT_PATH, ReceiptIssuer
@@ -36,9 +35,11 @@ def enclave(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     pki = create_sim_pki(tmp_path / "pki")
     nsm = SimulatedNsm(pki, image_pcrs(PCR0, bytes(48), bytes(48)))
     issuer = ReceiptIssuer(fs, lambda nonce, data: nsm.attestation(user_data=data, nonce=nonce))
-    runner = Runner(RunnerConfig((owner_key(),), ram), issuer.opener(open_bundle), FakeKeyRelease())
+    runner = Runner(
+        RunnerConfig((owner_key(),), ram), open_bundle, FakeKeyRelease(), receipts=issuer
+    )
     sock = tmp_path / "enclave.sock"
-    server = SocketServer(EnclaveServer(fs, ServerRunner(runner, fs, issuer)), listen_unix(sock))
+    server = SocketServer(EnclaveServer(fs, runner), listen_unix(sock))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     monkeypatch.setenv("NB_ENCLAVE_ADDRESS", f"unix:{sock}")

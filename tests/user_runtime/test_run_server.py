@@ -17,7 +17,6 @@ sys.path.insert(0, str(HERE.parent / "enclave"))
 
 from test_runner_kit import FakeKeyRelease, owner_key  # noqa: E402
 
-from enclave.app import ServerRunner  # noqa: E402
 from enclave.runner.bundle import open_bundle  # noqa: E402
 from enclave.runner.runner import Runner, RunnerConfig  # noqa: E402
 from enclave.server import EnclaveServer  # noqa: E402
@@ -28,7 +27,7 @@ from enclave.transport import SocketServer, listen_unix, serve_until_signal  # n
 def build(sock: Path, ram: Path) -> tuple[SocketServer, SessionFs]:
     fs = SessionFs()
     runner = Runner(RunnerConfig((owner_key(),), ram), open_bundle, FakeKeyRelease())
-    return SocketServer(EnclaveServer(fs, ServerRunner(runner, fs)), listen_unix(sock)), fs
+    return SocketServer(EnclaveServer(fs, runner), listen_unix(sock)), fs
 
 
 def serve_in_thread(sock: Path, ram: Path) -> tuple[SocketServer, SessionFs, threading.Thread]:

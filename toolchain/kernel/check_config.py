@@ -70,12 +70,12 @@ def main(argv: list[str]) -> int:
         0 when every option holds, 1 otherwise, 2 on usage errors.
     """
     if len(argv) != 2:
-        print("usage: check_config.py FRAGMENT CONFIG", file=sys.stderr)
+        print("usage: check_config.py FRAGMENT CONFIG", file=sys.stderr)  # noqa: T201 - a script
         return 2
     fragment, config = (Path(p).read_text(encoding="utf-8") for p in argv)
     problems = check_kconfig(fragment, config)
     for problem in problems:
-        print(f"kernel config: {problem}", file=sys.stderr)
+        print(f"kernel config: {problem}", file=sys.stderr)  # noqa: T201 - a script
     return 1 if problems else 0
 
 

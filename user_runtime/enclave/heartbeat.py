@@ -45,8 +45,9 @@ def serve(sock_path: str, mark_path: str) -> None:
 
 def main(argv: list[str]) -> int:
     """Entry point: `SOCK MARK`."""
+    # A program of its own (python -m, started by the qemu backend): its usage line.
     if len(argv) != 2:
-        print("usage: python -m user_runtime.enclave.heartbeat SOCK MARK", file=sys.stderr)
+        sys.stderr.write("usage: python -m user_runtime.enclave.heartbeat SOCK MARK\n")
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     serve(argv[0], argv[1])

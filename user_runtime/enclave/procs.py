@@ -13,10 +13,14 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-from user_runtime.errors import ExternalError
+from user_runtime.enclave.record import KMS_SOCKET_NAME, StartOptions
+from user_runtime.errors import ExternalError, UsageError
 
 START_TIMEOUT = 60.0
 STOP_GRACE = 5.0
@@ -100,3 +104,38 @@ def _last_line(log: Path) -> str:
 def _last_text_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def _start_relay(
+    opts: StartOptions,
+    env: Mapping[str, str],
+    stack: Mapping[str, Any],
+    sock: Path | None = None,
+) -> tuple[int | None, str | None]:
+    from urllib.parse import urlsplit  # noqa: PLC0415
+
+    url = opts.kms_endpoint or env.get("AWS_ENDPOINT_URL_KMS") or stack.get("kms_url")
+    if not url:
+        return None, None
+    parts = urlsplit(str(url))
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"kms endpoint {url!r}: the local enclave relays plain http only")
+    sock = sock or opts.state_dir / KMS_SOCKET_NAME
+    with contextlib.suppress(FileNotFoundError):
+        sock.unlink()
+    argv = [sys.executable, "-m", "user_runtime.enclave.relay", str(sock), parts.hostname]
+    argv.append(str(parts.port or 80))
+    relay = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + START_TIMEOUT
+    while not sock.exists():
+        if relay.poll() is not None or time.monotonic() > deadline:
+            _terminate_group(relay.pid)
+            raise EnclaveStartError("the kms relay did not start")
+        time.sleep(0.02)
+    return relay.pid, f"unix:{sock}"

@@ -30,25 +30,27 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from user_runtime.enclave.files import read_image
-from user_runtime.enclave.local import (
-    EnclaveState,
-    StartOptions,
-    _pcrs_json,
-    _read_stack,
-    _start_relay,
-    _write_state,
-    cleanup,
-)
 from user_runtime.enclave.procs import (
     EnclaveStartError,
     _is_our_process,
     _last_line,
+    _start_relay,
     _terminate_group,
 )
+from user_runtime.enclave.record import (
+    EnclaveState,
+    StartOptions,
+    _read_stack,
+    _write_state,
+    image_state,
+    remove_files,
+)
+from user_runtime.enclave.rootfs import cache_dir
 from user_runtime.errors import InputError, UsageError
 
 VHOST_SOCKET = "vhost.sock"
@@ -71,12 +73,6 @@ _MARKER = "nitro-enclave"
 
 class QemuMissingError(InputError):
     """No QEMU with the nitro-enclave machine was found (build it: make enclave-toolchain)."""
-
-
-def cache_dir(environ: Mapping[str, str]) -> Path:
-    """The toolchain's cache (specs/toolchain.md): $NB_CACHE_DIR, else XDG's, else ~/.cache."""
-    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root")) / ".cache")
-    return Path(environ.get("NB_CACHE_DIR") or Path(xdg) / "nitro-bundles")
 
 
 def find_qemu(environ: Mapping[str, str]) -> Path:
@@ -192,8 +188,9 @@ def start_qemu(opts: StartOptions) -> tuple[EnclaveState, list[str]]:
         _wait_server(state, qemu_proc, sd)
         _send_credentials(state.address, env, stack)
     except BaseException:
-        if state is not None:
-            cleanup(sd, state)  # the processes, the sockets and state.json
+        if state is not None:  # the processes, the sockets and state.json
+            cleanup_qemu(sd, state)
+            remove_files(sd)
         for pid in helpers:
             _terminate_group(pid)
         raise
@@ -217,12 +214,8 @@ def cleanup_qemu(state_dir: Path, state: EnclaveState) -> None:
 def _state(
     opts: StartOptions, image: Any, pid: int, accel: str, helpers: list[int]
 ) -> EnclaveState:
-    return EnclaveState(
-        mode="qemu",
-        address=f"uds-vsock:{opts.state_dir / MUX_SOCKET}:{SERVER_PORT}",
-        image=str(opts.eif.absolute()),
-        pcrs=_pcrs_json(image, debug=opts.debug),
-        debug=opts.debug,
+    return replace(
+        image_state(opts, image, "qemu", f"uds-vsock:{opts.state_dir / MUX_SOCKET}:{SERVER_PORT}"),
         pid=pid,
         cid=GUEST_CID,
         network_isolated=True,

@@ -68,13 +68,14 @@ def relay(unix_path: Path, host: str, port: int) -> None:
 
 def main(argv: list[str]) -> int:
     """Entry point: `UNIX HOST PORT`."""
+    # A program of its own (python -m, started by the launcher): its stderr is its only output.
     if len(argv) != 3 or not argv[2].isdigit():
-        print("usage: python -m user_runtime.enclave.relay UNIX HOST PORT", file=sys.stderr)
+        sys.stderr.write("usage: python -m user_runtime.enclave.relay UNIX HOST PORT\n")
         return 2
     try:
         relay(Path(argv[0]), argv[1], int(argv[2]))
     except OSError as exc:
-        print(f"enclave-relay: error: {exc}", file=sys.stderr)
+        sys.stderr.write(f"enclave-relay: error: {exc}\n")
         return 1
     return 0
 

@@ -64,6 +64,12 @@ class ImageRoot:
         return self.path / "rootfs"
 
 
+def cache_dir(environ: Mapping[str, str]) -> Path:
+    """The toolchain's cache (specs/toolchain.md): $NB_CACHE_DIR, else XDG's, else ~/.cache."""
+    xdg = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "/root")) / ".cache")
+    return Path(environ.get("NB_CACHE_DIR") or Path(xdg) / "nitro-bundles")
+
+
 def cache_key(image: ImageContents) -> str:
     """The cache entry's name: PCR2 (SHA-384 over the customer ramdisks), lowercase hex."""
     return image.pcrs[2].hex()

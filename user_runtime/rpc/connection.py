@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 from package_format.rpc import (
-    ErrorCode,
     Event,
     FrameDecoder,
     FrameLimits,
@@ -30,49 +29,16 @@ from package_format.rpc import (
     parse_message,
 )
 from user_runtime.errors import ExternalError
+from user_runtime.rpc._pending import FileState, PutsSlot, Waiter, WriteSlot, puts_errors
 from user_runtime.rpc.values import (
     ConnectionLostError,
-    RemoteError,
     RunHandle,
     RunOutput,
     remote_error,
 )
 
 _IOV_MAX = 1024
-_CODES = frozenset(code.value for code in ErrorCode)
 _EMPTY = memoryview(b"")
-
-
-class _Waiter:
-    def __init__(self) -> None:
-        self.done = False
-        self.response: Response | None = None
-        self.error: ExternalError | None = None
-
-
-class WriteSlot:
-    """A pipelined request in flight: its `flush` key and body size (for the window)."""
-
-    def __init__(self, key: str, size: int) -> None:
-        self.key = key
-        self.size = size
-
-
-class PutsSlot(WriteSlot):
-    """A pipelined `puts` in flight: one key per file, in the request's order (§7.7)."""
-
-    def __init__(self, keys: list[str], paths: list[str], size: int) -> None:
-        super().__init__(keys[0], size)
-        self.keys = keys
-        self.paths = paths
-
-
-class FileState:
-    """One `flush` key's requests in flight and the first error they met."""
-
-    def __init__(self) -> None:
-        self.inflight = 0
-        self.error: ExternalError | None = None
 
 
 class RpcConnection:
@@ -89,7 +55,7 @@ class RpcConnection:
         # The helper sleeps on its own condition: waking it at every delivered frame
         # would cost the reading thread the GIL at every reply.
         self._helper_cond = threading.Condition(lock)
-        self._pending: dict[int, _Waiter | WriteSlot | RunHandle] = {}
+        self._pending: dict[int, Waiter | WriteSlot | RunHandle] = {}
         self._files: dict[str, FileState] = {}  # pipelined writes by key (the client's)
         self._next_id = 1
         self._inflight_bytes = 0
@@ -122,7 +88,7 @@ class RpcConnection:
 
     # -- plumbing ------------------------------------------------------------
 
-    def _register(self, item: _Waiter | WriteSlot | RunHandle | None) -> int:
+    def _register(self, item: Waiter | WriteSlot | RunHandle | None) -> int:
         # Called with self._cond held.
         if self._lost is not None:
             raise self._lost
@@ -184,7 +150,7 @@ class RpcConnection:
             return self._lost or ConnectionLostError("connection to the enclave lost")
 
     def _call(self, op: str, args: dict[str, Any], body: Any = _EMPTY) -> Response:
-        waiter = _Waiter()
+        waiter = Waiter()
         with self._cond:
             request_id = self._register(waiter)
         self._send(request_id, op, args, body)
@@ -327,10 +293,7 @@ class RpcConnection:
             target = self._pending.pop(message.id, None)
             if isinstance(target, WriteSlot):
                 self._write_done(target, message)
-            elif isinstance(target, _Waiter):
-                target.response = message
-                target.done = True
-            elif isinstance(target, RunHandle):
+            elif isinstance(target, (Waiter, RunHandle)):
                 target._put(message)  # noqa: SLF001
             self._cond.notify_all()
 
@@ -348,17 +311,7 @@ class RpcConnection:
 
     def _puts_done(self, slot: PutsSlot, response: Response) -> None:
         # Called with self._cond held: each file's verdict goes to its own key (§7.7).
-        failed = response.args.get("failed")
-        errors: dict[int, ExternalError] = {}
-        if not response.ok:
-            errors = dict.fromkeys(range(len(slot.keys)), remote_error(response))
-        elif not isinstance(failed, list) or not _well_formed(failed, len(slot.keys)):
-            bad = RemoteError(int(ErrorCode.INTERNAL), "INTERNAL", "puts: malformed reply")
-            errors = dict.fromkeys(range(len(slot.keys)), bad)
-        else:
-            for index, status in failed:
-                name = ErrorCode(status).name if status in _CODES else f"E{status}"
-                errors[index] = RemoteError(status, name, f"put {slot.paths[index]}: {name}")
+        errors = puts_errors(slot, response)
         for index, key in enumerate(slot.keys):
             state = self._files[key]
             state.inflight -= 1
@@ -380,10 +333,7 @@ class RpcConnection:
             self._inflight_bytes = self._inflight_writes = 0
             self._helper_cond.notify()
             for item in pending:
-                if isinstance(item, _Waiter):
-                    item.error = lost
-                    item.done = True
-                elif isinstance(item, RunHandle):
+                if isinstance(item, (Waiter, RunHandle)):
                     item._put(lost)  # noqa: SLF001
             self._cond.notify_all()
 
@@ -393,18 +343,6 @@ class RpcConnection:
         self._poll()
         with self._cond:
             return self._lost is None
-
-
-def _well_formed(failed: list[Any], count: int) -> bool:
-    """Whether a `puts` reply's `failed` holds only [index < count, status > 0] pairs."""
-    return all(
-        isinstance(item, list)
-        and len(item) == 2
-        and all(type(v) is int for v in item)
-        and 0 <= item[0] < count
-        and item[1] > 0
-        for item in failed
-    )
 
 
 class _ServerClosedError(Exception):

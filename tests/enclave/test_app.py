@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""enclave.app wiring: image config, the server's Runner adapter, NSM/KMS set-up, the relay."""
+"""enclave.app wiring: image config, the runner over the session fs, NSM/KMS set-up, the relay."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from test_runner_kit import FakeKeyRelease, make_bundle, owner_key
+from test_runner_kit import FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
 from enclave.app import (
     ImageConfigError,
-    ServerRunner,
     load_image_config,
     make_key_release,
     make_nsm,
@@ -23,9 +22,9 @@ from enclave.app import (
 from enclave.credentials import CredentialStore, HostCredentials
 from enclave.errors import UsageError
 from enclave.forwarder import LoopbackForwarder, parse_target
+from enclave.runner.api import RunRequest
 from enclave.runner.bundle import open_bundle
-from enclave.runner.errors import KeyReleaseError
-from enclave.runner.interface import RunFailureError, RunOutcome
+from enclave.runner.errors import EntrypointNotDeclaredError, KeyReleaseError, RunError
 from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs
 from package_format.rpc.codes import ErrorCode
@@ -68,12 +67,11 @@ def test_bad_image_config_rejected(tmp_path, doc) -> None:
         load_image_config(_config(tmp_path, doc))
 
 
-def _server_runner(tmp_path: Path) -> tuple[ServerRunner, SessionFs]:
+def _fs_runner(tmp_path: Path) -> tuple[Runner, SessionFs]:
     ram = tmp_path / "ram"
     ram.mkdir()
-    fs = SessionFs()
     runner = Runner(RunnerConfig((owner_key(),), ram), open_bundle, FakeKeyRelease())
-    return ServerRunner(runner, fs), fs
+    return runner, SessionFs()
 
 
 def _put(fs: SessionFs, data: bytes) -> None:
@@ -81,23 +79,17 @@ def _put(fs: SessionFs, data: bytes) -> None:
     fs.write("encrypted/app.nb", 0, data)
 
 
-def test_server_runner_maps_refusals_to_codes(tmp_path) -> None:
-    runner, fs = _server_runner(tmp_path)
+def test_refusal_over_the_session_fs_carries_its_rpc_code(tmp_path) -> None:
+    runner, fs = _fs_runner(tmp_path)
     _put(fs, make_bundle({"main.py": b"print('x')"}))
-    with pytest.raises(RunFailureError) as info:
-        runner.run(
-            "encrypted/app.nb",
-            "other.py",
-            [],
-            on_stdout=lambda _b: None,
-            on_stderr=lambda _b: None,
-            cancel=threading.Event(),
-        )
-    assert info.value.code is ErrorCode.ENTRYPOINT_NOT_DECLARED
+    with pytest.raises(RunError) as info:
+        runner.run(RunRequest("encrypted/app.nb", "other.py"), fs, RecordingSink())
+    assert isinstance(info.value, EntrypointNotDeclaredError)
+    assert info.value.rpc_code is ErrorCode.ENTRYPOINT_NOT_DECLARED
 
 
-def test_server_runner_exports_dataset_and_imports_output(tmp_path) -> None:
-    runner, fs = _server_runner(tmp_path)
+def test_session_fs_exports_dataset_and_imports_output(tmp_path) -> None:
+    runner, fs = _fs_runner(tmp_path)
     fs.create("dataset/in.txt", 0o644)
     fs.write("dataset/in.txt", 0, b"hello")
     script = (
@@ -106,32 +98,19 @@ def test_server_runner_exports_dataset_and_imports_output(tmp_path) -> None:
         b"pathlib.Path(sys.argv[2], 'out.txt').write_text(data.upper())\n"
     )
     _put(fs, make_bundle({"main.py": script}))
-    out: list[bytes] = []
-    status = runner.run(
-        "encrypted/app.nb",
-        "main.py",
-        ["/dataset/", "/output/"],
-        on_stdout=out.append,
-        on_stderr=out.append,
-        cancel=threading.Event(),
-    )
-    assert status == RunOutcome(0, ("output/out.txt",))
+    request = RunRequest("encrypted/app.nb", "main.py", ("/dataset/", "/output/"))
+    result = runner.run(request, fs, RecordingSink(), threading.Event())
+    assert (result.exit_status, result.outputs) == (0, ("output/out.txt",))
     assert fs.read("output/out.txt", 0, 100) == b"HELLO"
 
 
-def test_server_runner_cancel_event_kills_run(tmp_path) -> None:
-    runner, fs = _server_runner(tmp_path)
+def test_cancel_event_kills_run_over_the_session_fs(tmp_path) -> None:
+    runner, fs = _fs_runner(tmp_path)
     _put(fs, make_bundle({"main.py": b"import time\nprint('go', flush=True)\ntime.sleep(600)\n"}))
     cancel = threading.Event()
-    status = runner.run(
-        "encrypted/app.nb",
-        "main.py",
-        [],
-        on_stdout=lambda _b: cancel.set(),
-        on_stderr=lambda _b: None,
-        cancel=cancel,
-    )
-    assert status.exit_status == 128 + 9
+    sink = RecordingSink(on_stdout=lambda _b: cancel.set())
+    result = runner.run(RunRequest("encrypted/app.nb", "main.py"), fs, sink, cancel)
+    assert result.exit_status == 128 + 9
     assert list((tmp_path / "ram").iterdir()) == []
 
 
@@ -182,10 +161,10 @@ def test_loopback_forwarder_relays_to_unix_socket(tmp_path) -> None:
         thread.join(timeout=30)
 
 
-def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_path) -> None:
+def test_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_path) -> None:
     # Over 256 KiB the session file is a memfd: the runner maps it sealed and decrypts from
     # it in place; the entrypoint sees exactly the bundle's bytes.
-    runner, fs = _server_runner(tmp_path)
+    runner, fs = _fs_runner(tmp_path)
     weights = bytes(range(256)) * 8192  # 2 MiB: two workers, several segments
     script = (
         b"import hashlib, pathlib\n"
@@ -194,17 +173,10 @@ def test_server_runner_decrypts_a_large_bundle_from_sealed_session_memory(tmp_pa
     )
     _put(fs, make_bundle({"main.py": script, "weights.bin": weights}))
     assert fs.stat("encrypted/app.nb").size > 256 * 1024
-    out: list[bytes] = []
-    status = runner.run(
-        "encrypted/app.nb",
-        "main.py",
-        [],
-        on_stdout=out.append,
-        on_stderr=out.append,
-        cancel=threading.Event(),
-    )
+    sink = RecordingSink()
+    status = runner.run(RunRequest("encrypted/app.nb", "main.py"), fs, sink, threading.Event())
     assert status.exit_status == 0
-    assert b"".join(out).strip().decode() == hashlib.sha256(weights).hexdigest()
+    assert bytes(sink.out).strip().decode() == hashlib.sha256(weights).hexdigest()
     fs.write("encrypted/app.nb", 0, b"X")  # still writable after the run (a sealed copy)
     assert fs.read("encrypted/app.nb", 0, 1) == b"X"
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from enclave.runner.api import RunResult
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs
 from enclave.transport import SocketServer, listen_unix
@@ -28,15 +29,16 @@ SERVER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
+    from enclave.runner.api import RunResult
     from enclave.server import EnclaveServer
     from enclave.sessionfs import SessionFs
     from enclave.transport import SocketServer, listen_unix, serve_until_signal
 
     class Runner:
-        def run(self, bundle, entrypoint, args, *, on_stdout, on_stderr, cancel):
-            on_stdout(b"started\\n")
+        def run(self, request, session, sink, cancel):
+            sink.stdout(b"started\\n")
             cancel.wait()
-            return 0
+            return RunResult(0)
 
     fs = SessionFs()
     serve_until_signal(SocketServer(EnclaveServer(fs, Runner()), listen_unix(Path(sys.argv[1]))))
@@ -114,12 +116,12 @@ def test_client_killed_mid_run_cancels_the_run(tmp_path: Path, procs: list) -> N
     cancelled = threading.Event()
 
     class Runner:
-        def run(self, bundle, entrypoint, args, *, on_stdout, on_stderr, cancel):
-            on_stdout(b"started\n")
-            if entrypoint == "main":
+        def run(self, request, session, sink, cancel):
+            sink.stdout(b"started\n")
+            if request.entrypoint == "main":
                 cancel.wait()
                 cancelled.set()
-            return 0
+            return RunResult(0)
 
     sock = tmp_path / "enclave.sock"
     server = SocketServer(EnclaveServer(SessionFs(), Runner()), listen_unix(sock))

@@ -17,7 +17,7 @@ from enclave.nsm.simulator import create_sim_pki
 from owner_tools._cli import main as owner_main
 from user_runtime._cli import main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
 
 

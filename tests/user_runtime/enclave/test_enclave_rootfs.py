@@ -20,7 +20,7 @@ from user_runtime.enclave.files import ImageContentError, read_image
 from user_runtime.enclave.rootfs import IMAGES_DIR, KEEP, image_root, interpreter_problem
 from user_runtime.enclave.world import image_command, image_environment
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
 PY = "opt/nitro-bundles/venv/bin/python3"
 

@@ -18,9 +18,9 @@ import pytest
 from enclave.nsm.simulator import create_sim_pki
 from owner_tools._cli import main as owner_main
 from user_runtime._cli import main
-from user_runtime.enclave import local as enclave_local
+from user_runtime.enclave import backend as enclave_backend
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BLOBS = REPO / "examples" / "dev-blobs" / "x86_64"
 
 
@@ -229,7 +229,7 @@ def test_nitro_host_drives_nitro_cli(image, state, tmp_path, monkeypatch, capsys
     )
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    monkeypatch.setattr(enclave_local, "nitro_available", lambda: True)
+    monkeypatch.setattr(enclave_backend, "nitro_available", lambda: True)
     started = _start(eif, state, capsys, "--memory", "4096", "--debug-mode")
     assert started["mode"] == "nitro"
     assert started["address"] == "vsock:16:5005"
@@ -307,3 +307,18 @@ def test_enclave_logs_follow_prints_appended_lines(tmp_path) -> None:
     follow_logs([log], out, follow=True, stop_after=1.5)
     writer.join()
     assert out.getvalue() == b"first\nsecond\n"
+
+
+def test_stop_ends_the_kms_relay(image, state, capsys) -> None:
+    """`enclave stop` ends the relay it started (its pid is checked by its command line)."""
+    eif, _ = image
+    _start(eif, state, capsys, "--kms-endpoint", "http://127.0.0.1:9")
+    relay = json.loads((state / "enclave" / "state.json").read_text())["relay_pid"]
+    assert relay is not None
+    assert b"user_runtime.enclave.relay" in Path(f"/proc/{relay}/cmdline").read_bytes()
+    assert main(["enclave", "stop", "--state-dir", str(state)]) == 0
+    try:  # gone, or dead and not yet reaped (a child of this test process)
+        status = Path(f"/proc/{relay}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        status = "gone"
+    assert status in {"gone", "Z"}

@@ -283,7 +283,7 @@ def test_effective_time_limit_is_the_smaller(requested, ceiling, expected) -> No
 
 def test_sample_app_does_not_load_owner_weights_through_a_users_hdf5_links(env) -> None:
     runner, _, session, _ = env
-    app = Path(__file__).resolve().parents[2] / "examples" / "ml_app"
+    app = Path(__file__).resolve().parents[3] / "examples" / "ml_app"
     with h5py.File(session.root / "dataset" / "evil.h5", "w") as f:
         for name in ("mean", "scale", "w1", "b1", "w2", "b2"):
             f[name] = h5py.ExternalLink("model.h5", f"/{name}")

@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from pathlib import Path
 
 import pytest
-from test_runner_kit import FakeKeyRelease, make_bundle, owner_key
+from test_runner_kit import FakeKeyRelease, RecordingSink, make_bundle, owner_key
 
-from enclave.app import ServerRunner
 from enclave.nsm.simulator import SimulatedNsm, create_sim_pki, image_pcrs
+from enclave.runner.api import RunRequest, RunResult
 from enclave.runner.bundle import open_bundle
-from enclave.runner.interface import RunFailureError, RunOutcome
+from enclave.runner.errors import RunError
 from enclave.runner.record import RECEIPT_PATH, ReceiptIssuer
 from enclave.runner.runner import Runner, RunnerConfig
 from enclave.sessionfs import SessionFs, SessionFsError
@@ -56,27 +55,17 @@ class Setup:
 
         issuer = ReceiptIssuer(self.fs, attest)
         config = RunnerConfig((owner_key(),), ram)
-        runner = Runner(config, issuer.opener(open_bundle), FakeKeyRelease())
-        self.runner = ServerRunner(runner, self.fs, issuer)
+        self.runner = Runner(config, open_bundle, FakeKeyRelease(), receipts=issuer)
         self.stdout: list[bytes] = []
 
     def put(self, path: str, data: bytes) -> None:
         self.fs.create(path, 0o644)
         self.fs.write(path, 0, data)
 
-    def run(self, script: bytes = SCRIPT, **kwargs: object) -> RunOutcome:
+    def run(self, script: bytes = SCRIPT, **kwargs: object) -> RunResult:
         self.put("encrypted/app.nb", make_bundle({"main.py": script}))
-        outcome = self.runner.run(
-            "encrypted/app.nb",
-            "main.py",
-            ["-x", "y z"],
-            on_stdout=self.stdout.append,
-            on_stderr=lambda _b: None,
-            cancel=threading.Event(),
-            **kwargs,  # type: ignore[arg-type]
-        )
-        assert isinstance(outcome, RunOutcome)
-        return outcome
+        request = RunRequest("encrypted/app.nb", "main.py", ("-x", "y z"), **kwargs)
+        return self.runner.run(request, self.fs, RecordingSink(on_stdout=self.stdout.append))
 
     def open_session(self, path: str) -> io.BytesIO | None:
         try:
@@ -173,20 +162,17 @@ def test_entrypoint_output_named_receipt_is_replaced_and_not_recorded(tmp_path) 
 
 def test_failed_nsm_fails_the_run_closed(tmp_path) -> None:
     s = Setup(tmp_path, nsm_fails=True)
-    with pytest.raises(RunFailureError) as caught:
+    with pytest.raises(RunError) as caught:
         s.run(b"print('x')\n")
-    assert caught.value.code is ErrorCode.RUN_FAILED
+    assert caught.value.rpc_code is ErrorCode.RUN_FAILED
     assert "receipt" in str(caught.value)
 
 
 def test_refused_run_has_no_receipt_and_leaves_no_state(tmp_path) -> None:
     s = Setup(tmp_path)
     s.put("encrypted/app.nb", make_bundle({"main.py": b"print(1)\n"}))
-    with pytest.raises(RunFailureError):
-        s.runner.run(
-            "encrypted/app.nb", "nope.py", [], on_stdout=print, on_stderr=print,
-            cancel=threading.Event(),
-        )  # fmt: skip
+    with pytest.raises(RunError):
+        s.runner.run(RunRequest("encrypted/app.nb", "nope.py"), s.fs, RecordingSink())
     with pytest.raises(SessionFsError):
         s.fs.stat(RECEIPT_PATH)
     assert s.run(b"print(2)\n").receipt is not None  # the next run is recorded as usual

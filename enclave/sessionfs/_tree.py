@@ -1,117 +1,30 @@
 # SPDX-License-Identifier: Apache-2.0
 # Copyright the nitro-bundles authors
-"""The session filesystem: the tree the user syncs into, held in enclave RAM.
-
-The enclave has no disk, so files are held in RAM (`enclave.file_content`: a
-`bytearray` while small, a memfd once large) in a dict tree, under a
-memory budget (ENOSPC past it). Paths are validated, never normalised: a path
-is relative, its components are separated by exactly one `/`, and `.`, `..`,
-empty components, NUL and over-long names are refused (specs/rpc-protocol.md
-§8). There are no symlinks, hard links or special files, and no operation
-makes one. Every method is thread-safe (one lock).
-"""
+"""The tree: path checks, lookups and the RPC's filesystem operations (rpc-protocol.md §7.2)."""
 
 from __future__ import annotations
 
 import bisect
-import errno
-import hashlib
-import io
-import os
 import stat as st
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Callable
 
-from enclave.errors import InputError
-from enclave.file_content import FileContent
-from enclave.mapped_source import MappedReader
+from enclave.sessionfs._nodes import (
+    ENTRY_OVERHEAD,
+    TOP_LEVEL,
+    SessionLimits,
+    StatInfo,
+    _Dir,
+    _err,
+    _File,
+)
 from enclave.stream_digest import StreamDigest
 from package_format.rpc.codes import ErrorCode
 
-TOP_LEVEL = ("encrypted", "dataset", "model", "output")
-ENTRY_OVERHEAD = 128  # bytes: CBOR of [name, stat] beyond the name (stat map <= 113)
-_READ_CHUNK = 1024 * 1024
 
-
-@dataclass(frozen=True)
-class SessionLimits:
-    """Limits on what the session filesystem holds (specs/rpc-protocol.md §8.3)."""
-
-    budget_bytes: int = 2 * 1024**3
-    """Total bytes of file content; writes past it fail with ENOSPC."""
-    max_nodes: int = 200_000
-    """Files plus directories; creating more fails with ENOSPC."""
-    max_name: int = 255
-    """Longest path component in UTF-8 bytes (ENAMETOOLONG)."""
-    max_path: int = 4096
-    """Longest path in UTF-8 bytes (ENAMETOOLONG)."""
-
-
-class SessionFsError(InputError):
-    """A session filesystem operation failed; `code` is the POSIX errno to report."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass(frozen=True)
-class StatInfo:
-    """What `stat` reports: full `st_mode` (type and permission bits), size and times."""
-
-    mode: int
-    size: int
-    nlink: int
-    atime_ns: int
-    mtime_ns: int
-    ctime_ns: int
-
-    @property
-    def is_dir(self) -> bool:
-        """Whether this is a directory."""
-        return st.S_ISDIR(self.mode)
-
-    def to_wire(self) -> dict[str, int]:
-        """Return the map sent in replies (specs/rpc-protocol.md §7.2)."""
-        return {
-            "mode": self.mode,
-            "size": self.size,
-            "nlink": self.nlink,
-            "atime_ns": self.atime_ns,
-            "mtime_ns": self.mtime_ns,
-            "ctime_ns": self.ctime_ns,
-        }
-
-
-@dataclass
-class _Node:
-    mode: int
-    atime_ns: int
-    mtime_ns: int
-    ctime_ns: int
-
-
-@dataclass
-class _File(_Node):
-    content: FileContent = field(default_factory=FileContent)
-    digest: StreamDigest = field(default_factory=StreamDigest)  # specs/receipts.md §4.1
-
-
-@dataclass
-class _Dir(_Node):
-    children: dict[str, _File | _Dir] = field(default_factory=dict)
-
-
-def _err(code: ErrorCode, path: str, what: str) -> SessionFsError:
-    return SessionFsError(code, f"{path or '/'}: {what}")
-
-
-class SessionFs:
-    """The in-RAM tree with its budget; see the module docstring."""
+class SessionTree:
+    """The in-RAM tree with its budget: paths, nodes and their bytes (enclave.sessionfs)."""
 
     def __init__(
         self,
@@ -412,170 +325,3 @@ class SessionFs:
             raise _err(ErrorCode.EISDIR, dst, "is a directory")
         if isinstance(target, _Dir) and target.children:
             raise _err(ErrorCode.ENOTEMPTY, dst, "directory not empty")
-
-    # -- for the runner ----------------------------------------------------
-
-    def file_digest(self, path: str) -> tuple[bytes, int]:
-        """Return a file's SHA-256 and size (specs/receipts.md §4.1).
-
-        The running hash when the file was written as one stream; otherwise its bytes are
-        read once, under the lock, and the result kept for later appends.
-        """
-        with self._lock:
-            return self._digest_of(self._file(path))
-
-    @staticmethod
-    def _digest_of(node: _File) -> tuple[bytes, int]:
-        size = node.content.size
-        known = node.digest.result(size)
-        if known is not None:
-            return known, size
-        hashed = hashlib.sha256()
-        buffer = bytearray(_READ_CHUNK)
-        offset = 0
-        while offset < size:
-            count = node.content.readinto(offset, memoryview(buffer))
-            if count <= 0:
-                break
-            hashed.update(memoryview(buffer)[:count])
-            offset += count
-        node.digest.adopt(hashed.copy(), size)
-        return hashed.digest(), size
-
-    def open_read(self, path: str) -> BinaryIO:
-        """Open a file (e.g. `encrypted/<name>`) as a buffered readable stream.
-
-        Each read copies under the lock, so the stream never pins the file.
-        """
-        with self._lock:
-            self._file(path)
-        return io.BufferedReader(_SessionReader(self, path), _READ_CHUNK)
-
-    def open_mapped(self, path: str) -> MappedReader | None:
-        """Seal a large file's bytes and map them (None: not in a memfd, use `open_read`).
-
-        The file stays usable: a later write continues in a copy, while the mapping keeps
-        the sealed bytes exactly as they were (enclave.file_content).
-        """
-        with self._lock:
-            content = self._file(path).content
-            fd = content.seal()
-            if fd is None:
-                return None
-            return MappedReader(fd, content.size)
-
-    def export_tree(
-        self, subdir: str, dest_dir: Path, digests: dict[str, tuple[bytes, int]] | None = None
-    ) -> int:
-        """Write the files under `subdir` into the real directory `dest_dir`.
-
-        `dest_dir` is created if missing; existing files are overwritten and
-        links at file names in it are not followed. Returns the number of files.
-        `digests`, when given, receives each file's session path -> (SHA-256, size) of the
-        very bytes copied (specs/receipts.md §4.1).
-        """
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        count = 0
-        for rel, is_dir, mode in self._walk(subdir):
-            target = dest_dir.joinpath(*rel)
-            if is_dir:
-                if target.is_symlink():  # never write through a link in the destination
-                    raise OSError(errno.ELOOP, "refusing to follow a symlink", str(target))
-                target.mkdir(mode=0o700, exist_ok=True)
-                continue
-            session_path = "/".join((subdir, *rel)) if subdir else "/".join(rel)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
-            fd = os.open(target, flags, mode & 0o777)
-            try:
-                with self._lock:  # one consistent copy; the kernel moves large files
-                    node = self._file(session_path)
-                    node.content.copy_to(fd)
-                    if digests is not None:
-                        digests[session_path] = self._digest_of(node)
-            finally:
-                os.close(fd)
-            count += 1
-        return count
-
-    def clear_tree(self, subdir: str) -> None:
-        """Remove everything under `subdir` (kept itself), deepest first."""
-        for rel, is_dir, _mode in reversed(list(self._walk(subdir))):
-            path = "/".join((subdir, *rel))
-            if is_dir:
-                self.rmdir(path)
-            else:
-                self.unlink(path)
-
-    def _walk(self, subdir: str) -> Iterator[tuple[tuple[str, ...], bool, int]]:
-        with self._lock:
-            top = self._lookup(subdir)
-            if not isinstance(top, _Dir):
-                raise _err(ErrorCode.ENOTDIR, subdir, "not a directory")
-            entries: list[tuple[tuple[str, ...], bool, int]] = []
-            stack: list[tuple[tuple[str, ...], _Dir]] = [((), top)]
-            while stack:
-                rel, node = stack.pop()
-                for name, child in sorted(node.children.items()):
-                    entries.append(((*rel, name), isinstance(child, _Dir), child.mode))
-                    if isinstance(child, _Dir):
-                        stack.append(((*rel, name), child))
-        entries.sort()
-        yield from entries
-
-    def import_tree(self, src_dir: Path, subdir: str) -> int:
-        """Copy the regular files and directories under `src_dir` into `subdir`.
-
-        Symlinks and special files are skipped (never followed); existing files
-        are replaced. Returns the number of files imported.
-
-        Raises:
-            SessionFsError: a name is invalid, or the budget is exhausted
-                (files already imported stay).
-        """
-        count = 0
-        for root, dirs, files in os.walk(src_dir, followlinks=False):
-            rel = Path(root).relative_to(src_dir).parts
-            base = "/".join((subdir, *rel)) if subdir else "/".join(rel)
-            for name in sorted(dirs):
-                if (Path(root) / name).is_symlink():
-                    continue
-                path = f"{base}/{name}" if base else name
-                try:
-                    self.mkdir(path, 0o755)
-                except SessionFsError as e:
-                    if e.code is not ErrorCode.EEXIST:
-                        raise
-            for name in sorted(files):
-                count += self._import_file(Path(root) / name, f"{base}/{name}" if base else name)
-        return count
-
-    def _import_file(self, source: Path, path: str) -> int:
-        try:
-            fd = os.open(source, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-        except OSError:
-            return 0  # a symlink (ELOOP) or unreadable: skipped
-        with os.fdopen(fd, "rb") as src:
-            info = os.fstat(src.fileno())
-            if not st.S_ISREG(info.st_mode):
-                return 0
-            self.create(path, info.st_mode & 0o777, truncate=True)
-            offset = 0
-            while chunk := src.read(_READ_CHUNK):
-                self.write(path, offset, chunk)
-                offset += len(chunk)
-        return 1
-
-
-class _SessionReader(io.RawIOBase):
-    def __init__(self, fs: SessionFs, path: str) -> None:
-        self._fs = fs
-        self._path = path
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        count = self._fs.readinto(self._path, self._pos, memoryview(buffer).cast("B"))
-        self._pos += count
-        return count

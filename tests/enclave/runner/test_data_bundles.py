@@ -26,17 +26,19 @@ from test_runner_kit import DirSession, RecordingSink, scan_for
 
 from enclave.runner.api import OutputTerms, RunRequest
 from enclave.runner.bundle import open_bundle
-from enclave.runner.data_errors import (
+from enclave.runner.errors import (
+    BundleExpiredRunError,
+    BundleRollbackError,
     DataAppNotListedError,
     DataDuplicateError,
     DataMissingError,
     DataNotAllowedError,
     DataSignerNotListedError,
     DataVersionOutOfRangeError,
+    KeyReleaseError,
     OutputTermsExceededError,
     WrongBundleKindError,
 )
-from enclave.runner.errors import BundleExpiredRunError, BundleRollbackError, KeyReleaseError
 from enclave.runner.runner import Runner, RunnerConfig
 from package_format.bundle import public_key_of
 from package_format.bundle.access import AppGrant, DataTerms, VersionRange
@@ -307,14 +309,14 @@ def test_data_larger_than_the_enclave_can_hold_is_refused(env, monkeypatch) -> N
     import os
     from types import SimpleNamespace
 
-    from enclave.runner import data_bundles
-    from enclave.runner.data_errors import DataTooLargeError
+    from enclave.runner import data_checks
+    from enclave.runner.errors import DataTooLargeError
 
     _, session, kms = env
     app, data = _app(session, kms), _data(session, kms)
     real = os.statvfs
     monkeypatch.setattr(
-        data_bundles.os,
+        data_checks.os,
         "statvfs",
         lambda p: SimpleNamespace(f_bavail=1, f_frsize=16) if str(p).endswith("ram") else real(p),
     )

@@ -7,12 +7,13 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from enclave.runner.interface import RunFailureError
+from enclave.runner.api import RunRequest, RunResult
+from enclave.runner.errors import EntrypointNotDeclaredError
 from enclave.server import EnclaveServer
 from enclave.sessionfs import SessionFs, SessionLimits
 from enclave.transport import SocketServer, listen_unix
@@ -34,22 +35,21 @@ class FakeRunner:
         self.started = threading.Event()
         self.release = threading.Event()
 
-    def run(
-        self, bundle: str, entrypoint: str, args: Sequence[str], *, on_stdout, on_stderr, cancel
-    ) -> int:
+    def run(self, request: RunRequest, session, sink, cancel) -> RunResult:
         self.started.set()
+        entrypoint = request.entrypoint
         if entrypoint == "undeclared.py":
-            raise RunFailureError(ErrorCode.ENTRYPOINT_NOT_DECLARED, "run: entrypoint not declared")
-        for arg in args:
-            on_stdout(arg.encode() + b"\n")
+            raise EntrypointNotDeclaredError("run: entrypoint not declared")
+        for arg in request.args:
+            sink.stdout(arg.encode() + b"\n")
             # wait for the test to let the next line go (no timing in tests)
             if entrypoint == "stepwise.py":
                 self.release.wait(10)
                 self.release.clear()
         if entrypoint == "block.py":
             cancel.wait(30)
-        on_stderr(b"done\n")
-        return 3 if entrypoint == "fail.py" else 0
+        sink.stderr(b"done\n")
+        return RunResult(3 if entrypoint == "fail.py" else 0)
 
 
 class Harness:
