@@ -3,9 +3,10 @@
 """The cheapest FUSE filesystem mfusepy can serve: names and sizes in a dict, data discarded.
 
 `bench_sync.py` copies its small-file tree into this beside the real mount, to show in the
-same run how far the library issue 6 prescribes (libfuse through mfusepy) can go at all
-before any real work (backing store, enclave) is done. Same options as the sync mount
-(libfuse 3, one thread, cached attributes), minus everything sync must do.
+same run how far the library the mount uses (libfuse 3 through mfusepy) can go at all
+before any real work (backing store, enclave) is done. Mounted with exactly the sync
+mount's options (`mount_kwargs`: worker threads, cached attributes and entries, no
+negative caching, `default_permissions`), minus everything sync must do.
 
 Usage: _noop_fuse.py MOUNTPOINT  (serves in the foreground until unmounted)
 """
@@ -19,7 +20,7 @@ import time
 from typing import Any
 
 sys.path.insert(0, __file__.rsplit("/", 2)[0])
-from user_runtime.sync.fuse import load_fuse
+from user_runtime.sync.fuse import MountOptions, load_fuse, mount_kwargs
 
 
 def main() -> None:
@@ -61,8 +62,10 @@ def main() -> None:
             names = {p[len(prefix) :] for p in self.nodes if p.startswith(prefix) and p != prefix}
             return [".", "..", *(n for n in names if "/" not in n)]
 
-    options = {"attr_timeout": 1.0, "entry_timeout": 1.0, "negative_timeout": 1.0}
-    fuse.FUSE(NoOps(), sys.argv[1], foreground=True, nothreads=True, **options)
+    # The sync mount's own options (threads, caching, permissions), so the two pay the
+    # same kernel round trips per file and differ only in the work done in them.
+    options = mount_kwargs(fuse, MountOptions()) | {"fsname": "nb-noop", "subtype": "nbnoop"}
+    fuse.FUSE(NoOps(), sys.argv[1], **options)
 
 
 if __name__ == "__main__":

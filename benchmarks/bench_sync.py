@@ -3,6 +3,7 @@
 """Benchmark: copying into a `user-runtime sync` mount vs `cp` into a tmpfs folder (issue 6 item 4).
 
 Usage: bench_sync.py [--size 1G] [--files 10000] [--file-size 4K] [--dir DIR] [--pairs 5]
+                    [--pyfuse3-python PY]
 
 In one run: a large file of --size and a tree of --files small files (100
 folders) are made in a tmpfs folder; `cp` copies them into another tmpfs folder
@@ -10,8 +11,10 @@ folders) are made in a tmpfs folder; `cp` copies them into another tmpfs folder
 by a real enclave server process (session filesystem in RAM, Unix socket),
 with the backing store in the same tmpfs. Each copy is checked in the enclave.
 For scale, the small files are also copied into the cheapest filesystem the
-prescribed library (mfusepy) can serve (`_noop_fuse.py`: a dict, data discarded),
-the ceiling of any mfusepy design before it does any work, and, when gcc and
+mount's library (mfusepy) can serve (`_noop_fuse.py`: a dict, data discarded,
+mounted with the mount's own options), the ceiling of any mfusepy design before it
+does any work; with --pyfuse3-python, into its twin on pyfuse3
+(`_noop_pyfuse3.py`, the library not taken); and, when gcc and
 libfuse3's headers are present, into its compiled twin on libfuse's low-level API
 (`_noop_fuse.c`), the ceiling of a compiled FUSE daemon (specs/sync.md §12).
 The mount and the no-op run in --pairs alternating pairs (which goes first
@@ -210,12 +213,19 @@ def noop_copy(tree: str, mountpoint: Path, server_argv: list[str]) -> tuple[floa
         server.wait(timeout=20)
 
 
-def measure_noop(tree: str, work: Path, c_noop: str | None, run: dict[str, float]) -> None:
+def measure_noop(
+    tree: str, work: Path, c_noop: str | None, pyfuse3: str | None, run: dict[str, float]
+) -> None:
     """The no-op filesystems' small-file copies, into `run`."""
     py_noop = [sys.executable, str(REPO / "benchmarks" / "_noop_fuse.py")]
     run["noop_small"], run["noop_cpu"] = noop_copy(tree, work / "noop", py_noop)
     if c_noop is not None:
         run["noop_c_small"] = noop_copy(tree, work / "noop_c", [c_noop])[0]
+    if pyfuse3 is not None:
+        argv = [pyfuse3, str(REPO / "benchmarks" / "_noop_pyfuse3.py")]
+        run["noop_pyfuse3_small"], run["noop_pyfuse3_cpu"] = noop_copy(
+            tree, work / "noop_pyfuse3", argv
+        )
 
 
 def measure_sync(
@@ -275,11 +285,11 @@ def measure(opts: argparse.Namespace) -> list[dict[str, float]]:
             shutil.rmtree(dst)
             # Alternate which goes first, so a drift in the machine's load hits both.
             if index % 2:
-                measure_noop(tree, work, c_noop, run)
+                measure_noop(tree, work, c_noop, opts.pyfuse3_python, run)
                 measure_sync(opts, work, address, server.pid, run)
             else:
                 measure_sync(opts, work, address, server.pid, run)
-                measure_noop(tree, work, c_noop, run)
+                measure_noop(tree, work, c_noop, opts.pyfuse3_python, run)
             run["round_trip_us"] = round_trip_us(address)
             runs.append(run)
             print(f"pair {index + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
@@ -324,6 +334,10 @@ def figures(opts: argparse.Namespace, runs: list[dict[str, float]]) -> dict[str,
         add("server_cpu_us_per_file", run["server_cpu"] / files * 1e6)
         add("noop_cpu_us_per_file", run["noop_cpu"] / files * 1e6)
         add("enclave_round_trip_us", run["round_trip_us"])
+        if "noop_pyfuse3_small" in run:
+            add("noop_pyfuse3_small_files_s", files / run["noop_pyfuse3_small"])
+            add("noop_pyfuse3_small_vs_mfusepy", run["noop_small"] / run["noop_pyfuse3_small"])
+            add("noop_pyfuse3_cpu_us_per_file", run["noop_pyfuse3_cpu"] / files * 1e6)
         if "noop_c_small" in run:
             add("noop_c_small_files_s", files / run["noop_c_small"])
             add("noop_c_small_vs_cp", run["cp_small"] / run["noop_c_small"])
@@ -359,6 +373,10 @@ def main() -> int:
     parser.add_argument("--file-size", default="4K")
     parser.add_argument("--dir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
     parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument(
+        "--pyfuse3-python",
+        help="an interpreter with pyfuse3: also time _noop_pyfuse3.py (the library not taken)",
+    )
     opts = parser.parse_args()
     opts.size_b, opts.file_size_b = parse_size(opts.size), parse_size(opts.file_size)
     result = figures(opts, measure(opts))

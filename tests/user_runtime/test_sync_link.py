@@ -9,8 +9,9 @@ import errno
 import pytest
 
 from user_runtime.rpc.client import ConnectionLostError, EnclaveClient, RemoteError
-from user_runtime.sync.link import EnclaveLink, RetryPolicy, reconcile
+from user_runtime.sync.link import EnclaveLink, RetryPolicy
 from user_runtime.sync.operations import classify
+from user_runtime.sync.reconcile import reconcile
 from user_runtime.sync.store import BackingStore
 
 

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from user_runtime.sync.control import ControlServer
-from user_runtime.sync.link import EnclaveLink, SessionClient
+from user_runtime.sync.link import EnclaveLink
 from user_runtime.sync.operations import IO_SIZE, Attrs, SyncOperations
+from user_runtime.sync.session import SessionClient
 from user_runtime.sync.store import OUTPUT, BackingStore
 
 _log = logging.getLogger(__name__)
@@ -221,6 +222,36 @@ def _invalidator(fuse: Any) -> Callable[[str], None] | None:
     return invalidate
 
 
+def _can_invalidate(fuse: Any) -> bool:
+    return hasattr(fuse._libfuse, "fuse_invalidate_path")  # noqa: SLF001
+
+
+def mount_kwargs(fuse: Any, opts: MountOptions) -> dict[str, Any]:
+    """The libfuse options of the sync mount (specs/sync.md §8), as mfusepy takes them.
+
+    `bench_sync.py`'s no-op filesystem mounts with these too, so its ceiling is
+    measured under the same kernel round trips as the mount.
+    """
+    timeouts = (opts.attr_timeout, opts.entry_timeout) if _can_invalidate(fuse) else (0.0, 0.0)
+    kwargs: dict[str, Any] = {
+        "foreground": True,
+        "nothreads": not opts.threads,
+        "fsname": "nitro-bundles-sync",
+        "subtype": "nbsync",
+        "default_permissions": True,
+        "hard_remove": True,
+        "attr_timeout": timeouts[0],
+        "entry_timeout": timeouts[1],
+        # output/ gains entries behind the kernel's back and fuse_invalidate_path
+        # cannot drop a negative entry: no negative caching (cp -r does not need it:
+        # its O_EXCL create looks the name up afresh anyway).
+        "negative_timeout": 0,
+    }
+    if fuse.fuse_version_major == 2:
+        kwargs |= {"big_writes": True, "max_write": opts.max_write_fuse2, "nonempty": True}
+    return kwargs
+
+
 def serve(
     folder: str,
     store: BackingStore,
@@ -237,21 +268,8 @@ def serve(
     """
     opts = options or MountOptions()
     fuse = load_fuse()
-    can_invalidate = hasattr(fuse._libfuse, "fuse_invalidate_path")  # noqa: SLF001
-    timeouts = (opts.attr_timeout, opts.entry_timeout) if can_invalidate else (0.0, 0.0)
-    kwargs: dict[str, Any] = {
-        "foreground": True,
-        "nothreads": not opts.threads,
-        "fsname": "nitro-bundles-sync",
-        "subtype": "nbsync",
-        "default_permissions": True,
-        "hard_remove": True,
-        "attr_timeout": timeouts[0],
-        "entry_timeout": timeouts[1],
-        "negative_timeout": 0,
-    }
-    if fuse.fuse_version_major == 2:
-        kwargs |= {"big_writes": True, "max_write": opts.max_write_fuse2, "nonempty": True}
+    can_invalidate = _can_invalidate(fuse)
+    kwargs = mount_kwargs(fuse, opts)
     ops = SyncOperations(store, link, on_ready)
     watchers: list[OutputWatcher] = []
 

@@ -17,174 +17,25 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
-import stat as st
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TypeVar
 
-from user_runtime.rpc.client import PutFile
-from user_runtime.sync.store import OUTPUT, BackingStore, StoreEntry
+from user_runtime.sync.reconcile import Classifier, SyncedFiles, reconcile
+from user_runtime.sync.session import ENCLAVE_ERRORS, SessionClient
+from user_runtime.sync.store import BackingStore
+
+__all__ = ["EnclaveLink", "LinkLostError", "RetryPolicy"]
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-REPLAY_CHUNK = 1024 * 1024
-
-
-class RemoteStat(Protocol):
-    """What the enclave reports for one entry (specs/rpc-protocol.md §7.2)."""
-
-    @property
-    def mode(self) -> int:
-        """Full `st_mode`."""
-
-    @property
-    def size(self) -> int:
-        """Size in bytes."""
-
-    @property
-    def atime_ns(self) -> int:
-        """Access time."""
-
-    @property
-    def mtime_ns(self) -> int:
-        """Modification time."""
-
-    @property
-    def ctime_ns(self) -> int:
-        """Change time."""
-
-    @property
-    def nlink(self) -> int:
-        """Link count."""
-
-
-class SessionClient(Protocol):
-    """The enclave client methods the sync layer uses (a subset of `EnclaveClient`)."""
-
-    def stat(self, path: str) -> RemoteStat:
-        """Stat an entry."""
-
-    def listdir(self, path: str) -> Sequence[tuple[str, RemoteStat]]:
-        """List a folder with the status of each entry."""
-
-    def mkdir(self, path: str, mode: int) -> None:
-        """Create a folder."""
-
-    def rmdir(self, path: str) -> None:
-        """Remove an empty folder."""
-
-    def unlink(self, path: str) -> None:
-        """Remove a file."""
-
-    def rename(self, src: str, dst: str) -> None:
-        """Rename an entry."""
-
-    def create(self, path: str, mode: int, *, truncate: bool, exclusive: bool) -> None:
-        """Create a file (or truncate an existing one)."""
-
-    def truncate(self, path: str, size: int) -> None:
-        """Set a file's size."""
-
-    def chmod(self, path: str, mode: int) -> None:
-        """Set permission bits."""
-
-    def utimens(self, path: str, atime_ns: int, mtime_ns: int) -> None:
-        """Set times."""
-
-    def read(self, path: str, offset: int, length: int) -> bytes:
-        """Read a range."""
-
-    def write_pipelined(
-        self, path: str, offset: int, data: bytes | memoryview, *, key: str | None = None
-    ) -> None:
-        """Queue a write; its error surfaces on `flush(key or path)`."""
-
-    def write_pipelined_from(
-        self, path: str, offset: int, fd: int, length: int, *, key: str | None = None
-    ) -> None:
-        """Queue a write of `fd`'s bytes at `offset`; its error surfaces on `flush(key)`."""
-
-    def call_pipelined(self, op: str, args: dict[str, Any], *, key: str) -> None:
-        """Queue a bodiless request; its error surfaces on `flush(key)`."""
-
-    def put(self, path: str, data: bytes | memoryview, mode: int = 0o644) -> int:
-        """Make `path` a file holding exactly `data`, in one request."""
-
-    def put_pipelined(
-        self, path: str, data: bytes | memoryview, mode: int = 0o644, *, key: str | None = None
-    ) -> None:
-        """Queue a `put`; its error surfaces on `flush(key or path)`."""
-
-    def puts_pipelined(self, files: Sequence[PutFile]) -> None:
-        """Queue many `put`s in one request; each file's error surfaces on `flush(its key)`."""
-
-    def puts_fits(self, count: int, size: int, path_bytes: int) -> bool:
-        """Whether that many files, bytes and path bytes fit one `puts`."""
-
-    def flush(self, key: str) -> None:
-        """Wait for the writes under `key`; raise the first error."""
-
-    def statfs(self) -> Mapping[str, int]:
-        """The enclave's budget."""
-
-    def close(self) -> None:
-        """Close the connection."""
-
-    @property
-    def connected(self) -> bool:
-        """Whether the connection is still up (the client notices a close at once)."""
-
-
-class SyncedFiles:
-    """Files known to be in step with the enclave: session path -> (size, store mtime_ns).
-
-    Filled when a written file is closed without error and when the replay uploads
-    one; kept across a clean unmount in the store's journal (specs/sync.md §5.1).
-    A replay skips a file whose enclave size matches and whose store size and
-    mtime equal the recorded ones, instead of asking the enclave for its times
-    on every close.
-    """
-
-    def __init__(self, known: dict[str, tuple[int, int]] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._known = dict(known or {})
-
-    def mark(self, path: str, size: int, mtime_ns: int) -> None:
-        """Record `path` as equal on both sides."""
-        with self._lock:
-            self._known[path] = (size, mtime_ns)
-
-    def forget(self, path: str) -> None:
-        """Drop `path`."""
-        with self._lock:
-            self._known.pop(path, None)
-
-    def move(self, old: str, new: str) -> None:
-        """Follow a rename of a file or a folder (its whole subtree)."""
-        with self._lock:
-            for path in [p for p in self._known if p == old or p.startswith(old + "/")]:
-                self._known[new + path[len(old) :]] = self._known.pop(path)
-
-    def matches(self, path: str, size: int, mtime_ns: int) -> bool:
-        """Whether `path` was recorded with this size and store mtime."""
-        with self._lock:
-            return self._known.get(path) == (size, mtime_ns)
-
-    def snapshot(self) -> dict[str, tuple[int, int]]:
-        """A copy, for the journal."""
-        with self._lock:
-            return dict(self._known)
 
 
 class LinkLostError(Exception):
     """Internal: the connection to the enclave dropped during a call."""
-
-
-Classifier = Callable[[BaseException], "int | None"]
-"""Maps a client exception to an errno, or None when the connection was lost."""
 
 
 @dataclass(frozen=True)
@@ -298,7 +149,7 @@ class EnclaveLink:
         self._closed.set()
         with self._lock.exclusive():
             if self._client is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ENCLAVE_ERRORS):
                     self._client.close()
             self._client = None
 
@@ -314,7 +165,7 @@ class EnclaveLink:
                 if client is not None:
                     try:
                         return fn(client)
-                    except Exception as e:
+                    except ENCLAVE_ERRORS as e:
                         code = self._classify(e)
                         if code is not None:
                             raise OSError(code, str(e) or errno.errorcode.get(code, "")) from e
@@ -329,7 +180,7 @@ class EnclaveLink:
             if self._client is not None and self._generation != generation:
                 return  # another caller already reconnected
             if self._client is not None:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(*ENCLAVE_ERRORS):
                     self._client.close()
                 self._client = None
             if budget is None:
@@ -341,9 +192,9 @@ class EnclaveLink:
                 try:
                     client = self._connect()
                     reconcile(client, self._store, self._classify, self.synced)
-                except Exception as e:
+                except ENCLAVE_ERRORS as e:
                     if client is not None:
-                        with contextlib.suppress(Exception):
+                        with contextlib.suppress(*ENCLAVE_ERRORS):
                             client.close()
                     if client is not None and self._classify(e) is not None:
                         raise OSError(errno.EIO, f"replay into the enclave failed: {e}") from e
@@ -360,106 +211,3 @@ class EnclaveLink:
             if not first:
                 self.replays += 1
                 log.warning("reconnected to the enclave and replayed the store")
-
-
-def _remote_tree(client: SessionClient, path: str, into: dict[str, RemoteStat]) -> None:
-    for name, info in client.listdir(path.lstrip("/")):
-        sub = f"{path.rstrip('/')}/{name}"
-        if sub == f"/{OUTPUT}":
-            continue
-        into[sub] = info
-        if st.S_ISDIR(info.mode):
-            _remote_tree(client, sub, into)
-
-
-def reconcile(
-    client: SessionClient,
-    store: BackingStore,
-    classify: Classifier,
-    synced: SyncedFiles | None = None,
-) -> int:
-    """Make the enclave's tree (outside `output/`) equal to the store; return files uploaded.
-
-    Entries the store lacks are removed (deepest first); folders are created;
-    files are uploaded again unless the enclave's copy has the same size and
-    either the same mtime or a `synced` record matching the store file; modes
-    and times are copied. A file that does not fit the enclave's budget is left
-    partial there and logged: the store keeps it whole (specs/sync.md §5.2).
-    """
-    remote: dict[str, RemoteStat] = {}
-    _remote_tree(client, "/", remote)
-    local = {entry.path: entry for entry in store.walk()}
-    for path in sorted(remote, key=lambda p: p.count("/"), reverse=True):
-        entry = local.get(path)
-        is_dir = st.S_ISDIR(remote[path].mode)
-        if entry is not None and entry.is_dir == is_dir:
-            continue
-        try:
-            client.rmdir(path[1:]) if is_dir else client.unlink(path[1:])
-        except Exception as e:
-            if classify(e) is None:
-                raise
-            log.warning("replay: cannot remove %s from the enclave: %s", path, e)
-        remote.pop(path)
-    uploaded = 0
-    known = synced if synced is not None else SyncedFiles()
-    for path, entry in local.items():
-        try:
-            uploaded += _restore(client, store, entry, remote.get(path), known)
-        except Exception as e:
-            if classify(e) is None:
-                raise
-            log.warning("replay: %s not restored in the enclave: %s", path, e)
-    return uploaded
-
-
-def _restore(
-    client: SessionClient,
-    store: BackingStore,
-    entry: StoreEntry,
-    have: RemoteStat | None,
-    known: SyncedFiles,
-) -> int:
-    sp = entry.path[1:]
-    same_mode = have is not None and have.mode & 0o7777 == entry.mode
-    if entry.is_dir:
-        if have is None:
-            client.mkdir(sp, entry.mode)
-        elif not same_mode:
-            client.chmod(sp, entry.mode)
-        return 0
-    same_time = have is not None and have.mtime_ns == entry.mtime_ns
-    if (
-        have is not None
-        and have.size == entry.size
-        and (same_time or known.matches(sp, entry.size, entry.mtime_ns))
-    ):
-        if not same_mode:
-            client.chmod(sp, entry.mode)
-        return 0
-    client.create(sp, entry.mode, truncate=True, exclusive=False)
-    for offset, data in store.read_chunks(entry.path, REPLAY_CHUNK):
-        client.write_pipelined(sp, offset, data)
-    client.flush(sp)
-    client.chmod(sp, entry.mode)
-    client.utimens(sp, entry.atime_ns, entry.mtime_ns)
-    known.mark(sp, entry.size, entry.mtime_ns)
-    return 1
-
-
-def upload_file(
-    client: SessionClient, store: BackingStore, session_path: str, known: SyncedFiles
-) -> None:
-    """Upload one store file into the enclave again (a failed path's retry, sync.md §6.3).
-
-    Raises:
-        FileNotFoundError: The store no longer holds it.
-    """
-    path = "/" + session_path
-    info = store.lstat(path)
-    if not st.S_ISREG(info.st_mode):
-        raise FileNotFoundError(errno.ENOENT, "not a file in the store", path)
-    entry = StoreEntry(
-        path, False, info.st_mode & 0o7777, info.st_size, info.st_atime_ns, info.st_mtime_ns
-    )
-    _restore(client, store, entry, None, known)

@@ -27,7 +27,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from user_runtime.sync.link import EnclaveLink, SessionClient
+from user_runtime.sync.link import EnclaveLink
+from user_runtime.sync.session import ENCLAVE_ERRORS, SessionClient
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +254,7 @@ class ReplayQueue:
                 continue
             try:
                 client.flush(item.key)
-            except Exception as e:
+            except ENCLAVE_ERRORS as e:
                 code = self._classify(e)
                 if code is None:
                     raise

@@ -14,7 +14,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from user_runtime.rpc.client import PutFile
-from user_runtime.sync.link import EnclaveLink, SessionClient
+from user_runtime.sync.link import EnclaveLink
+from user_runtime.sync.session import SessionClient
 
 
 def _send_write(path: str, offset: int, data: bytes, key: str, client: SessionClient) -> None:
