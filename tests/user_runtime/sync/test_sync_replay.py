@@ -19,7 +19,7 @@ from user_runtime.sync import mounts
 pytestmark = pytest.mark.fuse
 
 MiB = 1024 * 1024
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _status(sync_mount) -> subprocess.CompletedProcess[str]:
