@@ -116,24 +116,16 @@ def upload(
     offset = 0
     try:
         with open(local, "rb") as src:
-            # Two buffers, each with its own flush key: one is read into while the other's
-            # writes are in flight; a buffer is reused only after its writes are answered.
-            buffers = [bytearray(UPLOAD_CHUNK), bytearray(UPLOAD_CHUNK)]
-            keys = [f"{partial}#0", f"{partial}#1"]
-            turn = 0
-            while True:
-                client.flush(keys[turn])
-                buf = buffers[turn]
-                n = src.readinto(buf)
-                if not n:
-                    break
-                client.write_pipelined(partial, offset, memoryview(buf)[:n], key=keys[turn])
+            # The bodies go from the page cache to the socket with sendfile: no copy in Python,
+            # which leaves the CPU to the enclave's side (on one host, its receipts' hashing).
+            size = os.fstat(src.fileno()).st_size
+            while offset < size:
+                n = min(UPLOAD_CHUNK, size - offset)
+                client.write_pipelined_from(partial, offset, src.fileno(), n, key=partial)
                 offset += n
-                turn ^= 1
                 if progress is not None:
-                    progress(offset, info.st_size)
-        for key in keys:
-            client.flush(key)
+                    progress(offset, size)
+        client.flush(partial)
         client.rename(partial, session_path)
         client.utimens(session_path, info.st_atime_ns, info.st_mtime_ns)
     except BaseException as exc:

@@ -145,7 +145,9 @@ def test_run_upload_failure_names_the_bundle_not_a_temporary_file(tmp_path, monk
         def flush(self, key: str) -> None:
             pass
 
-        def write_pipelined(self, path: str, offset: int, data, *, key: str) -> None:
+        def write_pipelined_from(
+            self, path: str, offset: int, fd: int, n: int, *, key: str
+        ) -> None:
             raise RemoteError(28, "ENOSPC", f"{path}: no space left in the session")
 
         def unlink(self, path: str) -> None:
