@@ -2,9 +2,9 @@
 # Copyright the nitro-bundles authors
 """`user-runtime attestation verify`: the pinned AWS root, time parsing, JSON output.
 
-specs/attestation.md §12. The AWS Nitro Enclaves root G1 is embedded here and
-pinned by its SHA-256 fingerprint; `--root` replaces it (e.g. with the local
-simulator's root).
+specs/attestation.md §12. The AWS Nitro Enclaves root G1 (package_format.attestation.roots,
+shared with `receipt verify`) is pinned by its SHA-256 fingerprint; `--root` replaces it
+(e.g. with the local simulator's root).
 """
 
 from __future__ import annotations
@@ -22,26 +22,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from package_format.attestation.document import AttestationDocument, parse_document
 from package_format.attestation.errors import AttestationError
+from package_format.attestation.roots import AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256
 from package_format.attestation.verify import verify_attestation
 from user_runtime.errors import InputError, UsageError
 
-# AWS_NitroEnclaves_Root-G1.zip/root.pem (reference/attestation-kms.md §1).
-AWS_NITRO_ROOT_G1_PEM = b"""-----BEGIN CERTIFICATE-----
-MIICETCCAZagAwIBAgIRAPkxdWgbkK/hHUbMtOTn+FYwCgYIKoZIzj0EAwMwSTEL
-MAkGA1UEBhMCVVMxDzANBgNVBAoMBkFtYXpvbjEMMAoGA1UECwwDQVdTMRswGQYD
-VQQDDBJhd3Mubml0cm8tZW5jbGF2ZXMwHhcNMTkxMDI4MTMyODA1WhcNNDkxMDI4
-MTQyODA1WjBJMQswCQYDVQQGEwJVUzEPMA0GA1UECgwGQW1hem9uMQwwCgYDVQQL
-DANBV1MxGzAZBgNVBAMMEmF3cy5uaXRyby1lbmNsYXZlczB2MBAGByqGSM49AgEG
-BSuBBAAiA2IABPwCVOumCMHzaHDimtqQvkY4MpJzbolL//Zy2YlES1BR5TSksfbb
-48C8WBoyt7F2Bw7eEtaaP+ohG2bnUs990d0JX28TcPQXCEPZ3BABIeTPYwEoCWZE
-h8l5YoQwTcU/9KNCMEAwDwYDVR0TAQH/BAUwAwEB/zAdBgNVHQ4EFgQUkCW1DdkF
-R+eWw5b6cp3PmanfS5YwDgYDVR0PAQH/BAQDAgGGMAoGCCqGSM49BAMDA2kAMGYC
-MQCjfy+Rocm9Xue4YnwWmNJVA44fA0P5W2OpYow9OYCVRaEevL8uO1XYru5xtMPW
-rfMCMQCi85sWBbJwKKXdS6BptQFuZbT73o/gBh1qUxl/nNr12UO8Yfwr6wPLb+6N
-IwLz3/Y=
------END CERTIFICATE-----
-"""
-AWS_NITRO_ROOT_G1_SHA256 = "641a0321a3e244efe456463195d606317ed7cdcc3c1756e09893f3c68f79bb5b"
 MAX_DOCUMENT_FILE = 64 * 1024
 MAX_ROOT_FILE = 64 * 1024
 AT_NOW = "now"

@@ -17,13 +17,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from package_format.attestation.roots import AWS_NITRO_ROOT_G1_PEM, AWS_NITRO_ROOT_G1_SHA256
 from user_runtime._cli import main
-from user_runtime.attestation import (
-    AWS_NITRO_ROOT_G1_PEM,
-    AWS_NITRO_ROOT_G1_SHA256,
-    DEBUG_MODE_WARNING,
-    aws_root,
-)
+from user_runtime.attestation import DEBUG_MODE_WARNING, aws_root
 
 REAL = {
     "nitrite_pr2_d2d8010.cose": 1635440522077,
