@@ -43,6 +43,7 @@ def sync(  # noqa: PLR0917 - typer options
         False, "--foreground", help="Stay in the foreground until unmounted (tests, debugging)."
     ),
     ready_fd: int | None = typer.Option(None, "--ready-fd", hidden=True),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (cli.md)."),
 ) -> None:
     """Mount FOLDER as a view of the enclave's session filesystem.
 
@@ -52,11 +53,11 @@ def sync(  # noqa: PLR0917 - typer options
 
     states = state_dir or mounts.default_state_dir()
     if status:
-        _status(folder, states)
+        _status(folder, states, as_json=as_json)
         return
     if stop:
-        what = mounts.stop(folder, states)
-        print(f"{what}: {mounts.canonical_folder(folder)}")
+        what, where = mounts.stop(folder, states), mounts.canonical_folder(folder)
+        _say(as_json, f"{what}: {where}", result=what, folder=where)
         return
     from user_runtime.errors import UsageError
     from user_runtime.rpc.client import parse_address
@@ -72,7 +73,8 @@ def sync(  # noqa: PLR0917 - typer options
     if not foreground:
         argv = _daemon_argv(target, address, store_dir, states)
         pid = mounts.start_daemon(argv, mounts.log_path(target, states))
-        print(f"synced {target} (pid {pid}, store {store_dir})")
+        text = f"synced {target} (pid {pid}, store {store_dir})"
+        _say(as_json, text, result="synced", folder=target, pid=pid, store=str(store_dir))
         return
     backing = BackingStore.open_or_create(store_dir, target)
     _serve(target, backing, address, states, ready_fd)
@@ -115,7 +117,17 @@ def _daemon_argv(target: Path, address: str, store_dir: Path, states: Path) -> l
     ]
 
 
-def _status(folder: Path, states: Path) -> None:
+def _say(as_json: bool, text: str, **fields: object) -> None:
+    """Print `text`, or with `--json` the fields as one object (cli.md §1.2)."""
+    if as_json:
+        import json
+
+        print(json.dumps({k: str(v) if isinstance(v, Path) else v for k, v in fields.items()}))
+    else:
+        print(text)
+
+
+def _status(folder: Path, states: Path, *, as_json: bool = False) -> None:
     """Print the replay queue of FOLDER's daemon; exit 1 when the enclave refused files."""
     from user_runtime.errors import UsageError
     from user_runtime.sync import control as sync_control
@@ -127,13 +139,21 @@ def _status(folder: Path, states: Path) -> None:
         raise UsageError(f"{target}: not synced")
     answer = sync_control.ask(mounts.control_path(target, states), "status")
     failed = answer.get("failed") or {}
-    print(f"pending: {answer.get('pending', 0)}")
-    for path, name in sorted(failed.items()):
-        print(f"failed: {path} ({name})")
+    pending = answer.get("pending", 0)
+    if as_json:  # the object on stdout either way; exit 1 with one stderr line when refused
+        _say(True, "", folder=target, pending=pending, failed=dict(sorted(failed.items())))
+    else:
+        print(f"pending: {pending}")
+        for path, name in sorted(failed.items()):
+            print(f"failed: {path} ({name})")
     if failed:
-        raise sync_control.SyncNotInStepError(
+        message = (
             f"the enclave refused {len(failed)} file(s): {sync_control.describe_failed(failed)}"
         )
+        if as_json:
+            print(f"user-runtime: {message}", file=sys.stderr)
+            raise typer.Exit(1)
+        raise sync_control.SyncNotInStepError(message)
 
 
 def _recorded_enclave(states: Path) -> str:

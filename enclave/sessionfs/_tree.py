@@ -35,7 +35,6 @@ class SessionTree:
         digests: bool = True,
     ) -> None:
         self.limits = limits or SessionLimits()
-        self._digests = digests  # False: no running hashes (a server without receipts)
         self._clock = clock
         self._lock = threading.Lock()
         self._hasher = DigestPipeline(self._lock) if digests else None  # receipts.md §4.1.1

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -15,6 +16,15 @@ def test_sync_stop_when_nothing_is_mounted(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert (rc, err) == (0, "")
     assert out == f"not-mounted: {tmp_path / 'f'}\n"
+
+
+def test_sync_stop_json_is_one_object(tmp_path, capsys):
+    rc = main(
+        ["sync", "--stop", "--json", "-d", str(tmp_path / "f"), "--state-dir", str(tmp_path / "s")]
+    )
+    out, err = capsys.readouterr()
+    assert (rc, err) == (0, "")
+    assert json.loads(out) == {"result": "not-mounted", "folder": str(tmp_path / "f")}
 
 
 def test_sync_without_an_enclave_says_how_to_start_one(tmp_path, capsys, monkeypatch):

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import signal
 import subprocess
@@ -22,10 +23,10 @@ MiB = 1024 * 1024
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _status(sync_mount) -> subprocess.CompletedProcess[str]:
+def _status(sync_mount, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "user_runtime", "sync", "--status", "-d", str(sync_mount.folder),
-         "--state-dir", str(sync_mount.state)],
+         "--state-dir", str(sync_mount.state), *extra],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
 
@@ -48,6 +49,14 @@ def test_refused_file_closes_then_reports_on_next_operation_status_and_run(sync_
     status = _status(sync_mount)
     assert status.returncode == 1
     assert "failed: dataset/small.csv (ENOSPC)" in status.stdout
+    as_json = _status(sync_mount, "--json")  # cli.md §1.2: one object, exit 1, one stderr line
+    assert as_json.returncode == 1
+    assert json.loads(as_json.stdout) == {
+        "folder": str(sync_mount.folder), "pending": 0, "failed": {"dataset/small.csv": "ENOSPC"}
+    }  # fmt: skip
+    assert as_json.stderr.strip().splitlines() == [
+        "user-runtime: the enclave refused 1 file(s): dataset/small.csv (ENOSPC)"
+    ]
     with pytest.raises(sync_control.SyncNotInStepError, match=r"dataset/small.csv \(ENOSPC\)"):
         sync_control.wait_for_sync(sync_mount.enclave.address, sync_mount.state)
     with pytest.raises(OSError) as info:  # the next operation on the path says it, once
@@ -59,6 +68,8 @@ def test_refused_file_closes_then_reports_on_next_operation_status_and_run(sync_
     with sync_mount.enclave.client() as c:
         assert c.read("dataset/small.csv", 0, MiB) == b"s" * 20 * 1024
     assert _status(sync_mount).returncode == 0
+    healthy = _status(sync_mount, "--json")
+    assert (healthy.returncode, json.loads(healthy.stdout)["failed"]) == (0, {})
 
 
 @pytest.mark.parametrize("sync_enclave", [8 * MiB], indirect=True)

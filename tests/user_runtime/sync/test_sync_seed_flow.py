@@ -100,8 +100,11 @@ def test_entrypoint_run_right_after_cp_sees_all_10000_files(world, tmp_path, fus
     assert started.returncode == 0, started.stderr
     synced = user / "synced_folder"
     try:
-        step = _sh(*ur, "sync", "-d", "synced_folder", env=env, cwd=user)
+        step = _sh(*ur, "sync", "--json", "-d", "synced_folder", env=env, cwd=user)
         assert step.returncode == 0, step.stderr
+        answer = json.loads(step.stdout)  # sync.md §9: one object, the mount ready
+        assert (answer["result"], answer["folder"]) == ("synced", str(synced.resolve()))
+        assert answer["pid"] > 0
         step = _sh("cp", "app_package.encrypted", "synced_folder/encrypted", env=env, cwd=user)
         assert step.returncode == 0, step.stderr
         step = _sh("cp", "-r", "many/.", "synced_folder/dataset/", env=env, cwd=user)
