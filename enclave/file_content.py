@@ -212,6 +212,15 @@ class FileContent:
             done += got
         return done
 
+    def reader(self) -> int | None:
+        """A descriptor of this content's memfd, for the caller to close; None: a `bytearray`.
+
+        It stays valid after a `clear` or an unseal, which close only our own: the digest
+        pipeline reads behind the writer through it without the session lock
+        (specs/receipts.md §4.1.1).
+        """
+        return None if self._fd is None else os.dup(self._fd)
+
     def copy_to(self, out_fd: int) -> None:
         """Write every byte to `out_fd` from its start, in the kernel where it can."""
         if self._fd is not None:

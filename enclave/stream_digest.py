@@ -11,20 +11,22 @@ from its bytes when a run needs its digest (`SessionFs.file_digest`).
 
 Large appends are hashed behind the writer (§4.1.1): the writer only records how far the
 in-order prefix reaches and hands the file to its session's `DigestPipeline`, whose one
-thread reads the new bytes back from session memory a chunk at a time (under the session
-lock, a memory copy) and hashes them outside any lock, so on a machine with a second core
-the SHA-256 runs beside the receive path instead of in it (hashlib releases the GIL). Each
-byte is still hashed once: whoever needs the digest first (`result`) finishes what the
-thread has not reached yet.
+thread, on a core nothing else wants (SCHED_IDLE), takes the next chunk's range and a
+descriptor of the file's memfd under the session lock and reads and hashes the bytes outside
+every lock (hashlib and `preadv` release the GIL), so the SHA-256 takes the time the receive
+path, the decrypt and the run leave. Each byte is still hashed once: whoever needs the digest
+first (`result`) finishes what the thread has not reached yet.
 
 Locks: the session filesystem's lock (held by every caller of `wrote`, `truncated`,
 `reset`, `result` and `adopt`), then the pipeline's condition, in that order. The
-pipeline's thread takes the session lock only to copy a chunk out, never while it hashes.
+pipeline's thread takes the session lock only to take a chunk, never while it reads or hashes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import threading
 from collections import deque
 from typing import Any, Protocol
@@ -43,6 +45,8 @@ class Content(Protocol):
     def size(self) -> int: ...  # noqa: D102
 
     def readinto(self, offset: int, out: memoryview) -> int: ...  # noqa: D102
+
+    def reader(self) -> int | None: ...  # noqa: D102
 
 
 class StreamDigest:
@@ -170,23 +174,66 @@ class StreamDigest:
             hashed.update(buffer[:count])
             offset += count
 
-    def _take(self, out: memoryview) -> tuple[Any, int, int] | None:
-        """Copy the next unhashed chunk into `out` (session lock held); None: nothing to do."""
+    def _take(self, out: memoryview) -> _Job | None:
+        """The next unhashed chunk (session lock held); None: nothing to do.
+
+        From a memfd only a descriptor and a range are taken here; the bytes are read
+        after the lock is released (`_Job.fill`). That is safe because the range lies in
+        the in-order prefix, and every change to bytes there (an overwrite, a shrinking
+        truncate, a truncate to 0) changes `_gen` in the same hold of the session lock,
+        so a chunk read while they changed is never counted (`_done`). A `bytearray` (a
+        small file) is copied here, under the lock, as it has no descriptor.
+        """
         if self._hash is None or self._busy or self._hashed >= self._length:
             return None
         assert self._content is not None
         want = min(out.nbytes, self._length - self._hashed)
-        count = self._content.readinto(self._hashed, out[:want])
-        if count <= 0:
-            self._drop()  # the file was removed under us: nobody will ask
-            return None
+        fd = self._content.reader()
+        if fd is None:
+            want = self._content.readinto(self._hashed, out[:want])
+            if want <= 0:
+                self._drop()  # the file was removed under us: nobody will ask
+                return None
         self._busy = True
-        return self._hash, self._gen, count
+        return _Job(self, self._hash, self._gen, self._hashed, want, fd)
 
     def _done(self, gen: int, count: int) -> None:
+        """The pipeline hashed `count` more bytes (-1: it could not read them)."""
         self._busy = False
         if gen == self._gen:
-            self._hashed += count
+            if count < 0:
+                self._drop()
+            else:
+                self._hashed += count
+
+
+class _Job:
+    """One chunk of one file for the pipeline's thread."""
+
+    __slots__ = ("count", "digest", "fd", "gen", "hashed", "offset")
+
+    def __init__(  # noqa: PLR0917 - the chunk's parts
+        self, digest: StreamDigest, hashed: Any, gen: int, offset: int, count: int, fd: int | None
+    ) -> None:
+        self.digest, self.hashed, self.gen = digest, hashed, gen
+        self.offset, self.count, self.fd = offset, count, fd
+
+    def fill(self, out: memoryview) -> bool:
+        """Read the chunk into `out` (no lock held) unless `_take` copied it; False: short."""
+        if self.fd is None:
+            return True
+        done = 0
+        try:
+            while done < self.count:
+                got = os.preadv(self.fd, [out[done : self.count]], self.offset + done)
+                if got <= 0:
+                    break
+                done += got
+        except OSError:
+            return False
+        finally:
+            os.close(self.fd)
+        return done == self.count
 
 
 class _NoLock:
@@ -198,6 +245,20 @@ class _NoLock:
 
 
 _NO_LOCK = _NoLock()
+
+
+def _yield_to_others() -> None:
+    """Run the calling thread only on a core nothing else wants (SCHED_IDLE, §4.1.1).
+
+    The hash is not on anyone's path until a run asks for a digest, and then the asker
+    hashes what is left itself at its own priority; meanwhile the receive path, the
+    decrypt and the run keep the cores they need. Where the policy is missing, nothing.
+    """
+    policy = getattr(os, "SCHED_IDLE", None)
+    if policy is None:
+        return
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, policy, os.sched_param(0))  # 0: this thread (Linux)
 
 
 class DigestPipeline:
@@ -229,6 +290,7 @@ class DigestPipeline:
             threading.Thread(target=self._work, name="nb-digest", daemon=True).start()
 
     def _work(self) -> None:
+        _yield_to_others()
         buffer = memoryview(bytearray(CHUNK))
         while True:
             with self._session_lock, self.cond:
@@ -236,18 +298,20 @@ class DigestPipeline:
                 if job is None:
                     self._running = False
                     return
-            digest, (hashed, gen, count) = job
-            hashed.update(buffer[:count])  # outside every lock: the GIL is released too
+            # Outside every lock: the read (of a memfd) and the hash release the GIL too.
+            count = job.count if job.fill(buffer) else -1
+            if count > 0:
+                job.hashed.update(buffer[:count])
             with self.cond:
-                digest._done(gen, count)  # noqa: SLF001 - the pipeline's half of the digest
+                job.digest._done(job.gen, count)  # noqa: SLF001 - the pipeline's half of the digest
                 self.cond.notify_all()
 
-    def _next(self, buffer: memoryview) -> tuple[StreamDigest, tuple[Any, int, int]] | None:
+    def _next(self, buffer: memoryview) -> _Job | None:
         while self._queue:
             digest = self._queue[0]
             job = digest._take(buffer)  # noqa: SLF001
             if job is not None:
-                return digest, job
+                return job
             self._queue.popleft()
             self._queued.discard(id(digest))
         return None

@@ -5,10 +5,16 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from enclave import stream_digest
+from enclave.file_content import FileContent
 from enclave.sessionfs import SessionFs
 from enclave.stream_digest import INLINE_BYTES, DigestPipeline, StreamDigest
 
@@ -115,6 +121,9 @@ class _Bytes:
         out[: len(chunk)] = chunk
         return len(chunk)
 
+    def reader(self) -> int | None:
+        return None  # a `bytearray`: copied under the session lock
+
     def write(self, digest: StreamDigest, offset: int, data: bytes) -> None:
         self.data[offset : offset + len(data)] = data
         digest.wrote(offset, data)
@@ -163,3 +172,135 @@ def test_unlinked_file_while_the_thread_is_behind_leaves_other_files_hashed() ->
     fs.write("dataset/h", 0, b"h" * (4 * INLINE_BYTES))
     fs.unlink("dataset/f")
     assert fs.file_digest("dataset/h") == (sha(b"h" * (4 * INLINE_BYTES)), 4 * INLINE_BYTES)
+
+
+# -- read without the session lock, on an idle core (specs/receipts.md §4.1.1) ----------------
+
+BIG = 3 << 20  # a memfd (over PROMOTE_BYTES), several of the pipeline's chunks
+
+
+def _watch_reads(
+    monkeypatch: pytest.MonkeyPatch, hook: Callable[[], None]
+) -> list[threading.Thread]:
+    """Call `hook` before each of the pipeline's reads of a memfd; return the reading threads."""
+    readers: list[threading.Thread] = []
+    real = os.preadv
+
+    def preadv(fd: int, buffers: list[memoryview], offset: int) -> int:
+        readers.append(threading.current_thread())
+        hook()
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(stream_digest.os, "preadv", preadv)
+    return readers
+
+
+def _settled(fs: SessionFs, path: str, size: int) -> None:
+    """Wait until the pipeline has hashed all of `path` (as far as it will)."""
+    digest = fs._lookup(path).digest
+    for _ in range(500):
+        with digest._guard():
+            if digest._hash is None or digest._hashed == size:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the pipeline did not finish")
+
+
+def test_memfd_chunks_are_read_outside_the_session_lock(monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = SessionFs()
+    held: list[bool] = []
+    readers = _watch_reads(monkeypatch, lambda: held.append(fs._lock.locked()))
+    data = os.urandom(BIG)
+    fs.create("dataset/f", 0o644)
+    fs.write("dataset/f", 0, data)
+    _settled(fs, "dataset/f", BIG)
+    assert readers, "the pipeline read nothing back"
+    assert all(t.name == "nb-digest" for t in readers)
+    assert held
+    assert not any(held)
+    assert fs.file_digest("dataset/f") == (sha(data), BIG)
+
+
+def test_pipeline_thread_runs_only_on_an_idle_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    policies: list[int] = []
+    _watch_reads(monkeypatch, lambda: policies.append(os.sched_getscheduler(0)))
+    fs = SessionFs()
+    fs.create("dataset/f", 0o644)
+    fs.write("dataset/f", 0, b"p" * BIG)
+    _settled(fs, "dataset/f", BIG)
+    assert policies
+    assert set(policies) == {os.SCHED_IDLE}
+    assert os.sched_getscheduler(0) != os.SCHED_IDLE  # the writer's own thread is untouched
+
+
+def test_overwrite_during_an_unlocked_read_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    fs = SessionFs()
+    done: list[bool] = []
+
+    def overwrite_once() -> None:
+        if not done:  # between the pipeline's take and its read: the bytes change under it
+            done.append(True)
+            fs.write("dataset/f", 10, b"NEW")
+
+    _watch_reads(monkeypatch, overwrite_once)
+    data = bytearray(b"o" * BIG)
+    fs.create("dataset/f", 0o644)
+    fs.write("dataset/f", 0, bytes(data))
+    _settled(fs, "dataset/f", BIG)
+    data[10:13] = b"NEW"
+    assert done
+    assert fs._lookup("dataset/f").digest.result(BIG) is None  # dropped, not torn
+    assert fs.file_digest("dataset/f") == (sha(bytes(data)), BIG)
+
+
+def test_memfd_reader_outlives_the_file_being_cleared() -> None:
+    content = FileContent()
+    content.write(0, b"r" * BIG)
+    fd = content.reader()
+    assert fd is not None
+    try:
+        content.clear()
+        assert os.pread(fd, 4, BIG - 4) == b"rrrr"
+    finally:
+        os.close(fd)
+    small = FileContent()
+    small.write(0, b"s")
+    assert small.reader() is None  # a bytearray has no descriptor: copied under the lock
+
+
+def test_export_copies_a_large_file_beside_its_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No pipeline thread: the export itself finishes the whole hash, beside the copy.
+    monkeypatch.setattr(DigestPipeline, "submit", lambda self, digest: None)
+    fs = SessionFs()
+    data = os.urandom(3 * BIG)
+    fs.create("dataset/f", 0o644)
+    fs.write("dataset/f", 0, data)
+    assert fs._lookup("dataset/f").digest._hashed == 0
+    copiers: list[str] = []
+    real = FileContent.copy_to
+
+    def copy_to(self: FileContent, out_fd: int) -> None:
+        copiers.append(threading.current_thread().name)
+        real(self, out_fd)
+
+    monkeypatch.setattr(FileContent, "copy_to", copy_to)
+    seen: dict[str, tuple[bytes, int]] = {}
+    fs.export_tree("dataset", tmp_path / "out", seen)
+    assert copiers == ["nb-export"]
+    assert seen == {"dataset/f": (sha(data), len(data))}
+    assert (tmp_path / "out" / "f").read_bytes() == data
+
+
+def test_export_copy_failure_reaches_the_exporter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fs = fs_with([(0, b"e" * BIG * 3)])
+
+    def copy_to(self: FileContent, out_fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileContent, "copy_to", copy_to)
+    with pytest.raises(OSError, match="No space"):
+        fs.export_tree("dataset", tmp_path / "out", {})
