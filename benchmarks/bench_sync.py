@@ -349,12 +349,12 @@ def figures(opts: argparse.Namespace, runs: list[dict[str, float]]) -> dict[str,
         ("small_in_enclave_vs_cp", 0.05),
     ]
     targets: list[dict[str, object]] = [
-        {"name": name, "median": stats[name]["median"], "range": [stats[name]["min"],
+        {"name": name, "value": stats[name]["median"], "range": [stats[name]["min"],
          stats[name]["max"]], "goal": f">= {goal}", "met": stats[name]["median"] >= goal}
         for name, goal in goals
     ]  # fmt: skip
     stretch = stats["small_in_enclave_vs_cp"]
-    targets.append({"name": "small_in_enclave_vs_cp_stretch", "median": stretch["median"],
+    targets.append({"name": "small_in_enclave_vs_cp_stretch", "value": stretch["median"],
                     "goal": ">= 0.1", "met": stretch["median"] >= 0.1})  # fmt: skip
     return {
         "size_bytes": opts.size_b,
