@@ -9,12 +9,13 @@ STAMP := $(VENV)/.installed
 .PHONY: setup demo test lint typecheck bench vectors vectors-check clean system-packages fuzz enclave-toolchain mmdebstrap
 
 # Debian packages the FUSE mount needs; installed only when missing (CI runs as root).
+# gcc builds the mount's compiled hot path (setup.py, specs/sync.md §8.1).
 system-packages:
 	@if ! { command -v fusermount3 >/dev/null || command -v fusermount >/dev/null; } \
-	   || ! ldconfig -p | grep -q 'libfuse.so.2'; then \
-	  echo "installing fuse3 and libfuse2 from Debian"; \
+	   || ! ldconfig -p | grep -q 'libfuse.so.2' || ! command -v gcc >/dev/null; then \
+	  echo "installing fuse3, libfuse2 and gcc from Debian"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fuse3 libfuse2 >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq fuse3 libfuse2 gcc libc6-dev >/dev/null; \
 	fi
 
 # The enclave toolchain (QEMU, kernel, init, blobs, rootfs) in a cache outside the clone,
@@ -31,7 +32,7 @@ mmdebstrap:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mmdebstrap >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py user_runtime/sync/_fastpath.c
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat

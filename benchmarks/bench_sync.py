@@ -17,11 +17,14 @@ does any work; with --pyfuse3-python, into its twin on pyfuse3
 (`_noop_pyfuse3.py`, the library not taken); and, when gcc and
 libfuse3's headers are present, into its compiled twin on libfuse's low-level API
 (`_noop_fuse.c`), the ceiling of a compiled FUSE daemon (specs/sync.md §12).
-The mount and the no-op run in --pairs alternating pairs (which goes first
-alternates, so a drift in the shared machine's load hits both); every figure
-is reported as the median and range over the pairs, ratios taken within each
-pair. The daemon's, the enclave server's and the no-op's CPU time per small
-file are measured too (from /proc), less sensitive to the load than wall time.
+The mount is measured twice per pair: as installed (getattr compiled,
+specs/sync.md §8.1) and with NB_SYNC_FASTPATH=0 (every callback in Python,
+small files only), the measurement behind that choice. The two mounts and the
+no-op run in --pairs rounds (which goes first rotates, so a drift in the
+shared machine's load hits all three); every figure is reported as the median
+and range over the pairs, ratios taken within each pair. The daemon's, the
+enclave server's and the no-op's CPU time per small file are measured too
+(from /proc), less sensitive to the load than wall time.
 Ends with one JSON line holding the figures and the issue's targets (judged on
 the medians).
 """
@@ -29,6 +32,7 @@ the medians).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -72,10 +76,11 @@ def timed(argv: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def user_runtime(*args: str) -> subprocess.CompletedProcess[str]:
+def user_runtime(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "user_runtime", *args],
         cwd=REPO,
+        env=None if env is None else os.environ | env,
         capture_output=True,
         text=True,
         check=True,
@@ -96,11 +101,13 @@ def make_sources(src: Path, size: int, files: int, file_size: int) -> None:
         (folder / f"f{i:05d}.csv").write_bytes(os.urandom(file_size))
 
 
-def enclave_check(address: str, size: int, files: int) -> None:
+def enclave_check(address: str, size: int | None, files: int) -> None:
     from user_runtime.rpc.client import EnclaveClient
 
     with EnclaveClient.connect(address) as client:
-        assert client.stat("dataset/big.bin").size == size, "large file incomplete in the enclave"
+        if size is not None:
+            big = client.stat("dataset/big.bin").size
+            assert big == size, "large file incomplete in the enclave"
         count = sum(len(client.listdir(f"dataset/tree/d{d:02d}")) for d in range(min(files, 100)))
         assert count == files, f"{count} of {files} small files in the enclave"
 
@@ -229,24 +236,44 @@ def measure_noop(
 
 
 def measure_sync(
-    opts: argparse.Namespace, work: Path, address: str, server_pid: int, run: dict[str, float]
+    opts: argparse.Namespace,
+    work: Path,
+    address: str,
+    server_pid: int,
+    run: dict[str, float],
+    *,
+    compiled: bool = True,
 ) -> None:
-    """One mount: the large file, then the small files until the enclave holds them."""
+    """One mount: the large file, then the small files until the enclave holds them.
+
+    With `compiled` False the mount answers getattr in Python (NB_SYNC_FASTPATH=0,
+    specs/sync.md §8.1) and copies only the small files (`sync_small_python`).
+    """
     src, folder, state = work / "src", work / "synced_folder", work / "state"
     big, tree = str(src / "big.bin"), str(src / "tree")
     store = work / "store"
     out = user_runtime(
         "sync", "-d", str(folder), "--enclave", address,
         "--store", str(store), "--state-dir", str(state),
+        env={"NB_SYNC_FASTPATH": "1" if compiled else "0"},
     ).stdout  # fmt: skip
     daemon = int(out.split("(pid ", 1)[1].split(",", 1)[0])
     try:
         ds = folder / "dataset"
-        run["sync_large"] = timed_large_until_enclave(["cp", big, str(ds)], address, opts.size_b)
+        if compiled:
+            run["sync_large"] = timed_large_until_enclave(
+                ["cp", big, str(ds)], address, opts.size_b
+            )
         cpu = cpu_seconds(daemon), cpu_seconds(server_pid)
         returned, held = timed_until_enclave(
             ["cp", "-r", tree, str(ds)], address, opts.files, opts.file_size_b
         )
+        if not compiled:
+            run["sync_small_python"] = held
+            run["daemon_cpu_python"] = cpu_seconds(daemon) - cpu[0]
+            enclave_check(address, None, opts.files)
+            subprocess.run(["rm", "-rf", str(ds / "tree")], check=True)
+            return
         run["daemon_cpu"] = cpu_seconds(daemon) - cpu[0]
         run["server_cpu"] = cpu_seconds(server_pid) - cpu[1]
         run["sync_small"], run["sync_small_cp_returned"] = held, returned
@@ -283,13 +310,15 @@ def measure(opts: argparse.Namespace) -> list[dict[str, float]]:
             run["cp_large"] = timed(["cp", big, str(dst)])
             run["cp_small"] = timed(["cp", "-r", tree, str(dst)])
             shutil.rmtree(dst)
-            # Alternate which goes first, so a drift in the machine's load hits both.
-            if index % 2:
-                measure_noop(tree, work, c_noop, opts.pyfuse3_python, run)
-                measure_sync(opts, work, address, server.pid, run)
-            else:
-                measure_sync(opts, work, address, server.pid, run)
-                measure_noop(tree, work, c_noop, opts.pyfuse3_python, run)
+            # Rotate which goes first, so a drift in the machine's load hits all three.
+            pid = server.pid
+            steps = [
+                functools.partial(measure_sync, opts, work, address, pid, run),
+                functools.partial(measure_noop, tree, work, c_noop, opts.pyfuse3_python, run),
+                functools.partial(measure_sync, opts, work, address, pid, run, compiled=False),
+            ]
+            for step in steps[index % 3 :] + steps[: index % 3]:
+                step()
             run["round_trip_us"] = round_trip_us(address)
             runs.append(run)
             print(f"pair {index + 1}: " + ", ".join(f"{k} {v:.3f}" for k, v in run.items()))
@@ -330,7 +359,11 @@ def figures(opts: argparse.Namespace, runs: list[dict[str, float]]) -> dict[str,
         add("small_in_enclave_vs_cp", run["cp_small"] / run["sync_small"])
         add("small_in_enclave_vs_noop", run["noop_small"] / run["sync_small"])
         add("noop_mfusepy_small_vs_cp", run["cp_small"] / run["noop_small"])
+        add("small_python_only_files_s", files / run["sync_small_python"])
+        add("small_compiled_vs_python_only", run["sync_small_python"] / run["sync_small"])
+        add("small_python_only_vs_cp", run["cp_small"] / run["sync_small_python"])
         add("daemon_cpu_us_per_file", run["daemon_cpu"] / files * 1e6)
+        add("daemon_cpu_python_only_us_per_file", run["daemon_cpu_python"] / files * 1e6)
         add("server_cpu_us_per_file", run["server_cpu"] / files * 1e6)
         add("noop_cpu_us_per_file", run["noop_cpu"] / files * 1e6)
         add("enclave_round_trip_us", run["round_trip_us"])

@@ -140,12 +140,18 @@ def _status(folder: Path, states: Path, *, as_json: bool = False) -> None:
     answer = sync_control.ask(mounts.control_path(target, states), "status")
     failed = answer.get("failed") or {}
     pending = answer.get("pending", 0)
+    hot = answer.get("hot_path") or {"compiled": False}
     if as_json:  # the object on stdout either way; exit 1 with one stderr line when refused
-        _say(True, "", folder=target, pending=pending, failed=dict(sorted(failed.items())))
+        failed_sorted = dict(sorted(failed.items()))
+        _say(True, "", folder=target, pending=pending, failed=failed_sorted, hot_path=hot)
     else:
         print(f"pending: {pending}")
         for path, name in sorted(failed.items()):
             print(f"failed: {path} ({name})")
+        if hot.get("compiled"):
+            print(f"hot path: compiled ({hot.get('getattr')} getattr, {hot.get('writes')} writes)")
+        else:
+            print("hot path: Python")
     if failed:
         message = (
             f"the enclave refused {len(failed)} file(s): {sync_control.describe_failed(failed)}"

@@ -6,7 +6,9 @@ One JSON object per line each way, on a Unix socket (mode 0600) beside the
 mount's state file. Requests: `{"op": "status"}` and `{"op": "drain"}`. The
 answer to `status` is one line; to `drain`, lines `{"pending": N}` about every
 0.5 s while the replay queue empties, then the final one. A final line is
-`{"done": true, "pending": N, "failed": {"<session path>": "<errno name>"}}`.
+`{"done": true, "pending": N, "failed": {"<session path>": "<errno name>"}}`; `status`'s
+also holds `"hot_path": {"compiled": bool, "getattr": N, "writes": N}` (the counts only
+when compiled).
 """
 
 from __future__ import annotations
@@ -46,9 +48,15 @@ def _final(status: ReplayStatus) -> dict[str, Any]:
 class ControlServer:
     """Answers `status` and `drain` for one daemon's replay queue."""
 
-    def __init__(self, path: Path, replay: ReplayQueue) -> None:
+    def __init__(
+        self,
+        path: Path,
+        replay: ReplayQueue,
+        hot_path: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
         self._path = path
         self._replay = replay
+        self._hot_path = hot_path
         path.unlink(missing_ok=True)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)  # only the user talks to their daemon
@@ -83,7 +91,12 @@ class ControlServer:
                 conn.sendall(json.dumps(message).encode() + b"\n")
 
             if op == "status":
-                send(_final(self._replay.status()))
+                answer = _final(self._replay.status())
+                # Which code answers the hot callbacks, and how often C did (sync.md §8.1).
+                answer["hot_path"] = (
+                    self._hot_path() if self._hot_path is not None else {"compiled": False}
+                )
+                send(answer)
             elif op == "drain":
                 status = self._replay.drain(lambda n: send({"pending": n}))
                 send(_final(status))

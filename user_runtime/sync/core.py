@@ -17,7 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from user_runtime.rpc.client import (
     ConnectionLostError,
@@ -31,6 +31,9 @@ from user_runtime.sync.replay import Pending, ReplayQueue
 from user_runtime.sync.session import SessionClient
 from user_runtime.sync.store import BackingStore, PathSplitter
 from user_runtime.sync.writes import PutSend, WriteQueue
+
+if TYPE_CHECKING:
+    from user_runtime.sync.fastpath import FastPath
 
 __all__ = [
     "BLOCK",
@@ -155,6 +158,21 @@ class OperationsCore:
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._split = PathSplitter()
+        self._fast: FastPath | None = None
+
+    @property
+    def inline_bytes(self) -> int:
+        """The largest file a single `put` carries (a fresh file's writes stay below it)."""
+        return self._writes.inline_bytes
+
+    def use_fast_path(self, fast: FastPath) -> None:
+        """Keep the compiled hot path (fastpath.py, specs/sync.md §8.1) told of what it needs.
+
+        Its getattr answers only while no store write is queued; its write answers only for
+        handles registered here as fresh, until `_materialize` or `release` unregisters them.
+        """
+        self._fast = fast
+        self._writes.local_hooks = (fast.hold, fast.release)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -192,6 +210,8 @@ class OperationsCore:
         with handle.lock:
             if handle.fd is not None and handle.fresh:
                 handle.fresh = False
+                if self._fast is not None:
+                    self._fast.unregister(fh)  # C's writes of it are done before we read
                 self._queue_put(fh, handle, handle.fd)
 
     def _queue_put(self, fh: int, handle: Handle, fd: int) -> None:

@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from user_runtime.sync.control import ControlServer
+from user_runtime.sync.fastpath import FastPath
 from user_runtime.sync.link import EnclaveLink
 from user_runtime.sync.operations import IO_SIZE, Attrs, SyncOperations
 from user_runtime.sync.session import SessionClient
-from user_runtime.sync.store import OUTPUT, BackingStore
+from user_runtime.sync.store import OUTPUT, BackingStore, PathLimits
 
 _log = logging.getLogger(__name__)
 #: What `fuse_main` returns when its loop ended with an error, e.g. the signal of a stop.
@@ -55,6 +56,8 @@ class MountOptions:
     max_write_fuse2: int = 128 * 1024
     # libfuse's worker threads; each keeps its Python thread state (`_pinned`).
     threads: bool = True
+    # getattr and fresh files' small writes in C (fastpath.py, §8.1) when it was built.
+    compiled: bool = True
 
 
 class OutputWatcher:
@@ -283,9 +286,14 @@ def serve(
             watchers.append(watcher)
 
     ops.on_init = on_init
-    server = None if control is None else ControlServer(control, ops.replay)
+    fast = _fast_path(fuse, store) if opts.compiled else None
+    if fast is not None:
+        ops.use_fast_path(fast)
+    counters = None if fast is None else fast.counters
+    server = None if control is None else ControlServer(control, ops.replay, counters)
     try:
-        _fuse_class(fuse)(ops, folder, **kwargs)
+        with fast.installed_in(fuse, ops.inline_bytes) if fast else contextlib.nullcontext():
+            _fuse_class(fuse)(ops, folder, **kwargs)
     except RuntimeError as exc:
         # libfuse's fuse_main returns 8 when its loop ended with an error, and a loop ended
         # by SIGTERM (`sync --stop`) or SIGINT reports the signal as one: that is our normal
@@ -299,3 +307,20 @@ def serve(
             server.close()
         for watcher in watchers:
             watcher.stop()
+        if fast is not None:
+            fast.close()
+
+
+def _fast_path(fuse: Any, store: BackingStore) -> FastPath | None:
+    """The compiled hot path for this store (libfuse 3 only: the signatures differ in 2)."""
+    if fuse.fuse_version_major != 3:
+        return None
+    # Python checks a path twice (the operations' splitter, then the store's): the
+    # stricter of both limits.
+    mine, theirs = PathLimits(), store.limits
+    limits = PathLimits(
+        min(mine.max_name_bytes, theirs.max_name_bytes),
+        min(mine.max_path_bytes, theirs.max_path_bytes),
+        min(mine.max_depth, theirs.max_depth),
+    )
+    return FastPath.load(str(store.tree), limits, IO_SIZE)

@@ -57,10 +57,13 @@ class SyncOperations(NamespaceOps):
         """Unmounted: close every descriptor and the link."""
         del path
         with self._lock:
-            handles = list(self._handles.values())
+            fhs, handles = list(self._handles), list(self._handles.values())
             self._handles.clear()
         self.replay.stop()  # sends what is held and collects the answers first
         self._writes.stop()
+        if self._fast is not None:
+            for fh in fhs:
+                self._fast.unregister(fh)
         for handle in handles:
             if handle.fd is not None:
                 os.close(handle.fd)
@@ -127,6 +130,8 @@ class SyncOperations(NamespaceOps):
         handle.mode = perm
         with self._lock:
             self._fresh[fh] = handle
+        if self._fast is not None and handle.fd is not None:
+            self._fast.register(fh, handle.fd)  # its small writes: C, into the store (§8.1)
         return fh
 
     def open(self, path: str, flags: int) -> int:
@@ -218,6 +223,8 @@ class SyncOperations(NamespaceOps):
         finally:
             with self._lock:
                 self._fresh.pop(fh, None)
+            if handle.fresh and self._fast is not None:
+                self._fast.unregister(fh)  # before its descriptor closes
             if handle.fd_sends:
                 self._writes.drain()  # queued store writes and sends read the descriptor
             if handle.fd is not None:

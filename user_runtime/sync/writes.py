@@ -134,6 +134,9 @@ class WriteQueue:
         self.hold_seconds = 0.05
         self._bytes = 0
         self._local = 0  # queued store writes not yet done
+        # Told of each queued store write and of its end: the compiled getattr (fastpath.py)
+        # leaves sizes to Python while any is pending.
+        self.local_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None
         self._busy = False
         self._stopped = False
         self._thread = threading.Thread(target=self._loop, name="enclave-writes", daemon=True)
@@ -205,7 +208,10 @@ class WriteQueue:
         # Called with self._cond held.
         self._queue.append(item)
         self._bytes += item.size
-        self._local += item.local is not None
+        if item.local is not None:
+            self._local += 1
+            if self.local_hooks is not None:
+                self.local_hooks[0]()
         self._work.notify()
 
     def _inline(
@@ -323,6 +329,8 @@ class WriteQueue:
                 finally:
                     with self._cond:
                         self._local -= 1
+                        if self.local_hooks is not None:
+                            self.local_hooks[1]()
                         self._cond.notify_all()
             if len(item.sends) == 1:
                 self._link.call(item.sends[0])
